@@ -20,8 +20,10 @@ class FormatError(Exception):
         key: bytes | None = None,
         db: int | None = None,
         source: str | None = None,
+        code: str | None = None,
     ) -> None:
         self.what = what
+        self.code = code or self.kind
         self.offset = offset
         self.key = key
         self.db = db

@@ -10,6 +10,7 @@ from enum import IntEnum
 
 
 class Opcode(IntEnum):
+    UPDATE = 242  # Valkey 9.2 (81): an inline command during forkless replication
     KEY_META = 243  # Redis 8.6, RDB 13 (Valkey 9 uses 243 for SLOT_IMPORT)
     SLOT_INFO = 244  # Redis 7.4, RDB 12
     FUNCTION2 = 245  # Redis 7.0, RDB 10
@@ -54,8 +55,9 @@ class ValueType(IntEnum):
     STREAM_LISTPACKS_4 = 26  # RDB 13
 
 
-# Value types of Valkey files (magic VALKEY) whose meaning differs from Redis's.
+# Valkey files (magic VALKEY) give 22 and 243 other meanings than Redis.
 VALKEY_HASH_2 = 22
+VALKEY_SLOT_IMPORT = 243
 
 # The name Redis's TYPE command gives each value type.
 TYPE_NAMES: dict[int, str] = {
@@ -156,7 +158,7 @@ REDIS_RELEASE_FOR_VERSION: dict[int, str] = {
     12: "7.4",
     13: "8.6",
 }
-VALKEY_RELEASE_FOR_VERSION: dict[int, str] = {80: "9.0", 81: "9.1"}
+VALKEY_RELEASE_FOR_VERSION: dict[int, str] = {80: "9.0", 81: "9.2"}
 
 # Module value opcodes inside MODULE_2 values and MODULE_AUX (module.c).
 MODULE_OPCODE_EOF = 0

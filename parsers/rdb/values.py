@@ -1,0 +1,238 @@
+"""Skip one value of each RDB type, counting its elements without decoding them.
+
+``SKIPPERS[type_id](buf, mv, pos, deep)`` returns ``(new offset, elements)``. Containers
+stored as a blob (listpack, ziplist, intset, zipmap) are counted from their headers, which
+are checked (declared size, end marker); ``deep=True`` walks and checks every entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from parsers.errors import CorruptError, TruncatedError, UnsupportedError
+from parsers.rdb import intset, listpack, ziplist, zipmap
+from parsers.rdb.constants import ValueType as T
+from parsers.rdb.module import skip_module_value
+from parsers.rdb.stream import skip_stream
+from parsers.rdb.strings import Buffer, read_length, read_string, skip_string, string_span
+
+Skipper = Callable[[Buffer, memoryview, int, bool], tuple[int, int]]
+
+QUICKLIST_NODE_PLAIN = 1
+QUICKLIST_NODE_PACKED = 2
+
+
+def blob_at(buf: Buffer, mv: memoryview, pos: int) -> tuple[bytes | memoryview, int]:
+    """The bytes of the string at pos (a view when stored raw, decompressed when LZF)."""
+    span = string_span(buf, pos)
+    if span is None:
+        return read_string(buf, pos)
+    return mv[span[0] : span[1]], span[2]
+
+
+def _count_blob(
+    encoding: ModuleType, name: str, buf: Buffer, mv: memoryview, pos: int, deep: bool
+) -> tuple[int, int]:
+    blob, end = blob_at(buf, mv, pos)
+    try:
+        n = encoding.validate(blob) if deep else encoding.count(blob)
+    except CorruptError as e:
+        raise CorruptError(f"{e.what} (byte {e.offset} of the {name})", pos) from None
+    return end, n
+
+
+def _strings(buf: Buffer, pos: int, count: int) -> int:
+    if count > len(buf) - pos:  # every string takes at least one byte
+        raise TruncatedError(f"{count} elements cannot fit in the {len(buf) - pos} bytes left", pos)
+    for _ in range(count):
+        pos = skip_string(buf, pos)
+    return pos
+
+
+def skip_string_value(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    return skip_string(buf, pos), 1
+
+
+def skip_list_or_set(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    n, pos = read_length(buf, pos)
+    return _strings(buf, pos, n), n
+
+
+def skip_hash(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    n, pos = read_length(buf, pos)
+    return _strings(buf, pos, 2 * n), n
+
+
+def skip_zset(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    """ZSET (type 3): member string, then the score as a length-prefixed decimal string."""
+    n, pos = read_length(buf, pos)
+    end = len(buf)
+    for _ in range(n):
+        pos = skip_string(buf, pos)
+        if pos >= end:
+            raise TruncatedError("sorted set score runs past the end of the input", pos)
+        b = buf[pos]
+        pos += 1 if b >= 253 else 1 + b  # 253 nan, 254 +inf, 255 -inf
+    if pos > end:
+        raise TruncatedError("sorted set runs past the end of the input", pos)
+    return pos, n
+
+
+def skip_zset2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    """ZSET_2 (type 5): member string, then an 8-byte binary double."""
+    n, pos = read_length(buf, pos)
+    end = len(buf)
+    if n > end - pos:
+        raise TruncatedError(f"{n} sorted set members cannot fit in {end - pos} bytes", pos)
+    for _ in range(n):
+        pos = skip_string(buf, pos) + 8
+    if pos > end:
+        raise TruncatedError("sorted set runs past the end of the input", pos)
+    return pos, n
+
+
+def skip_module(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    pos, _values, _name = skip_module_value(buf, pos)
+    return pos, 1
+
+
+def skip_module_pre_ga(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    raise UnsupportedError("module value of a Redis 4.0 release candidate (type 6)", pos)
+
+
+def _pairs_of(encoding: ModuleType, name: str, per: int) -> Skipper:
+    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        end, n = _count_blob(encoding, name, buf, mv, pos, deep)
+        if n % per:
+            raise CorruptError(f"{name} holds {n} entries, not a multiple of {per}", pos)
+        return end, n // per
+
+    return skip
+
+
+def _single(encoding: ModuleType, name: str) -> Skipper:
+    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        return _count_blob(encoding, name, buf, mv, pos, deep)
+
+    return skip
+
+
+def skip_zipmap(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    # zipmap.count already counts pairs
+    return _count_blob(zipmap, "zipmap", buf, mv, pos, deep)
+
+
+def skip_quicklist(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    """LIST_QUICKLIST (type 14): a count of ziplist nodes."""
+    nodes, pos = read_length(buf, pos)
+    if nodes > len(buf) - pos:
+        raise TruncatedError(f"{nodes} quicklist nodes cannot fit in the bytes left", pos)
+    total = 0
+    for _ in range(nodes):
+        pos, n = _count_blob(ziplist, "quicklist ziplist node", buf, mv, pos, deep)
+        total += n
+    return pos, total
+
+
+def skip_quicklist2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    """LIST_QUICKLIST_2 (type 18): nodes tagged PLAIN (one element) or PACKED (listpack)."""
+    nodes, pos = read_length(buf, pos)
+    if nodes > len(buf) - pos:
+        raise TruncatedError(f"{nodes} quicklist nodes cannot fit in the bytes left", pos)
+    total = 0
+    for _ in range(nodes):
+        container, at = read_length(buf, pos)
+        if container == QUICKLIST_NODE_PACKED:
+            pos, n = _count_blob(listpack, "quicklist listpack node", buf, mv, at, deep)
+            if n == 0:
+                raise CorruptError("empty listpack node in a quicklist", at)
+            total += n
+        elif container == QUICKLIST_NODE_PLAIN:
+            pos = skip_string(buf, at)
+            total += 1
+        else:
+            raise CorruptError(f"quicklist node container {container}, expected 1 or 2", pos)
+    return pos, total
+
+
+def skip_stream_value(type_id: int) -> Skipper:
+    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        pos, summary = skip_stream(buf, mv, pos, type_id, deep)
+        return pos, summary.length
+
+    return skip
+
+
+def skip_hash_metadata(with_min_expire: bool) -> Skipper:
+    """HASH_METADATA (24, and 22 before GA): field TTLs, then field and value strings."""
+
+    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        if with_min_expire:
+            pos += 8
+        n, pos = read_length(buf, pos)
+        if n > len(buf) - pos:
+            raise TruncatedError(f"{n} hash fields cannot fit in the bytes left", pos)
+        for _ in range(n):
+            _, pos = read_length(buf, pos)  # ttl
+            pos = skip_string(buf, skip_string(buf, pos))
+        return pos, n
+
+    return skip
+
+
+def skip_hash_listpack_ex(with_min_expire: bool) -> Skipper:
+    """HASH_LISTPACK_EX (25, and 23 before GA): a listpack of field, value, ttl triplets."""
+    triplets = _pairs_of(listpack, "hash listpack", 3)
+
+    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        return triplets(buf, mv, pos + 8 if with_min_expire else pos, deep)
+
+    return skip
+
+
+def skip_valkey_hash2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    """Valkey 9 HASH_2 (type 22 under the VALKEY magic): field, value, 8-byte expiry (-1 none)."""
+    n, pos = read_length(buf, pos)
+    if n > len(buf) - pos:
+        raise TruncatedError(f"{n} hash fields cannot fit in the bytes left", pos)
+    for _ in range(n):
+        pos = skip_string(buf, skip_string(buf, pos)) + 8
+    if pos > len(buf):
+        raise TruncatedError("hash runs past the end of the input", pos)
+    return pos, n
+
+
+SKIPPERS: dict[int, Skipper] = {
+    T.STRING: skip_string_value,
+    T.LIST: skip_list_or_set,
+    T.SET: skip_list_or_set,
+    T.ZSET: skip_zset,
+    T.HASH: skip_hash,
+    T.ZSET_2: skip_zset2,
+    T.MODULE_PRE_GA: skip_module_pre_ga,
+    T.MODULE_2: skip_module,
+    T.HASH_ZIPMAP: skip_zipmap,
+    T.LIST_ZIPLIST: _single(ziplist, "ziplist"),
+    T.SET_INTSET: _single(intset, "intset"),
+    T.ZSET_ZIPLIST: _pairs_of(ziplist, "sorted set ziplist", 2),
+    T.HASH_ZIPLIST: _pairs_of(ziplist, "hash ziplist", 2),
+    T.LIST_QUICKLIST: skip_quicklist,
+    T.STREAM_LISTPACKS: skip_stream_value(T.STREAM_LISTPACKS),
+    T.HASH_LISTPACK: _pairs_of(listpack, "hash listpack", 2),
+    T.ZSET_LISTPACK: _pairs_of(listpack, "sorted set listpack", 2),
+    T.LIST_QUICKLIST_2: skip_quicklist2,
+    T.STREAM_LISTPACKS_2: skip_stream_value(T.STREAM_LISTPACKS_2),
+    T.SET_LISTPACK: _single(listpack, "set listpack"),
+    T.STREAM_LISTPACKS_3: skip_stream_value(T.STREAM_LISTPACKS_3),
+    T.HASH_METADATA_PRE_GA: skip_hash_metadata(with_min_expire=False),
+    T.HASH_LISTPACK_EX_PRE_GA: skip_hash_listpack_ex(with_min_expire=False),
+    T.HASH_METADATA: skip_hash_metadata(with_min_expire=True),
+    T.HASH_LISTPACK_EX: skip_hash_listpack_ex(with_min_expire=True),
+    T.STREAM_LISTPACKS_4: skip_stream_value(T.STREAM_LISTPACKS_4),
+}
+
+# Valkey files share Redis's ids up to 21; 22 means HASH_2 there.
+VALKEY_SKIPPERS: dict[int, Skipper] = {
+    k: v for k, v in SKIPPERS.items() if k <= T.STREAM_LISTPACKS_3
+} | {22: skip_valkey_hash2}

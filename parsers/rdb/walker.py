@@ -1,0 +1,313 @@
+"""The RDB walker: header, opcodes and keys, in one pass over a buffer.
+
+``RdbWalker(buf).walk()`` yields one plain tuple per key (see :class:`KeyEntry`) and collects
+everything else (aux fields, functions, module aux data, resize hints, the checksum) on the
+walker. Values are skipped and counted, not decoded. The CRC-64 is computed as the walk goes,
+in windows, so each page of the input is touched while it is hot.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+
+from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
+from parsers.rdb.constants import (
+    MODULE_OPCODE_UINT,
+    REDIS_RELEASE_FOR_VERSION,
+    SUPPORTED_VERSIONS,
+    VALKEY_RELEASE_FOR_VERSION,
+    VALKEY_SLOT_IMPORT,
+    Opcode,
+)
+from parsers.rdb.crc64 import crc64
+from parsers.rdb.module import module_type_name, skip_opcodes
+from parsers.rdb.records import (
+    Aux,
+    Checksum,
+    Function,
+    ModuleAux,
+    ResizeHint,
+    SlotImport,
+    SlotInfo,
+)
+from parsers.rdb.strings import Buffer, read_length, read_string, skip_string
+from parsers.rdb.values import SKIPPERS, VALKEY_SKIPPERS
+
+_I32LE = struct.Struct("<i").unpack_from
+_I64LE = struct.Struct("<q").unpack_from
+_U64LE = struct.Struct("<Q").unpack_from
+
+# CRC and progress run once per this many bytes walked.
+WINDOW = 8 << 20
+
+KeyTuple = tuple[int, int, int, int, int, int, "int | None"]
+
+
+def read_header(buf: Buffer) -> tuple[str, int, int]:
+    """Magic, version and header size. Raises for anything but a supported RDB header."""
+    head = bytes(buf[:9])
+    if head.startswith(b"REDIS"):
+        magic, digits = b"REDIS", head[5:9]
+    elif head.startswith(b"VALKEY"):
+        magic, digits = b"VALKEY", head[6:9]
+    else:
+        if len(head) < 5 and (b"REDIS".startswith(head) or b"VALKEY".startswith(head)):
+            raise TruncatedError(f"input ends after {len(head)} bytes, inside the header", 0)
+        raise CorruptError(
+            f"not an RDB file: magic {head[:6]!r}, expected 'REDIS' or 'VALKEY'",
+            0,
+            code="bad_magic",
+        )
+    if len(head) < 9:
+        raise TruncatedError(f"input ends after {len(head)} bytes, inside the header", 0)
+    if not digits.isdigit():
+        raise CorruptError(f"RDB version {digits!r} is not a number", len(magic))
+    version = int(digits)
+    if version not in SUPPORTED_VERSIONS[magic]:
+        known = SUPPORTED_VERSIONS[magic]
+        raise UnsupportedError(
+            f"{magic.decode()} RDB version {version} (this parser reads "
+            f"{known.start} to {known.stop - 1})",
+            len(magic),
+            code="unsupported_version",
+        )
+    return magic.decode(), version, 9
+
+
+def release_for(magic: str, version: int) -> str:
+    """The first server release that writes this RDB version ("7.0", "Valkey 9.0")."""
+    if magic == "VALKEY":
+        return f"Valkey {VALKEY_RELEASE_FOR_VERSION.get(version, '?')}"
+    return REDIS_RELEASE_FOR_VERSION.get(version, "?")
+
+
+class RdbWalker:
+    """One pass over an RDB held in ``buf`` (bytes or mmap).
+
+    ``deep`` walks every entry of every listpack/ziplist/intset (as ``sanitize-dump-payload
+    yes`` does); the default checks their headers and end markers only. ``on_progress`` is
+    called with the offset reached about every 8 MB (the caller may release pages before it).
+    """
+
+    def __init__(
+        self,
+        buf: Buffer,
+        *,
+        deep: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.buf = buf
+        self.mv = memoryview(buf) if not isinstance(buf, memoryview) else buf
+        self.deep = deep
+        self.on_progress = on_progress
+        self.magic, self.version, self.header_size = read_header(buf)
+        self.aux: list[Aux] = []
+        self.functions: list[Function] = []
+        self.module_aux: list[ModuleAux] = []
+        self.resize_hints: list[ResizeHint] = []
+        self.slot_info: list[SlotInfo] = []
+        self.slot_imports: list[SlotImport] = []
+        self.dbs: list[int] = []
+        self.keys_with_metadata = 0
+        self.checksum: Checksum | None = None
+        self.eof_offset: int | None = None
+        self.trailing_bytes = 0
+        self._skippers = VALKEY_SKIPPERS if self.magic == "VALKEY" else SKIPPERS
+        self._crc = 0
+        self._crc_pos = 0
+
+    # -- helpers for consumers -------------------------------------------------------------
+
+    def key_at(self, offset: int) -> bytes:
+        """The key whose string starts at ``offset`` (from a yielded key tuple)."""
+        return read_string(self.buf, offset)[0]
+
+    def module_name_at(self, value_offset: int) -> str:
+        """The module type name of the MODULE_2 value starting at ``value_offset``."""
+        return module_type_name(read_length(self.buf, value_offset)[0])
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def _advance_crc(self, upto: int) -> None:
+        if upto > self._crc_pos:
+            self._crc = crc64(self.mv[self._crc_pos : upto], self._crc)
+            self._crc_pos = upto
+        if self.on_progress is not None:
+            self.on_progress(upto)
+
+    def walk(self) -> Iterator[KeyTuple]:
+        """Yield ``(db, type_id, key_offset, value_offset, end, elements, expire_ms)`` per key.
+
+        Raises a :class:`FormatError` subclass at the first problem, with the offset, the
+        db and the key being read.
+        """
+        buf, mv, deep = self.buf, self.mv, self.deep
+        skippers = self._skippers
+        end = len(buf)
+        pos = self.header_size
+        db = 0
+        expire: int | None = None
+        key_at = -1
+        next_tick = WINDOW
+        try:
+            while True:
+                if pos >= next_tick:
+                    self._advance_crc(pos)
+                    next_tick = pos + WINDOW
+                op = buf[pos]
+                if op < 0xF0:
+                    key_at = pos + 1
+                    b = buf[key_at]
+                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
+                    if op == 0:
+                        b = buf[vpos]
+                        nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
+                        n = 1
+                    else:
+                        skipper = skippers.get(op)
+                        if skipper is None:
+                            raise UnsupportedError(
+                                f"unknown value type {op} in a {self.magic} RDB {self.version}",
+                                pos,
+                                code="unknown_type",
+                            )
+                        nxt, n = skipper(buf, mv, vpos, deep)
+                    if nxt > end:
+                        raise TruncatedError(
+                            f"value needs {nxt - end} more bytes than the input holds", vpos
+                        )
+                    yield (db, op, key_at, vpos, nxt, n, expire)
+                    expire = None
+                    key_at = -1
+                    pos = nxt
+                    continue
+                at = pos
+                pos += 1
+                if op == Opcode.EXPIRETIME_MS:
+                    if pos + 8 > end:
+                        raise TruncatedError("input ends inside an expire time", at)
+                    expire = _I64LE(buf, pos)[0]
+                    pos += 8
+                elif op == Opcode.SELECTDB:
+                    db, pos = read_length(buf, pos)
+                    self.dbs.append(db)
+                elif op == Opcode.RESIZEDB:
+                    keys, pos = read_length(buf, pos)
+                    expires, pos = read_length(buf, pos)
+                    self.resize_hints.append(ResizeHint(db, keys, expires, at))
+                elif op == Opcode.AUX:
+                    name, pos = read_string(buf, pos)
+                    value, pos = read_string(buf, pos)
+                    self.aux.append(Aux(bytes(name), bytes(value), at))
+                elif op == Opcode.EOF:
+                    self._finish(at)
+                    return
+                elif op == Opcode.EXPIRETIME:
+                    if pos + 4 > end:
+                        raise TruncatedError("input ends inside an expire time", at)
+                    expire = _I32LE(buf, pos)[0] * 1000
+                    pos += 4
+                elif op == Opcode.IDLE:
+                    _, pos = read_length(buf, pos)
+                elif op == Opcode.FREQ:
+                    pos += 1
+                elif op == Opcode.MODULE_AUX:
+                    pos = self._module_aux(at, pos)
+                elif op == Opcode.FUNCTION2:
+                    code, pos = read_string(buf, pos)
+                    self.functions.append(Function(bytes(code), at))
+                elif op == Opcode.FUNCTION_PRE_GA:
+                    pos = self._function_pre_ga(at, pos)
+                elif op == Opcode.SLOT_INFO:
+                    slot, pos = read_length(buf, pos)
+                    keys, pos = read_length(buf, pos)
+                    expires, pos = read_length(buf, pos)
+                    self.slot_info.append(SlotInfo(db, slot, keys, expires, at))
+                elif op == VALKEY_SLOT_IMPORT and self.magic == "VALKEY":
+                    pos = self._slot_import(at, pos)
+                elif op == Opcode.KEY_META and self.magic == "REDIS" and self.version >= 13:
+                    pos = self._skip_key_meta(pos)
+                else:
+                    raise UnsupportedError(
+                        f"unknown opcode {op} in a {self.magic} RDB {self.version}",
+                        at,
+                        code="unknown_opcode",
+                    )
+        except FormatError as e:
+            raise e.located(key=self._safe_key(key_at), db=db) from None
+        except IndexError:
+            raise TruncatedError(
+                f"input ends at offset {end}", end, key=self._safe_key(key_at), db=db
+            ) from None
+
+    def _safe_key(self, key_at: int) -> bytes | None:
+        if key_at < 0:
+            return None
+        try:
+            return bytes(self.key_at(key_at))
+        except (FormatError, IndexError):
+            return None
+
+    def _finish(self, eof_at: int) -> None:
+        """At the EOF opcode: read and verify the checksum, note bytes after it."""
+        buf, end = self.buf, len(self.buf)
+        self.eof_offset = eof_at
+        after = eof_at + 1
+        self._advance_crc(after)
+        if self.version < 5:
+            self.checksum = Checksum("absent", None, None, after)
+        else:
+            if after + 8 > end:
+                raise TruncatedError(
+                    f"input ends {end - after} bytes into the 8-byte checksum after EOF", after
+                )
+            stored = _U64LE(buf, after)[0]
+            status = "disabled" if stored == 0 else "ok" if stored == self._crc else "mismatch"
+            self.checksum = Checksum(status, stored, self._crc, after)
+            after += 8
+        self.trailing_bytes = end - after
+
+    def _module_aux(self, at: int, pos: int) -> int:
+        module_id, pos = read_length(self.buf, pos)
+        when_opcode, pos = read_length(self.buf, pos)
+        if when_opcode != MODULE_OPCODE_UINT:
+            raise CorruptError(f"module aux 'when' opcode {when_opcode}, expected 2", at)
+        when, pos = read_length(self.buf, pos)
+        pos, _ = skip_opcodes(self.buf, pos)
+        self.module_aux.append(ModuleAux(module_type_name(module_id), when, at))
+        return pos
+
+    def _function_pre_ga(self, at: int, pos: int) -> int:
+        buf = self.buf
+        name, pos = read_string(buf, pos)
+        pos = skip_string(buf, pos)  # engine
+        has_desc, pos = read_length(buf, pos)
+        if has_desc:
+            pos = skip_string(buf, pos)
+        code, pos = read_string(buf, pos)
+        self.functions.append(Function(bytes(code), at, name=bytes(name), pre_ga=True))
+        return pos
+
+    def _slot_import(self, at: int, pos: int) -> int:
+        job, pos = read_string(self.buf, pos)
+        n, pos = read_length(self.buf, pos)
+        if n > len(self.buf) - pos:
+            raise TruncatedError(f"{n} slot ranges cannot fit in the bytes left", pos)
+        ranges = []
+        for _ in range(n):
+            start, pos = read_length(self.buf, pos)
+            stop, pos = read_length(self.buf, pos)
+            ranges.append((start, stop))
+        self.slot_imports.append(SlotImport(bytes(job), tuple(ranges), at))
+        return pos
+
+    def _skip_key_meta(self, pos: int) -> int:
+        """KEY_META (RDB 13): classes of 4-byte spec + module-style opcodes up to EOF."""
+        classes, pos = read_length(self.buf, pos)
+        if classes > 7:
+            raise CorruptError(f"key metadata with {classes} classes, at most 7", pos)
+        for _ in range(classes):
+            pos, _ = skip_opcodes(self.buf, pos + 4)
+        self.keys_with_metadata += 1
+        return pos
