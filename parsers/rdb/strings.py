@@ -69,7 +69,9 @@ def skip_string(buf: Buffer, pos: int) -> int:
         else:
             raise CorruptError(f"unknown string encoding 0x{b:02x}", pos)
     if end > len(buf):
-        raise TruncatedError(f"string of {end - pos} bytes runs past the end of the input", pos)
+        raise TruncatedError(
+            f"truncated: string runs {end - len(buf)} bytes past the end of the input", pos
+        )
     return end
 
 
@@ -133,5 +135,5 @@ def _check(buf: Buffer, end: int, at: int | None = None) -> None:
     if end > len(buf):
         start = at if at is not None else end
         raise TruncatedError(
-            f"input ends at offset {len(buf)}, {end - len(buf)} bytes short of this field", start
+            f"truncated: field runs {end - len(buf)} bytes past the end of the input", start
         )

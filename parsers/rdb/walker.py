@@ -143,20 +143,28 @@ class RdbWalker:
         db and the key being read.
         """
         buf, mv, deep = self.buf, self.mv, self.deep
-        skippers = self._skippers
+        skippers = [self._skippers.get(t) for t in range(0xF0)]
         end = len(buf)
         pos = self.header_size
         db = 0
         expire: int | None = None
-        key_at = -1
+        key_at = rec = -1
         next_tick = WINDOW
         try:
             while True:
                 if pos >= next_tick:
                     self._advance_crc(pos)
                     next_tick = pos + WINDOW
+                rec = pos
                 op = buf[pos]
                 if op < 0xF0:
+                    skipper = skippers[op]
+                    if skipper is None:
+                        raise UnsupportedError(
+                            f"unknown value type {op} in a {self.magic} RDB {self.version}",
+                            pos,
+                            code="unknown_type",
+                        )
                     key_at = pos + 1
                     b = buf[key_at]
                     vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
@@ -165,13 +173,6 @@ class RdbWalker:
                         nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
                         n = 1
                     else:
-                        skipper = skippers.get(op)
-                        if skipper is None:
-                            raise UnsupportedError(
-                                f"unknown value type {op} in a {self.magic} RDB {self.version}",
-                                pos,
-                                code="unknown_type",
-                            )
                         nxt, n = skipper(buf, mv, vpos, deep)
                     if nxt > end:
                         raise TruncatedError(
@@ -238,7 +239,10 @@ class RdbWalker:
             raise e.located(key=self._safe_key(key_at), db=db) from None
         except IndexError:
             raise TruncatedError(
-                f"input ends at offset {end}", end, key=self._safe_key(key_at), db=db
+                f"truncated: input ends inside a {_record_name(buf, rec)} (started at {rec})",
+                end,
+                key=self._safe_key(key_at),
+                db=db,
             ) from None
 
     def _safe_key(self, key_at: int) -> bytes | None:
@@ -311,3 +315,13 @@ class RdbWalker:
             pos, _ = skip_opcodes(self.buf, pos + 4)
         self.keys_with_metadata += 1
         return pos
+
+
+def _record_name(buf: Buffer, at: int) -> str:
+    op = buf[at] if 0 <= at < len(buf) else -1
+    if 0 <= op < 0xF0:
+        return "key"
+    try:
+        return f"{Opcode(op).name} record"
+    except ValueError:
+        return "record"

@@ -1,0 +1,236 @@
+"""``rbkit check``: judge a backup file and take its inventory.
+
+Opens the file (the only IO here), maps it, runs the parser, and turns what the parser found
+into a verdict: errors, warnings and the inventory. Rendering lives in render.py/report.py.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parsers.errors import FormatError
+from parsers.rdb.constants import DEFAULT_DATABASES
+from parsers.rdb.records import Checksum
+from parsers.rdb.walker import RdbWalker, release_for
+from toolkit.inventory import Inventory, inventory_of_rdb
+from toolkit.problems import ERROR, WARNING, Problem
+
+# Drop pages of the mapping behind the walk once this far past them (keeps RSS flat).
+_RELEASE_LAG = 1 << 20
+
+
+class BackupIOError(Exception):
+    """The backup could not be opened or read (exit code 2, not a verdict)."""
+
+
+@dataclass
+class CheckResult:
+    path: str
+    format: str
+    size: int
+    checked_at_ms: int
+    deep: bool = False
+    magic: str | None = None
+    rdb_version: int | None = None
+    min_release: str | None = None
+    checksum: Checksum | None = None
+    problems: list[Problem] = field(default_factory=list)
+    aux: dict[str, str] = field(default_factory=dict)
+    inventory: Inventory | None = None
+
+    @property
+    def valid(self) -> bool:
+        return not any(p.severity == ERROR for p in self.problems)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == WARNING]
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def check_file(
+    path: str | os.PathLike[str],
+    *,
+    top: int = 10,
+    deep: bool = False,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+) -> CheckResult:
+    """Check the RDB file at ``path``. Raises BackupIOError when it cannot be read."""
+    path = Path(path)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                result = CheckResult(str(path), "rdb", 0, now_ms, deep)
+                result.problems.append(
+                    Problem(ERROR, "truncated", 0, "empty file: expected the RDB header")
+                )
+                return result
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return check_rdb(
+                    mm, path=str(path), top=top, deep=deep, now_ms=now_ms, progress=progress
+                )
+    except IsADirectoryError:
+        raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
+    except OSError as e:
+        raise BackupIOError(f"{path}: {e.strerror or e}") from None
+
+
+def check_rdb(
+    buf: mmap.mmap | bytes,
+    *,
+    path: str = "<buffer>",
+    top: int = 10,
+    deep: bool = False,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+) -> CheckResult:
+    """Check an RDB held in ``buf``: the verdict, its problems and the inventory."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    size = len(buf)
+    result = CheckResult(path, "rdb", size, now_ms, deep)
+    try:
+        walker = RdbWalker(buf, deep=deep, on_progress=_progress_hook(buf, progress))
+    except FormatError as e:
+        result.problems.append(Problem.from_error(e.located()))
+        return result
+    result.magic, result.rdb_version = walker.magic, walker.version
+    result.min_release = release_for(walker.magic, walker.version)
+    try:
+        result.inventory = inventory_of_rdb(walker, now_ms, top)
+    except FormatError as e:
+        result.problems.append(Problem.from_error(e))
+    result.aux = {
+        a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
+    }
+    result.checksum = walker.checksum
+    result.problems.extend(_findings(walker, result))
+    return result
+
+
+def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Callable[[int], None]:
+    """Release mapped pages behind the walk and report progress."""
+    released = 0
+    total = len(buf)
+    page = mmap.PAGESIZE
+
+    def hook(offset: int) -> None:
+        nonlocal released
+        if isinstance(buf, mmap.mmap):
+            upto = (offset - _RELEASE_LAG) // page * page
+            if upto > released:
+                buf.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                released = upto
+        if progress is not None:
+            progress(offset, total)
+
+    return hook
+
+
+def _findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
+    """Warnings and checksum errors that follow from a walk that reached its end (or not)."""
+    out: list[Problem] = []
+    checksum = walker.checksum
+    if checksum is not None:
+        if checksum.status == "mismatch":
+            out.append(
+                Problem(
+                    ERROR,
+                    "checksum_mismatch",
+                    checksum.offset,
+                    f"checksum mismatch: stored {checksum.stored:016x}, "
+                    f"computed {checksum.computed:016x}",
+                )
+            )
+        elif checksum.status == "disabled":
+            out.append(
+                Problem(
+                    WARNING,
+                    "checksum_disabled",
+                    checksum.offset,
+                    "checksum is zero (saved with rdbchecksum no): content cannot be verified",
+                )
+            )
+    if walker.trailing_bytes:
+        at = len(walker.buf) - walker.trailing_bytes
+        out.append(
+            Problem(
+                WARNING,
+                "trailing_bytes",
+                at,
+                f"{walker.trailing_bytes} bytes after the end of the RDB at offset {at}",
+            )
+        )
+    seen: set[int] = set()
+    for db in walker.dbs:
+        if db in seen:
+            out.append(
+                Problem(
+                    WARNING,
+                    "repeated_db",
+                    None,
+                    f"db {db} is selected more than once: keys may repeat, and Redis refuses "
+                    "duplicated keys when loading",
+                )
+            )
+        seen.add(db)
+    big = [db for db in sorted(seen) if db >= DEFAULT_DATABASES]
+    if big:
+        out.append(
+            Problem(
+                WARNING,
+                "databases",
+                None,
+                f"db {big[-1]} needs a server with 'databases {big[-1] + 1}' or more "
+                f"(the default is {DEFAULT_DATABASES})",
+            )
+        )
+    inv = result.inventory
+    if inv is not None:
+        for hint in walker.resize_hints:
+            stats = inv.databases.get(hint.db)
+            found = stats.keys if stats else 0
+            if hint.keys != found:
+                out.append(
+                    Problem(
+                        WARNING,
+                        "resize_hint",
+                        hint.offset,
+                        f"db {hint.db}: the resize hint says {hint.keys} keys, the file holds "
+                        f"{found}",
+                    )
+                )
+        empty = sum(s.empty for s in inv.databases.values())
+        if empty:
+            out.append(
+                Problem(
+                    WARNING,
+                    "empty_keys",
+                    None,
+                    f"{empty} empty collection(s): Redis skips them when loading",
+                )
+            )
+    if any(f.pre_ga for f in walker.functions):
+        out.append(
+            Problem(
+                WARNING,
+                "function_pre_ga",
+                None,
+                "functions in the Redis 7.0 release-candidate format: Redis 7.0 and later "
+                "refuse to load them",
+            )
+        )
+    if walker.checksum is None and not any(
+        isinstance(p, Problem) and p.severity == ERROR for p in result.problems
+    ):
+        out.append(Problem(ERROR, "truncated", len(walker.buf), "no EOF marker"))
+    return out

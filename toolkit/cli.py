@@ -1,0 +1,80 @@
+"""The ``rbkit`` command line: parse options, call the toolkit, render, exit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit import __version__
+from toolkit.check import BackupIOError, check_file
+from toolkit.progress import progress_for
+from toolkit.render import render_check
+from toolkit.report import check_report
+from toolkit.status import ExitCode
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Inspect, validate, restore and compare Redis backups (RDB and AOF).",
+    pretty_exceptions_enable=False,
+)
+
+
+def abort(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(int(code))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rbkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """rbkit: check a backup before you restore it."""
+
+
+@app.command()
+def check(
+    backup: Annotated[Path, typer.Argument(help="RDB file to check.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings make it invalid.")] = False,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many biggest keys.")] = 10,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Check every entry of every listpack/ziplist/intset.")
+    ] = False,
+) -> None:
+    """Validate a backup (checksum, truncation, structure) and print its inventory."""
+    progress = progress_for(f"checking {backup.name}")
+    try:
+        result = check_file(backup, top=top, deep=deep, progress=progress)
+    except BackupIOError as e:
+        raise abort(str(e)) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    if json_out:
+        typer.echo(json.dumps(check_report(result), indent=1))
+    else:
+        typer.echo(render_check(result, strict=strict))
+    failed = not result.valid or (strict and result.warnings)
+    raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))
+
+
+def main() -> None:
+    """Console-script entry: run the app; a closed stdout (``| head``) ends quietly."""
+    try:
+        app()
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(int(ExitCode.OK))

@@ -1,0 +1,106 @@
+"""Human-readable output: tabulate tables for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+from toolkit.check import CheckResult
+from toolkit.keys import display_key
+
+_TYPES = ("string", "list", "set", "zset", "hash", "stream")
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def render_check(result: CheckResult, *, strict: bool = False) -> str:
+    """The check report as text: verdict, problems, per-db table, biggest keys, extras."""
+    out: list[str] = []
+    verdict = "VALID" if result.valid and not (strict and result.warnings) else "INVALID"
+    version = (
+        f"{result.magic} RDB {result.rdb_version} (Redis {result.min_release}+)"
+        if result.magic == "REDIS"
+        else f"{result.magic} RDB {result.rdb_version} ({result.min_release}+)"
+        if result.magic
+        else "unknown"
+    )
+    checksum = result.checksum.status if result.checksum else "unverified"
+    out.append(f"{result.path}: {verdict}")
+    out.append(
+        f"  format {version}, {human_bytes(result.size)}, checksum {checksum}"
+        + (", deep" if result.deep else "")
+    )
+    if result.problems:
+        out.append("")
+        out.append(
+            tabulate(
+                [
+                    (p.severity, p.code, "" if p.offset is None else p.offset, p.message)
+                    for p in result.problems
+                ],
+                headers=("severity", "code", "offset", "message"),
+            )
+        )
+    inv = result.inventory
+    if inv is not None and inv.databases:
+        extra = sorted({t for s in inv.databases.values() for t in s.by_type} - set(_TYPES))
+        rows: list[list[Any]] = []
+        for db, s in inv.databases.items():
+            rows.append(
+                [db, s.keys, s.expires, s.expired_at_check, human_bytes(s.bytes)]
+                + [s.by_type.get(t, 0) for t in (*_TYPES, *extra)]
+            )
+        if len(inv.databases) > 1:
+            totals = [sum(r[i] for r in rows) for i in range(5, len(rows[0]))]
+            rows.append(
+                [
+                    "all",
+                    inv.keys,
+                    inv.expires,
+                    sum(s.expired_at_check for s in inv.databases.values()),
+                    human_bytes(sum(s.bytes for s in inv.databases.values())),
+                    *totals,
+                ]
+            )
+        out.append("")
+        out.append(
+            tabulate(
+                rows,
+                headers=("db", "keys", "expires", "expired now", "bytes", *_TYPES, *extra),
+                disable_numparse=True,
+            )
+        )
+    elif inv is not None:
+        out.append("")
+        out.append("no keys")
+    if inv is not None and inv.biggest_by_bytes:
+        out.append("")
+        out.append(
+            tabulate(
+                [
+                    (k.db, display_key(k.key)[:60], k.type, k.elements, human_bytes(k.bytes))
+                    for k in inv.biggest_by_bytes
+                ],
+                headers=("db", "biggest keys", "type", "elements", "bytes"),
+            )
+        )
+    if inv is not None and (inv.functions or inv.modules):
+        out.append("")
+        if inv.functions:
+            out.append("functions: " + ", ".join(inv.functions))
+        if inv.modules:
+            out.append("modules: " + ", ".join(inv.modules))
+    if result.aux:
+        shown = {k: v for k, v in result.aux.items() if k in ("redis-ver", "valkey-ver", "ctime")}
+        if shown:
+            out.append("")
+            out.append("  ".join(f"{k}={v}" for k, v in shown.items()))
+    return "\n".join(out)

@@ -1,0 +1,82 @@
+"""The ``check --json`` report (schema rbkit.check/1): field names are a contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolkit.check import CheckResult
+from toolkit.inventory import BigKey
+from toolkit.keys import display_key
+
+SCHEMA = "rbkit.check/1"
+
+
+def check_report(result: CheckResult) -> dict[str, Any]:
+    """The JSON object for one checked backup (see ../shared/DESIGN.md)."""
+    inv = result.inventory
+    checksum = result.checksum
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "path": result.path,
+        "format": result.format,
+        "valid": result.valid,
+        "size": result.size,
+        "magic": result.magic,
+        "rdb_version": result.rdb_version,
+        "min_release": result.min_release,
+        "deep": result.deep,
+        "checked_at_ms": result.checked_at_ms,
+        "checksum": {
+            "status": checksum.status if checksum else "unverified",
+            "stored": _hex(checksum.stored) if checksum else None,
+            "computed": _hex(checksum.computed) if checksum else None,
+        },
+        "problems": [
+            {"severity": p.severity, "code": p.code, "offset": p.offset, "message": p.message}
+            for p in result.problems
+        ],
+        "aux": result.aux,
+        "databases": {},
+        "totals": {"keys": 0, "expires": 0, "expired_at_check": 0, "bytes": 0},
+        "functions": [],
+        "modules": [],
+        "biggest": [],
+        "biggest_by_elements": [],
+    }
+    if inv is not None:
+        report["databases"] = {
+            str(db): {
+                "keys": s.keys,
+                "expires": s.expires,
+                "expired_at_check": s.expired_at_check,
+                "empty": s.empty,
+                "bytes": s.bytes,
+                "by_type": s.by_type,
+            }
+            for db, s in inv.databases.items()
+        }
+        report["totals"] = {
+            "keys": inv.keys,
+            "expires": inv.expires,
+            "expired_at_check": sum(s.expired_at_check for s in inv.databases.values()),
+            "bytes": sum(s.bytes for s in inv.databases.values()),
+        }
+        report["functions"] = inv.functions
+        report["modules"] = inv.modules
+        report["biggest"] = [_big(k) for k in inv.biggest_by_bytes]
+        report["biggest_by_elements"] = [_big(k) for k in inv.biggest_by_elements]
+    return report
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:016x}"
+
+
+def _big(k: BigKey) -> dict[str, Any]:
+    return {
+        "db": k.db,
+        "key": display_key(k.key),
+        "type": k.type,
+        "elements": k.elements,
+        "bytes": k.bytes,
+    }
