@@ -15,7 +15,9 @@ from parsers.rdb.constants import TYPE_NAMES, ValueType
 from parsers.rdb.walker import RdbWalker
 
 # Value types whose element count of zero makes Redis skip the key when loading.
-_COLLECTIONS = frozenset(t for t in TYPE_NAMES if t not in (ValueType.STRING, ValueType.MODULE_2))
+_COLLECTIONS = frozenset(
+    t for t, name in TYPE_NAMES.items() if name in ("list", "set", "zset", "hash")
+)
 # (metric, -order, db, key offset, value offset, type id, bytes, elements)
 _Candidate = tuple[int, int, int, int, int, int, int, int]
 _LIBRARY_NAME = re.compile(rb"^#!\s*\S+\s+.*?\bname=(\S+)")

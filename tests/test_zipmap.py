@@ -1,0 +1,170 @@
+"""Zipmap: short and long lengths, free bytes, the unknown count, and damage."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parsers.errors import CorruptError
+from parsers.rdb import zipmap
+
+
+def length(n: int) -> bytes:
+    return bytes([n]) if n < 254 else b"\xfe" + struct.pack("<I", n)
+
+
+def zm(*pairs: tuple[bytes, bytes], count: int | None = None, free: int = 0) -> bytes:
+    """A zipmap of (field, value) pairs, each value followed by `free` unused bytes."""
+    n = len(pairs) if count is None else count
+    body = b"".join(
+        length(len(k)) + k + length(len(v)) + bytes([free]) + v + b"\x00" * free for k, v in pairs
+    )
+    return bytes([n]) + body + b"\xff"
+
+
+def corrupt(blob: bytes) -> CorruptError:
+    with pytest.raises(CorruptError) as info:
+        zipmap.validate(blob)
+    with pytest.raises(CorruptError):
+        list(zipmap.entries(blob))
+    return info.value
+
+
+def test_zipmap_c_example():
+    blob = b"\x02\x03foo\x03\x00bar\x05hello\x05\x00world\xff"
+    assert zipmap.count(blob) == 2
+    assert zipmap.validate(blob) == 2
+    assert list(zipmap.entries(blob)) == [b"foo", b"bar", b"hello", b"world"]
+
+
+def test_free_bytes_are_skipped():
+    blob = bytes.fromhex("01 0161 0102 62 7878 ff")  # "a" -> "b" with 2 free bytes
+    assert zipmap.validate(blob) == 1
+    assert list(zipmap.entries(blob)) == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("size", [0, 253, 254, 300])
+def test_short_and_long_lengths(size):
+    big = b"q" * size
+    blob = zm((big, b"v"), (b"k", big), free=1)
+    assert zipmap.count(blob) == 2
+    assert list(zipmap.entries(blob)) == [big, b"v", b"k", big]
+
+
+def test_memoryview_input():
+    blob = memoryview(zm((b"f", b"v")))
+    assert zipmap.count(blob) == 1
+    assert list(zipmap.entries(blob)) == [b"f", b"v"]
+
+
+@pytest.mark.parametrize("zmlen", [254, 255])
+def test_unknown_count_is_walked(zmlen):
+    blob = zm((b"a", b"1"), (b"b", b"2"), (b"c", b"3"), count=zmlen)
+    assert zipmap.count(blob) == 3
+    assert zipmap.validate(blob) == 3
+
+
+def test_empty_zipmap_counts_zero_but_fails_deep_as_in_redis():
+    blob = b"\x00\xff"
+    assert zipmap.count(blob) == 0
+    assert corrupt(blob).what == "zipmap is empty"
+
+
+def test_missing_end_marker():
+    blob = zm((b"a", b"b"))[:-1] + b"\x00"
+    with pytest.raises(CorruptError) as info:
+        zipmap.count(blob)
+    assert info.value.offset == len(blob) - 1
+
+
+def test_too_short():
+    with pytest.raises(CorruptError, match="at least 2 bytes, blob has 1"):
+        zipmap.count(b"\xff")
+
+
+def test_count_larger_than_blob_can_hold_fails_cheaply():
+    with pytest.raises(CorruptError, match="says 9 pairs, 7 bytes hold at most 1"):
+        zipmap.count(zm((b"a", b"b"), count=9))
+
+
+def test_count_mismatch_is_deep_only():
+    blob = zm((b"a", b"b"), (b"c", b"d"), count=1)
+    assert zipmap.count(blob) == 1
+    assert corrupt(blob).what == "zipmap header says 1 pairs, found 2"
+
+
+def test_lying_field_length():
+    blob = b"\x01\x09ab\x01\x00c\xff"
+    err = corrupt(blob)
+    assert err.what == "zipmap field of 9 bytes runs past the end marker at 7"
+    assert err.offset == 1
+
+
+def test_lying_value_length():
+    blob = b"\x01\x01a\x09\x00c\xff"
+    err = corrupt(blob)
+    assert "value of 9 bytes plus 0 free" in err.what
+    assert err.offset == 3
+
+
+def test_lying_free_count():
+    blob = b"\x01\x01a\x01\x07c\xff"
+    assert corrupt(blob).offset == 3
+
+
+def test_truncated_long_length():
+    blob = b"\x01\xfe\x01\x00\xff"
+    err = corrupt(blob)
+    assert err.what == "zipmap 5-byte field length needs 5 bytes, 3 remain before the end marker"
+    assert err.offset == 1
+
+
+def test_value_length_byte_ff():
+    blob = b"\x01\x01a\xff\x00\xff"
+    err = corrupt(blob)
+    assert err.what == "zipmap value length is the end marker 0xff"
+    assert err.offset == 3
+
+
+def test_end_marker_before_the_last_byte():
+    blob = b"\x01\x01a\x01\x00b\xff\x00\xff"
+    err = corrupt(blob)
+    assert err.what == "zipmap end marker found at 6, expected at 8 (the last byte)"
+
+
+@given(
+    st.lists(st.tuples(st.binary(max_size=300), st.binary(max_size=300)), min_size=1, max_size=8),
+    st.integers(0, 4),
+)
+def test_round_trip(pairs, free):
+    blob = zm(*pairs, free=free)
+    assert zipmap.count(blob) == len(pairs)
+    assert zipmap.validate(blob) == len(pairs)
+    assert list(zipmap.entries(blob)) == [x for pair in pairs for x in pair]
+
+
+def _outcome(fn, blob):
+    try:
+        return fn(blob)
+    except CorruptError:
+        return CorruptError
+
+
+@given(st.binary(max_size=64))
+def test_random_bytes_give_a_value_or_corrupt_error(data):
+    for fn in (zipmap.count, zipmap.validate, lambda b: list(zipmap.entries(b))):
+        _outcome(fn, data)
+
+
+@given(st.integers(0, 255), st.binary(max_size=64))
+def test_random_entries_in_a_valid_frame(zmlen, body):
+    blob = bytes([zmlen]) + body + b"\xff"
+    deep = _outcome(zipmap.validate, blob)
+    decoded = _outcome(lambda b: list(zipmap.entries(b)), blob)
+    if deep is CorruptError:
+        assert decoded is CorruptError
+    else:
+        assert len(decoded) == 2 * deep
