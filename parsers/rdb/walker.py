@@ -148,16 +148,23 @@ class RdbWalker:
         pos = self.header_size
         db = 0
         expire: int | None = None
-        key_at = rec = -1
+        key_at = -1  # start of the key being read, for error messages
+        at = pos  # start of the opcode record being read
         next_tick = WINDOW
         try:
             while True:
                 if pos >= next_tick:
                     self._advance_crc(pos)
                     next_tick = pos + WINDOW
-                rec = pos
                 op = buf[pos]
-                if op < 0xF0:
+                if op == 0:  # a string: the commonest record, read inline
+                    key_at = pos + 1
+                    b = buf[key_at]
+                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
+                    b = buf[vpos]
+                    nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
+                    n = 1
+                elif op < 0xF0:
                     skipper = skippers[op]
                     if skipper is None:
                         raise UnsupportedError(
@@ -168,78 +175,75 @@ class RdbWalker:
                     key_at = pos + 1
                     b = buf[key_at]
                     vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
-                    if op == 0:
-                        b = buf[vpos]
-                        nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
-                        n = 1
-                    else:
-                        nxt, n = skipper(buf, mv, vpos, deep)
-                    if nxt > end:
-                        raise TruncatedError(
-                            f"value needs {nxt - end} more bytes than the input holds", vpos
-                        )
-                    yield (db, op, key_at, vpos, nxt, n, expire)
-                    expire = None
-                    key_at = -1
-                    pos = nxt
-                    continue
-                at = pos
-                pos += 1
-                if op == Opcode.EXPIRETIME_MS:
-                    if pos + 8 > end:
-                        raise TruncatedError("input ends inside an expire time", at)
-                    expire = _I64LE(buf, pos)[0]
-                    pos += 8
-                elif op == Opcode.SELECTDB:
-                    db, pos = read_length(buf, pos)
-                    self.dbs.append(db)
-                elif op == Opcode.RESIZEDB:
-                    keys, pos = read_length(buf, pos)
-                    expires, pos = read_length(buf, pos)
-                    self.resize_hints.append(ResizeHint(db, keys, expires, at))
-                elif op == Opcode.AUX:
-                    name, pos = read_string(buf, pos)
-                    value, pos = read_string(buf, pos)
-                    self.aux.append(Aux(bytes(name), bytes(value), at))
-                elif op == Opcode.EOF:
-                    self._finish(at)
-                    return
-                elif op == Opcode.EXPIRETIME:
-                    if pos + 4 > end:
-                        raise TruncatedError("input ends inside an expire time", at)
-                    expire = _I32LE(buf, pos)[0] * 1000
-                    pos += 4
-                elif op == Opcode.IDLE:
-                    _, pos = read_length(buf, pos)
-                elif op == Opcode.FREQ:
-                    pos += 1
-                elif op == Opcode.MODULE_AUX:
-                    pos = self._module_aux(at, pos)
-                elif op == Opcode.FUNCTION2:
-                    code, pos = read_string(buf, pos)
-                    self.functions.append(Function(bytes(code), at))
-                elif op == Opcode.FUNCTION_PRE_GA:
-                    pos = self._function_pre_ga(at, pos)
-                elif op == Opcode.SLOT_INFO:
-                    slot, pos = read_length(buf, pos)
-                    keys, pos = read_length(buf, pos)
-                    expires, pos = read_length(buf, pos)
-                    self.slot_info.append(SlotInfo(db, slot, keys, expires, at))
-                elif op == VALKEY_SLOT_IMPORT and self.magic == "VALKEY":
-                    pos = self._slot_import(at, pos)
-                elif op == Opcode.KEY_META and self.magic == "REDIS" and self.version >= 13:
-                    pos = self._skip_key_meta(pos)
+                    nxt, n = skipper(buf, mv, vpos, deep)
                 else:
-                    raise UnsupportedError(
-                        f"unknown opcode {op} in a {self.magic} RDB {self.version}",
-                        at,
-                        code="unknown_opcode",
+                    at = pos
+                    key_at = -1
+                    pos += 1
+                    if op == Opcode.EXPIRETIME_MS:
+                        if pos + 8 > end:
+                            raise TruncatedError("input ends inside an expire time", at)
+                        expire = _I64LE(buf, pos)[0]
+                        pos += 8
+                    elif op == Opcode.SELECTDB:
+                        db, pos = read_length(buf, pos)
+                        self.dbs.append(db)
+                    elif op == Opcode.RESIZEDB:
+                        keys, pos = read_length(buf, pos)
+                        expires, pos = read_length(buf, pos)
+                        self.resize_hints.append(ResizeHint(db, keys, expires, at))
+                    elif op == Opcode.AUX:
+                        name, pos = read_string(buf, pos)
+                        value, pos = read_string(buf, pos)
+                        self.aux.append(Aux(bytes(name), bytes(value), at))
+                    elif op == Opcode.EOF:
+                        self._finish(at)
+                        return
+                    elif op == Opcode.EXPIRETIME:
+                        if pos + 4 > end:
+                            raise TruncatedError("input ends inside an expire time", at)
+                        expire = _I32LE(buf, pos)[0] * 1000
+                        pos += 4
+                    elif op == Opcode.IDLE:
+                        _, pos = read_length(buf, pos)
+                    elif op == Opcode.FREQ:
+                        pos += 1
+                    elif op == Opcode.MODULE_AUX:
+                        pos = self._module_aux(at, pos)
+                    elif op == Opcode.FUNCTION2:
+                        code, pos = read_string(buf, pos)
+                        self.functions.append(Function(bytes(code), at))
+                    elif op == Opcode.FUNCTION_PRE_GA:
+                        pos = self._function_pre_ga(at, pos)
+                    elif op == Opcode.SLOT_INFO:
+                        slot, pos = read_length(buf, pos)
+                        keys, pos = read_length(buf, pos)
+                        expires, pos = read_length(buf, pos)
+                        self.slot_info.append(SlotInfo(db, slot, keys, expires, at))
+                    elif op == VALKEY_SLOT_IMPORT and self.magic == "VALKEY":
+                        pos = self._slot_import(at, pos)
+                    elif op == Opcode.KEY_META and self.magic == "REDIS" and self.version >= 13:
+                        pos = self._skip_key_meta(pos)
+                    else:
+                        raise UnsupportedError(
+                            f"unknown opcode {op} in a {self.magic} RDB {self.version}",
+                            at,
+                            code="unknown_opcode",
+                        )
+                    continue
+                if nxt > end:
+                    raise TruncatedError(
+                        f"truncated: value runs {nxt - end} bytes past the end of the input", vpos
                     )
+                yield (db, op, key_at, vpos, nxt, n, expire)
+                expire = None
+                pos = nxt
         except FormatError as e:
             raise e.located(key=self._safe_key(key_at), db=db) from None
         except IndexError:
+            start = key_at - 1 if key_at >= 0 else at
             raise TruncatedError(
-                f"truncated: input ends inside a {_record_name(buf, rec)} (started at {rec})",
+                f"truncated: input ends inside a {_record_name(buf, start)} (started at {start})",
                 end,
                 key=self._safe_key(key_at),
                 db=db,
