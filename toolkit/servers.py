@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
 
@@ -187,8 +189,10 @@ class RedisServer:
         if self.process is None:
             return
         if self.process.poll() is None:
+            # No retries: the server closing the connection is the expected answer.
+            client = self.client(socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
             with contextlib.suppress(redis.exceptions.RedisError):
-                self.client(socket_timeout=timeout).shutdown(save=save, nosave=not save)
+                client.shutdown(save=save, nosave=not save)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
