@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
@@ -81,3 +81,33 @@ class Checksum:
     stored: int | None
     computed: int | None
     offset: int
+
+
+@dataclass(slots=True)
+class DbTally:
+    """Counts for one db. ``counts`` and ``bytes`` are indexed by value type id."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * 256)
+    bytes: list[int] = field(default_factory=lambda: [0] * 256)
+    expires: int = 0
+    expired: int = 0  # expiry at or before the ``now_ms`` given to the tally
+    empty: int = 0  # empty collections (Redis skips them when loading)
+    modules: dict[str, int] = field(default_factory=dict)  # module type name -> keys
+
+
+@dataclass(slots=True)
+class Tally:
+    """What RdbWalker.tally counts. The top lists hold, smallest first (heaps), tuples of
+    (metric, db, type id, key offset, value offset, end, other metric); metric is the bytes
+    for ``by_bytes`` and the elements for ``by_elements``."""
+
+    top: int
+    dbs: dict[int, DbTally] = field(default_factory=dict)
+    by_bytes: list[tuple[int, ...]] = field(default_factory=list)
+    by_elements: list[tuple[int, ...]] = field(default_factory=list)
+
+    def db(self, number: int) -> DbTally:
+        found = self.dbs.get(number)
+        if found is None:
+            found = self.dbs[number] = DbTally()
+        return found

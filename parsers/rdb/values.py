@@ -81,10 +81,25 @@ def _packed_count(
             size = ((b & 0x3F) << 8) | buf[pos + 1]
             e = s + size
         elif b == _LZF:
-            clen, p = read_length(buf, pos + 1)
-            size, p = read_length(buf, p)
+            p = pos + 1
+            c = buf[p]
+            if c < 0x40:
+                clen = c
+                p += 1
+            else:
+                clen, p = read_length(buf, p)
+            c = buf[p]
+            if c < 0x40:
+                size = c
+                p += 1
+            elif c < 0x80:
+                size = ((c & 0x3F) << 8) | buf[p + 1]
+                p += 2
+            else:
+                size, p = read_length(buf, p)
             e = p + clen
-            s = p + 1 if buf[p] >= 9 and buf[p] < 32 else -1  # a literal run of 10+ bytes
+            c = buf[p]
+            s = p + 1 if 9 <= c < 32 else -1  # a first literal run of 10+ bytes
         else:
             s = -1
         if s >= 0 and e <= len(buf) and buf[e - 1] == 0xFF:
@@ -104,7 +119,11 @@ def skip_string_value(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tupl
 
 
 def skip_list_or_set(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
-    n, pos = read_length(buf, pos)
+    n = buf[pos]
+    if n < 0x40:
+        pos += 1
+    else:
+        n, pos = read_length(buf, pos)
     return _strings(buf, pos, n), n
 
 
@@ -191,19 +210,23 @@ def skip_quicklist(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[i
 
 def skip_quicklist2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
     """LIST_QUICKLIST_2 (type 18): nodes tagged PLAIN (one element) or PACKED (listpack)."""
-    nodes, pos = read_length(buf, pos)
-    if nodes > len(buf) - pos:
-        raise TruncatedError(f"{nodes} quicklist nodes cannot fit in the bytes left", pos)
+    nodes = buf[pos]
+    if nodes < 0x40:
+        pos += 1
+    else:
+        nodes, pos = read_length(buf, pos)
+        if nodes > len(buf) - pos:
+            raise TruncatedError(f"{nodes} quicklist nodes cannot fit in the bytes left", pos)
     total = 0
     for _ in range(nodes):
-        container, at = read_length(buf, pos)
+        container = buf[pos]
         if container == QUICKLIST_NODE_PACKED:
-            pos, n = _packed_count(buf, mv, at, deep, listpack, "quicklist listpack node")
+            pos, n = _packed_count(buf, mv, pos + 1, deep, listpack, "quicklist listpack node")
             if n == 0:
-                raise CorruptError("empty listpack node in a quicklist", at)
+                raise CorruptError("empty listpack node in a quicklist", pos)
             total += n
         elif container == QUICKLIST_NODE_PLAIN:
-            pos = skip_string(buf, at)
+            pos = skip_string(buf, pos + 1)
             total += 1
         else:
             raise CorruptError(f"quicklist node container {container}, expected 1 or 2", pos)

@@ -8,7 +8,9 @@ in windows, so each page of the input is touched while it is hot.
 
 from __future__ import annotations
 
+import heapq
 import struct
+import sys
 from collections.abc import Callable, Iterator
 
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
@@ -16,9 +18,11 @@ from parsers.rdb.constants import (
     MODULE_OPCODE_UINT,
     REDIS_RELEASE_FOR_VERSION,
     SUPPORTED_VERSIONS,
+    TYPE_NAMES,
     VALKEY_RELEASE_FOR_VERSION,
     VALKEY_SLOT_IMPORT,
     Opcode,
+    ValueType,
 )
 from parsers.rdb.crc64 import crc64
 from parsers.rdb.module import module_type_name, skip_opcodes
@@ -30,11 +34,25 @@ from parsers.rdb.records import (
     ResizeHint,
     SlotImport,
     SlotInfo,
+    Tally,
 )
 from parsers.rdb.strings import Buffer, read_length, read_string, skip_string
-from parsers.rdb.values import SKIPPERS, VALKEY_SKIPPERS
+from parsers.rdb.values import SKIPPERS, VALKEY_SKIPPERS, Skipper
 
 _I32LE = struct.Struct("<i").unpack_from
+_EXPIRETIME_MS = int(Opcode.EXPIRETIME_MS)
+_EXPIRETIME = int(Opcode.EXPIRETIME)
+_SELECTDB = int(Opcode.SELECTDB)
+_RESIZEDB = int(Opcode.RESIZEDB)
+_AUX = int(Opcode.AUX)
+_EOF = int(Opcode.EOF)
+_IDLE = int(Opcode.IDLE)
+_FREQ = int(Opcode.FREQ)
+_MODULE_2 = int(ValueType.MODULE_2)
+# Redis skips these when they are empty on load (strings, streams and modules it keeps).
+_COLLECTION_TYPES = frozenset(
+    t for t, name in TYPE_NAMES.items() if name in ("list", "set", "zset", "hash")
+)
 _I64LE = struct.Struct("<q").unpack_from
 _U64LE = struct.Struct("<Q").unpack_from
 
@@ -143,13 +161,12 @@ class RdbWalker:
         db and the key being read.
         """
         buf, mv, deep = self.buf, self.mv, self.deep
-        skippers = [self._skippers.get(t) for t in range(0xF0)]
+        skippers = self._skipper_table()
         end = len(buf)
         pos = self.header_size
         db = 0
         expire: int | None = None
         key_at = -1  # start of the key being read, for error messages
-        at = pos  # start of the opcode record being read
         next_tick = WINDOW
         try:
             while True:
@@ -157,6 +174,7 @@ class RdbWalker:
                     self._advance_crc(pos)
                     next_tick = pos + WINDOW
                 op = buf[pos]
+                # The key-reading lines below are repeated in tally(): keep the two alike.
                 if op == 0:  # a string: the commonest record, read inline
                     key_at = pos + 1
                     b = buf[key_at]
@@ -167,87 +185,178 @@ class RdbWalker:
                 elif op < 0xF0:
                     skipper = skippers[op]
                     if skipper is None:
-                        raise UnsupportedError(
-                            f"unknown value type {op} in a {self.magic} RDB {self.version}",
-                            pos,
-                            code="unknown_type",
-                        )
+                        raise self._unknown_type(op, pos)
                     key_at = pos + 1
                     b = buf[key_at]
                     vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
                     nxt, n = skipper(buf, mv, vpos, deep)
                 else:
-                    at = pos
                     key_at = -1
-                    pos += 1
-                    if op == Opcode.EXPIRETIME_MS:
-                        if pos + 8 > end:
-                            raise TruncatedError("input ends inside an expire time", at)
-                        expire = _I64LE(buf, pos)[0]
-                        pos += 8
-                    elif op == Opcode.SELECTDB:
-                        db, pos = read_length(buf, pos)
-                        self.dbs.append(db)
-                    elif op == Opcode.RESIZEDB:
-                        keys, pos = read_length(buf, pos)
-                        expires, pos = read_length(buf, pos)
-                        self.resize_hints.append(ResizeHint(db, keys, expires, at))
-                    elif op == Opcode.AUX:
-                        name, pos = read_string(buf, pos)
-                        value, pos = read_string(buf, pos)
-                        self.aux.append(Aux(bytes(name), bytes(value), at))
-                    elif op == Opcode.EOF:
-                        self._finish(at)
+                    pos, db, expire = self._opcode(op, pos, db, expire)
+                    if pos < 0:
                         return
-                    elif op == Opcode.EXPIRETIME:
-                        if pos + 4 > end:
-                            raise TruncatedError("input ends inside an expire time", at)
-                        expire = _I32LE(buf, pos)[0] * 1000
-                        pos += 4
-                    elif op == Opcode.IDLE:
-                        _, pos = read_length(buf, pos)
-                    elif op == Opcode.FREQ:
-                        pos += 1
-                    elif op == Opcode.MODULE_AUX:
-                        pos = self._module_aux(at, pos)
-                    elif op == Opcode.FUNCTION2:
-                        code, pos = read_string(buf, pos)
-                        self.functions.append(Function(bytes(code), at))
-                    elif op == Opcode.FUNCTION_PRE_GA:
-                        pos = self._function_pre_ga(at, pos)
-                    elif op == Opcode.SLOT_INFO:
-                        slot, pos = read_length(buf, pos)
-                        keys, pos = read_length(buf, pos)
-                        expires, pos = read_length(buf, pos)
-                        self.slot_info.append(SlotInfo(db, slot, keys, expires, at))
-                    elif op == VALKEY_SLOT_IMPORT and self.magic == "VALKEY":
-                        pos = self._slot_import(at, pos)
-                    elif op == Opcode.KEY_META and self.magic == "REDIS" and self.version >= 13:
-                        pos = self._skip_key_meta(pos)
-                    else:
-                        raise UnsupportedError(
-                            f"unknown opcode {op} in a {self.magic} RDB {self.version}",
-                            at,
-                            code="unknown_opcode",
-                        )
                     continue
                 if nxt > end:
-                    raise TruncatedError(
-                        f"truncated: value runs {nxt - end} bytes past the end of the input", vpos
-                    )
+                    raise _past_end(nxt, end, vpos)
                 yield (db, op, key_at, vpos, nxt, n, expire)
                 expire = None
                 pos = nxt
-        except FormatError as e:
-            raise e.located(key=self._safe_key(key_at), db=db) from None
-        except IndexError:
-            start = key_at - 1 if key_at >= 0 else at
-            raise TruncatedError(
-                f"truncated: input ends inside a {_record_name(buf, start)} (started at {start})",
-                end,
-                key=self._safe_key(key_at),
-                db=db,
-            ) from None
+        except (FormatError, IndexError) as e:
+            raise self._located(e, key_at, pos, db) from None
+
+    def tally(self, now_ms: int, top: int = 10) -> Tally:
+        """Walk every key and count, without yielding: per db and type the keys and bytes,
+        expiries (and how many are at or before ``now_ms``), empty collections, module type
+        names, and the ``top`` biggest keys by bytes and by elements.
+
+        The same walk as :meth:`walk`, with the counting folded into the loop: on files of
+        millions of keys the per-key cost of a generator is most of the time.
+        """
+        buf, mv, deep = self.buf, self.mv, self.deep
+        skippers = self._skipper_table()
+        end = len(buf)
+        pos = self.header_size
+        db = 0
+        expire: int | None = None
+        key_at = -1
+        next_tick = WINDOW
+        tally = Tally(top)
+        cur = tally.db(0)
+        counts, sizes = cur.counts, cur.bytes
+        collections = _COLLECTION_TYPES
+        by_bytes, by_elems = tally.by_bytes, tally.by_elements
+        min_bytes = min_elems = -1  # thresholds to enter the top lists, once they are full
+        try:
+            while True:
+                if pos >= next_tick:
+                    self._advance_crc(pos)
+                    next_tick = pos + WINDOW
+                op = buf[pos]
+                if op == 0:
+                    key_at = pos + 1
+                    b = buf[key_at]
+                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
+                    b = buf[vpos]
+                    nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
+                    n = 1
+                elif op < 0xF0:
+                    skipper = skippers[op]
+                    if skipper is None:
+                        raise self._unknown_type(op, pos)
+                    key_at = pos + 1
+                    b = buf[key_at]
+                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
+                    nxt, n = skipper(buf, mv, vpos, deep)
+                    if n == 0 and op in collections:
+                        cur.empty += 1
+                    elif op == _MODULE_2:
+                        name = self.module_name_at(vpos)
+                        cur.modules[name] = cur.modules.get(name, 0) + 1
+                else:
+                    key_at = -1
+                    pos, new_db, expire = self._opcode(op, pos, db, expire)
+                    if pos < 0:
+                        return tally
+                    if new_db != db:
+                        db = new_db
+                        cur = tally.db(db)
+                        counts, sizes = cur.counts, cur.bytes
+                    continue
+                if nxt > end:
+                    raise _past_end(nxt, end, vpos)
+                size = nxt - pos
+                counts[op] += 1
+                sizes[op] += size
+                if expire is not None:
+                    cur.expires += 1
+                    if expire <= now_ms:
+                        cur.expired += 1
+                    expire = None
+                if size > min_bytes:
+                    min_bytes = _offer(by_bytes, top, size, (size, db, op, key_at, vpos, nxt, n))
+                if n > min_elems:
+                    min_elems = _offer(by_elems, top, n, (n, db, op, key_at, vpos, nxt, size))
+                pos = nxt
+        except (FormatError, IndexError) as e:
+            raise self._located(e, key_at, pos, db) from None
+
+    def _skipper_table(self) -> list[Skipper | None]:
+        """Skippers indexed by type byte (None for a type this magic and version lack)."""
+        return [self._skippers.get(t) for t in range(0xF0)]
+
+    def _unknown_type(self, op: int, at: int) -> UnsupportedError:
+        return UnsupportedError(
+            f"unknown value type {op} in a {self.magic} RDB {self.version}",
+            at,
+            code="unknown_type",
+        )
+
+    def _located(self, e: FormatError | IndexError, key_at: int, pos: int, db: int) -> FormatError:
+        """The error to raise for a failure while reading the record at ``pos``."""
+        if isinstance(e, FormatError):
+            return e.located(key=self._safe_key(key_at), db=db)
+        start = key_at - 1 if key_at >= 0 else pos
+        return TruncatedError(
+            f"truncated: input ends inside a {_record_name(self.buf, start)} (started at {start})",
+            len(self.buf),
+            key=self._safe_key(key_at),
+            db=db,
+        )
+
+    def _opcode(self, op: int, at: int, db: int, expire: int | None) -> tuple[int, int, int | None]:
+        """Read the opcode record at ``at``. Returns (next offset, db, expire); offset -1 at EOF."""
+        buf = self.buf
+        end = len(buf)
+        pos = at + 1
+        if op == _EXPIRETIME_MS:
+            if pos + 8 > end:
+                raise TruncatedError("truncated: input ends inside an expire time", at)
+            return pos + 8, db, _I64LE(buf, pos)[0]
+        if op == _SELECTDB:
+            db, pos = read_length(buf, pos)
+            self.dbs.append(db)
+        elif op == _RESIZEDB:
+            keys, pos = read_length(buf, pos)
+            expires, pos = read_length(buf, pos)
+            self.resize_hints.append(ResizeHint(db, keys, expires, at))
+        elif op == _AUX:
+            name, pos = read_string(buf, pos)
+            value, pos = read_string(buf, pos)
+            self.aux.append(Aux(bytes(name), bytes(value), at))
+        elif op == _EOF:
+            self._finish(at)
+            return -1, db, expire
+        elif op == _EXPIRETIME:
+            if pos + 4 > end:
+                raise TruncatedError("truncated: input ends inside an expire time", at)
+            return pos + 4, db, _I32LE(buf, pos)[0] * 1000
+        elif op == _IDLE:
+            _, pos = read_length(buf, pos)
+        elif op == _FREQ:
+            pos += 1
+        elif op == Opcode.MODULE_AUX:
+            pos = self._module_aux(at, pos)
+        elif op == Opcode.FUNCTION2:
+            code, pos = read_string(buf, pos)
+            self.functions.append(Function(bytes(code), at))
+        elif op == Opcode.FUNCTION_PRE_GA:
+            pos = self._function_pre_ga(at, pos)
+        elif op == Opcode.SLOT_INFO:
+            slot, pos = read_length(buf, pos)
+            keys, pos = read_length(buf, pos)
+            expires, pos = read_length(buf, pos)
+            self.slot_info.append(SlotInfo(db, slot, keys, expires, at))
+        elif op == VALKEY_SLOT_IMPORT and self.magic == "VALKEY":
+            pos = self._slot_import(at, pos)
+        elif op == Opcode.KEY_META and self.magic == "REDIS" and self.version >= 13:
+            pos = self._skip_key_meta(pos)
+        else:
+            raise UnsupportedError(
+                f"unknown opcode {op} in a {self.magic} RDB {self.version}",
+                at,
+                code="unknown_opcode",
+            )
+        return pos, db, expire
 
     def _safe_key(self, key_at: int) -> bytes | None:
         if key_at < 0:
@@ -329,3 +438,18 @@ def _record_name(buf: Buffer, at: int) -> str:
         return f"{Opcode(op).name} record"
     except ValueError:
         return "record"
+
+
+def _past_end(nxt: int, end: int, at: int) -> TruncatedError:
+    return TruncatedError(f"truncated: value runs {nxt - end} bytes past the end of the input", at)
+
+
+def _offer(heap: list[tuple[int, ...]], top: int, metric: int, item: tuple[int, ...]) -> int:
+    """Put ``item`` in the bounded min-heap; return the metric a key must now exceed."""
+    if top <= 0:
+        return sys.maxsize
+    if len(heap) < top:
+        heapq.heappush(heap, item)
+        return heap[0][0] if len(heap) == top else -1
+    heapq.heappushpop(heap, item)
+    return heap[0][0]
