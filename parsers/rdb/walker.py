@@ -293,6 +293,8 @@ class RdbWalker:
 
     def _located(self, e: FormatError | IndexError, key_at: int, pos: int, db: int) -> FormatError:
         """The error to raise for a failure while reading the record at ``pos``."""
+        if key_at >= 0 and key_at - 1 != pos:
+            key_at = -1  # that key was complete: the failure is in the record after it
         if isinstance(e, FormatError):
             return e.located(key=self._safe_key(key_at), db=db)
         start = key_at - 1 if key_at >= 0 else pos
