@@ -6,6 +6,7 @@ into a verdict: errors, warnings and the inventory. Rendering lives in render.py
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import time
@@ -75,10 +76,16 @@ def check_file(
                     Problem(ERROR, "truncated", 0, "empty file: expected the RDB header")
                 )
                 return result
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
                 return check_rdb(
                     mm, path=str(path), top=top, deep=deep, now_ms=now_ms, progress=progress
                 )
+            finally:
+                # Views of the map may outlive an exception's traceback; then the map
+                # closes when they are collected, and the original error is kept.
+                with contextlib.suppress(BufferError):
+                    mm.close()
     except IsADirectoryError:
         raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
     except OSError as e:

@@ -14,7 +14,7 @@ from types import ModuleType
 from parsers.errors import CorruptError, TruncatedError, UnsupportedError
 from parsers.rdb import intset, listpack, ziplist, zipmap
 from parsers.rdb.constants import ValueType as T
-from parsers.rdb.module import skip_module_value
+from parsers.rdb.module import module_type_name, skip_module_value
 from parsers.rdb.stream import skip_stream
 from parsers.rdb.strings import Buffer, read_length, read_string, skip_string, string_span
 
@@ -166,7 +166,13 @@ def skip_module(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int,
 
 
 def skip_module_pre_ga(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
-    raise UnsupportedError("module value of a Redis 4.0 release candidate (type 6)", pos)
+    """Type 6 values carry no opcode annotations: only the module itself can skip them."""
+    module_id, _ = read_length(buf, pos)
+    raise UnsupportedError(
+        f"value of module type '{module_type_name(module_id)}' in the Redis 4.0 release-"
+        "candidate format (type 6), which only that module can read",
+        pos,
+    )
 
 
 def _pairs_of(encoding: ModuleType, name: str, per: int) -> Skipper:

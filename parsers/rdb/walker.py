@@ -298,6 +298,12 @@ class RdbWalker:
         if isinstance(e, FormatError):
             return e.located(key=self._safe_key(key_at), db=db)
         start = key_at - 1 if key_at >= 0 else pos
+        if start >= len(self.buf):
+            return TruncatedError(
+                "truncated: input ends where the next record (or the EOF marker) should start",
+                len(self.buf),
+                db=db,
+            )
         return TruncatedError(
             f"truncated: input ends inside a {_record_name(self.buf, start)} (started at {start})",
             len(self.buf),

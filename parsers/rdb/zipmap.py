@@ -1,9 +1,10 @@
 """Zipmap: the packed field/value map small hashes were saved as before Redis 2.6 (RDB type 9).
 
 Layout (redis ``src/zipmap.c``): ``<zmlen u8> (<len> field <len> <free u8> value <free bytes>)*
-0xFF``. A len is one byte below 254, or 0xFE and a u32 LE. ``zmlen`` counts pairs; 254 or more
-means "unknown". Redis rejects an empty zipmap. ``count`` and ``validate`` return pairs, as
-zmlen does; ``entries`` yields field and value in turn. Offsets in errors are within the blob.
+0xFF``. A len is one byte below 254, or 0xFE and a u32 LE. ``zmlen`` counts pairs; 254
+means "unknown", 255 is invalid. Redis rejects an empty zipmap. ``count`` and ``validate``
+return pairs, as zmlen does; ``entries`` yields field and value in turn. Offsets in errors are
+within the blob.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from parsers.errors import CorruptError
 
 END = 0xFF
 BIG_LEN = 0xFE
-UNKNOWN_COUNT = 254  # zmlen values from here up mean "walk to count"
+UNKNOWN_COUNT = 254  # zmlen 254 means "walk to count"; 255 is not a valid zmlen
 # The smallest pair: a zero-length field and a zero-length value with no free bytes.
 MIN_PAIR_SIZE = 3
 
@@ -34,6 +35,8 @@ def _header(blob: Blob) -> int:
             f"zipmap last byte is 0x{blob[size - 1]:02x}, expected end marker 0xff", size - 1
         )
     zmlen = blob[0]
+    if zmlen > UNKNOWN_COUNT:
+        raise CorruptError(f"zipmap pair count byte is 0x{zmlen:02x}, at most 0xfe", 0)
     if zmlen < UNKNOWN_COUNT and zmlen * MIN_PAIR_SIZE > size - 2:
         raise CorruptError(
             f"zipmap header says {zmlen} pairs, {size} bytes hold at most "
@@ -44,10 +47,8 @@ def _header(blob: Blob) -> int:
 
 
 def count(blob: Blob) -> int:
-    """Cheap check of the end marker and zmlen; the number of pairs (walked only if unknown)."""
-    zmlen = _header(blob)
-    if zmlen < UNKNOWN_COUNT:
-        return zmlen
+    """The number of pairs, always by a full walk: Redis checks every zipmap it loads this way,
+    and zipmaps (small hashes of Redis < 2.6) are never many or large."""
     return validate(blob)
 
 
