@@ -12,8 +12,6 @@ import typer
 from toolkit import __version__
 from toolkit.check import BackupIOError, check_file
 from toolkit.progress import progress_for
-from toolkit.render import render_check
-from toolkit.report import check_report
 from toolkit.status import ExitCode
 
 app = typer.Typer(
@@ -64,8 +62,12 @@ def check(
         if progress is not None:
             progress.close()
     if json_out:
+        from toolkit.report import check_report
+
         typer.echo(json.dumps(check_report(result), indent=1))
     else:
+        from toolkit.render import render_check  # tabulate: only when a table is wanted
+
         typer.echo(render_check(result, strict=strict))
     failed = not result.valid or (strict and result.warnings)
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))

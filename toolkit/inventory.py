@@ -63,13 +63,12 @@ def inventory_of_rdb(walker: RdbWalker, now_ms: int, top: int = 10) -> Inventory
     inv = Inventory()
     for db in sorted(tally.dbs):
         t = tally.dbs[db]
-        stats = DbStats(expires=t.expires, expired_at_check=t.expired, empty=t.empty)
+        stats = DbStats(expires=t.expires, expired_at_check=t.expired, empty=t.empty, bytes=t.bytes)
         by_type: dict[str, int] = dict(t.modules)
         for type_id, count in enumerate(t.counts):
             if not count:
                 continue
             stats.keys += count
-            stats.bytes += t.bytes[type_id]
             if type_id != ValueType.MODULE_2:
                 name = TYPE_NAMES[type_id]
                 by_type[name] = by_type.get(name, 0) + count

@@ -85,10 +85,11 @@ class Checksum:
 
 @dataclass(slots=True)
 class DbTally:
-    """Counts for one db. ``counts`` and ``bytes`` are indexed by value type id."""
+    """Counts for one db. ``counts`` is indexed by value type id; ``bytes`` is the size of
+    all its key records (type byte, key and value)."""
 
     counts: list[int] = field(default_factory=lambda: [0] * 256)
-    bytes: list[int] = field(default_factory=lambda: [0] * 256)
+    bytes: int = 0
     expires: int = 0
     expired: int = 0  # expiry at or before the ``now_ms`` given to the tally
     empty: int = 0  # empty collections (Redis skips them when loading)

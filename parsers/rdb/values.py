@@ -60,58 +60,70 @@ _ZL_HEADER = struct.Struct("<IIH").unpack_from
 _LZF = 0xC3  # string encoding byte: LZF-compressed
 
 
-def _packed_count(
-    buf: Buffer, mv: memoryview, pos: int, deep: bool, encoding: ModuleType, name: str
-) -> tuple[int, int]:
-    """Count a listpack or ziplist blob from its header, touching only its ends.
+def _packed(encoding: ModuleType, name: str, per: int = 1) -> Skipper:
+    """A skipper for a listpack or ziplist blob holding ``per`` entries per element.
 
-    The common shapes are handled inline: a raw blob, or an LZF blob whose first literal run
-    holds the header and whose last literal byte is the end marker. Anything else (deep mode,
-    an unknown count, a header that does not add up) goes through the encoding module, which
-    decides precisely and names the problem.
+    It counts from the header, touching only the blob's ends. The common shapes are handled
+    inline: a raw blob, or an LZF blob whose first literal run holds the header and whose last
+    literal byte is the end marker. Anything else (deep mode, an unknown count, a header that
+    does not add up) goes through the encoding module, which decides precisely and names the
+    problem. This runs once per collection key, so it is written for speed.
     """
-    if not deep:
-        b = buf[pos]
-        if b < 0x40:
-            s = pos + 1
-            e = s + b
-            size = b
-        elif b < 0x80:
-            s = pos + 2
-            size = ((b & 0x3F) << 8) | buf[pos + 1]
-            e = s + size
-        elif b == _LZF:
-            p = pos + 1
-            c = buf[p]
-            if c < 0x40:
-                clen = c
-                p += 1
+    is_listpack = encoding is listpack
+    min_size = 7 if is_listpack else 11
+
+    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+        if not deep:
+            b = buf[pos]
+            if b < 0x40:
+                s = pos + 1
+                e = s + b
+                size = b
+            elif b < 0x80:
+                s = pos + 2
+                size = ((b & 0x3F) << 8) | buf[pos + 1]
+                e = s + size
+            elif b == _LZF:
+                p = pos + 1
+                c = buf[p]
+                if c < 0x40:
+                    clen = c
+                    p += 1
+                else:
+                    clen, p = read_length(buf, p)
+                c = buf[p]
+                if c < 0x40:
+                    size = c
+                    p += 1
+                elif c < 0x80:
+                    size = ((c & 0x3F) << 8) | buf[p + 1]
+                    p += 2
+                else:
+                    size, p = read_length(buf, p)
+                e = p + clen
+                c = buf[p]
+                s = p + 1 if 9 <= c < 32 else -1  # a first literal run of 10+ bytes
             else:
-                clen, p = read_length(buf, p)
-            c = buf[p]
-            if c < 0x40:
-                size = c
-                p += 1
-            elif c < 0x80:
-                size = ((c & 0x3F) << 8) | buf[p + 1]
-                p += 2
-            else:
-                size, p = read_length(buf, p)
-            e = p + clen
-            c = buf[p]
-            s = p + 1 if 9 <= c < 32 else -1  # a first literal run of 10+ bytes
-        else:
-            s = -1
-        if s >= 0 and e <= len(buf) and buf[e - 1] == 0xFF:
-            if encoding is listpack:
-                total, n = _LP_HEADER(buf, s)
-                if total == size and n != 0xFFFF and 2 * n <= total - 7:
-                    return e, n
-            else:
-                total, tail, n = _ZL_HEADER(buf, s)
-                if total == size and tail < size and n != 0xFFFF and 2 * n <= total - 11:
-                    return e, n
-    return _count_blob(encoding, name, buf, mv, pos, deep)
+                s = -1
+            if s >= 0 and e <= len(buf) and buf[e - 1] == 0xFF:
+                if is_listpack:
+                    total, n = _LP_HEADER(buf, s)
+                    ok = total == size and n != 0xFFFF
+                else:
+                    total, tail, n = _ZL_HEADER(buf, s)
+                    ok = total == size and tail < size and n != 0xFFFF
+                if ok and 2 * n <= total - min_size and (per == 1 or n % per == 0):
+                    return e, n // per
+        e, n = _count_blob(encoding, name, buf, mv, pos, deep)
+        if n % per:
+            raise CorruptError(f"{name} holds {n} entries, not a multiple of {per}", pos)
+        return e, n // per
+
+    return skip
+
+
+_QUICKLIST_ZIPLIST = _packed(ziplist, "quicklist ziplist node")
+_QUICKLIST_LISTPACK = _packed(listpack, "quicklist listpack node")
 
 
 def skip_string_value(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
@@ -122,8 +134,11 @@ def skip_list_or_set(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple
     n = buf[pos]
     if n < 0x40:
         pos += 1
-    else:
-        n, pos = read_length(buf, pos)
+        for _ in range(n):  # at most 63 strings: no need to check they can fit first
+            b = buf[pos]
+            pos = pos + 1 + b if b < 0x40 else skip_string(buf, pos)
+        return pos, n
+    n, pos = read_length(buf, pos)
     return _strings(buf, pos, n), n
 
 
@@ -175,26 +190,8 @@ def skip_module_pre_ga(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tup
     )
 
 
-def _pairs_of(encoding: ModuleType, name: str, per: int) -> Skipper:
-    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
-        if encoding is listpack or encoding is ziplist:
-            end, n = _packed_count(buf, mv, pos, deep, encoding, name)
-        else:
-            end, n = _count_blob(encoding, name, buf, mv, pos, deep)
-        if n % per:
-            raise CorruptError(f"{name} holds {n} entries, not a multiple of {per}", pos)
-        return end, n // per
-
-    return skip
-
-
-def _single(encoding: ModuleType, name: str) -> Skipper:
-    def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
-        if encoding is listpack or encoding is ziplist:
-            return _packed_count(buf, mv, pos, deep, encoding, name)
-        return _count_blob(encoding, name, buf, mv, pos, deep)
-
-    return skip
+def skip_intset(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
+    return _count_blob(intset, "intset", buf, mv, pos, deep)
 
 
 def skip_zipmap(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
@@ -209,7 +206,7 @@ def skip_quicklist(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[i
         raise TruncatedError(f"{nodes} quicklist nodes cannot fit in the bytes left", pos)
     total = 0
     for _ in range(nodes):
-        pos, n = _packed_count(buf, mv, pos, deep, ziplist, "quicklist ziplist node")
+        pos, n = _QUICKLIST_ZIPLIST(buf, mv, pos, deep)
         total += n
     return pos, total
 
@@ -227,7 +224,7 @@ def skip_quicklist2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[
     for _ in range(nodes):
         container = buf[pos]
         if container == QUICKLIST_NODE_PACKED:
-            pos, n = _packed_count(buf, mv, pos + 1, deep, listpack, "quicklist listpack node")
+            pos, n = _QUICKLIST_LISTPACK(buf, mv, pos + 1, deep)
             if n == 0:
                 raise CorruptError("empty listpack node in a quicklist", pos)
             total += n
@@ -266,7 +263,7 @@ def skip_hash_metadata(with_min_expire: bool) -> Skipper:
 
 def skip_hash_listpack_ex(with_min_expire: bool) -> Skipper:
     """HASH_LISTPACK_EX (25, and 23 before GA): a listpack of field, value, ttl triplets."""
-    triplets = _pairs_of(listpack, "hash listpack", 3)
+    triplets = _packed(listpack, "hash listpack", 3)
 
     def skip(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, int]:
         return triplets(buf, mv, pos + 8 if with_min_expire else pos, deep)
@@ -296,17 +293,17 @@ SKIPPERS: dict[int, Skipper] = {
     T.MODULE_PRE_GA: skip_module_pre_ga,
     T.MODULE_2: skip_module,
     T.HASH_ZIPMAP: skip_zipmap,
-    T.LIST_ZIPLIST: _single(ziplist, "ziplist"),
-    T.SET_INTSET: _single(intset, "intset"),
-    T.ZSET_ZIPLIST: _pairs_of(ziplist, "sorted set ziplist", 2),
-    T.HASH_ZIPLIST: _pairs_of(ziplist, "hash ziplist", 2),
+    T.LIST_ZIPLIST: _packed(ziplist, "ziplist"),
+    T.SET_INTSET: skip_intset,
+    T.ZSET_ZIPLIST: _packed(ziplist, "sorted set ziplist", 2),
+    T.HASH_ZIPLIST: _packed(ziplist, "hash ziplist", 2),
     T.LIST_QUICKLIST: skip_quicklist,
     T.STREAM_LISTPACKS: skip_stream_value(T.STREAM_LISTPACKS),
-    T.HASH_LISTPACK: _pairs_of(listpack, "hash listpack", 2),
-    T.ZSET_LISTPACK: _pairs_of(listpack, "sorted set listpack", 2),
+    T.HASH_LISTPACK: _packed(listpack, "hash listpack", 2),
+    T.ZSET_LISTPACK: _packed(listpack, "sorted set listpack", 2),
     T.LIST_QUICKLIST_2: skip_quicklist2,
     T.STREAM_LISTPACKS_2: skip_stream_value(T.STREAM_LISTPACKS_2),
-    T.SET_LISTPACK: _single(listpack, "set listpack"),
+    T.SET_LISTPACK: _packed(listpack, "set listpack"),
     T.STREAM_LISTPACKS_3: skip_stream_value(T.STREAM_LISTPACKS_3),
     T.HASH_METADATA_PRE_GA: skip_hash_metadata(with_min_expire=False),
     T.HASH_LISTPACK_EX_PRE_GA: skip_hash_listpack_ex(with_min_expire=False),

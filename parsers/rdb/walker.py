@@ -222,7 +222,8 @@ class RdbWalker:
         next_tick = WINDOW
         tally = Tally(top)
         cur = tally.db(0)
-        counts, sizes = cur.counts, cur.bytes
+        counts = cur.counts
+        db_bytes = 0  # bytes of cur's keys, added to cur.bytes when the db changes
         collections = _COLLECTION_TYPES
         by_bytes, by_elems = tally.by_bytes, tally.by_elements
         min_bytes = min_elems = -1  # thresholds to enter the top lists, once they are full
@@ -256,17 +257,20 @@ class RdbWalker:
                     key_at = -1
                     pos, new_db, expire = self._opcode(op, pos, db, expire)
                     if pos < 0:
+                        cur.bytes += db_bytes
                         return tally
                     if new_db != db:
+                        cur.bytes += db_bytes
+                        db_bytes = 0
                         db = new_db
                         cur = tally.db(db)
-                        counts, sizes = cur.counts, cur.bytes
+                        counts = cur.counts
                     continue
                 if nxt > end:
                     raise _past_end(nxt, end, vpos)
                 size = nxt - pos
                 counts[op] += 1
-                sizes[op] += size
+                db_bytes += size
                 if expire is not None:
                     cur.expires += 1
                     if expire <= now_ms:

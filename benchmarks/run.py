@@ -1,0 +1,347 @@
+"""Time rbkit against redis-check-rdb (and optional peers) on the same RDB file.
+
+Each command runs N times (--runs); the table shows the best wall time and the highest peak
+RSS over those runs (ru_maxrss from os.wait4, taken by a small launcher process).
+A command that fails shows its error in its row and the run carries on.
+This is a benchmark, not a test: nothing here asserts a timing.
+
+    python benchmarks/run.py                     # benchmarks/data/bench.rdb, best of 3
+    python benchmarks/run.py --with-rdbtools     # also rdbtools' `rdb --command json`
+    python benchmarks/run.py --memory-growth     # rbkit's peak RSS on bench vs bench-x4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+REDIS_CHECK_RDB = "/usr/bin/redis-check-rdb"
+KEYS_READ_RE = re.compile(rb"(\d+) keys read")
+
+
+@dataclass
+class Command:
+    """One benchmarked command line."""
+
+    label: str
+    argv: list[str]
+    timeout: float | None = None  # seconds; the child is killed after that
+    runs: int | None = None  # overrides --runs (for very slow peers)
+    keep_stdout: bool = True  # False: stdout goes to /dev/null (huge outputs)
+
+
+@dataclass
+class Run:
+    """What one execution of a command measured."""
+
+    wall_s: float
+    peak_rss_kb: int
+    returncode: int  # negative: killed by that signal
+    timed_out: bool
+    keys: int | None
+    error: str | None
+
+
+@dataclass
+class Result:
+    """All runs of one command, with the best wall time and the highest peak RSS."""
+
+    label: str
+    argv: list[str]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def ok_runs(self) -> list[Run]:
+        return [r for r in self.runs if r.error is None]
+
+    @property
+    def best_wall_s(self) -> float | None:
+        return min((r.wall_s for r in self.ok_runs), default=None)
+
+    @property
+    def peak_rss_kb(self) -> int | None:
+        return max((r.peak_rss_kb for r in self.ok_runs), default=None)
+
+    @property
+    def keys(self) -> int | None:
+        return next((r.keys for r in self.ok_runs if r.keys is not None), None)
+
+    @property
+    def error(self) -> str | None:
+        """The first failure (a failed run stops the series), or None if all runs passed."""
+        if not self.runs:
+            return "not run"
+        return next((r.error for r in self.runs if r.error is not None), None)
+
+
+def default_rbkit() -> str:
+    """The rbkit console script next to this Python, else on PATH, else the repo's venv."""
+    beside = Path(sys.executable).with_name("rbkit")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("rbkit")
+    return found or str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "rbkit")
+
+
+def keys_from_output(stdout: bytes) -> int | None:
+    """The key count in redis-check-rdb's "N keys read" line or in rbkit's JSON totals."""
+    match = KEYS_READ_RE.search(stdout)
+    if match:
+        return int(match.group(1))
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    totals = data.get("totals") if isinstance(data, dict) else None
+    keys = totals.get("keys") if isinstance(totals, dict) else None
+    return keys if isinstance(keys, int) else None
+
+
+def last_line(text: bytes) -> str:
+    lines = [line.strip() for line in text.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:120] if lines else ""
+
+
+# The launcher: a bare Python (-I -S) that forks and execs the command, waits for it with
+# os.wait4 and writes "wall_s maxrss_kb returncode timed_out" to the fd in argv[1].
+# Why not fork from this process: a child's ru_maxrss includes the pages it had before exec
+# (all of a vfork parent's high-water mark, a fork parent's anonymous pages), and this
+# process is big (tabulate, the page-cache warm-up). The launcher is about 5 MB, which is
+# the floor under every peak RSS reported (rss_floor_kb()).
+LAUNCHER = """
+import os, signal, sys, time
+fd, timeout, path, argv = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+timed_out = 0
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(path, argv)
+    except OSError as exc:
+        os.write(2, ("cannot start: %s\\n" % exc).encode())
+    os._exit(127)
+def on_alarm(signum, frame):
+    global timed_out
+    timed_out = 1
+    os.kill(pid, signal.SIGKILL)
+if timeout > 0:
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+signal.setitimer(signal.ITIMER_REAL, 0)
+code = os.waitstatus_to_exitcode(status)
+os.write(fd, ("%r %d %d %d" % (wall, usage.ru_maxrss, code, timed_out)).encode())
+"""
+
+
+def run_once(command: Command) -> Run:
+    """Run the command once under the launcher: wall from fork to reap, RSS from os.wait4."""
+    path = shutil.which(command.argv[0])
+    if path is None:
+        return Run(0.0, 0, -1, False, None, f"cannot start: {command.argv[0]} not found")
+    read_end, write_end = os.pipe()
+    timeout = command.timeout or 0
+    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(write_end), str(timeout)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            subprocess.run(
+                [*launcher, path, *command.argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out if command.keep_stdout else subprocess.DEVNULL,
+                stderr=err,
+                pass_fds=(write_end,),
+                check=False,
+            )
+        finally:
+            os.close(write_end)
+            with os.fdopen(read_end, "rb") as pipe:
+                report = pipe.read().split()
+        out.seek(0)
+        err.seek(0)
+        output, errors = out.read(), err.read()
+    if len(report) != 4:
+        return Run(0.0, 0, -1, False, None, f"launcher failed: {last_line(errors)}")
+    wall, peak_kb, returncode, timed_out = float(report[0]), *map(int, report[1:])
+    error = None
+    if timed_out:
+        error = f"timeout after {timeout:.0f} s"
+    elif returncode != 0:
+        error = f"exit {returncode}: {last_line(errors) or last_line(output)}"
+    keys = keys_from_output(output) if error is None else None
+    return Run(wall, peak_kb, returncode, bool(timed_out), keys, error)
+
+
+def rss_floor_kb() -> int:
+    """ru_maxrss of `true` run by the launcher: the least any command can report."""
+    return run_once(Command("true", ["true"])).peak_rss_kb
+
+
+def measure(commands: list[Command], runs: int) -> list[Result]:
+    """Run every command `runs` times, in rounds (one run of each per round), so a change in
+    the machine's load hits all of them alike. A command that fails is not run again."""
+    results = [Result(c.label, c.argv) for c in commands]
+    for round_ in range(max(c.runs or runs for c in commands)):
+        for command, result in zip(commands, results, strict=True):
+            if round_ >= (command.runs or runs) or any(r.error for r in result.runs):
+                continue
+            print(f"  {command.label} ...", end=" ", file=sys.stderr, flush=True)
+            run = run_once(command)
+            result.runs.append(run)
+            status = run.error or f"{run.wall_s:.2f} s, {run.peak_rss_kb / 1024:.0f} MB"
+            print(status, file=sys.stderr, flush=True)
+    return results
+
+
+def warm_cache(path: Path) -> None:
+    """Read the file once so every command finds it in the page cache."""
+    buffer = bytearray(1 << 20)  # small and reused: keeps this process's RSS low
+    with path.open("rb", buffering=0) as f:
+        while f.readinto(buffer):
+            pass
+
+
+def table(results: list[Result], size_bytes: int) -> str:
+    """The results as a table: wall, RSS, ratio to redis-check-rdb, keys/s, MB/s."""
+    reference = next((r.best_wall_s for r in results if r.label == "redis-check-rdb"), None)
+    fallback_keys = next((r.keys for r in results if r.keys is not None), None)
+    rows = []
+    for r in results:
+        wall, rss = r.best_wall_s, r.peak_rss_kb
+        if r.error is not None or wall is None or rss is None:
+            rows.append([r.label, r.error, "", "", "", ""])
+            continue
+        keys = r.keys or fallback_keys
+        rows.append(
+            [
+                r.label,
+                f"{wall:.2f}",
+                f"{rss / 1024:.0f}",
+                f"{wall / reference:.2f}x" if reference else "",
+                f"{keys / wall:,.0f}" if keys else "",
+                f"{size_bytes / 1e6 / wall:.1f}",
+            ]
+        )
+    headers = ["command", "wall s (best)", "peak RSS MB", "vs redis-check-rdb", "keys/s", "MB/s"]
+    return tabulate(rows, headers=headers, disable_numparse=True)
+
+
+def commands(path: Path, args: argparse.Namespace) -> list[Command]:
+    """The commands compared on one file."""
+    file = str(path)
+    listed = [
+        Command("redis-check-rdb", [REDIS_CHECK_RDB, file]),
+        Command("rbkit check --json", [args.rbkit, "check", "--json", file]),
+        Command("rbkit check --json --deep", [args.rbkit, "check", "--json", "--deep", file]),
+    ]
+    if args.with_rdbtools:
+        rdb = shutil.which("rdb") or str(Path(sys.executable).with_name("rdb"))
+        listed.append(
+            Command(
+                "rdbtools rdb --command json",
+                [rdb, "--command", "json", file],
+                timeout=args.rdbtools_timeout,
+                runs=1,
+                keep_stdout=False,
+            )
+        )
+    return listed
+
+
+def print_json(results: list[Result], extra: dict[str, Any]) -> None:
+    """Every run of every command, plus the summary values, as JSON on stdout."""
+    data = {**extra, "results": [asdict(r) for r in results]}
+    for entry, r in zip(data["results"], results, strict=True):
+        entry.update(
+            best_wall_s=r.best_wall_s, peak_rss_kb=r.peak_rss_kb, keys=r.keys, error=r.error
+        )
+    print(json.dumps(data, indent=2))
+
+
+def compare(path: Path, args: argparse.Namespace) -> int:
+    size = path.stat().st_size
+    print(f"{path.name}: {size / 1e6:.1f} MB, best of {args.runs}", file=sys.stderr)
+    warm_cache(path)
+    floor = rss_floor_kb()
+    results = measure(commands(path, args), args.runs)
+    if args.json:
+        print_json(results, {"file": str(path), "size_bytes": size, "rss_floor_kb": floor})
+    else:
+        print(f"\n{path} ({size / 1e6:.1f} MB), best of {args.runs} runs\n")
+        print(table(results, size))
+        print(f"\n(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)")
+    return 0
+
+
+def memory_growth(args: argparse.Namespace) -> int:
+    """rbkit check --json on bench.rdb and bench-x4.rdb: both peak RSS values and the ratio."""
+    files = [args.data_dir / "bench.rdb", args.data_dir / "bench-x4.rdb"]
+    missing = [f for f in files if not f.exists()]
+    if missing:
+        names = ", ".join(str(f) for f in missing)
+        print(f"missing {names}: run benchmarks/make_data.py --x4", file=sys.stderr)
+        return 2
+    floor = rss_floor_kb()
+    for f in files:
+        warm_cache(f)
+    checks = [
+        Command(f"rbkit check --json {f.name}", [args.rbkit, "check", "--json", str(f)])
+        for f in files
+    ]
+    results = measure(checks, args.runs)
+    if args.json:
+        print_json(results, {"mode": "memory-growth", "rss_floor_kb": floor})
+        return 0
+    rows = []
+    for f, r in zip(files, results, strict=True):
+        rss = r.peak_rss_kb
+        rows.append([f.name, f"{f.stat().st_size / 1e6:.1f}", r.error or f"{rss / 1024:.0f}"])
+    print(tabulate(rows, headers=["file", "size MB", "peak RSS MB"], disable_numparse=True))
+    small, large = results[0].peak_rss_kb, results[1].peak_rss_kb
+    if small and large and not any(r.error for r in results):
+        size_ratio = files[1].stat().st_size / files[0].stat().st_size
+        print(f"\npeak RSS ratio x4/x1: {large / small:.2f} (file size ratio {size_ratio:.2f})")
+    print(f"(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", nargs="?", type=Path, help="RDB file (default data/bench.rdb)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per command (best is shown)")
+    parser.add_argument("--json", action="store_true", help="print raw results as JSON")
+    parser.add_argument("--rbkit", default=default_rbkit(), help="rbkit executable")
+    parser.add_argument("--with-rdbtools", action="store_true", help="also time rdbtools")
+    parser.add_argument(
+        "--rdbtools-timeout", type=float, default=600, help="cap on rdbtools, seconds"
+    )
+    parser.add_argument(
+        "--memory-growth", action="store_true", help="rbkit peak RSS: bench vs bench-x4"
+    )
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="generated files")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.memory_growth:
+        return memory_growth(args)
+    path = args.file or args.data_dir / "bench.rdb"
+    if not path.exists():
+        print(f"{path} not found: run benchmarks/make_data.py first", file=sys.stderr)
+        return 2
+    return compare(path, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
