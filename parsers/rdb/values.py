@@ -89,6 +89,9 @@ def _packed(encoding: ModuleType, name: str, per: int = 1) -> Skipper:
                 if c < 0x40:
                     clen = c
                     p += 1
+                elif c < 0x80:
+                    clen = ((c & 0x3F) << 8) | buf[p + 1]
+                    p += 2
                 else:
                     clen, p = read_length(buf, p)
                 c = buf[p]
@@ -102,10 +105,11 @@ def _packed(encoding: ModuleType, name: str, per: int = 1) -> Skipper:
                     size, p = read_length(buf, p)
                 e = p + clen
                 c = buf[p]
-                s = p + 1 if 9 <= c < 32 else -1  # a first literal run of 10+ bytes
+                # A first literal run of 10+ bytes, inside the compressed data, holds the header.
+                s = p + 1 if 9 <= c < 32 and p + 2 + c <= e else -1
             else:
                 s = -1
-            if s >= 0 and e <= len(buf) and buf[e - 1] == 0xFF:
+            if s >= 0 and e <= len(buf) and size >= min_size and buf[e - 1] == 0xFF:
                 if is_listpack:
                     total, n = _LP_HEADER(buf, s)
                     ok = total == size and n != 0xFFFF
