@@ -35,10 +35,10 @@ def read_length(buf: Buffer, pos: int) -> tuple[int, int]:
     if t == 1:
         return ((b & 0x3F) << 8) | buf[pos + 1], pos + 2
     if b == 0x80:
-        _check(buf, pos + 5)
+        _check(buf, pos + 5, pos)
         return _U32BE(buf, pos + 1)[0], pos + 5
     if b == 0x81:
-        _check(buf, pos + 9)
+        _check(buf, pos + 9, pos)
         return _U64BE(buf, pos + 1)[0], pos + 9
     raise CorruptError(f"expected a length, found encoding byte 0x{b:02x}", pos)
 
@@ -88,14 +88,14 @@ def read_string(buf: Buffer, pos: int) -> tuple[bytes, int]:
     else:
         enc = b & 0x3F
         if enc == ENC_INT8:
-            _check(buf, pos + 2)
+            _check(buf, pos + 2, pos)
             v = buf[pos + 1]
             return str(v - 256 if v > 127 else v).encode(), pos + 2
         if enc == ENC_INT16:
-            _check(buf, pos + 3)
+            _check(buf, pos + 3, pos)
             return str(_I16LE(buf, pos + 1)[0]).encode(), pos + 3
         if enc == ENC_INT32:
-            _check(buf, pos + 5)
+            _check(buf, pos + 5, pos)
             return str(_I32LE(buf, pos + 1)[0]).encode(), pos + 5
         if enc == ENC_LZF:
             clen, p = read_length(buf, pos + 1)
@@ -131,9 +131,9 @@ def string_span(buf: Buffer, pos: int) -> tuple[int, int, int] | None:
     return start, end, end
 
 
-def _check(buf: Buffer, end: int, at: int | None = None) -> None:
+def _check(buf: Buffer, end: int, at: int) -> None:
+    """Raise unless the field starting at ``at`` and ending before ``end`` is in the input."""
     if end > len(buf):
-        start = at if at is not None else end
         raise TruncatedError(
-            f"truncated: field runs {end - len(buf)} bytes past the end of the input", start
+            f"truncated: field runs {end - len(buf)} bytes past the end of the input", at
         )
