@@ -84,7 +84,7 @@ def skip_stream(
     if type_id >= ValueType.STREAM_LISTPACKS_4:
         pos = _skip_v4_extras(buf, pos)
     if pos > end:
-        raise TruncatedError("stream runs past the end of the input", pos)
+        raise TruncatedError("truncated: stream runs past the end of the input", end)
     return pos, StreamSummary(length, n_listpacks, n_groups, pending, consumers)
 
 

@@ -158,11 +158,11 @@ def skip_zset(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, i
     for _ in range(n):
         pos = skip_string(buf, pos)
         if pos >= end:
-            raise TruncatedError("sorted set score runs past the end of the input", pos)
+            raise TruncatedError("truncated: sorted set score runs past the end", end)
         b = buf[pos]
         pos += 1 if b >= 253 else 1 + b  # 253 nan, 254 +inf, 255 -inf
     if pos > end:
-        raise TruncatedError("sorted set runs past the end of the input", pos)
+        raise TruncatedError("truncated: sorted set runs past the end of the input", end)
     return pos, n
 
 
@@ -175,7 +175,7 @@ def skip_zset2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[int, 
     for _ in range(n):
         pos = skip_string(buf, pos) + 8
     if pos > end:
-        raise TruncatedError("sorted set runs past the end of the input", pos)
+        raise TruncatedError("truncated: sorted set runs past the end of the input", end)
     return pos, n
 
 
@@ -283,7 +283,7 @@ def skip_valkey_hash2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tupl
     for _ in range(n):
         pos = skip_string(buf, skip_string(buf, pos)) + 8
     if pos > len(buf):
-        raise TruncatedError("hash runs past the end of the input", pos)
+        raise TruncatedError("truncated: hash runs past the end of the input", len(buf))
     return pos, n
 
 

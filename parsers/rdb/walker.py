@@ -59,6 +59,13 @@ _U64LE = struct.Struct("<Q").unpack_from
 # CRC and progress run once per this many bytes walked.
 WINDOW = 8 << 20
 
+try:  # the optional C accelerator of tally() (setup.py builds it where a compiler is at hand)
+    from parsers.rdb import _speedups
+except ImportError:  # pragma: no cover - depends on the build
+    _speedups = None
+# Tests set this to False to run tally() in pure Python and compare.
+USE_SPEEDUPS = True
+
 KeyTuple = tuple[int, int, int, int, int, int, "int | None"]
 
 
@@ -227,11 +234,28 @@ class RdbWalker:
         collections = _COLLECTION_TYPES
         by_bytes, by_elems = tally.by_bytes, tally.by_elements
         min_bytes = min_elems = -1  # thresholds to enter the top lists, once they are full
+        scan = None if deep or _speedups is None or not USE_SPEEDUPS else _speedups.scan
+        scan_from = pos  # the accelerator is tried again once the walk passes this offset
         try:
             while True:
                 if pos >= next_tick:
                     self._advance_crc(pos)
                     next_tick = pos + WINDOW
+                if scan is not None and pos >= scan_from and expire is None:
+                    # Counts a run of common records in C and stops before any other record,
+                    # which the Python code below then reads (and judges) itself.
+                    pos, found, nbytes, nexp, nexpired = scan(
+                        buf, pos, next_tick, now_ms, min_bytes, min_elems
+                    )
+                    for t, c in enumerate(found):
+                        if c:
+                            counts[t] += c
+                    db_bytes += nbytes
+                    cur.expires += nexp
+                    cur.expired += nexpired
+                    scan_from = pos + 1
+                    if pos >= next_tick:
+                        continue
                 op = buf[pos]
                 if op == 0:
                     key_at = pos + 1

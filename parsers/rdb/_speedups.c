@@ -1,0 +1,403 @@
+/*
+ * Optional accelerator for RdbWalker.tally(): counts runs of common key records in C.
+ *
+ * scan() walks records from `pos` for as long as each one is of a shape it fully understands
+ * and accepts exactly as the Python walker's fast paths do (values.py `_packed`, strings.py,
+ * walker.py). At the first record that is anything else -- another opcode, a type it does not
+ * handle, an empty collection, a key big enough for the top lists, anything that does not add
+ * up, the end of the input -- it stops *before* that record and returns. The Python walker
+ * then reads that record itself, so every error is found and worded by the Python code, and
+ * this file never decides that input is bad: it only declines to go on.
+ *
+ * scan(buf, pos, limit, now_ms, min_bytes, min_elements)
+ *   -> (pos, counts[27], key_bytes, expires, expired)
+ * `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of type t.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#define NTYPES 27
+
+typedef struct {
+    const uint8_t *b;
+    Py_ssize_t end;
+} Buf;
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* An RDB length at *p (6, 14, 32 or 64 bit). 0 and *p moved past it, or -1. */
+static int read_len(const Buf *B, Py_ssize_t *p, uint64_t *out)
+{
+    Py_ssize_t q = *p;
+    if (q >= B->end)
+        return -1;
+    uint8_t c = B->b[q];
+    switch (c >> 6) {
+    case 0:
+        *out = c & 0x3F;
+        *p = q + 1;
+        return 0;
+    case 1:
+        if (B->end - q < 2)
+            return -1;
+        *out = ((uint64_t)(c & 0x3F) << 8) | B->b[q + 1];
+        *p = q + 2;
+        return 0;
+    case 2:
+        if (c == 0x80) {
+            if (B->end - q < 5)
+                return -1;
+            *out = ((uint64_t)B->b[q + 1] << 24) | ((uint64_t)B->b[q + 2] << 16) |
+                   ((uint64_t)B->b[q + 3] << 8) | B->b[q + 4];
+            *p = q + 5;
+            return 0;
+        }
+        if (c == 0x81) {
+            if (B->end - q < 9)
+                return -1;
+            uint64_t v = 0;
+            for (int i = 1; i <= 8; i++)
+                v = (v << 8) | B->b[q + i];
+            *out = v;
+            *p = q + 9;
+            return 0;
+        }
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+/* Skip a string in any encoding (raw, integer, LZF). 0 and *p moved past it, or -1. */
+static int skip_str(const Buf *B, Py_ssize_t *p)
+{
+    Py_ssize_t q = *p;
+    uint64_t n;
+    if (q >= B->end)
+        return -1;
+    uint8_t c = B->b[q];
+    if ((c >> 6) == 3) {
+        switch (c & 0x3F) {
+        case 0: n = 2; break;
+        case 1: n = 3; break;
+        case 2: n = 5; break;
+        case 3: {
+            Py_ssize_t r = q + 1;
+            uint64_t clen, ulen;
+            if (read_len(B, &r, &clen) || read_len(B, &r, &ulen))
+                return -1;
+            if (clen > (uint64_t)(B->end - r))
+                return -1;
+            *p = r + (Py_ssize_t)clen;
+            return 0;
+        }
+        default:
+            return -1;
+        }
+        if (n > (uint64_t)(B->end - q))
+            return -1;
+        *p = q + (Py_ssize_t)n;
+        return 0;
+    }
+    Py_ssize_t r = q;
+    if (read_len(B, &r, &n) || n > (uint64_t)(B->end - r))
+        return -1;
+    *p = r + (Py_ssize_t)n;
+    return 0;
+}
+
+/* Skip `count` strings. */
+static int skip_strs(const Buf *B, Py_ssize_t *p, uint64_t count)
+{
+    if (count > (uint64_t)(B->end - *p))
+        return -1;
+    for (uint64_t i = 0; i < count; i++)
+        if (skip_str(B, p))
+            return -1;
+    return 0;
+}
+
+/* A listpack or ziplist blob counted from its header: the same conditions as values.py
+ * `_packed`'s fast path, and nothing more. 1 with *p past it and *n set, or 0. */
+static int packed(const Buf *B, Py_ssize_t *p, int is_listpack, int per, uint64_t *n_out)
+{
+    const uint8_t *b = B->b;
+    Py_ssize_t end = B->end, pos = *p, s, e;
+    uint64_t size, total, n;
+    uint64_t min_size = is_listpack ? 7 : 11;
+    if (pos >= end)
+        return 0;
+    uint8_t c0 = b[pos];
+    if (c0 < 0x40) {
+        s = pos + 1;
+        size = c0;
+        if (size > (uint64_t)(end - s))
+            return 0;
+        e = s + (Py_ssize_t)size;
+    } else if (c0 < 0x80) {
+        if (end - pos < 2)
+            return 0;
+        s = pos + 2;
+        size = ((uint64_t)(c0 & 0x3F) << 8) | b[pos + 1];
+        if (size > (uint64_t)(end - s))
+            return 0;
+        e = s + (Py_ssize_t)size;
+    } else if (c0 == 0xC3) { /* LZF: the header must sit in the first literal run */
+        Py_ssize_t q = pos + 1;
+        uint64_t clen;
+        if (read_len(B, &q, &clen) || read_len(B, &q, &size))
+            return 0;
+        if (clen > (uint64_t)(end - q) || q >= end)
+            return 0;
+        e = q + (Py_ssize_t)clen;
+        uint8_t c = b[q];
+        if (!(c >= 9 && c < 32 && q + 2 + (Py_ssize_t)c <= e))
+            return 0;
+        s = q + 1;
+    } else {
+        return 0;
+    }
+    if (size < min_size || b[e - 1] != 0xFF)
+        return 0;
+    total = le32(b + s);
+    if (is_listpack) {
+        n = le16(b + s + 4);
+        if (total != size || n == 0xFFFF)
+            return 0;
+    } else {
+        uint64_t tail = le32(b + s + 4);
+        n = le16(b + s + 8);
+        if (total != size || tail >= size || n == 0xFFFF)
+            return 0;
+    }
+    if (2 * n > total - min_size || (per > 1 && n % per))
+        return 0;
+    *p = e;
+    *n_out = n / per;
+    return 1;
+}
+
+/* A raw intset blob: the checks of intset.py `count`. */
+static int intset(const Buf *B, Py_ssize_t *p, uint64_t *n_out)
+{
+    Py_ssize_t q = *p;
+    uint64_t size;
+    if (q >= B->end || (B->b[q] >> 6) == 3)
+        return 0;
+    if (read_len(B, &q, &size) || size > (uint64_t)(B->end - q) || size < 8)
+        return 0;
+    uint64_t width = le32(B->b + q), length = le32(B->b + q + 4);
+    if ((width != 2 && width != 4 && width != 8) || 8 + length * width != size || length == 0)
+        return 0;
+    *p = q + (Py_ssize_t)size;
+    *n_out = length;
+    return 1;
+}
+
+/* Skip the value of type t at *p and count its elements. 1 on success, 0 to decline. */
+static int value(const Buf *B, int t, Py_ssize_t *p, uint64_t *n)
+{
+    uint64_t count, nodes;
+    switch (t) {
+    case 0: /* string */
+        *n = 1;
+        return skip_str(B, p) == 0;
+    case 1: /* list */
+    case 2: /* set */
+        if (read_len(B, p, &count) || skip_strs(B, p, count))
+            return 0;
+        *n = count;
+        return 1;
+    case 4: /* hash */
+        if (read_len(B, p, &count) || count > (uint64_t)(B->end - *p) ||
+            skip_strs(B, p, 2 * count))
+            return 0;
+        *n = count;
+        return 1;
+    case 3: /* zset: member, then a score as a length-prefixed decimal */
+        if (read_len(B, p, &count) || count > (uint64_t)(B->end - *p))
+            return 0;
+        for (uint64_t i = 0; i < count; i++) {
+            if (skip_str(B, p) || *p >= B->end)
+                return 0;
+            uint8_t c = B->b[*p];
+            Py_ssize_t step = c >= 253 ? 1 : 1 + (Py_ssize_t)c;
+            if (step > B->end - *p)
+                return 0;
+            *p += step;
+        }
+        *n = count;
+        return 1;
+    case 5: /* zset2: member, then an 8-byte double */
+        if (read_len(B, p, &count) || count > (uint64_t)(B->end - *p))
+            return 0;
+        for (uint64_t i = 0; i < count; i++) {
+            if (skip_str(B, p) || B->end - *p < 8)
+                return 0;
+            *p += 8;
+        }
+        *n = count;
+        return 1;
+    case 10: return packed(B, p, 0, 1, n);
+    case 11: return intset(B, p, n);
+    case 12: return packed(B, p, 0, 2, n);
+    case 13: return packed(B, p, 0, 2, n);
+    case 16: return packed(B, p, 1, 2, n);
+    case 17: return packed(B, p, 1, 2, n);
+    case 20: return packed(B, p, 1, 1, n);
+    case 14: /* quicklist of ziplists */
+        if (read_len(B, p, &nodes) || nodes > (uint64_t)(B->end - *p))
+            return 0;
+        *n = 0;
+        for (uint64_t i = 0; i < nodes; i++) {
+            uint64_t k;
+            if (!packed(B, p, 0, 1, &k))
+                return 0;
+            *n += k;
+        }
+        return 1;
+    case 18: /* quicklist 2: PLAIN (1) or PACKED (2) nodes */
+        if (read_len(B, p, &nodes) || nodes > (uint64_t)(B->end - *p))
+            return 0;
+        *n = 0;
+        for (uint64_t i = 0; i < nodes; i++) {
+            uint64_t k;
+            if (*p >= B->end)
+                return 0;
+            uint8_t container = B->b[*p];
+            *p += 1;
+            if (container == 2) {
+                if (!packed(B, p, 1, 1, &k) || k == 0)
+                    return 0;
+                *n += k;
+            } else if (container == 1) {
+                if (skip_str(B, p))
+                    return 0;
+                *n += 1;
+            } else {
+                return 0;
+            }
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Types whose empty values Redis skips on load (the Python walker counts those). */
+static int is_collection(int t)
+{
+    switch (t) {
+    case 1: case 2: case 3: case 4: case 5: case 10: case 11: case 12: case 13: case 14:
+    case 16: case 17: case 18: case 20:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static PyObject *scan(PyObject *self, PyObject *args)
+{
+    PyObject *obj;
+    Py_ssize_t pos, limit;
+    long long now_ms, min_bytes, min_elems;
+    if (!PyArg_ParseTuple(args, "OnnLLL", &obj, &pos, &limit, &now_ms, &min_bytes, &min_elems))
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Buf B = {(const uint8_t *)view.buf, view.len};
+    uint64_t counts[NTYPES] = {0};
+    long long key_bytes = 0, expires = 0, expired = 0;
+    if (pos < 0)
+        pos = B.end;
+
+    while (pos < limit && pos < B.end) {
+        Py_ssize_t rec = pos, q = pos;
+        int has_expire = 0;
+        long long expire = 0;
+        uint8_t op = B.b[q];
+        /* EXPIRETIME_MS, IDLE and FREQ may come before a key. */
+        while (op == 252 || op == 248 || op == 249) {
+            if (op == 252) {
+                if (B.end - q < 9)
+                    goto stop;
+                uint64_t v = 0;
+                for (int i = 8; i >= 1; i--)
+                    v = (v << 8) | B.b[q + i];
+                expire = (long long)v;
+                has_expire = 1;
+                q += 9;
+            } else if (op == 248) {
+                uint64_t idle;
+                q += 1;
+                if (read_len(&B, &q, &idle))
+                    goto stop;
+            } else {
+                if (B.end - q < 2)
+                    goto stop;
+                q += 2;
+            }
+            if (q >= B.end)
+                goto stop;
+            op = B.b[q];
+        }
+        if (op >= NTYPES)
+            goto stop;
+        Py_ssize_t type_at = q;
+        q += 1;
+        uint64_t n;
+        if (skip_str(&B, &q) || !value(&B, op, &q, &n))
+            goto stop;
+        long long size = (long long)(q - type_at);
+        if (n == 0 && is_collection(op))
+            goto stop;
+        if (size > min_bytes || (long long)n > min_elems)
+            goto stop;
+        counts[op]++;
+        key_bytes += size;
+        if (has_expire) {
+            expires++;
+            if (expire <= now_ms)
+                expired++;
+        }
+        pos = q;
+        continue;
+    stop:
+        pos = rec;
+        break;
+    }
+    PyBuffer_Release(&view);
+
+    PyObject *tuple = PyTuple_New(NTYPES);
+    if (!tuple)
+        return NULL;
+    for (int i = 0; i < NTYPES; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(counts[i]);
+        if (!v) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, v);
+    }
+    return Py_BuildValue("(nNLLL)", pos, tuple, key_bytes, expires, expired);
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_speedups", "Optional C accelerator for RdbWalker.tally.", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }

@@ -1,0 +1,18 @@
+"""Build hook for the optional C accelerator; everything else is in pyproject.toml.
+
+``optional=True``: where no C compiler is at hand the install goes on, and the parser runs in
+pure Python (same results, slower on large files).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "parsers.rdb._speedups",
+            ["parsers/rdb/_speedups.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall"],
+        )
+    ]
+)
