@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsers.errors import FormatError
-from parsers.rdb.constants import DEFAULT_DATABASES
+from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
 from parsers.rdb.records import Checksum
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.inventory import Inventory, inventory_of_rdb
@@ -226,6 +226,8 @@ def _findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
                     f"{empty} empty collection(s): Redis skips them when loading",
                 )
             )
+    if walker.magic == "REDIS":
+        out.extend(_anachronisms(walker, inv))
     if any(f.pre_ga for f in walker.functions):
         out.append(
             Problem(
@@ -240,4 +242,35 @@ def _findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
         isinstance(p, Problem) and p.severity == ERROR for p in result.problems
     ):
         out.append(Problem(ERROR, "truncated", len(walker.buf), "no EOF marker"))
+    return out
+
+
+def _anachronisms(walker: RdbWalker, inv: Inventory | None) -> list[Problem]:
+    """Types and opcodes newer than the header's version: Redis reads them all the same, but
+    the version is probably wrong, and a server that only reads that version may refuse them."""
+    version = walker.version
+    out = []
+    last_type = MAX_TYPE_FOR_VERSION.get(version, 255)
+    newer = sorted(t for t in (inv.type_ids if inv else ()) if t > last_type)
+    if newer:
+        out.append(
+            Problem(
+                WARNING,
+                "type_too_new",
+                None,
+                f"value type(s) {', '.join(map(str, newer))} came after RDB {version}, "
+                "the version in the header",
+            )
+        )
+    ops = sorted(op for op in walker.opcodes_seen if OPCODE_SINCE.get(op, 0) > version)
+    if ops:
+        names = ", ".join(f"{Opcode(op).name} (RDB {OPCODE_SINCE[op]})" for op in ops)
+        out.append(
+            Problem(
+                WARNING,
+                "opcode_too_new",
+                None,
+                f"opcodes newer than RDB {version}, the version in the header: {names}",
+            )
+        )
     return out

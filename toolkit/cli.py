@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -80,3 +81,8 @@ def main() -> None:
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(int(ExitCode.OK))
+    except Exception as e:  # a bug of ours: one line, not a traceback (RBKIT_DEBUG=1 shows it)
+        if os.environ.get("RBKIT_DEBUG"):
+            raise
+        typer.echo(f"error: internal error ({type(e).__name__}: {e}); please report it", err=True)
+        sys.exit(int(ExitCode.ERROR))

@@ -41,6 +41,7 @@ class Inventory:
     biggest_by_elements: list[BigKey] = field(default_factory=list)
     functions: list[str] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
+    type_ids: set[int] = field(default_factory=set)  # RDB value types present
 
     @property
     def keys(self) -> int:
@@ -69,6 +70,7 @@ def inventory_of_rdb(walker: RdbWalker, now_ms: int, top: int = 10) -> Inventory
             if not count:
                 continue
             stats.keys += count
+            inv.type_ids.add(type_id)
             if type_id != ValueType.MODULE_2:
                 name = TYPE_NAMES[type_id]
                 by_type[name] = by_type.get(name, 0) + count

@@ -9,9 +9,10 @@
  * then reads that record itself, so every error is found and worded by the Python code, and
  * this file never decides that input is bad: it only declines to go on.
  *
- * scan(buf, pos, limit, now_ms, min_bytes, min_elements)
+ * scan(buf, pos, limit, now_ms, min_bytes, min_elements, ntypes)
  *   -> (pos, counts[27], key_bytes, expires, expired)
- * `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of type t.
+ * `limit`: stop at the first record that starts at or after it. `ntypes`: count only value
+ * types below it (the caller's version rules). `counts[t]`: keys of type t.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -308,8 +309,12 @@ static PyObject *scan(PyObject *self, PyObject *args)
     PyObject *obj;
     Py_ssize_t pos, limit;
     long long now_ms, min_bytes, min_elems;
-    if (!PyArg_ParseTuple(args, "OnnLLL", &obj, &pos, &limit, &now_ms, &min_bytes, &min_elems))
+    int ntypes; /* count only types below this; 0 declines everything */
+    if (!PyArg_ParseTuple(args, "OnnLLLi", &obj, &pos, &limit, &now_ms, &min_bytes, &min_elems,
+                          &ntypes))
         return NULL;
+    if (ntypes > NTYPES)
+        ntypes = NTYPES;
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -349,7 +354,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
                 goto stop;
             op = B.b[q];
         }
-        if (op >= NTYPES)
+        if (op >= ntypes)
             goto stop;
         Py_ssize_t type_at = q;
         q += 1;

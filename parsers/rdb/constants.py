@@ -136,6 +136,20 @@ MAX_TYPE_FOR_VERSION: dict[int, int] = {
     13: 26,
 }
 
+# The first RDB version (Redis magic) in which each opcode may appear.
+OPCODE_SINCE: dict[int, int] = {
+    Opcode.EXPIRETIME_MS: 3,
+    Opcode.AUX: 7,
+    Opcode.RESIZEDB: 7,
+    Opcode.MODULE_AUX: 8,
+    Opcode.IDLE: 8,
+    Opcode.FREQ: 8,
+    Opcode.FUNCTION_PRE_GA: 10,
+    Opcode.FUNCTION2: 10,
+    Opcode.SLOT_INFO: 12,
+    Opcode.KEY_META: 13,
+}
+
 # Accepted versions per magic, and the oldest server that reads each.
 SUPPORTED_VERSIONS: dict[bytes, range] = {
     b"REDIS": range(1, 14),

@@ -135,6 +135,7 @@ class RdbWalker:
         self.slot_imports: list[SlotImport] = []
         self.dbs: list[int] = []
         self.keys_with_metadata = 0
+        self.opcodes_seen: set[int] = set()  # those _opcode read (from RDB 8 on, not all)
         self.checksum: Checksum | None = None
         self.eof_offset: int | None = None
         self.trailing_bytes = 0
@@ -236,6 +237,9 @@ class RdbWalker:
         min_bytes = min_elems = -1  # thresholds to enter the top lists, once they are full
         scan = None if deep or _speedups is None or not USE_SPEEDUPS else _speedups.scan
         scan_from = pos  # the accelerator is tried again once the walk passes this offset
+        # Before RDB 8 the accelerator counts nothing: opcodes it reads (EXPIRETIME_MS, IDLE,
+        # FREQ) must then be seen by _opcode, which notes each opcode a version should not hold.
+        scan_types = 27 if self.version >= 8 else 0
         try:
             while True:
                 if pos >= next_tick:
@@ -245,7 +249,7 @@ class RdbWalker:
                     # Counts a run of common records in C and stops before any other record,
                     # which the Python code below then reads (and judges) itself.
                     pos, found, nbytes, nexp, nexpired = scan(
-                        buf, pos, next_tick, now_ms, min_bytes, min_elems
+                        buf, pos, next_tick, now_ms, min_bytes, min_elems, scan_types
                     )
                     for t, c in enumerate(found):
                         if c:
@@ -312,7 +316,7 @@ class RdbWalker:
         """Skippers indexed by type byte (None for a type this magic and version lack)."""
         return [self._skippers.get(t) for t in range(0xF0)]
 
-    def _unknown_type(self, op: int, at: int) -> UnsupportedError:
+    def _unknown_type(self, op: int, at: int) -> FormatError:
         return UnsupportedError(
             f"unknown value type {op} in a {self.magic} RDB {self.version}",
             at,
@@ -344,6 +348,7 @@ class RdbWalker:
         buf = self.buf
         end = len(buf)
         pos = at + 1
+        self.opcodes_seen.add(op)
         if op == _EXPIRETIME_MS:
             if pos + 8 > end:
                 raise TruncatedError("truncated: input ends inside an expire time", at)
