@@ -1,7 +1,8 @@
-"""``rbkit check``: judge a backup file and take its inventory.
+"""``rbkit check`` of an RDB file: judge it and take its inventory.
 
 Opens the file (the only IO here), maps it, runs the parser, and turns what the parser found
-into a verdict: errors, warnings and the inventory. Rendering lives in render.py/report.py.
+into a verdict: errors, warnings and the inventory. Rendering lives in render.py/report.py;
+AOF backups in aof_check.py; which file a BACKUP argument means, in backup.py.
 """
 
 from __future__ import annotations
@@ -11,49 +12,22 @@ import mmap
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsers.errors import FormatError
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
-from parsers.rdb.records import Checksum
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.inventory import Inventory, inventory_of_rdb
 from toolkit.problems import ERROR, WARNING, Problem
+from toolkit.result import BackupIOError, CheckResult
 
 # Drop pages of the mapping behind the walk once this far past them (keeps RSS flat).
 _RELEASE_LAG = 1 << 20
 
 
-class BackupIOError(Exception):
-    """The backup could not be opened or read (exit code 2, not a verdict)."""
-
-
-@dataclass
-class CheckResult:
-    path: str
-    format: str
-    size: int
-    checked_at_ms: int
-    deep: bool = False
-    magic: str | None = None
-    rdb_version: int | None = None
-    min_release: str | None = None
-    checksum: Checksum | None = None
-    problems: list[Problem] = field(default_factory=list)
-    aux: dict[str, str] = field(default_factory=dict)
-    inventory: Inventory | None = None
-
-    @property
-    def valid(self) -> bool:
-        return not any(p.severity == ERROR for p in self.problems)
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == WARNING]
-
-
 ProgressFn = Callable[[int, int], None]
+
+__all__ = ["BackupIOError", "CheckResult", "check_file", "check_rdb"]
 
 
 def check_file(
@@ -120,7 +94,7 @@ def check_rdb(
         a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
     }
     result.checksum = walker.checksum
-    result.problems.extend(_findings(walker, result))
+    result.problems.extend(rdb_findings(walker, result))
     return result
 
 
@@ -143,7 +117,7 @@ def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Calla
     return hook
 
 
-def _findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
+def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
     """Warnings and checksum errors that follow from a walk that reached its end (or not)."""
     out: list[Problem] = []
     checksum = walker.checksum

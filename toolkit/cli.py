@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 
 from toolkit import __version__
-from toolkit.check import BackupIOError, check_file
+from toolkit.backup import check_backup
 from toolkit.progress import progress_for
+from toolkit.result import BackupIOError
 from toolkit.status import ExitCode
 
 app = typer.Typer(
@@ -45,18 +46,29 @@ def _main(
 
 @app.command()
 def check(
-    backup: Annotated[Path, typer.Argument(help="RDB file to check.")],
+    backup: Annotated[
+        Path,
+        typer.Argument(
+            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir."
+        ),
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings make it invalid.")] = False,
     top: Annotated[int, typer.Option("--top", min=0, help="How many biggest keys.")] = 10,
     deep: Annotated[
         bool, typer.Option("--deep", help="Check every entry of every listpack/ziplist/intset.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="redis.conf: which file Redis loads (dir, appendonly, names)."
+        ),
+    ] = None,
 ) -> None:
     """Validate a backup (checksum, truncation, structure) and print its inventory."""
     progress = progress_for(f"checking {backup.name}")
     try:
-        result = check_file(backup, top=top, deep=deep, progress=progress)
+        result = check_backup(backup, config_path=config, top=top, deep=deep, progress=progress)
     except BackupIOError as e:
         raise abort(str(e)) from None
     finally:

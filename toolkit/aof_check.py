@@ -1,0 +1,295 @@
+"""``rbkit check`` of an AOF: a single file (commands, maybe after an RDB preamble) or a Redis 7+
+multi-part AOF (manifest, base, incr files).
+
+Each file is read and judged on its own (its RDB part checked like any RDB, its commands
+framed as Redis frames them), then the whole is judged together: the manifest, the order of
+the files, a cut-off tail (forgiven by ``aof-load-truncated yes`` only in the last file), and
+the keyspace the commands rebuild, replayed by the keyspace model into the same inventory an
+RDB check gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import time
+from pathlib import Path
+
+from parsers.aof.manifest import Manifest, parse_manifest
+from parsers.aof.resp import Annotation, TruncatedCommand, read_commands
+from parsers.errors import FormatError
+from parsers.rdb.decode import decode_value
+from parsers.rdb.walker import RdbWalker, release_for
+from toolkit.check import ProgressFn, rdb_findings
+from toolkit.inventory import library_name
+from toolkit.keyspace import Keyspace
+from toolkit.problems import ERROR, WARNING, Problem
+from toolkit.result import AofDetails, AofFile, BackupIOError, CheckResult
+
+_RDB_MAGICS = (b"REDIS", b"VALKEY")
+# Release mapped pages behind the reader every this many commands.
+_RELEASE_EVERY = 1 << 16
+
+
+def check_aof(
+    path: Path, *, top: int = 10, now_ms: int | None = None, progress: ProgressFn | None = None
+) -> CheckResult:
+    """Check a single-file AOF (Redis < 7 layout, with or without an RDB preamble)."""
+    run = _Run(path, "single", top, now_ms, progress)
+    run.read_file(path, AofFile(path.name, "single", _size(path)), last=True)
+    return run.finish()
+
+
+def check_multipart(
+    manifest_path: Path,
+    *,
+    top: int = 10,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+) -> CheckResult:
+    """Check a multi-part AOF from its manifest: base, then incr files in order."""
+    run = _Run(manifest_path, "multi-part", top, now_ms, progress)
+    folder = manifest_path.parent
+    try:
+        text = manifest_path.read_bytes()
+    except OSError as e:
+        raise BackupIOError(f"{manifest_path}: {e.strerror or e}") from None
+    try:
+        manifest = parse_manifest(text)
+    except FormatError as e:
+        e.source = manifest_path.name
+        run.result.problems.append(Problem(ERROR, "bad_manifest", e.offset, str(e)))
+        return run.finish()
+    assert run.result.aof is not None
+    run.result.aof.manifest = manifest_path.name
+    files = _manifest_files(run, folder, manifest)
+    if files is None:
+        return run.finish()
+    for i, (entry_path, info) in enumerate(files):
+        run.read_file(entry_path, info, last=i == len(files) - 1)
+    for entry in manifest.history:
+        run.result.aof.files.append(
+            AofFile(entry.name, "history", _size(folder / entry.name), entry.seq, checked=False)
+        )
+    if manifest.history:
+        names = ", ".join(h.name for h in manifest.history)
+        run.result.notes.append(f"history files ({names}) are left over from rewrites: not read")
+    return run.finish()
+
+
+def _manifest_files(
+    run: _Run, folder: Path, manifest: Manifest
+) -> list[tuple[Path, AofFile]] | None:
+    """The files to read in order, or None (with errors noted) when one is missing."""
+    out = []
+    entries = ([manifest.base] if manifest.base else []) + list(manifest.incrs)
+    missing = False
+    for entry in entries:
+        path = folder / entry.name
+        role = "base" if entry.type == "b" else "incr"
+        if not path.is_file():
+            missing = True
+            run.result.problems.append(
+                Problem(
+                    ERROR,
+                    "missing_file",
+                    entry.offset,
+                    f"{run.result.path}: line {entry.line} names {entry.name}, which is not "
+                    f"in {folder}",
+                )
+            )
+            continue
+        out.append((path, AofFile(entry.name, role, _size(path), entry.seq)))
+    if not entries:
+        run.result.notes.append("the manifest lists no base and no incr file: an empty dataset")
+    return None if missing else out
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class _Run:
+    """The state of one AOF check: the keyspace model, statistics, problems."""
+
+    def __init__(
+        self, path: Path, layout: str, top: int, now_ms: int | None, progress: ProgressFn | None
+    ) -> None:
+        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self.top = top
+        self.progress = progress
+        self.keyspace = Keyspace()
+        self.result = CheckResult(str(path), "aof", _size(path), self.now_ms)
+        self.result.aof = AofDetails(layout)
+        self.db = 0
+        self.ts: int | None = None
+
+    # -- one file --------------------------------------------------------------------------
+
+    def read_file(self, path: Path, info: AofFile, *, last: bool) -> None:
+        assert self.result.aof is not None
+        self.result.aof.files.append(info)
+        self.db = 0  # each file is loaded by a fresh client, in db 0
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size == 0:
+                    return
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                try:
+                    self._read_mapped(mm, path, info, last=last)
+                finally:
+                    with contextlib.suppress(BufferError):
+                        mm.close()
+        except OSError as e:
+            raise BackupIOError(f"{path}: {e.strerror or e}") from None
+
+    def _read_mapped(self, mm: mmap.mmap, path: Path, info: AofFile, *, last: bool) -> None:
+        start = 0
+        if mm[:6].startswith(_RDB_MAGICS):
+            start = self._read_rdb_part(mm, path, info)
+            if start is None:
+                return
+            info.format = "rdb" if start >= len(mm) else "rdb+resp"
+            if start >= len(mm):
+                return
+        self._read_commands(mm, path, info, start, last=last)
+
+    def _read_rdb_part(self, mm: mmap.mmap, path: Path, info: AofFile) -> int | None:
+        """Check the RDB at the start of the file and seed the model with its keys.
+
+        Returns where the commands after it start, or None when the RDB part is damaged.
+        """
+        result = self.result
+        try:
+            walker = RdbWalker(mm)
+            if result.rdb_version is None:
+                result.magic, result.rdb_version = walker.magic, walker.version
+                result.min_release = release_for(walker.magic, walker.version)
+            for db, t, key_off, value_off, _end, _n, expire in walker.walk():
+                value = decode_value(mm, t, value_off, magic=walker.magic)
+                self.keyspace.load_key(db, walker.key_at(key_off), value, expire)
+        except FormatError as e:
+            e.source = path.name
+            result.problems.append(Problem.from_error(e))
+            return None
+        for function in walker.functions:
+            name = function.name.decode() if function.name else library_name(function.code)
+            self.keyspace.load_function(name)
+        result.checksum = result.checksum or walker.checksum
+        result.aux = result.aux or {
+            a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace")
+            for a in walker.aux
+        }
+        for problem in rdb_findings(walker, result):
+            if problem.code in ("trailing_bytes", "resize_hint"):
+                continue  # the commands after the preamble; hints count keys, not commands
+            result.problems.append(
+                Problem(
+                    problem.severity,
+                    problem.code,
+                    problem.offset,
+                    f"{path.name}: {problem.message}",
+                )
+            )
+        return len(mm) - walker.trailing_bytes
+
+    def _read_commands(
+        self, mm: mmap.mmap, path: Path, info: AofFile, start: int, *, last: bool
+    ) -> None:
+        aof = self.result.aof
+        assert aof is not None
+        keyspace = self.keyspace
+        count = 0
+        released = 0
+        try:
+            for item in read_commands(mm, start):
+                if isinstance(item, Annotation):
+                    ts = item.timestamp
+                    if ts is not None:
+                        self.ts = ts * 1000
+                        aof.first_ts = ts if aof.first_ts is None else aof.first_ts
+                        aof.last_ts = ts
+                    continue
+                name = item.args[0].upper().decode("latin-1")
+                aof.commands[name] += 1
+                aof.commands_by_db[self.db] += 1
+                if name == "SELECT" and len(item.args) == 2 and item.args[1].isdigit():
+                    self.db = int(item.args[1])
+                keyspace.execute(item.args, self.ts)
+                count += 1
+                if count % _RELEASE_EVERY == 0:
+                    released = _release(mm, item.end, released)
+                    if self.progress is not None:
+                        self.progress(item.end, len(mm))
+        except TruncatedCommand as e:
+            self._truncated(e, path, last=last)
+        except FormatError as e:
+            e.source = path.name
+            self.result.problems.append(Problem.from_error(e))
+        info.commands = count
+        if keyspace.in_multi:
+            keyspace.execute((b"DISCARD",))
+            self._unterminated_multi(path, last=last)
+
+    def _truncated(self, e: TruncatedCommand, path: Path, *, last: bool) -> None:
+        what = f"a {e.name.decode('latin-1').upper()} command" if e.name else "a command"
+        if last:
+            message = (
+                f"{path.name}: the last {e.missing_hint} bytes ({what} cut off at offset "
+                f"{e.start}) would be dropped by a server with aof-load-truncated yes; "
+                "with aof-load-truncated no it refuses to start"
+            )
+            self.result.problems.append(Problem(WARNING, "truncated_tail", e.start, message))
+        else:
+            message = (
+                f"{path.name}: {what} is cut off at offset {e.start}, and this is not the last "
+                "file: Redis refuses to load it whatever aof-load-truncated says"
+            )
+            self.result.problems.append(Problem(ERROR, "truncated", e.start, message))
+
+    def _unterminated_multi(self, path: Path, *, last: bool) -> None:
+        if last:
+            message = (
+                f"{path.name}: ends inside MULTI (no EXEC): Redis drops that transaction only "
+                "with aof-load-truncated yes, and refuses to start with no"
+            )
+            self.result.problems.append(Problem(WARNING, "unterminated_multi", None, message))
+        else:
+            message = (
+                f"{path.name}: ends inside MULTI (no EXEC) and is not the last file: "
+                "Redis refuses to load it"
+            )
+            self.result.problems.append(Problem(ERROR, "unterminated_multi", None, message))
+
+    # -- the whole -------------------------------------------------------------------------
+
+    def finish(self) -> CheckResult:
+        result = self.result
+        aof = result.aof
+        assert aof is not None
+        aof.unknown_commands = self.keyspace.unknown
+        aof.approximate = self.keyspace.approximate
+        result.inventory = self.keyspace.inventory(self.now_ms, self.top)
+        if aof.approximate:
+            names = ", ".join(sorted(aof.unknown_commands)) or "see the model's notes"
+            result.problems.append(
+                Problem(
+                    WARNING,
+                    "approximate",
+                    None,
+                    f"the inventory is approximate: the keyspace model does not know {names}",
+                )
+            )
+        return result
+
+
+def _release(mm: mmap.mmap, offset: int, released: int) -> int:
+    upto = (offset - (1 << 20)) // mmap.PAGESIZE * mmap.PAGESIZE
+    if upto > released:
+        mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+        return upto
+    return released

@@ -1,0 +1,42 @@
+"""Check any backup: find out what the path holds (locate.py), then check it as an RDB or an
+AOF. The one entry point restore and diff use too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.check import ProgressFn, check_file
+from toolkit.locate import AOF, MULTIPART, LocateError, locate
+from toolkit.redisconf import ConfigError, RedisConfig, read_config
+from toolkit.result import BackupIOError, CheckResult
+
+
+def check_backup(
+    path: Path,
+    *,
+    config_path: Path | None = None,
+    top: int = 10,
+    deep: bool = False,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+) -> CheckResult:
+    """Check the backup at ``path``. Raises BackupIOError when there is nothing to check."""
+    config: RedisConfig | None = None
+    if config_path is not None:
+        try:
+            config = read_config(config_path)
+        except ConfigError as e:
+            raise BackupIOError(str(e)) from None
+    try:
+        found = locate(path, config)
+    except LocateError as e:
+        raise BackupIOError(str(e)) from None
+    if found.kind in (AOF, MULTIPART):
+        from toolkit.aof_check import check_aof, check_multipart  # needs the keyspace model
+
+        check = check_multipart if found.kind == MULTIPART else check_aof
+        result = check(found.path, top=top, now_ms=now_ms, progress=progress)
+    else:
+        result = check_file(found.path, top=top, deep=deep, now_ms=now_ms, progress=progress)
+    result.notes[:0] = found.notes
+    return result

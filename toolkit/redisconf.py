@@ -1,0 +1,137 @@
+"""Read the settings rbkit needs from a real redis.conf (dir, dbfilename, appendonly, ...).
+
+Lines are split the way Redis splits them (sdssplitargs: "double quotes" with escapes,
+'single quotes'); the last occurrence of a directive wins; ``include`` files are followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+WANTED = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename", "databases")
+DEFAULTS = {
+    "dir": ".",
+    "dbfilename": "dump.rdb",
+    "appendonly": "no",
+    "appenddirname": "appendonlydir",
+    "appendfilename": "appendonly.aof",
+    "databases": "16",
+}
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a", '"': '"', "\\": "\\"}
+
+
+class ConfigError(Exception):
+    """The config file cannot be read or a line cannot be split."""
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    path: Path | None
+    settings: dict[str, str]
+
+    def get(self, name: str) -> str:
+        return self.settings.get(name, DEFAULTS[name])
+
+    @property
+    def data_dir(self) -> Path:
+        """``dir``. Redis resolves a relative one against the server's working directory,
+        which a file cannot tell; rbkit takes the config file's folder and says so."""
+        d = Path(self.get("dir"))
+        if not d.is_absolute() and self.path is not None:
+            d = self.path.parent / d
+        return d
+
+    @property
+    def appendonly(self) -> bool:
+        return self.get("appendonly").lower() == "yes"
+
+
+def split_args(line: str) -> list[str]:
+    """Split a config line as Redis's sdssplitargs does."""
+    out: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i].isspace():
+            i += 1
+        if i >= n:
+            return out
+        cur = []
+        if line[i] == '"':
+            i += 1
+            while True:
+                if i >= n:
+                    raise ConfigError("unbalanced double quotes")
+                c = line[i]
+                if (
+                    c == "\\"
+                    and line[i + 1 : i + 2] == "x"
+                    and all(h in "0123456789abcdefABCDEF" for h in line[i + 2 : i + 4])
+                    and i + 3 < n
+                ):
+                    cur.append(chr(int(line[i + 2 : i + 4], 16)))
+                    i += 4
+                    continue
+                if c == "\\" and i + 1 < n:
+                    cur.append(_ESCAPES.get(line[i + 1], line[i + 1]))
+                    i += 2
+                    continue
+                if c == '"':
+                    i += 1
+                    if i < n and not line[i].isspace():
+                        raise ConfigError("closing quote must be followed by a space")
+                    break
+                cur.append(c)
+                i += 1
+        elif line[i] == "'":
+            i += 1
+            while True:
+                if i >= n:
+                    raise ConfigError("unbalanced single quotes")
+                c = line[i]
+                if c == "\\" and i + 1 < n and line[i + 1] == "'":
+                    cur.append("'")
+                    i += 2
+                    continue
+                if c == "'":
+                    i += 1
+                    if i < n and not line[i].isspace():
+                        raise ConfigError("closing quote must be followed by a space")
+                    break
+                cur.append(c)
+                i += 1
+        else:
+            while i < n and not line[i].isspace():
+                cur.append(line[i])
+                i += 1
+        out.append("".join(cur))
+
+
+def read_config(path: Path, _depth: int = 0) -> RedisConfig:
+    """The settings rbkit uses, from ``path`` and the files it includes."""
+    if _depth > 10:
+        raise ConfigError(f"{path}: includes nest more than 10 deep")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+    settings: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            args = split_args(line)
+        except ConfigError as e:
+            raise ConfigError(f"{path}:{number}: {e}") from None
+        if not args:
+            continue
+        name = args[0].lower()
+        if name == "include" and len(args) == 2:
+            included = Path(args[1])
+            if not included.is_absolute():
+                included = path.parent / included
+            settings.update(read_config(included, _depth + 1).settings)
+        elif name in WANTED and len(args) >= 2:
+            settings[name] = args[1]
+    return RedisConfig(path, settings)

@@ -1,0 +1,66 @@
+"""What a check finds, whatever the backup's format: the verdict, problems, inventory."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from parsers.rdb.records import Checksum
+from toolkit.inventory import Inventory
+from toolkit.problems import ERROR, WARNING, Problem
+
+
+class BackupIOError(Exception):
+    """The backup could not be opened or read (exit code 2, not a verdict)."""
+
+
+@dataclass
+class AofFile:
+    """One file of an AOF: its place in the manifest and what reading it found."""
+
+    name: str
+    role: str  # single, base, incr, history
+    size: int
+    seq: int | None = None
+    format: str = "resp"  # resp, rdb, rdb+resp (an RDB preamble, then commands)
+    commands: int = 0
+    checked: bool = True  # history files are listed, not read
+
+
+@dataclass
+class AofDetails:
+    layout: str  # single or multi-part
+    manifest: str | None = None
+    files: list[AofFile] = field(default_factory=list)
+    commands: Counter[str] = field(default_factory=Counter)
+    commands_by_db: Counter[int] = field(default_factory=Counter)
+    first_ts: int | None = None
+    last_ts: int | None = None
+    unknown_commands: Counter[str] = field(default_factory=Counter)
+    approximate: bool = False
+
+
+@dataclass
+class CheckResult:
+    path: str
+    format: str  # rdb or aof
+    size: int
+    checked_at_ms: int
+    deep: bool = False
+    magic: str | None = None
+    rdb_version: int | None = None
+    min_release: str | None = None
+    checksum: Checksum | None = None
+    problems: list[Problem] = field(default_factory=list)
+    aux: dict[str, str] = field(default_factory=dict)
+    inventory: Inventory | None = None
+    aof: AofDetails | None = None
+    notes: list[str] = field(default_factory=list)  # which file was chosen, and why
+
+    @property
+    def valid(self) -> bool:
+        return not any(p.severity == ERROR for p in self.problems)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == WARNING]
