@@ -6,8 +6,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from toolkit.check import CheckResult
 from toolkit.keys import display_key
+from toolkit.result import CheckResult
 
 _TYPES = ("string", "list", "set", "zset", "hash", "stream")
 
@@ -34,10 +34,15 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
     )
     checksum = result.checksum.status if result.checksum else "unverified"
     out.append(f"{result.path}: {verdict}")
-    out.append(
-        f"  format {version}, {human_bytes(result.size)}, checksum {checksum}"
-        + (", deep" if result.deep else "")
-    )
+    for note in result.notes:
+        out.append(f"  note: {note}")
+    if result.aof is not None:
+        out.extend(_aof_lines(result, version, checksum))
+    else:
+        out.append(
+            f"  format {version}, {human_bytes(result.size)}, checksum {checksum}"
+            + (", deep" if result.deep else "")
+        )
     if result.problems:
         out.append("")
         out.append(
@@ -104,3 +109,39 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
             out.append("")
             out.append("  ".join(f"{k}={v}" for k, v in shown.items()))
     return "\n".join(out)
+
+
+def _aof_lines(result: CheckResult, version: str, checksum: str) -> list[str]:
+    aof = result.aof
+    assert aof is not None
+    total = sum(aof.commands.values())
+    head = f"  format AOF ({aof.layout}), {total} commands"
+    if result.magic:
+        head += f", RDB part {version}, checksum {checksum}"
+    lines = [head]
+    if aof.approximate:
+        lines.append("  inventory: approximate (see the warning)")
+    lines.append("")
+    lines.append(
+        tabulate(
+            [
+                (
+                    f.name,
+                    f.role,
+                    "" if f.seq is None else f.seq,
+                    human_bytes(f.size),
+                    f.format,
+                    f.commands if f.checked else "not read",
+                )
+                for f in aof.files
+            ],
+            headers=("file", "role", "seq", "size", "format", "commands"),
+        )
+    )
+    if aof.commands:
+        top = ", ".join(f"{name} {n}" for name, n in aof.commands.most_common(8))
+        lines.append("")
+        lines.append(f"commands: {top}")
+    if aof.first_ts is not None:
+        lines.append(f"#TS annotations from {aof.first_ts} to {aof.last_ts}")
+    return lines

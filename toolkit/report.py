@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.check import CheckResult
 from toolkit.inventory import BigKey
 from toolkit.keys import display_key
+from toolkit.result import AofDetails, CheckResult
 
 SCHEMA = "rbkit.check/1"
 
@@ -42,7 +42,11 @@ def check_report(result: CheckResult) -> dict[str, Any]:
         "modules": [],
         "biggest": [],
         "biggest_by_elements": [],
+        "notes": result.notes,
+        "approximate": bool(result.aof and result.aof.approximate),
     }
+    if result.aof is not None:
+        report["aof"] = _aof(result.aof)
     if inv is not None:
         report["databases"] = {
             str(db): {
@@ -79,4 +83,29 @@ def _big(k: BigKey) -> dict[str, Any]:
         "type": k.type,
         "elements": k.elements,
         "bytes": k.bytes,
+    }
+
+
+def _aof(aof: AofDetails) -> dict[str, Any]:
+    return {
+        "layout": aof.layout,
+        "manifest": aof.manifest,
+        "files": [
+            {
+                "name": f.name,
+                "role": f.role,
+                "seq": f.seq,
+                "size": f.size,
+                "format": f.format,
+                "commands": f.commands,
+                "checked": f.checked,
+            }
+            for f in aof.files
+        ],
+        "commands": dict(aof.commands.most_common()),
+        "commands_by_db": {str(db): n for db, n in sorted(aof.commands_by_db.items())},
+        "first_ts": aof.first_ts,
+        "last_ts": aof.last_ts,
+        "unknown_commands": dict(aof.unknown_commands.most_common()),
+        "approximate": aof.approximate,
     }
