@@ -297,3 +297,13 @@ def test_random_manifests_parse_or_raise_our_error(text):
     for entry in m.entries:
         assert name_problem(os.fsencode(entry.name)) is None
         assert entry.type in "bhi"
+
+
+def test_redis_8_offsets_are_read_past_without_warnings() -> None:
+    text = (
+        b"file appendonly.aof.3.base.aof seq 3 type b\n"
+        b"file appendonly.aof.3.incr.aof seq 3 type i startoffset 381 endoffset 417\n"
+    )
+    manifest = parse_manifest(text)
+    assert [e.name for e in manifest.incrs] == ["appendonly.aof.3.incr.aof"]
+    assert manifest.warnings == ()

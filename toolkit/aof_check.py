@@ -63,6 +63,10 @@ def check_multipart(
         return run.finish()
     assert run.result.aof is not None
     run.result.aof.manifest = manifest_path.name
+    for warning in manifest.warnings:
+        run.result.problems.append(
+            Problem(WARNING, "manifest", None, f"{manifest_path.name}: {warning}")
+        )
     files = _manifest_files(run, folder, manifest)
     if files is None:
         return run.finish()

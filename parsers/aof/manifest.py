@@ -22,6 +22,9 @@ from parsers.errors import CorruptError, format_key
 MANIFEST_MAX_LINE = 1024
 TYPES = {"b": "base", "h": "history", "i": "incr"}
 KEYS = (b"file", b"seq", b"type")
+# Keys newer Redis writes that rbkit reads past (Redis 8: the replication offsets an incr
+# file covers).
+KNOWN_EXTRA_KEYS = (b"startoffset", b"endoffset")
 
 _SPACE = b" \t\n\v\f\r"  # C isspace()
 _TOKEN_END = b" \t\n\r"  # what ends an unquoted word in sdssplitargs
@@ -140,6 +143,8 @@ def parse_manifest(text: bytes) -> Manifest:
         given: set[bytes] = set()
         for key, value in zip(words[::2], words[1::2], strict=True):
             k = key.split(b"\0", 1)[0].lower()  # strcasecmp stops at a NUL
+            if k in KNOWN_EXTRA_KEYS:
+                continue
             if k not in KEYS:
                 warnings.append(f"line {line}: unknown key {format_key(key)} ignored")
                 continue
