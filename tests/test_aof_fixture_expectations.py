@@ -1,0 +1,162 @@
+"""Each AOF fixture's expected JSON is well formed and names files that exist; likewise the
+JSON beside each damaged copy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "aof"
+EXPECTED = sorted(FIXTURES.glob("*.expected.json"))
+DAMAGED = sorted((FIXTURES / "damaged").glob("*.json"))
+BUILTIN_TYPES = {"string", "list", "set", "zset", "hash", "stream"}
+TOP_LEVEL = {
+    "schema",
+    "server_version",
+    "generated_by",
+    "saved_at_ms",
+    "config",
+    "databases",
+    "keys",
+    "functions",
+    "modules",
+    "aof",
+}
+AOF_KEYS = {
+    "layout",
+    "preamble",
+    "base",
+    "files",
+    "manifest",
+    "rewrites",
+    "expired_keys",
+    "expired_fields",
+    "deleted_unpropagated",
+    "redis_check_aof",
+}
+
+pytestmark = pytest.mark.skipif(not EXPECTED, reason="no fixtures; run fixtures/generate_aof.py")
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def fixture_id(path: Path) -> str:
+    return path.name.removesuffix(".expected.json").removesuffix(".json")
+
+
+@pytest.mark.parametrize("expected", EXPECTED, ids=fixture_id)
+def test_expected_json_is_well_formed(expected: Path) -> None:
+    doc = load(expected)
+    assert set(doc) == TOP_LEVEL
+    assert doc["schema"] == "rbkit.fixture/1"
+    assert doc["generated_by"] == "fixtures/generate_aof.py"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", doc["server_version"])
+    assert isinstance(doc["saved_at_ms"], int) and doc["saved_at_ms"] > 1_600_000_000_000
+    assert doc["config"]["appendonly"] == "yes"
+    assert doc["config"]["appendfsync"] == "always"
+    ndb = int(doc["config"]["databases"])
+    assert set(doc["keys"]) == set(doc["databases"])
+    types: set[str] = set()
+    for db, rows in doc["keys"].items():
+        assert 0 <= int(db) < ndb
+        assert rows, f"db {db} is listed with no keys"
+        shown = [row["key"] for row in rows]
+        assert shown == sorted(shown) and len(set(shown)) == len(shown)
+        for row in rows:
+            assert {"key", "type", "elements", "expire_ms"} <= set(row)
+            types.add(row["type"])
+            if row["type"] in BUILTIN_TYPES:
+                assert isinstance(row["elements"], int) and row["elements"] >= 0
+            else:
+                assert row["elements"] is None
+            if row["type"] == "string":
+                assert row["elements"] == 1
+            assert row["expire_ms"] is None or isinstance(row["expire_ms"], int)
+    assert doc["modules"] == sorted(types - BUILTIN_TYPES)
+    assert doc["functions"] == sorted(doc["functions"])
+
+
+@pytest.mark.parametrize("expected", EXPECTED, ids=fixture_id)
+def test_aof_section(expected: Path) -> None:
+    doc = load(expected)
+    aof = doc["aof"]
+    assert set(aof) == AOF_KEYS
+    assert aof["preamble"] == (doc["config"]["aof-use-rdb-preamble"] == "yes")
+    assert aof["redis_check_aof"]["exit_code"] == 0
+    kinds = Counter(f["kind"] for f in aof["files"])
+    if aof["layout"] == "single":
+        assert aof["base"] is None and aof["manifest"] is None
+        assert kinds == {"single": 1}
+        assert aof["files"][0]["rdb_preamble"] == (aof["rewrites"][:1] == ["ok"])
+    else:
+        assert aof["layout"] == "multi-part"
+        assert aof["base"] == ("rdb" if aof["preamble"] else "aof")
+        assert kinds["manifest"] == 1 and kinds["base"] == 1 and kinds["incr"] >= 1
+        listed = [line.split()[1] for line in aof["manifest"].splitlines()]
+        assert listed == [Path(f["name"]).name for f in aof["files"] if f["kind"] != "manifest"]
+    for db, names in aof["expired_keys"].items():
+        shown = {row["key"] for row in doc["keys"].get(db, [])}
+        assert not shown & set(names), "an expired key is still listed"
+
+
+@pytest.mark.parametrize("expected", EXPECTED, ids=fixture_id)
+def test_named_files_exist_and_match(expected: Path) -> None:
+    for entry in load(expected)["aof"]["files"]:
+        path = FIXTURES / entry["name"]
+        assert path.is_file(), f"{entry['name']} is missing"
+        data = path.read_bytes()
+        assert len(data) == entry["bytes"]
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+@pytest.mark.parametrize("expected", EXPECTED, ids=fixture_id)
+def test_database_counts_match_key_listing(expected: Path) -> None:
+    doc = load(expected)
+    for db, counts in doc["databases"].items():
+        rows = doc["keys"][db]
+        assert counts["keys"] == len(rows)
+        assert counts["expires"] == sum(row["expire_ms"] is not None for row in rows)
+        assert counts["by_type"] == dict(Counter(row["type"] for row in rows))
+        assert sum(counts["by_type"].values()) == counts["keys"]
+
+
+def test_every_aof_has_expectations() -> None:
+    named = {fixture_id(p) for p in EXPECTED}
+    singles = {p.name.removesuffix(".aof") for p in FIXTURES.glob("*.aof")}
+    sets = {p.parent.name for p in FIXTURES.glob("*/appendonlydir")}
+    assert singles | sets == named
+
+
+@pytest.mark.skipif(not DAMAGED, reason="no damaged copies; run fixtures/generate_aof.py")
+@pytest.mark.parametrize("meta", DAMAGED, ids=fixture_id)
+def test_damaged_json(meta: Path) -> None:
+    doc = load(meta)
+    assert isinstance(doc["damage"], str) and doc["damage"]
+    assert (FIXTURES / doc["file"]).is_file(), f"{doc['file']} is missing"
+    assert (FIXTURES / doc["from"]).is_file(), f"source {doc['from']} is missing"
+    assert isinstance(doc["offset"], int) and doc["offset"] >= 0
+    check = doc["redis_check_aof"]
+    assert isinstance(check["exit_code"], int)
+    assert isinstance(check["last_line"], str) and check["last_line"]
+    assert doc["server_load"], "no server tried it"
+    for flags in doc["server_load"].values():
+        assert set(flags) == {"aof-load-truncated yes", "aof-load-truncated no"}
+        for result in flags.values():
+            assert result["result"] in {"loads", "refuses"}
+            assert isinstance(result["log"], str)
+
+
+def test_every_damaged_copy_has_json() -> None:
+    damaged = FIXTURES / "damaged"
+    copies = {p.stem for p in damaged.glob("*.aof")} | {
+        p.name for p in damaged.iterdir() if p.is_dir()
+    }
+    assert copies == {p.stem for p in DAMAGED}
