@@ -1,12 +1,15 @@
-"""Conformance: rbkit's verdict on every RDB of the public corpus against what Redis said.
+"""Conformance: rbkit's verdict on every RDB and AOF of the public corpus against what Redis said.
 
 Usage: ``tests/conformance.py CORPUS_DIR`` (the folder holding MANIFEST.tsv and README.md).
 
 For each distinct RDB content (by sha256) of MANIFEST.tsv this runs ``check_file`` and
 compares it with the manifest's Redis 7.0 results; files 7.0 refused for their version are
-loaded into a throwaway Redis 8.2 server when one is installed. Prints a table and totals.
-Exit status: 0 when rbkit agrees wherever a server could judge, 1 on any disagreement,
-2 when the corpus cannot be read.
+loaded into a throwaway Redis 8.2 server when one is installed. Then each AOF row (a single
+file, or the manifest of a multi-part set, which stands for its whole set) goes through
+``check_backup`` and is compared with what the 7.0 server loaded (and what redis-check-aof
+said); the converter-output ``.aof`` files that only redis-check-aof judged are compared with
+it alone. Prints a table and totals for each. Exit status: 0 when rbkit agrees wherever Redis
+could judge, 1 on any disagreement, 2 when the corpus cannot be read.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from toolkit.backup import check_backup
 from toolkit.check import CheckResult, check_file
-from toolkit.problems import ERROR
+from toolkit.problems import ERROR, Problem
 from toolkit.servers import RedisServer, ServerBinary, ServerError, find_binary, free_port
 
 # Expiry at load time is judged against the manifest run's date; with the time zone unknown,
@@ -41,6 +45,15 @@ _MODULE_REFUSED = re.compile(r"no matching module(?: type)? '([^']+)'")
 _DUPLICATE = re.compile(r"duplicated key '(.*)' in DB (\d+)")
 # Servers newer than 7.0 are tried on REDIS-magic files up to this RDB version.
 _NEWEST_82_VERSION = 12
+# AOF rows: redis-check-aof's 'ERROR: 0x   2a: Expected \r\n, got: 0a00 | AOF x is not valid'.
+_CHECK_AOF_ERROR = re.compile(r"ERROR: 0x\s*([0-9a-fA-F]+): (.*?) \| AOF (\S+) is not valid")
+_UNKNOWN_COMMAND = re.compile(r"Unknown command '([^']+)'")
+_BAD_AOF_FILE = re.compile(r"Bad file format reading the append only file (\S+?):?\s")
+# Unknown commands that make an AOF inventory approximate for a reason outside the keyspace
+# model's reach: scripts (their effects are not replayed); a module's commands have a dot.
+_SCRIPT_COMMANDS = frozenset(
+    {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO", "SCRIPT"}
+)
 _LOAD_WORKERS = 8
 _LOAD_TIMEOUT_S = 60.0
 
@@ -93,24 +106,60 @@ class Outcome:
     why: list[str] = field(default_factory=list)
 
 
-def read_manifest(corpus: Path) -> tuple[list[Entry], list[str]]:
-    """Distinct RDB contents in manifest order, and the AOF rows' paths."""
+@dataclass
+class AofEntry:
+    """One AOF row: a single file, a multi-part set's manifest, or a converter's output."""
+
+    path: str
+    kind: str  # aof, aof-manifest, expected
+    check_aof: str
+    keyspace: str
+    parts: list[str] = field(default_factory=list)  # a set's other files (manifest rows)
+
+
+@dataclass
+class AofOutcome:
+    """One row of the AOF table."""
+
+    entry: AofEntry
+    check_aof: str
+    redis: str
+    category: str
+    rbkit: str
+    agree: str  # yes, no, n-a
+    why: list[str] = field(default_factory=list)
+
+
+def read_manifest(corpus: Path) -> tuple[list[Entry], list[AofEntry]]:
+    """Distinct RDB contents in manifest order, and the AOF rows (a set as its manifest)."""
     entries: dict[str, Entry] = {}
-    aofs: list[str] = []
+    aofs: list[AofEntry] = []
     with open(corpus / "MANIFEST.tsv", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["kind"] in ("aof", "aof-manifest"):
-                aofs.append(row["path"])
-            elif row["kind"] == "rdb":
-                if row["sha256"] in entries:
-                    entries[row["sha256"]].copies += 1
-                else:
-                    entries[row["sha256"]] = Entry(
-                        row["path"],
-                        row["rdb_version"],
-                        row["redis_check_rdb_7_0"],
-                        row["keyspace_7_0"],
-                    )
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for row in rows:
+        if row["kind"] in ("aof", "aof-manifest") or (
+            row["kind"] == "expected" and row["path"].endswith(".aof")
+        ):
+            aofs.append(
+                AofEntry(row["path"], row["kind"], row["redis_check_aof_7_0"], row["keyspace_7_0"])
+            )
+        elif row["kind"] == "rdb":
+            if row["sha256"] in entries:
+                entries[row["sha256"]].copies += 1
+            else:
+                entries[row["sha256"]] = Entry(
+                    row["path"],
+                    row["rdb_version"],
+                    row["redis_check_rdb_7_0"],
+                    row["keyspace_7_0"],
+                )
+    # The files in a multi-part set's folder are judged with the set, not on their own.
+    sets = {str(Path(a.path).parent): a for a in aofs if a.kind == "aof-manifest"}
+    for row in rows:
+        folder = str(Path(row["path"]).parent)
+        if folder in sets and row["kind"] in ("aof", "rdb"):
+            sets[folder].parts.append(Path(row["path"]).name)
+    aofs = [a for a in aofs if a.kind == "aof-manifest" or str(Path(a.path).parent) not in sets]
     return list(entries.values()), aofs
 
 
@@ -337,14 +386,19 @@ def category(said7: Said, said82: Said | None) -> str:
     return f"{first} -> {said82.server} {second}"
 
 
-def conform(corpus: Path) -> tuple[list[Outcome], list[str], str]:
-    """Check every distinct RDB of the corpus; the outcomes, the AOF paths and a clock note."""
-    entries, aofs = read_manifest(corpus)
+def judging_window(corpus: Path) -> tuple[tuple[int, int], str]:
+    """The clock range expiries are judged in, and a note saying where it comes from."""
     window = run_window(corpus)
-    clock = "expiry judged on the manifest run's date (README)"
     if window is None:
         now = int(time.time() * 1000)
-        window, clock = (now, now), "run date unknown: expiry judged now"
+        return (now, now), "run date unknown: expiry judged now"
+    return window, "expiry judged on the manifest run's date (README)"
+
+
+def conform(corpus: Path) -> tuple[list[Outcome], list[AofEntry], str]:
+    """Check every distinct RDB of the corpus; the outcomes, the AOF rows and a clock note."""
+    entries, aofs = read_manifest(corpus)
+    window, clock = judging_window(corpus)
     saids7 = [said_7_0(e, window) for e in entries]
     try:
         binary_82: ServerBinary | None = find_binary("8.2")
@@ -390,8 +444,280 @@ def conform(corpus: Path) -> tuple[list[Outcome], list[str], str]:
     return outcomes, aofs, clock
 
 
-def print_report(outcomes: Iterable[Outcome], aofs: list[str], clock: str) -> None:
-    """The table, the AOF list and the totals."""
+# -- AOF rows ------------------------------------------------------------------------------
+
+
+def check_aof_short(text: str) -> str:
+    """redis-check-aof's last line, short: 'OK', 'OK (empty)', 'ERROR @0 in x.aof: ...'."""
+    if not text:
+        return "-"
+    if text.startswith("OK"):
+        return "OK (empty)" if text.rstrip().endswith("is empty") else "OK"
+    if m := _CHECK_AOF_ERROR.search(text):
+        return f"ERROR @{int(m[1], 16)} in {m[3]}: {m[2]}"
+    return text[:60]
+
+
+def said_aof(entry: AofEntry) -> Said:
+    """What the 7.0 server did with an AOF row: loads, module, command, corrupt or none.
+
+    ``module`` and ``command``: it stopped on an unknown command (``detail``), a module's
+    (``name.sub``) or not; ``none``: no server loaded it (only redis-check-aof judged it).
+    """
+    text = entry.keyspace.strip()
+    if text.startswith("LOAD FAILED"):
+        reason = text.removeprefix("LOAD FAILED:").strip()
+        if m := _UNKNOWN_COMMAND.search(reason):
+            return Said("7.0", "module" if "." in m[1] else "command", detail=m[1])
+        if m := _BAD_AOF_FILE.search(reason):
+            return Said("7.0", "corrupt", detail=f"bad file format in {m[1]}")
+        return Said("7.0", "corrupt", detail=reason.split(" | ")[0][:60])
+    if text == "(empty keyspace)" or text.startswith("db"):
+        return Said("7.0", "loads", parse_keyspace(text))
+    return Said("7.0", "none")
+
+
+def aof_redis_short(said: Said) -> str:
+    """The 'Redis 7.0 keyspace' cell: counts, or LOAD FAILED and why."""
+    if said.kind == "loads":
+        return counts_text(said.counts)
+    if said.kind in ("module", "command"):
+        return f"LOAD FAILED: unknown command '{said.detail}'"
+    if said.kind == "corrupt":
+        return f"LOAD FAILED: {said.detail}"
+    return "not loaded (converter output)"
+
+
+def aof_category(said: Said) -> str:
+    """The bucket of the AOF totals."""
+    return {
+        "loads": "loads",
+        "module": "refused: module",
+        "command": "refused: unknown command",
+        "corrupt": "refused: bad format",
+    }.get(said.kind, "not loaded: redis-check-aof only")
+
+
+def _first_error_problem(result: CheckResult) -> Problem | None:
+    return next((p for p in result.problems if p.severity == ERROR), None)
+
+
+def _problem_file(problem: Problem, default: str) -> str:
+    """The file of a set a problem is about (its message starts 'name.aof: ...')."""
+    head = problem.message.split(": ", 1)[0]
+    return head if head.endswith((".aof", ".rdb", ".manifest")) else default
+
+
+def explain_unknown(unknown: Counter[str]) -> tuple[list[str], list[str]]:
+    """The unknown commands that explain an approximate inventory, and those that do not."""
+    explained, unexplained = [], []
+    for name, n in sorted(unknown.items()):
+        times = f" x{n}" if n > 1 else ""
+        if "." in name:
+            explained.append(f"module {name.split('.')[0].lower()}'s {name}{times}")
+        elif name in _SCRIPT_COMMANDS:
+            explained.append(f"script {name}{times} (not replayed)")
+        else:
+            unexplained.append(f"{name}{times}")
+    return explained, unexplained
+
+
+def aof_rbkit_short(result: CheckResult) -> str:
+    """'valid, db0=3 (ttl 1, 1 expired); approximate: EVAL' or 'invalid: bad_frame @2 in x'."""
+    aof = result.aof
+    multi = aof is not None and aof.layout == "multi-part"
+    problem = _first_error_problem(result)
+    if problem is not None:
+        where = "" if problem.offset is None else f" @{problem.offset}"
+        text = f"invalid: {problem.code}{where}"
+        if multi:
+            text += f" in {_problem_file(problem, '?')}"
+        return text if result.format == "aof" else f"{text} (read as {result.format})"
+    dbs = result.inventory.databases if result.inventory else {}
+    parts = []
+    for db, s in sorted(dbs.items()):
+        extra = [f"ttl {s.expires}" if s.expires else "", f"{s.expired_at_check} expired"]
+        extra = [x for x in extra if x and not x.startswith("0 ")]
+        parts.append(f"db{db}={s.keys}" + (f" ({', '.join(extra)})" if extra else ""))
+    text = "valid, " + (", ".join(parts) if parts else "no keys")
+    if aof is not None and aof.approximate:
+        unknown = ", ".join(
+            f"{name} x{n}" if n > 1 else name for name, n in sorted(aof.unknown_commands.items())
+        )
+        text += f"; approximate: {unknown}" if unknown else "; approximate (no command named)"
+    others = Counter(p.code for p in result.warnings if p.code != "approximate")
+    if others:
+        text += "; warnings: " + ", ".join(f"{c} x{n}" if n > 1 else c for c, n in others.items())
+    return text
+
+
+def check_aof_vs_rbkit(entry: AofEntry, said: Said, result: CheckResult) -> list[str]:
+    """Why rbkit and redis-check-aof differ, where they do (or differ in where they stop)."""
+    text = entry.check_aof
+    if not text:
+        return []
+    problem = _first_error_problem(result)
+    if text.startswith("OK"):
+        if problem is None:
+            if said.kind in ("module", "command"):
+                return ["redis-check-aof checks the framing only, not that commands exist"]
+            return []
+        empty = " (an empty AOF)" if text.rstrip().endswith("is empty") else ""
+        read_as = f" (read as {result.format}, not as an AOF)" if result.format != "aof" else ""
+        return [f"redis-check-aof passes it{empty}; rbkit: {problem.message[:80]}{read_as}"]
+    m = _CHECK_AOF_ERROR.search(text)
+    ck_file, ck_at, ck_what = (m[3], int(m[1], 16), m[2]) if m else ("?", None, text[:60])
+    if problem is None:
+        notes = [f"redis-check-aof: {ck_what} in {ck_file}; rbkit finds no error"]
+        warned = sorted({p.code for p in result.warnings if p.code != "approximate"})
+        if warned:
+            notes.append(f"rbkit only warns ({', '.join(warned)}): Redis can still load it")
+        return notes
+    rb_file = _problem_file(problem, Path(entry.path).name)
+    if rb_file != ck_file:
+        return [f"redis-check-aof rejects {ck_file}, rbkit {rb_file}"]
+    if ck_at is None or problem.offset is None or ck_at == problem.offset:
+        return [f"both reject {ck_file}" + (f" at offset {ck_at}" if ck_at is not None else "")]
+    return [
+        f"both reject {ck_file}: redis-check-aof at {ck_at} (where the command starts), "
+        f"rbkit at {problem.offset} (the bad byte)"
+    ]
+
+
+def compare_aof_counts(
+    path: Path, said: Said, result: CheckResult, window: tuple[int, int]
+) -> tuple[bool, list[str]]:
+    """Per-db keys (and TTL keys) minus those expired at check time against the keyspace."""
+    early = live_counts(result)
+    if early == said.counts:
+        return True, []
+    late = early
+    if window[1] != window[0]:
+        late = live_counts(check_backup(path, now_ms=window[1]))
+        if late == said.counts:
+            return True, ["keys expiring on the run's day counted as live"]
+    notes = []
+    for db in sorted(set(early) | set(said.counts)):
+        keys, ttl = said.counts.get(db, (0, 0))
+        k, t = early.get(db, (0, 0))
+        if (keys, ttl) != (k, t):
+            notes.append(f"db{db}: Redis {keys} keys/{ttl} ttl, rbkit {k} live/{t} ttl")
+    return False, notes
+
+
+def judge_aof(
+    path: Path, said: Said, result: CheckResult, window: tuple[int, int], check_aof: str
+) -> tuple[str, list[str]]:
+    """Agreement (yes/no/n-a) between what 7.0 did with an AOF row and rbkit, and why."""
+    aof = result.aof
+    problem = _first_error_problem(result)
+    approximate = aof is not None and aof.approximate
+    unknown = aof.unknown_commands if aof is not None else Counter()
+    if said.kind == "loads":
+        if problem is not None:
+            return "no", [f"Redis loads it; rbkit: {problem.message[:100]}"]
+        ok, why = compare_aof_counts(path, said, result, window)
+        dbs = result.inventory.databases.values() if result.inventory else []
+        if expired := sum(s.expired_at_check for s in dbs):
+            why.append(f"{expired} key(s) past their expiry left out")
+        if not approximate:
+            return ("yes" if ok else "no"), why
+        explained, unexplained = explain_unknown(unknown)
+        counts = "counts match anyway" if ok else "counts differ"
+        if explained and not unexplained:
+            return "yes", [f"approximate, explained by {', '.join(explained)}; {counts}", *why]
+        if unexplained:
+            reason = f"rbkit does not model {', '.join(unexplained)}"
+        else:
+            warning = next((p.message for p in result.warnings if p.code == "approximate"), "")
+            reason = f"rbkit names no unknown command (its warning: '{warning}')"
+        return "no", [f"approximate, unexplained: {reason}; {counts}", *why]
+    if said.kind in ("module", "command"):
+        command = said.detail
+        need = (
+            f"needs module {command.split('.')[0]}"
+            if said.kind == "module"
+            else f"'{command}' is not a 7.0 command"
+        )
+        if problem is not None:
+            return "yes", [need, f"rbkit invalid too: {problem.message[:80]}"]
+        if approximate and command.upper() in {n.upper() for n in unknown}:
+            if said.kind == "module":
+                return "yes", [f"{need} (rbkit does not know {command.upper()} either)"]
+            return "n-a", [f"{need}; rbkit does not know it either, no newer server here"]
+        if said.kind == "command":
+            return "n-a", [f"{need}; rbkit models it (a newer Redis's?), no newer server here"]
+        return "no", [need, f"rbkit says valid without naming {command.upper()}"]
+    if said.kind == "corrupt":
+        if problem is not None:
+            return "yes", [f"Redis: {said.detail}"]
+        return "no", [f"Redis: {said.detail}", "rbkit finds nothing wrong"]
+    # no server loaded it: redis-check-aof is the only judge
+    if not check_aof:
+        return "n-a", ["neither a server nor redis-check-aof judged it"]
+    if check_aof.startswith("OK") == (problem is None):
+        return "yes", ["only redis-check-aof judged it"]
+    return "no", ["only redis-check-aof judged it"]
+
+
+def conform_aof(corpus: Path, aofs: list[AofEntry]) -> list[AofOutcome]:
+    """Check every AOF row (a multi-part set through its manifest) against what Redis said."""
+    window, _clock = judging_window(corpus)
+    outcomes = []
+    for entry in aofs:
+        path = corpus / entry.path
+        said = said_aof(entry)
+        row = (entry, check_aof_short(entry.check_aof), aof_redis_short(said), aof_category(said))
+        try:
+            result = check_backup(path, now_ms=window[0])
+            agree, why = judge_aof(path, said, result, window, entry.check_aof)
+            why += check_aof_vs_rbkit(entry, said, result)
+        except Exception as e:  # a crash is a finding, not the end of the run
+            crash = f"crashed: {type(e).__name__}"
+            outcomes.append(AofOutcome(*row, crash, "no", [f"{crash}: {e}"[:100]]))
+            continue
+        outcomes.append(AofOutcome(*row, aof_rbkit_short(result), agree, why))
+    return outcomes
+
+
+def print_aof_report(outcomes: list[AofOutcome], clock: str) -> None:
+    """The AOF table and its totals."""
+    rows = []
+    for o in outcomes:
+        name = o.entry.path
+        if o.entry.parts:
+            name += f" (set: {', '.join(o.entry.parts)})"
+        rows.append([name, o.check_aof, o.redis, o.rbkit, o.agree, "; ".join(o.why)])
+    headers = [
+        "AOF file",
+        "redis-check-aof 7.0",
+        "Redis 7.0 keyspace",
+        "what rbkit said",
+        "agree?",
+        "why",
+    ]
+    print(tabulate(rows, headers, tablefmt="github"))
+    print()
+    totals = Counter(o.agree for o in outcomes)
+    print(
+        f"AOF files {len(outcomes)}, agree {totals['yes']}, disagree {totals['no']}, "
+        f"n-a {totals['n-a']} ({clock}; a multi-part set's files are judged with its manifest)"
+    )
+    by_category: dict[str, Counter[str]] = {}
+    for o in outcomes:
+        by_category.setdefault(o.category, Counter())[o.agree] += 1
+    table = [
+        [cat, sum(c.values()), c["yes"], c["no"], c["n-a"]]
+        for cat, c in sorted(by_category.items(), key=lambda kv: -sum(kv[1].values()))
+    ]
+    print(tabulate(table, ["what Redis said", "files", "agree", "disagree", "n-a"], "github"))
+    for o in outcomes:
+        if o.agree == "no":
+            print(f"DISAGREE {o.entry.path}: {o.redis} / {o.rbkit}: {'; '.join(o.why)}")
+
+
+def print_report(outcomes: Iterable[Outcome], clock: str) -> None:
+    """The RDB table and its totals."""
     outcomes = list(outcomes)
     rows = []
     for o in outcomes:
@@ -403,10 +729,6 @@ def print_report(outcomes: Iterable[Outcome], aofs: list[str], clock: str) -> No
         rows.append([name, version, o.redis, o.rbkit, o.agree, "; ".join(o.why)])
     headers = ["file", "RDB", "what Redis said", "what rbkit said", "agree?", "why"]
     print(tabulate(rows, headers, tablefmt="github"))
-    print()
-    print(f"AOF: not yet checked (issue 3): {len(aofs)} files")
-    for path in aofs:
-        print(f"  {path}")
     print()
     totals = Counter(o.agree for o in outcomes)
     print(
@@ -435,8 +757,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.corpus}/MANIFEST.tsv not found", file=sys.stderr)
         return 2
     outcomes, aofs, clock = conform(args.corpus)
-    print_report(outcomes, aofs, clock)
-    return 1 if any(o.agree == "no" for o in outcomes) else 0
+    print_report(outcomes, clock)
+    aof_outcomes = conform_aof(args.corpus, aofs)
+    print()
+    print_aof_report(aof_outcomes, clock)
+    disagree = any(o.agree == "no" for o in [*outcomes, *aof_outcomes])
+    return 1 if disagree else 0
 
 
 if __name__ == "__main__":

@@ -129,3 +129,12 @@ def test_cli_missing_config_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", str(FIXTURE), "--config", str(tmp_path / "no")])
     assert result.exit_code == 2
     assert "error:" in result.stderr
+
+
+def test_an_empty_aof_file_is_an_empty_aof_not_a_truncated_rdb(tmp_path: Path) -> None:
+    path = tmp_path / "appendonly.aof"
+    path.write_bytes(b"")
+    assert locate(path).kind == AOF
+    result = CliRunner().invoke(app, ["check", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+    assert '"keys": 0' in result.stdout

@@ -34,7 +34,7 @@ def sniff(path: Path) -> str:
             head = f.read(9)
     except OSError as e:
         raise LocateError(f"{path}: {e.strerror or e}") from None
-    if head.startswith(_RDB_MAGICS):
+    if head.startswith(_RDB_MAGICS) or not head:  # Redis loads an empty AOF as empty
         return AOF if ".aof" in path.name else RDB
     if head[:1] in (b"*", b"#"):
         return AOF
