@@ -279,13 +279,18 @@ class _Run:
         aof.approximate = self.keyspace.approximate
         result.inventory = self.keyspace.inventory(self.now_ms, self.top)
         if aof.approximate:
-            names = ", ".join(sorted(aof.unknown_commands)) or "see the model's notes"
+            ks = self.keyspace
+            reasons = [f"unknown command {name} ({n}x)" for name, n in ks.unknown.most_common()]
+            reasons += [f"{why} ({n}x)" for why, n in ks.approximations.most_common()]
+            reasons += [
+                f"a command Redis would reject: {e} ({n}x)" for e, n in ks.errors.most_common()
+            ]
             result.problems.append(
                 Problem(
                     WARNING,
                     "approximate",
                     None,
-                    f"the inventory is approximate: the keyspace model does not know {names}",
+                    "the inventory is approximate: " + "; ".join(reasons[:8]),
                 )
             )
         return result
