@@ -1,10 +1,10 @@
 """Build the benchmark data files in benchmarks/data/ with a real Redis 7.0 server.
 
 Each artefact has its own builder function and an entry in ARTEFACTS, so later artefacts
-(an AOF, a pair of RDBs to diff) slot in beside the RDBs. An artefact whose file already
-exists is skipped unless --force is given.
+(a pair of RDBs to diff) slot in beside the others. An artefact that already exists is skipped
+unless --force is given (or the file it is made from is newer).
 
-    python benchmarks/make_data.py            # bench.rdb (about 2.8 M keys)
+    python benchmarks/make_data.py            # bench.rdb (2.8 M keys) and bench-aof/
     python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts)
 """
 
@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,21 +126,112 @@ def make_rdb(target: Path, scale: int) -> int:
     return keys
 
 
+# The AOF's server: the rewrite triggered by CONFIG SET appendonly yes writes a base file of
+# plain commands (no RDB preamble); fsync is left to the kernel, nothing needs to be durable.
+AOF_CONFIG = {"appendonly": "no", "aof-use-rdb-preamble": "no", "appendfsync": "no"}
+AOF_REWRITE_TIMEOUT = 600.0  # seconds; the rewrite of bench.rdb takes a few
+
+
+def wait_for_rewrite(server: RedisServer, timeout: float = AOF_REWRITE_TIMEOUT) -> None:
+    """Wait until AOF is on and no rewrite is running or scheduled; fail if it did not work."""
+    client = server.client(socket_timeout=None)
+    deadline = time.monotonic() + timeout
+    while True:
+        info = client.info("persistence")
+        done = (
+            info.get("aof_enabled") == 1
+            and info.get("aof_rewrite_in_progress") == 0
+            and info.get("aof_rewrite_scheduled") == 0
+        )
+        if done:
+            if info.get("aof_last_bgrewrite_status") != "ok":
+                raise RuntimeError(f"AOF rewrite failed: {server.log_tail()}")
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"AOF rewrite not finished after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def make_aof(target: Path, source: Path) -> int:
+    """target/appendonlydir: the keyspace of the RDB `source` as a pure-command AOF.
+
+    A throwaway Redis 7.0 loads `source` as its dump.rdb with appendonly off; CONFIG SET
+    appendonly yes then rewrites the whole keyspace into a new base AOF (plus an empty incr
+    file and the manifest). The directory is copied once the server has shut down. Returns
+    the key count, after checking it matches the RDB's.
+    """
+    if not source.exists():
+        raise FileNotFoundError(f"{source} not found: build it first")
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-aof-") as tmp:
+        directory = Path(tmp)
+        shutil.copyfile(source, directory / "dump.rdb")
+        with running_server(find_binary("7.0"), directory=directory, config=AOF_CONFIG) as s:
+            client = s.client(socket_timeout=None)
+            keys = int(client.dbsize())
+            client.config_set("appendonly", "yes")
+            wait_for_rewrite(s)
+            after = int(client.dbsize())
+            if after != keys:
+                raise RuntimeError(f"key count changed during the rewrite: {keys} -> {after}")
+            aof_dir = directory / str(client.config_get("appenddirname")["appenddirname"])
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(aof_dir, partial / "appendonlydir")
+    replace_dir(partial, target)
+    return keys
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the directory `new` at `target`, removing an older target only once `new` is in."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def size_of(path: Path) -> int:
+    """Bytes in a file, or in all the files under a directory."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
 @dataclass(frozen=True)
 class Artefact:
-    """A generated file: its name in data/, whether it is built by default, its builder."""
+    """A generated file or directory: its name in data/, whether it is built by default, its
+    builder, and the artefact it is made from (rebuilt when that one is newer)."""
 
     name: str
     default: bool
-    build: Callable[[Path], int]  # writes the file, returns its key count
+    build: Callable[[Path], int]  # writes the artefact, returns its key count
     note: str
+    source: str | None = None
 
 
 ARTEFACTS: list[Artefact] = [
     Artefact("bench.rdb", True, lambda p: make_rdb(p, 1), "2.8 M keys, strings + collections"),
     Artefact("bench-x4.rdb", False, lambda p: make_rdb(p, 4), "4x the counts of bench.rdb"),
-    # Later: an AOF ("bench.aof") and a diff pair ("diff-a.rdb", "diff-b.rdb").
+    Artefact(
+        "bench-aof",
+        True,
+        lambda p: make_aof(p, p.with_name("bench.rdb")),
+        "bench.rdb's keyspace as a multi-part AOF, plain commands",
+        source="bench.rdb",
+    ),
+    # Later: a diff pair ("diff-a.rdb", "diff-b.rdb").
 ]
+
+
+def up_to_date(target: Path, artefact: Artefact) -> bool:
+    """The artefact exists and is not older than the one it is made from."""
+    if not target.exists():
+        return False
+    if artefact.source is None:
+        return True
+    source = target.with_name(artefact.source)
+    return not source.exists() or source.stat().st_mtime <= target.stat().st_mtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,15 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [a for a in ARTEFACTS if a.default or (args.x4 and a.name == "bench-x4.rdb")]
     for artefact in wanted:
         target = args.data_dir / artefact.name
-        if target.exists() and not args.force:
-            size = target.stat().st_size / 1e6
+        if up_to_date(target, artefact) and not args.force:
+            size = size_of(target) / 1e6
             print(f"{artefact.name}: exists ({size:.1f} MB), skipped (--force to rebuild)")
             continue
         print(f"{artefact.name}: building ({artefact.note}) ...", flush=True)
         start = time.perf_counter()
         keys = artefact.build(target)
         elapsed = time.perf_counter() - start
-        size = target.stat().st_size / 1e6
+        size = size_of(target) / 1e6
         print(f"{artefact.name}: {size:.1f} MB, {keys:,} keys, {elapsed:.1f} s -> {target}")
     return 0
 

@@ -1,11 +1,13 @@
-"""Time rbkit against redis-check-rdb (and optional peers) on the same RDB file.
+"""Time rbkit against redis-check-rdb and redis-check-aof (and optional peers) on the same files.
 
-Each command runs N times (--runs); the table shows the best wall time and the highest peak
-RSS over those runs (ru_maxrss from os.wait4, taken by a small launcher process).
-A command that fails shows its error in its row and the run carries on.
+Each command runs N times (--runs, --aof-runs); the table shows the best wall time and the
+highest peak RSS over those runs (ru_maxrss from os.wait4, taken by a small launcher process).
+A command that fails or times out shows that in its row and the run carries on.
 This is a benchmark, not a test: nothing here asserts a timing.
 
-    python benchmarks/run.py                     # benchmarks/data/bench.rdb, best of 3
+    python benchmarks/run.py                     # bench.rdb (best of 3), then bench-aof (1 run)
+    python benchmarks/run.py --no-aof            # the RDB table only
+    python benchmarks/run.py --aof-only          # the AOF table only
     python benchmarks/run.py --with-rdbtools     # also rdbtools' `rdb --command json`
     python benchmarks/run.py --memory-growth     # rbkit's peak RSS on bench vs bench-x4
 """
@@ -28,6 +30,7 @@ from tabulate import tabulate
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 REDIS_CHECK_RDB = "/usr/bin/redis-check-rdb"
+REDIS_CHECK_AOF = "/usr/bin/redis-check-aof"
 KEYS_READ_RE = re.compile(rb"(\d+) keys read")
 
 
@@ -52,6 +55,7 @@ class Run:
     timed_out: bool
     keys: int | None
     error: str | None
+    commands: int | None = None  # AOF commands read (rbkit's JSON `aof.commands` total)
 
 
 @dataclass
@@ -77,6 +81,15 @@ class Result:
     @property
     def keys(self) -> int | None:
         return next((r.keys for r in self.ok_runs if r.keys is not None), None)
+
+    @property
+    def commands(self) -> int | None:
+        return next((r.commands for r in self.ok_runs if r.commands is not None), None)
+
+    @property
+    def timed_out(self) -> bool:
+        """No run finished and the series stopped at a timeout."""
+        return not self.ok_runs and any(r.timed_out for r in self.runs)
 
     @property
     def error(self) -> str | None:
@@ -107,6 +120,19 @@ def keys_from_output(stdout: bytes) -> int | None:
     totals = data.get("totals") if isinstance(data, dict) else None
     keys = totals.get("keys") if isinstance(totals, dict) else None
     return keys if isinstance(keys, int) else None
+
+
+def commands_from_output(stdout: bytes) -> int | None:
+    """The number of AOF commands in rbkit's JSON report: the sum of `aof.commands`."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    aof = data.get("aof") if isinstance(data, dict) else None
+    counts = aof.get("commands") if isinstance(aof, dict) else None
+    if not isinstance(counts, dict):
+        return None
+    return sum(n for n in counts.values() if isinstance(n, int))
 
 
 def last_line(text: bytes) -> str:
@@ -181,7 +207,8 @@ def run_once(command: Command) -> Run:
     elif returncode != 0:
         error = f"exit {returncode}: {last_line(errors) or last_line(output)}"
     keys = keys_from_output(output) if error is None else None
-    return Run(wall, peak_kb, returncode, bool(timed_out), keys, error)
+    count = commands_from_output(output) if error is None else None
+    return Run(wall, peak_kb, returncode, bool(timed_out), keys, error, count)
 
 
 def rss_floor_kb() -> int:
@@ -206,35 +233,76 @@ def measure(commands: list[Command], runs: int) -> list[Result]:
 
 
 def warm_cache(path: Path) -> None:
-    """Read the file once so every command finds it in the page cache."""
+    """Read the file (every file under a directory) once so commands find it in the page cache."""
     buffer = bytearray(1 << 20)  # small and reused: keeps this process's RSS low
-    with path.open("rb", buffering=0) as f:
-        while f.readinto(buffer):
-            pass
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if not file.is_file():
+            continue
+        with file.open("rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
 
 
-def table(results: list[Result], size_bytes: int) -> str:
-    """The results as a table: wall, RSS, ratio to redis-check-rdb, keys/s, MB/s."""
-    reference = next((r.best_wall_s for r in results if r.label == "redis-check-rdb"), None)
-    fallback_keys = next((r.keys for r in results if r.keys is not None), None)
+def size_of(path: Path) -> int:
+    """Bytes in a file, or in all the files under a directory."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def table(
+    results: list[Result],
+    size_bytes: int,
+    reference_label: str = "redis-check-rdb",
+    unit: str = "keys",
+) -> str:
+    """The results as a table: wall, RSS, ratio to the reference command, <unit>/s, MB/s.
+
+    `unit` is the Result attribute counted ("keys" or "commands"); a command that does not
+    report it (redis-check-*) borrows the count of one that does. A command that timed out
+    shows "timeout" and bounds: the RSS it had reached, the least ratio, the most throughput.
+    """
+    reference = next((r.best_wall_s for r in results if r.label == reference_label), None)
+    fallback = next((getattr(r, unit) for r in results if getattr(r, unit) is not None), None)
     rows = []
     for r in results:
         wall, rss = r.best_wall_s, r.peak_rss_kb
+        count = getattr(r, unit) or fallback
+        if r.timed_out:
+            cut = max(run.wall_s for run in r.runs)
+            seen = max(run.peak_rss_kb for run in r.runs)
+            rows.append(
+                [
+                    r.label,
+                    f"timeout (> {cut:.0f})",
+                    f">= {seen / 1024:.0f}",
+                    f"> {cut / reference:.0f}x" if reference else "",
+                    f"< {count / cut:,.0f}" if count else "",
+                    f"< {size_bytes / 1e6 / cut:.1f}",
+                ]
+            )
+            continue
         if r.error is not None or wall is None or rss is None:
             rows.append([r.label, r.error, "", "", "", ""])
             continue
-        keys = r.keys or fallback_keys
         rows.append(
             [
                 r.label,
                 f"{wall:.2f}",
                 f"{rss / 1024:.0f}",
                 f"{wall / reference:.2f}x" if reference else "",
-                f"{keys / wall:,.0f}" if keys else "",
+                f"{count / wall:,.0f}" if count else "",
                 f"{size_bytes / 1e6 / wall:.1f}",
             ]
         )
-    headers = ["command", "wall s (best)", "peak RSS MB", "vs redis-check-rdb", "keys/s", "MB/s"]
+    headers = [
+        "command",
+        "wall s (best)",
+        "peak RSS MB",
+        f"vs {reference_label}",
+        f"{unit}/s",
+        "MB/s",
+    ]
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 
@@ -260,29 +328,78 @@ def commands(path: Path, args: argparse.Namespace) -> list[Command]:
     return listed
 
 
-def print_json(results: list[Result], extra: dict[str, Any]) -> None:
-    """Every run of every command, plus the summary values, as JSON on stdout."""
+def aof_target(path: Path) -> tuple[Path, Path]:
+    """What each checker is given for an AOF: (redis-check-aof's file, rbkit's path).
+
+    A Redis 7+ appendonlydir: its manifest for redis-check-aof, the directory for rbkit.
+    A manifest or a single AOF file: that file for both.
+    """
+    if not path.is_dir():
+        return path, path
+    manifests = sorted(path.glob("*.manifest"))
+    preferred = path / "appendonly.aof.manifest"
+    manifest = preferred if preferred in manifests else next(iter(manifests), preferred)
+    return manifest, path
+
+
+def aof_commands(path: Path, args: argparse.Namespace) -> list[Command]:
+    """The commands compared on one AOF: --aof-runs each, killed after --aof-timeout s."""
+    manifest, target = aof_target(path)
+    timeout, runs = args.aof_timeout or None, args.aof_runs
+    return [
+        Command("redis-check-aof", [REDIS_CHECK_AOF, str(manifest)], timeout, runs),
+        Command("rbkit check --json", [args.rbkit, "check", "--json", str(target)], timeout, runs),
+    ]
+
+
+def json_entry(results: list[Result], extra: dict[str, Any]) -> dict[str, Any]:
+    """Every run of every command, plus the summary values."""
     data = {**extra, "results": [asdict(r) for r in results]}
     for entry, r in zip(data["results"], results, strict=True):
         entry.update(
-            best_wall_s=r.best_wall_s, peak_rss_kb=r.peak_rss_kb, keys=r.keys, error=r.error
+            best_wall_s=r.best_wall_s,
+            peak_rss_kb=r.peak_rss_kb,
+            keys=r.keys,
+            commands=r.commands,
+            error=r.error,
         )
-    print(json.dumps(data, indent=2))
+    return data
 
 
-def compare(path: Path, args: argparse.Namespace) -> int:
+def print_json(results: list[Result], extra: dict[str, Any]) -> None:
+    """json_entry() on stdout."""
+    print(json.dumps(json_entry(results, extra), indent=2))
+
+
+def compare(path: Path, args: argparse.Namespace, floor: int) -> dict[str, Any]:
+    """The RDB table (printed unless --json); returns the JSON entry."""
     size = path.stat().st_size
     print(f"{path.name}: {size / 1e6:.1f} MB, best of {args.runs}", file=sys.stderr)
     warm_cache(path)
-    floor = rss_floor_kb()
     results = measure(commands(path, args), args.runs)
-    if args.json:
-        print_json(results, {"file": str(path), "size_bytes": size, "rss_floor_kb": floor})
-    else:
+    if not args.json:
         print(f"\n{path} ({size / 1e6:.1f} MB), best of {args.runs} runs\n")
         print(table(results, size))
-        print(f"\n(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)")
-    return 0
+        print(f"\n(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)", flush=True)
+    return json_entry(results, {"file": str(path), "size_bytes": size, "rss_floor_kb": floor})
+
+
+def compare_aof(path: Path, args: argparse.Namespace, floor: int) -> dict[str, Any]:
+    """The AOF table (printed unless --json); returns the JSON entry."""
+    size = size_of(path)
+    runs = f"best of {args.aof_runs} runs" if args.aof_runs > 1 else "1 run"
+    cap = f"timeout {args.aof_timeout:.0f} s" if args.aof_timeout else "no timeout"
+    print(f"{path.name}: {size / 1e6:.1f} MB, {runs}, {cap}", file=sys.stderr)
+    warm_cache(path)
+    results = measure(aof_commands(path, args), args.aof_runs)
+    if not args.json:
+        print(f"\n{path} ({size / 1e6:.1f} MB), {runs}, {cap}\n")
+        print(table(results, size, "redis-check-aof", "commands"))
+        rbkit = results[-1]
+        if rbkit.commands is not None and rbkit.keys is not None:
+            print(f"\nrbkit replayed {rbkit.commands:,} commands into {rbkit.keys:,} keys")
+        print(f"(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)", flush=True)
+    return json_entry(results, {"file": str(path), "size_bytes": size, "rss_floor_kb": floor})
 
 
 def memory_growth(args: argparse.Namespace) -> int:
@@ -320,6 +437,21 @@ def memory_growth(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=Path, help="RDB file (default data/bench.rdb)")
+    aof = parser.add_argument_group(
+        "AOF table (run by default when no RDB file is named, if data/bench-aof exists)"
+    )
+    aof.add_argument(
+        "--aof-path",
+        type=Path,
+        help="appendonlydir, manifest or single AOF (default data/bench-aof/appendonlydir)",
+    )
+    aof.add_argument("--aof-runs", type=int, default=1, help="runs per AOF command")
+    aof.add_argument(
+        "--aof-timeout", type=float, default=900, help="cap per AOF run, seconds (0: none)"
+    )
+    only = aof.add_mutually_exclusive_group()
+    only.add_argument("--no-aof", action="store_true", help="skip the AOF table")
+    only.add_argument("--aof-only", action="store_true", help="only the AOF table")
     parser.add_argument("--runs", type=int, default=3, help="runs per command (best is shown)")
     parser.add_argument("--json", action="store_true", help="print raw results as JSON")
     parser.add_argument("--rbkit", default=default_rbkit(), help="rbkit executable")
@@ -332,15 +464,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="generated files")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    if args.runs < 1 or args.aof_runs < 1:
+        parser.error("--runs and --aof-runs must be at least 1")
     if args.memory_growth:
         return memory_growth(args)
     path = args.file or args.data_dir / "bench.rdb"
-    if not path.exists():
+    asked_aof = args.aof_only or args.aof_path is not None
+    aof_path = args.aof_path or args.data_dir / "bench-aof" / "appendonlydir"
+    run_rdb = not args.aof_only
+    run_aof = not args.no_aof and (asked_aof or args.file is None)
+    if run_rdb and not path.exists():
         print(f"{path} not found: run benchmarks/make_data.py first", file=sys.stderr)
         return 2
-    return compare(path, args)
+    if run_aof and not aof_path.exists():
+        print(f"{aof_path} not found: run benchmarks/make_data.py", file=sys.stderr)
+        if asked_aof:
+            return 2
+        print("(AOF table skipped)", file=sys.stderr)
+        run_aof = False
+    floor = rss_floor_kb()
+    data: dict[str, Any] = {}
+    if run_rdb:
+        data = compare(path, args, floor)
+    if run_aof:
+        data["aof"] = compare_aof(aof_path, args, floor)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
