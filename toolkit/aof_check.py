@@ -278,13 +278,21 @@ class _Run:
         aof.unknown_commands = self.keyspace.unknown
         aof.approximate = self.keyspace.approximate
         result.inventory = self.keyspace.inventory(self.now_ms, self.top)
+        if self.keyspace.errors:
+            failing = "; ".join(f"{e} ({n}x)" for e, n in self.keyspace.errors.most_common(5))
+            result.problems.append(
+                Problem(
+                    WARNING,
+                    "failing_commands",
+                    None,
+                    f"{sum(self.keyspace.errors.values())} command(s) fail when Redis loads "
+                    f"them (an error reply, no effect): {failing}",
+                )
+            )
         if aof.approximate:
             ks = self.keyspace
             reasons = [f"unknown command {name} ({n}x)" for name, n in ks.unknown.most_common()]
             reasons += [f"{why} ({n}x)" for why, n in ks.approximations.most_common()]
-            reasons += [
-                f"a command Redis would reject: {e} ({n}x)" for e, n in ks.errors.most_common()
-            ]
             result.problems.append(
                 Problem(
                     WARNING,

@@ -50,7 +50,7 @@ from parsers.rdb.decode import (
     decode_value,
 )
 from parsers.rdb.module import module_type_name
-from parsers.rdb.strings import read_length, read_string
+from parsers.rdb.strings import read_length, read_string, skip_string
 from parsers.rdb.values import SKIPPERS
 from toolkit.inventory import BigKey, DbStats, Inventory, library_name
 
@@ -67,6 +67,7 @@ _INT_RE = re.compile(rb"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT_BAD = re.compile(rb"[\s_]|nan", re.I)
 
 _FUNCTION2 = 245  # RDB opcode of a function library in a FUNCTION DUMP payload
+_FUNCTION_PRE_GA = 246  # the same in Redis 7.0 release candidates
 _GEO_LAT = 85.05112878
 _GEO_STEP = 26
 
@@ -347,8 +348,12 @@ class Keyspace:
 
     @property
     def approximate(self) -> bool:
-        """True when the model may differ from what Redis would have loaded."""
-        return self._approximate or bool(self.unknown or self.approximations or self.errors)
+        """True when the model may differ from what Redis would have loaded.
+
+        Commands the model rejects (``errors``) do not count: Redis rejects them too while
+        loading and goes on, so they change nothing either way; the check reports them.
+        """
+        return self._approximate or bool(self.unknown or self.approximations)
 
     @approximate.setter
     def approximate(self, value: bool) -> None:
@@ -2020,10 +2025,19 @@ def _function_payload(payload: bytes) -> list[str] | None:
     pos, end = 0, len(payload) - 10
     try:
         while pos < end:
-            if payload[pos] != _FUNCTION2:
+            if payload[pos] == _FUNCTION2:
+                code, pos = read_string(payload, pos + 1)
+                names.append(library_name(bytes(code)))
+            elif payload[pos] == _FUNCTION_PRE_GA:  # 7.0-rc: name, engine, [desc], code
+                name, pos = read_string(payload, pos + 1)
+                pos = skip_string(payload, pos)
+                has_desc, pos = read_length(payload, pos)
+                if has_desc:
+                    pos = skip_string(payload, pos)
+                pos = skip_string(payload, pos)
+                names.append(bytes(name).decode("utf-8", "replace"))
+            else:
                 return None
-            code, pos = read_string(payload, pos + 1)
-            names.append(library_name(bytes(code)))
     except (FormatError, IndexError):
         return None
     return names if pos == end and "?" not in names else None
