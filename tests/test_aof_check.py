@@ -154,3 +154,49 @@ def test_truncated_tail_warning_names_the_command_and_the_bytes() -> None:
     assert "aof-load-truncated yes" in warning.message and "refuses to start" in warning.message
     size = (AOF / "damaged" / "truncated-last-command.aof").stat().st_size
     assert f"the last {size - warning.offset} bytes" in warning.message
+
+
+def copy_set(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / "data" / "appendonlydir"
+    shutil.copytree(AOF / name / "appendonlydir", target)
+    return target
+
+
+def test_history_files_are_listed_not_read(tmp_path: Path) -> None:
+    folder = copy_set(tmp_path, "redis-7.0-rdb-base")
+    (folder / "appendonly.aof.1.base.rdb").write_bytes(b"not even an RDB")
+    manifest = folder / "appendonly.aof.manifest"
+    manifest.write_bytes(b"file appendonly.aof.1.base.rdb seq 1 type h\n" + manifest.read_bytes())
+    result = check_backup(folder)
+    assert result.valid, result.problems
+    assert result.aof is not None
+    history = [f for f in result.aof.files if f.role == "history"]
+    assert [(f.name, f.checked) for f in history] == [("appendonly.aof.1.base.rdb", False)]
+    assert any("appendonly.aof.1.base.rdb" in n and "not read" in n for n in result.notes)
+
+
+def test_data_dir_with_appendonly_yes_checks_the_aof_and_ignores_the_dump(
+    tmp_path: Path,
+) -> None:
+    folder = copy_set(tmp_path, "redis-7.0-rdb-base")
+    data = folder.parent
+    shutil.copy(AOF.parent / "rdb" / "redis-7.0-strings-only.rdb", data / "dump.rdb")
+    config = tmp_path / "redis.conf"
+    config.write_text(f'dir "{data}"\nappendonly yes\nappendfilename "appendonly.aof"\n')
+    expected = json.loads((AOF / "redis-7.0-rdb-base.expected.json").read_text())
+    result = check_backup(data, config_path=config, now_ms=expected["saved_at_ms"])
+    assert result.format == "aof" and result.valid
+    assert counts(result) == expected_counts(expected)
+    assert any("Redis ignores it" in n and "dump.rdb" in n for n in result.notes)
+
+
+def test_a_manifest_naming_a_path_never_opens_it(tmp_path: Path) -> None:
+    folder = copy_set(tmp_path, "redis-7.0-rdb-base")
+    secret = tmp_path / "outside.aof"
+    secret.write_bytes(b"*1\r\n$4\r\nPING\r\n")
+    manifest = folder / "appendonly.aof.manifest"
+    manifest.write_bytes(b"file ../../outside.aof seq 9 type i\n")
+    result = check_backup(folder)
+    assert not result.valid
+    assert [p.code for p in result.problems] == ["bad_manifest"]
+    assert result.aof is not None and result.aof.files == []
