@@ -212,10 +212,6 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
                 "refuse to load them",
             )
         )
-    if walker.checksum is None and not any(
-        isinstance(p, Problem) and p.severity == ERROR for p in result.problems
-    ):
-        out.append(Problem(ERROR, "truncated", len(walker.buf), "no EOF marker"))
     return out
 
 

@@ -313,7 +313,7 @@ class RdbWalker:
             raise self._located(e, key_at, pos, db) from None
 
     def _skipper_table(self) -> list[Skipper | None]:
-        """Skippers indexed by type byte (None for a type this magic and version lack)."""
+        """Skippers indexed by type byte (None for a type this magic does not have)."""
         return [self._skippers.get(t) for t in range(0xF0)]
 
     def _unknown_type(self, op: int, at: int) -> FormatError:
