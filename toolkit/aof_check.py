@@ -25,9 +25,10 @@ from toolkit.check import ProgressFn, rdb_findings
 from toolkit.inventory import library_name
 from toolkit.keyspace import Keyspace
 from toolkit.problems import ERROR, WARNING, Problem
-from toolkit.result import AofDetails, AofFile, BackupIOError, CheckResult
+from toolkit.result import AofDetails, AofFile, AofReplay, BackupIOError, CheckResult
 
 _RDB_MAGICS = (b"REDIS", b"VALKEY")
+_SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))
 # Release mapped pages behind the reader every this many commands.
 _RELEASE_EVERY = 1 << 16
 
@@ -131,6 +132,7 @@ class _Run:
         self.result.aof = AofDetails(layout)
         self.db = 0
         self.ts: int | None = None
+        self.touched: set[tuple[int, bytes]] = set()
 
     # -- one file --------------------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class _Run:
                 if name == "SELECT" and len(item.args) == 2 and item.args[1].isdigit():
                     self.db = int(item.args[1])
                 keyspace.execute(item.args, self.ts)
+                if name in keyspace.unknown:
+                    self.touched.update((self.db, key) for key in keys_named(item.args))
                 count += 1
                 if count % _RELEASE_EVERY == 0:
                     released = _release(mm, item.end, released)
@@ -278,6 +282,7 @@ class _Run:
         aof.unknown_commands = self.keyspace.unknown
         aof.approximate = self.keyspace.approximate
         result.inventory = self.keyspace.inventory(self.now_ms, self.top)
+        result.replay = AofReplay(self.keyspace, self.touched)
         if self.keyspace.errors:
             failing = "; ".join(f"{e} ({n}x)" for e, n in self.keyspace.errors.most_common(5))
             result.problems.append(
@@ -310,3 +315,13 @@ def _release(mm: mmap.mmap, offset: int, released: int) -> int:
         mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
         return upto
     return released
+
+
+def keys_named(args: tuple[bytes, ...]) -> list[bytes]:
+    """The keys a command the model does not apply names (scripts: their KEYS; else the
+    first argument)."""
+    if args[0].upper() in _SCRIPTS:
+        if len(args) > 2 and args[2].isdigit():
+            return list(args[3 : 3 + int(args[2])])
+        return []
+    return [args[1]] if len(args) > 1 else []

@@ -13,6 +13,7 @@ import typer
 from toolkit import __version__
 from toolkit.backup import check_backup
 from toolkit.progress import progress_for
+from toolkit.restore_cli import restore
 from toolkit.result import BackupIOError
 from toolkit.status import ExitCode
 
@@ -84,6 +85,9 @@ def check(
         typer.echo(render_check(result, strict=strict))
     failed = not result.valid or (strict and result.warnings)
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))
+
+
+app.command()(restore)
 
 
 def main() -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from parsers.rdb.records import Checksum
 from toolkit.inventory import Inventory
 from toolkit.problems import ERROR, WARNING, Problem
+
+if TYPE_CHECKING:
+    from toolkit.keyspace import Keyspace
 
 
 class BackupIOError(Exception):
@@ -41,6 +45,15 @@ class AofDetails:
 
 
 @dataclass
+class AofReplay:
+    """The keyspace an AOF check rebuilt, kept for restore's comparison: the model, and the
+    (db, key) pairs that commands the model does not apply named."""
+
+    keyspace: Keyspace
+    touched: set[tuple[int, bytes]] = field(default_factory=set)
+
+
+@dataclass
 class CheckResult:
     path: str
     format: str  # rdb or aof
@@ -56,6 +69,7 @@ class CheckResult:
     inventory: Inventory | None = None
     aof: AofDetails | None = None
     notes: list[str] = field(default_factory=list)  # which file was chosen, and why
+    replay: AofReplay | None = None  # AOF only: the rebuilt keyspace (not in the report)
 
     @property
     def valid(self) -> bool:

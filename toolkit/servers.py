@@ -160,7 +160,8 @@ class RedisServer:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the server answers PING and has finished loading its data."""
         deadline = time.monotonic() + timeout
-        client = self.client(socket_timeout=5)
+        # No retries inside redis-py: this loop retries, and notices a server that died.
+        client = self.client(socket_timeout=5, retry=Retry(NoBackoff(), 0))
         while True:
             if self.process is not None and self.process.poll() is not None:
                 raise ServerError(

@@ -1,0 +1,263 @@
+"""Read a live server's keyspace without blocking it: what restore compares a backup with.
+
+Everything here is a read a busy server serves between other clients: INFO, MODULE LIST,
+FUNCTION LIST, and SCAN (COUNT 1000), never KEYS. Types are counted with one SCAN ... TYPE
+per type on Redis 6.0+ (the server filters; no command per key), and with the TYPE of each
+batch pipelined for whatever that leaves (older servers, unexpected types). SCAN may return a
+key twice; keys are counted once (by a 64-bit hash of the name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass, field
+
+import redis
+
+SCAN_COUNT = 1000
+# The built-in types, as TYPE names them.
+TYPES = ("string", "list", "set", "zset", "hash", "stream")
+
+
+def key_hash(key: bytes) -> int:
+    """A 64-bit hash of a key name (BLAKE2b): the unit of the per-db key-name digest."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def digest_of(keys: Iterable[bytes]) -> int:
+    """The order-independent digest of distinct key names: the XOR of their hashes."""
+    d = 0
+    for key in keys:
+        d ^= key_hash(key)
+    return d
+
+
+@dataclass
+class LiveDb:
+    """One database as the server holds it."""
+
+    keys: int = 0  # INFO keyspace
+    expires: int = 0  # INFO keyspace
+    scanned: int = 0  # distinct keys SCAN returned (and TYPE still found)
+    by_type: dict[str, int] = field(default_factory=dict)  # TYPE of each scanned key
+    digest: int = 0  # XOR of key_hash over the scanned keys
+    watched: dict[int, str] = field(default_factory=dict)  # watched key hash -> TYPE, if seen
+
+
+@dataclass
+class LiveKeyspace:
+    """What a live server holds, read with non-blocking commands only."""
+
+    version: str
+    server_name: str  # "redis" or "valkey"
+    executable: str | None
+    modules: list[str]  # MODULE LIST names (module type names are not listed there)
+    functions: list[str] | None  # FUNCTION LIST library names; None before 7.0
+    databases: dict[int, LiveDb]
+    keys_loaded: int | None = None  # rdb_last_load_keys_loaded
+    keys_expired: int | None = None  # rdb_last_load_keys_expired (dropped at load)
+    sources: dict[str, str] = field(default_factory=dict)  # field -> where it was read
+    time_ms: int = 0  # the server's TIME once everything was read
+    seconds: float = 0.0  # how long the read took
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return parse_version(self.version)
+
+    @property
+    def keys(self) -> int:
+        return sum(d.keys for d in self.databases.values())
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"7.0.15"`` -> ``(7, 0, 15)`` (non-numeric parts end it)."""
+    out: list[int] = []
+    for part in text.split("."):
+        if not part.isdigit():
+            break
+        out.append(int(part))
+    return tuple(out)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _pairs(item: object) -> dict[str, object]:
+    """A RESP2 flat [name, value, ...] list or a RESP3/redis-py dict, with str names."""
+    if isinstance(item, dict):
+        return {_text(k): v for k, v in item.items()}
+    if isinstance(item, (list, tuple)):
+        return {_text(item[i]): item[i + 1] for i in range(0, len(item) - 1, 2)}
+    return {}
+
+
+def _db_client(client: redis.Redis, db: int) -> redis.Redis:
+    """A client of the same server on database ``db`` (its own pool: SELECT is per connection)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "db": db}
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    )
+
+
+class _Tally:
+    """Keys of one db as SCAN meets them: each counted once, by the hash of its name."""
+
+    def __init__(self, watch: Set[int]) -> None:
+        self.watch = watch
+        self.seen: set[int] = set()
+        self.db = LiveDb()
+        self.by_type: dict[str, int] = {}
+
+    def add(self, h: int, type_name: str) -> None:
+        self.by_type[type_name] = self.by_type.get(type_name, 0) + 1
+        self.db.digest ^= h
+        self.db.scanned += 1
+        if h in self.watch:
+            self.db.watched[h] = type_name
+
+    def result(self) -> LiveDb:
+        self.db.by_type = dict(sorted(self.by_type.items()))
+        return self.db
+
+
+def _hash(key: bytes | str) -> int:
+    return key_hash(key if isinstance(key, bytes) else key.encode())
+
+
+def _scan(client: redis.Redis, batch: int, type_name: str | None = None) -> Iterator[list]:
+    """SCAN batches of keys (only those of ``type_name``, if given)."""
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor, count=batch, _type=type_name)
+        yield keys
+        if int(cursor) == 0:
+            return
+
+
+def scan_db(
+    client: redis.Redis,
+    watch: Set[int] = frozenset(),
+    *,
+    types: Sequence[str] = (),
+    batch: int = SCAN_COUNT,
+) -> LiveDb:
+    """Count the keys of ``client``'s database per type, with their key-name digest.
+
+    With ``types`` (Redis 6.0+), one SCAN ... TYPE per type counts that type's keys; when
+    those add up to INFO keyspace's count the job is done. Otherwise (and without ``types``)
+    a plain SCAN finds the remaining keys and a pipelined TYPE per batch names their types.
+    """
+    tally = _Tally(watch)
+    seen = tally.seen
+    for type_name in types:
+        try:
+            for keys in _scan(client, batch, type_name):
+                for key in keys:
+                    h = _hash(key)
+                    if h not in seen:
+                        seen.add(h)
+                        tally.add(h, type_name)
+        except redis.ResponseError:
+            continue  # a type name this server's SCAN does not take: the plain SCAN finds them
+    if types:
+        n = client.connection_pool.connection_kwargs.get("db", 0)
+        info = client.info("keyspace").get(f"db{n}", {})
+        if isinstance(info, dict) and int(info.get("keys", 0)) == tally.db.scanned:
+            return tally.result()
+    for keys in _scan(client, batch):
+        fresh = []
+        for key in keys:
+            h = _hash(key)
+            if h not in seen:
+                seen.add(h)
+                fresh.append((key, h))
+        if not fresh:
+            continue
+        pipe = client.pipeline(transaction=False)
+        for key, _h in fresh:
+            pipe.type(key)
+        for (_key, h), t in zip(fresh, pipe.execute(), strict=True):
+            name = _text(t)
+            if name != "none":  # "none": deleted (or expired) since SCAN returned it
+                tally.add(h, name)
+    return tally.result()
+
+
+def read_live(
+    client: redis.Redis,
+    *,
+    watch: Mapping[int, Set[int]] | None = None,
+    types: Iterable[str] | None = None,
+) -> LiveKeyspace:
+    """Read ``client``'s server: version, modules, functions, and per db the counts, types and
+    key-name digest. ``watch`` (db -> key hashes) asks which of those keys are there; ``types``
+    the types to expect (default: the built-in ones), each counted with its own SCAN ... TYPE
+    (any other type is still found, by the fallback of :func:`scan_db`).
+
+    The databases are scanned before INFO keyspace is read, so keys that had expired are gone
+    (SCAN deletes the expired keys it meets) when the counts are taken.
+    """
+    started = time.monotonic()
+    watch = watch or {}
+    info = client.info("server")
+    version = _text(info.get("redis_version", "?"))
+    server_name = _text(info.get("server_name", "redis"))
+    if server_name == "valkey" and "valkey_version" in info:
+        version = _text(info["valkey_version"])
+    executable = _text(info["executable"]) if info.get("executable") else None
+    modules = sorted(
+        _text(_pairs(m).get("name", "?")) for m in client.execute_command("MODULE LIST")
+    )
+    functions: list[str] | None = None
+    if parse_version(version) >= (7, 0):
+        functions = sorted(
+            _text(_pairs(lib).get("library_name", "?"))
+            for lib in client.execute_command("FUNCTION LIST")
+        )
+    live = LiveKeyspace(version, server_name, executable, modules, functions, {})
+    scan_types: list[str] = []
+    if parse_version(version) >= (6, 0):
+        scan_types = list(TYPES) if types is None else sorted(set(types))
+    listed = _keyspace(client)
+    for db in sorted(set(listed) | set(watch)):
+        db_client = _db_client(client, db)
+        try:
+            live.databases[db] = scan_db(db_client, watch.get(db, frozenset()), types=scan_types)
+        except redis.RedisError:
+            if db in listed:
+                raise
+            # A watched db the server does not have (above its `databases`): nothing there.
+        finally:
+            db_client.close()
+    for db, (keys, expires) in _keyspace(client).items():
+        stats = live.databases.setdefault(db, LiveDb())
+        stats.keys, stats.expires = keys, expires
+    live.databases = {
+        db: s for db, s in sorted(live.databases.items()) if s.keys or s.scanned or s.watched
+    }
+    for section in ("persistence", "stats"):
+        values = client.info(section)
+        for name, attr in (
+            ("rdb_last_load_keys_loaded", "keys_loaded"),
+            ("rdb_last_load_keys_expired", "keys_expired"),
+        ):
+            if name in values and getattr(live, attr) is None:
+                setattr(live, attr, int(values[name]))
+                live.sources[attr] = f"INFO {section} {name}"
+    seconds, micros = client.time()
+    live.time_ms = int(seconds) * 1000 + int(micros) // 1000
+    live.seconds = time.monotonic() - started
+    return live
+
+
+def _keyspace(client: redis.Redis) -> dict[int, tuple[int, int]]:
+    """INFO keyspace as db -> (keys, expires)."""
+    out = {}
+    for name, value in client.info("keyspace").items():
+        if isinstance(name, str) and name.startswith("db") and isinstance(value, dict):
+            out[int(name[2:])] = (int(value.get("keys", 0)), int(value.get("expires", 0)))
+    return out
