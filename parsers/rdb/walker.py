@@ -336,8 +336,9 @@ class RdbWalker:
                 len(self.buf),
                 db=db,
             )
+        record = _record_name(self.buf, start)
         return TruncatedError(
-            f"truncated: input ends inside a {_record_name(self.buf, start)} (started at {start})",
+            f"truncated: input ends inside the {record} that started at {start}",
             len(self.buf),
             key=self._safe_key(key_at),
             db=db,
