@@ -10,24 +10,23 @@ RDB check gives.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
-import os
 import time
 from pathlib import Path
 
 from parsers.aof.manifest import Manifest, parse_manifest
 from parsers.aof.resp import Annotation, TruncatedCommand, read_commands
 from parsers.errors import FormatError
+from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.check import ProgressFn, rdb_findings
 from toolkit.inventory import library_name
 from toolkit.keyspace import Keyspace
+from toolkit.mapped import mapped, release_behind
 from toolkit.problems import ERROR, WARNING, Problem
 from toolkit.result import AofDetails, AofFile, AofReplay, BackupIOError, CheckResult
 
-_RDB_MAGICS = (b"REDIS", b"VALKEY")
 _SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))
 # Release mapped pages behind the reader every this many commands.
 _RELEASE_EVERY = 1 << 16
@@ -141,21 +140,15 @@ class _Run:
         self.result.aof.files.append(info)
         self.db = 0  # each file is loaded by a fresh client, in db 0
         try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size == 0:
-                    return
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                try:
+            with mapped(path) as mm:
+                if mm is not None:
                     self._read_mapped(mm, path, info, last=last)
-                finally:
-                    with contextlib.suppress(BufferError):
-                        mm.close()
         except OSError as e:
             raise BackupIOError(f"{path}: {e.strerror or e}") from None
 
     def _read_mapped(self, mm: mmap.mmap, path: Path, info: AofFile, *, last: bool) -> None:
         start = 0
-        if mm[:6].startswith(_RDB_MAGICS):
+        if mm[:6].startswith(MAGICS):
             start = self._read_rdb_part(mm, path, info)
             if start is None:
                 return
@@ -230,7 +223,7 @@ class _Run:
                     self.touched.update((self.db, key) for key in keys_named(item.args))
                 count += 1
                 if count % _RELEASE_EVERY == 0:
-                    released = _release(mm, item.end, released)
+                    released = release_behind(mm, item.end, released)
                     if self.progress is not None:
                         self.progress(item.end, len(mm))
         except TruncatedCommand as e:
@@ -307,14 +300,6 @@ class _Run:
                 )
             )
         return result
-
-
-def _release(mm: mmap.mmap, offset: int, released: int) -> int:
-    upto = (offset - (1 << 20)) // mmap.PAGESIZE * mmap.PAGESIZE
-    if upto > released:
-        mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
-        return upto
-    return released
 
 
 def keys_named(args: tuple[bytes, ...]) -> list[bytes]:

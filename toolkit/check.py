@@ -7,7 +7,6 @@ AOF backups in aof_check.py; which file a BACKUP argument means, in backup.py.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import time
@@ -18,12 +17,9 @@ from parsers.errors import FormatError
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.inventory import Inventory, inventory_of_rdb
+from toolkit.mapped import mapped, release_behind
 from toolkit.problems import ERROR, WARNING, Problem
 from toolkit.result import BackupIOError, CheckResult
-
-# Drop pages of the mapping behind the walk once this far past them (keeps RSS flat).
-_RELEASE_LAG = 1 << 20
-
 
 ProgressFn = Callable[[int, int], None]
 
@@ -42,24 +38,16 @@ def check_file(
     path = Path(path)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
+        with mapped(path) as mm:
+            if mm is None:
                 result = CheckResult(str(path), "rdb", 0, now_ms, deep)
                 result.problems.append(
                     Problem(ERROR, "truncated", 0, "empty file: expected the RDB header")
                 )
                 return result
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                return check_rdb(
-                    mm, path=str(path), top=top, deep=deep, now_ms=now_ms, progress=progress
-                )
-            finally:
-                # Views of the map may outlive an exception's traceback; then the map
-                # closes when they are collected, and the original error is kept.
-                with contextlib.suppress(BufferError):
-                    mm.close()
+            return check_rdb(
+                mm, path=str(path), top=top, deep=deep, now_ms=now_ms, progress=progress
+            )
     except IsADirectoryError:
         raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
     except OSError as e:
@@ -102,15 +90,11 @@ def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Calla
     """Release mapped pages behind the walk and report progress."""
     released = 0
     total = len(buf)
-    page = mmap.PAGESIZE
 
     def hook(offset: int) -> None:
         nonlocal released
         if isinstance(buf, mmap.mmap):
-            upto = (offset - _RELEASE_LAG) // page * page
-            if upto > released:
-                buf.madvise(mmap.MADV_DONTNEED, released, upto - released)
-                released = upto
+            released = release_behind(buf, offset, released)
         if progress is not None:
             progress(offset, total)
 

@@ -12,25 +12,19 @@ the allowance. Every allowance made is listed with where its number comes from.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
-import os
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parsers.rdb.constants import TYPE_NAMES, ValueType
+from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.walker import RdbWalker
 from toolkit.inventory import DbStats
 from toolkit.live import LiveDb, LiveKeyspace, key_hash
+from toolkit.mapped import mapped
 from toolkit.result import CheckResult
-
-_COLLECTIONS = frozenset(
-    t for t, name in TYPE_NAMES.items() if name in ("list", "set", "zset", "hash")
-)
-
 
 # -- the backup's key names ----------------------------------------------------------------
 
@@ -101,21 +95,11 @@ def backup_keys(result: CheckResult) -> BackupKeys:
     path = Path(result.path)
     if result.format == "rdb":
         out = BackupKeys()
-        _with_map(path, lambda mm: _rdb_keys(mm, out))
+        with mapped(path) as mm:
+            if mm is not None:
+                _rdb_keys(mm, out)
         return out
     return _aof_keys(result)
-
-
-def _with_map(path: Path, use: Callable[[mmap.mmap], None]) -> None:
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
-            use(mm)
-        finally:
-            with contextlib.suppress(BufferError):
-                mm.close()
 
 
 def _rdb_keys(mm: mmap.mmap, out: BackupKeys) -> None:
@@ -124,7 +108,7 @@ def _rdb_keys(mm: mmap.mmap, out: BackupKeys) -> None:
         module = t == ValueType.MODULE_2
         name = walker.module_name_at(vpos) if module else TYPE_NAMES.get(t, "?")
         d = out.db(db)
-        if n == 0 and t in _COLLECTIONS:
+        if n == 0 and t in COLLECTION_TYPES:
             d.empty_by_type[name] += 1
             d.empty_expires += expire is not None
             continue

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 
 import redis
 
+from parsers.rdb.constants import REDIS_TYPES
+
 SCAN_COUNT = 1000
 # The built-in types, as TYPE names them.
-TYPES = ("string", "list", "set", "zset", "hash", "stream")
+TYPES = REDIS_TYPES
 
 
 def key_hash(key: bytes) -> int:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parsers.rdb.constants import MAGICS
 from toolkit.redisconf import RedisConfig
 
 RDB = "rdb"
 AOF = "aof"  # a single file: commands, possibly after an RDB preamble
 MULTIPART = "aof-multipart"
-
-_RDB_MAGICS = (b"REDIS", b"VALKEY")
 
 
 class LocateError(Exception):
@@ -34,7 +33,7 @@ def sniff(path: Path) -> str:
             head = f.read(9)
     except OSError as e:
         raise LocateError(f"{path}: {e.strerror or e}") from None
-    if head.startswith(_RDB_MAGICS) or not head:  # Redis loads an empty AOF as empty
+    if head.startswith(MAGICS) or not head:  # Redis loads an empty AOF as empty
         return AOF if ".aof" in path.name else RDB
     if head[:1] in (b"*", b"#"):
         return AOF

@@ -6,10 +6,11 @@ from typing import Any
 
 from tabulate import tabulate
 
+from parsers.rdb.constants import REDIS_TYPES
 from toolkit.keys import display_key
 from toolkit.result import CheckResult
 
-_TYPES = ("string", "list", "set", "zset", "hash", "stream")
+_TYPES = REDIS_TYPES
 
 
 def human_bytes(n: int) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from parsers.rdb.constants import REDIS_TYPES
 from toolkit.result import BackupIOError
 from toolkit.status import ExitCode
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from toolkit.stage import StageReport
 
 SCHEMA = "rbkit.restore/1"
-_TYPES = ("string", "list", "set", "zset", "hash", "stream")
+_TYPES = REDIS_TYPES
 
 
 def restore(

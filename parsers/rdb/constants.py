@@ -59,6 +59,9 @@ class ValueType(IntEnum):
 VALKEY_HASH_2 = 22
 VALKEY_SLOT_IMPORT = 243
 
+# The names Redis's TYPE command gives built-in types, in the order reports show them.
+REDIS_TYPES = ("string", "list", "set", "zset", "hash", "stream")
+
 # The name Redis's TYPE command gives each value type.
 TYPE_NAMES: dict[int, str] = {
     ValueType.STRING: "string",
@@ -88,6 +91,12 @@ TYPE_NAMES: dict[int, str] = {
     ValueType.HASH_LISTPACK_EX: "hash",
     ValueType.STREAM_LISTPACKS_4: "stream",
 }
+
+# Types Redis deletes when they are empty (and skips when an RDB holds them empty); strings,
+# streams and module values may be empty and stay.
+COLLECTION_TYPES = frozenset(
+    t for t, name in TYPE_NAMES.items() if name in ("list", "set", "zset", "hash")
+)
 
 # Encoding names as OBJECT ENCODING would report them after a load, for the report.
 ENCODING_NAMES: dict[int, str] = {
@@ -155,6 +164,7 @@ SUPPORTED_VERSIONS: dict[bytes, range] = {
     b"REDIS": range(1, 14),
     b"VALKEY": range(80, 82),
 }
+MAGICS = tuple(SUPPORTED_VERSIONS)  # an RDB (or an AOF's RDB preamble) starts with one
 
 # The first Redis release that writes (and so reads) each RDB version.
 REDIS_RELEASE_FOR_VERSION: dict[int, str] = {

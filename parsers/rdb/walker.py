@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
 from parsers.rdb.constants import (
+    COLLECTION_TYPES,
     MODULE_OPCODE_UINT,
     REDIS_RELEASE_FOR_VERSION,
     SUPPORTED_VERSIONS,
-    TYPE_NAMES,
     VALKEY_RELEASE_FOR_VERSION,
     VALKEY_SLOT_IMPORT,
     Opcode,
@@ -49,10 +49,6 @@ _EOF = int(Opcode.EOF)
 _IDLE = int(Opcode.IDLE)
 _FREQ = int(Opcode.FREQ)
 _MODULE_2 = int(ValueType.MODULE_2)
-# Redis skips these when they are empty on load (strings, streams and modules it keeps).
-_COLLECTION_TYPES = frozenset(
-    t for t, name in TYPE_NAMES.items() if name in ("list", "set", "zset", "hash")
-)
 _I64LE = struct.Struct("<q").unpack_from
 _U64LE = struct.Struct("<Q").unpack_from
 
@@ -232,7 +228,7 @@ class RdbWalker:
         cur = tally.db(0)
         counts = cur.counts
         db_bytes = 0  # bytes of cur's keys, added to cur.bytes when the db changes
-        collections = _COLLECTION_TYPES
+        collections = COLLECTION_TYPES
         by_bytes, by_elems = tally.by_bytes, tally.by_elements
         min_bytes = min_elems = -1  # thresholds to enter the top lists, once they are full
         scan = None if deep or _speedups is None or not USE_SPEEDUPS else _speedups.scan
