@@ -27,7 +27,6 @@ from parsers.aof.manifest import parse_manifest
 from parsers.aof.resp import Annotation, read_commands
 from parsers.rdb.decode import decode_key_values
 from parsers.rdb.walker import RdbWalker
-from toolkit.inventory import library_name
 from toolkit.keyspace import Keyspace
 from toolkit.servers import RedisServer, ServerBinary, ServerError, find_binary, running_server
 
@@ -292,7 +291,7 @@ def replay(directory: Path, ks: Keyspace | None = None) -> Keyspace:
             for db, key, expire, value in decode_key_values(walker):
                 ks.load_key(db, key, value, expire)
             for f in walker.functions:
-                ks.load_function(f.name.decode() if f.name else library_name(f.code))
+                ks.load_function(f.library)
             continue
         ks.execute((b"SELECT", b"0"))  # each file is loaded by a fresh client, in db 0
         at_ms = None

@@ -21,7 +21,6 @@ from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.check import ProgressFn, rdb_findings
-from toolkit.inventory import library_name
 from toolkit.keyspace import Keyspace
 from toolkit.mapped import mapped, release_behind
 from toolkit.problems import ERROR, WARNING, Problem
@@ -176,8 +175,7 @@ class _Run:
             result.problems.append(Problem.from_error(e))
             return None
         for function in walker.functions:
-            name = function.name.decode() if function.name else library_name(function.code)
-            self.keyspace.load_function(name)
+            self.keyspace.load_function(function.library)
         result.checksum = result.checksum or walker.checksum
         result.aux = result.aux or {
             a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace")

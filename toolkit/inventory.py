@@ -6,13 +6,10 @@ restore and diff compare any backup with a live server alike.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from parsers.rdb.constants import TYPE_NAMES, ValueType
 from parsers.rdb.walker import RdbWalker
-
-_LIBRARY_NAME = re.compile(rb"^#!\s*\S+\s+(?:.*?\s)?name=(\S+)")
 
 
 @dataclass
@@ -52,12 +49,6 @@ class Inventory:
         return sum(d.expires for d in self.databases.values())
 
 
-def library_name(code: bytes) -> str:
-    """The library name from a function library's shebang line (``#!lua name=mylib``)."""
-    match = _LIBRARY_NAME.match(code)
-    return match.group(1).decode("utf-8", "replace") if match else "?"
-
-
 def inventory_of_rdb(walker: RdbWalker, now_ms: int, top: int = 10) -> Inventory:
     """Walk every key of ``walker`` and count. Raises the walker's FormatError on damage."""
     tally = walker.tally(now_ms, top)
@@ -85,10 +76,7 @@ def inventory_of_rdb(walker: RdbWalker, now_ms: int, top: int = 10) -> Inventory
         _big_key(walker, db, t, key_off, voff, elements=n, size=size)
         for n, db, t, key_off, voff, _end, size in sorted(tally.by_elements, reverse=True)
     ]
-    inv.functions = [
-        f.name.decode("utf-8", "replace") if f.name else library_name(f.code)
-        for f in walker.functions
-    ]
+    inv.functions = [f.library for f in walker.functions]
     modules = {m.module for m in walker.module_aux}
     for t in tally.dbs.values():
         modules.update(t.modules)

@@ -50,9 +50,10 @@ from parsers.rdb.decode import (
     decode_value,
 )
 from parsers.rdb.module import module_type_name
+from parsers.rdb.records import library_name
 from parsers.rdb.strings import read_length, read_string, skip_string
 from parsers.rdb.values import SKIPPERS
-from toolkit.inventory import BigKey, DbStats, Inventory, library_name
+from toolkit.inventory import BigKey, DbStats, Inventory
 
 Args = Sequence[bytes]
 

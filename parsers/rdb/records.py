@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -47,6 +48,15 @@ class SlotInfo:
     offset: int
 
 
+_LIBRARY_NAME = re.compile(rb"^#!\s*\S+\s+(?:.*?\s)?name=(\S+)")
+
+
+def library_name(code: bytes) -> str:
+    """The library name from a function library's shebang line (``#!lua name=mylib``)."""
+    match = _LIBRARY_NAME.match(code)
+    return match.group(1).decode("utf-8", "replace") if match else "?"
+
+
 @dataclass(frozen=True, slots=True)
 class Function:
     """A function library: FUNCTION2 holds its code; pre-GA 7.0 files also a name."""
@@ -55,6 +65,11 @@ class Function:
     offset: int
     name: bytes | None = None
     pre_ga: bool = False
+
+    @property
+    def library(self) -> str:
+        """The library's name, as FUNCTION LIST shows it."""
+        return self.name.decode("utf-8", "replace") if self.name else library_name(self.code)
 
 
 @dataclass(frozen=True, slots=True)
