@@ -1,0 +1,1 @@
+"""``rbkit diff A B``: what was lost, added or changed between two backups or servers."""
