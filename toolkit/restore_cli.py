@@ -50,8 +50,42 @@ def restore(
         bool, typer.Option("--force", help="Stage even a backup the check finds invalid.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Restore over the network into this server (redis:// or rediss:// URL)."
+        ),
+    ] = None,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="With --to: the URL is a node of a Redis Cluster.")
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="With --to: overwrite keys that already exist there."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan for the real target; touch nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Restore a backup. With --stage-only: prove it restorable without touching production."""
+    if to is not None:
+        from toolkit.network.command import restore_to
+
+        code = restore_to(
+            backup,
+            to,
+            cluster=cluster,
+            replace=replace,
+            force=force,
+            yes=yes,
+            dry_run=dry_run,
+            json_out=json_out,
+            config=config,
+        )
+        raise typer.Exit(int(code))
+    if cluster or replace:
+        _fail("--cluster and --replace go with --to URL")
     if not stage_only:
         _fail(
             "only --stage-only is implemented yet (a staged restore into a live server is "
