@@ -15,13 +15,16 @@ def check_backup(
     path: Path,
     *,
     config_path: Path | None = None,
+    config: RedisConfig | None = None,
     top: int = 10,
     deep: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
 ) -> CheckResult:
-    """Check the backup at ``path``. Raises BackupIOError when there is nothing to check."""
-    config: RedisConfig | None = None
+    """Check the backup at ``path``. Raises BackupIOError when there is nothing to check.
+
+    ``config`` (or the file ``config_path``) says which file of a data directory Redis loads.
+    """
     if config_path is not None:
         try:
             config = read_config(config_path)

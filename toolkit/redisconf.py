@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-WANTED = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename", "databases")
 DEFAULTS = {
     "dir": ".",
     "dbfilename": "dump.rdb",
@@ -17,7 +16,17 @@ DEFAULTS = {
     "appenddirname": "appendonlydir",
     "appendfilename": "appendonly.aof",
     "databases": "16",
+    # How to reach and run the server (restore).
+    "port": "6379",
+    "bind": "",
+    "unixsocket": "",
+    "requirepass": "",
+    "supervised": "no",
+    "daemonize": "no",
+    "logfile": "",
+    "pidfile": "",
 }
+WANTED = tuple(DEFAULTS)
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a", '"': '"', "\\": "\\"}
 
 
@@ -29,6 +38,7 @@ class ConfigError(Exception):
 class RedisConfig:
     path: Path | None
     settings: dict[str, str]
+    modules: tuple[str, ...] = ()  # loadmodule paths, in order (arguments dropped)
 
     def get(self, name: str) -> str:
         return self.settings.get(name, DEFAULTS[name])
@@ -116,6 +126,7 @@ def read_config(path: Path, _depth: int = 0) -> RedisConfig:
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror or e}") from None
     settings: dict[str, str] = {}
+    modules: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -131,7 +142,13 @@ def read_config(path: Path, _depth: int = 0) -> RedisConfig:
             included = Path(args[1])
             if not included.is_absolute():
                 included = path.parent / included
-            settings.update(read_config(included, _depth + 1).settings)
+            inner = read_config(included, _depth + 1)
+            settings.update(inner.settings)
+            modules.extend(inner.modules)
+        elif name == "loadmodule" and len(args) >= 2:
+            modules.append(args[1])
+        elif name == "bind" and len(args) >= 2:
+            settings[name] = " ".join(args[1:])
         elif name in WANTED and len(args) >= 2:
             settings[name] = args[1]
-    return RedisConfig(path, settings)
+    return RedisConfig(path, settings, tuple(modules))

@@ -1,6 +1,7 @@
-"""``rbkit restore``: the command function, registered in cli.py (rendering: stage_report.py).
+"""``rbkit restore``: the command function, registered in cli.py.
 
-Only ``--stage-only`` (the restore drill, toolkit/stage.py) is implemented so far.
+Three modes: the staged restore into a data directory (toolkit/restore/), the restore drill
+``--stage-only`` (toolkit/stage.py), and the network restore ``--to URL`` (toolkit/network/).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from toolkit.status import ExitCode
 
 def restore(
     backup: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir."
         ),
-    ],
+    ] = None,
     stage_only: Annotated[
         bool,
         typer.Option(
@@ -40,8 +41,28 @@ def restore(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="redis.conf: which file of a data dir Redis loads."),
+        typer.Option("--config", help="The target's redis.conf (with --stage-only: the backup's)."),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="The target server: learn its files from CONFIG GET/INFO."),
+    ] = None,
+    stop_cmd: Annotated[
+        str | None,
+        typer.Option("--stop-cmd", help="Stop the target this way (default: SHUTDOWN)."),
+    ] = None,
+    start_cmd: Annotated[
+        str | None,
+        typer.Option("--start-cmd", help="Start it this way (default: redis-server CONFIG)."),
+    ] = None,
+    rollback: Annotated[
+        Path | None,
+        typer.Option("--rollback", help="Undo a restore cut off in this data dir."),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1, help="Seconds each save, stop, start or load may take."),
+    ] = 600.0,
     module: Annotated[
         list[Path] | None,
         typer.Option("--module", help="A module (.so) to load into the scratch server."),
@@ -86,11 +107,25 @@ def restore(
         raise typer.Exit(int(code))
     if cluster or replace:
         _fail("--cluster and --replace go with --to URL")
+    if rollback is not None:
+        _rollback(rollback, config, url, stop_cmd, start_cmd, timeout, json_out)
+    if backup is None:
+        _fail("missing BACKUP (or --rollback DIR)")
     if not stage_only:
-        _fail(
-            "only --stage-only is implemented yet (a staged restore into a live server is "
-            "the next step)"
+        from toolkit.restore.procedure import Options
+
+        opts = Options(
+            backup,
+            config=config,
+            url=url,
+            stop_cmd=stop_cmd,
+            start_cmd=start_cmd,
+            redis_server=redis_server,
+            force=force,
+            dry_run=dry_run,
+            timeout=timeout,
         )
+        _restore(opts, yes, json_out)
     from subprocess import SubprocessError
 
     from toolkit.servers import ServerBinary, ServerError, binary_version
@@ -123,6 +158,68 @@ def restore(
     else:
         typer.echo(render_stage(report))
     raise typer.Exit(int(ExitCode.OK if report.verified else ExitCode.INVALID))
+
+
+def _say(text: str) -> None:
+    typer.echo(f"rbkit: {text}", err=True)
+
+
+def _restore(opts: object, yes: bool, json_out: bool) -> NoReturn:
+    import sys
+
+    from toolkit.restore.procedure import Options, RestoreError, RestoreReport
+    from toolkit.restore.procedure import restore as run_restore
+    from toolkit.restore.report import render_restore, restore_json
+
+    assert isinstance(opts, Options)
+    interactive = sys.stdin.isatty()
+    if not (yes or opts.dry_run or interactive):
+        _fail("the restore replaces the target's data: pass --yes (stdin is not a terminal)")
+
+    def confirm(report: RestoreReport) -> bool:
+        if yes:
+            return True
+        typer.echo(render_restore(report), err=True)
+        return typer.confirm("Go ahead with the restore?", err=True)
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        report = run_restore(opts, confirm=confirm, say=_say)
+    except RestoreError as e:
+        _fail(str(e))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if json_out:
+        typer.echo(json.dumps(restore_json(report), indent=1))
+    else:
+        typer.echo(render_restore(report))
+    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.INVALID))
+
+
+def _rollback(
+    data_dir: Path,
+    config: Path | None,
+    url: str | None,
+    stop_cmd: str | None,
+    start_cmd: str | None,
+    timeout: float,
+    json_out: bool,
+) -> NoReturn:
+    from toolkit.restore.procedure import Options, RestoreError, rollback_dir
+    from toolkit.restore.report import render_rollback, rollback_json
+
+    opts = Options(
+        data_dir, config=config, url=url, stop_cmd=stop_cmd, start_cmd=start_cmd, timeout=timeout
+    )
+    try:
+        rb = rollback_dir(data_dir, opts, say=_say)
+    except RestoreError as e:
+        _fail(str(e))
+    if json_out:
+        typer.echo(json.dumps(rollback_json(rb), indent=1))
+    else:
+        typer.echo(render_rollback(rb))
+    raise typer.Exit(int(ExitCode.OK if rb.verified else ExitCode.INVALID))
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -180,12 +180,19 @@ def needed_modules(result: CheckResult, version: Version) -> tuple[list[str], li
     return types, commands
 
 
-def refusals(result: CheckResult, binary: ServerBinary, modules: Sequence[Path] = ()) -> list[str]:
-    """Why ``binary`` cannot load this backup (empty: it can), one sentence each."""
+def refusals(
+    result: CheckResult,
+    binary: ServerBinary,
+    modules: Sequence[Path] = (),
+    server_text: str | None = None,
+) -> list[str]:
+    """Why ``binary`` cannot load this backup (empty: it can), one sentence each; the
+    sentences name the server as ``server_text`` (default "this redis-server is X")."""
     out: list[str] = []
     have = binary.version
     valkey = is_valkey(binary.path)
-    server = f"this {'valkey' if valkey else 'redis'}-server is {binary.version_text}"
+    name = "valkey" if valkey else "redis"
+    server = server_text or f"this {name}-server is {binary.version_text}"
     part = ""
     if result.format == "aof" and result.rdb_version is not None:
         part = " (the AOF's RDB part)"
@@ -265,19 +272,23 @@ def stage(
     checked: CheckResult | None = None,
     workdir: Path | None = None,
     load_timeout: float | None = None,
+    save_rdb_to: Path | None = None,
+    server_text: str | None = None,
 ) -> StageReport:
     """Run the restore drill on ``backup`` and report. Raises BackupIOError when there is
     nothing to read and ServerError when no redis-server can be found.
 
     ``checked`` is a check result to use instead of checking again (its inventory is what the
     server's keyspace must match); ``workdir`` where the scratch directory goes (default: the
-    system temp dir).
+    system temp dir); ``save_rdb_to`` where to copy an RDB the scratch server saves once
+    verified (how an AOF backup becomes an RDB for a target with ``appendonly no``);
+    ``server_text`` how refusals name the server (default "this redis-server is X").
     """
     report = StageReport(str(backup))
     try:
         result = _gate(report, backup, config_path, now_ms, force, checked)
-        binary = _preflight(report, result, binary, modules, workdir)
-        _load_and_compare(report, result, binary, modules, workdir, load_timeout)
+        binary = _preflight(report, result, binary, modules, workdir, server_text)
+        _load_and_compare(report, result, binary, modules, workdir, load_timeout, save_rdb_to)
     except _Stop:
         pass
     return report
@@ -339,6 +350,7 @@ def _preflight(
     binary: ServerBinary | None,
     modules: Sequence[Path],
     workdir: Path | None,
+    server_text: str | None = None,
 ) -> ServerBinary:
     with _step(report, "preflight") as step:
         chosen = binary is None
@@ -346,7 +358,7 @@ def _preflight(
             binary = choose_binary(result, modules)
         report.binary = binary
         report.modules = [os.fspath(m) for m in modules]
-        reasons = refusals(result, binary, modules)
+        reasons = refusals(result, binary, modules, server_text)
         if chosen:
             what = f"redis-server {binary.version_text} ({binary.source}, {binary.path})"
             report.notes.append(
@@ -398,13 +410,14 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _settings(report: StageReport, result: CheckResult, binary: ServerBinary) -> dict[str, str]:
-    """The scratch server's config: what the backup needs, said in notes."""
+def scratch_settings(result: CheckResult, binary: ServerBinary, notes: list[str]) -> dict[str, str]:
+    """The config of a scratch server that loads this backup (what the backup needs, said in
+    ``notes``). Used by the drill and by the network restore of an AOF."""
     settings: dict[str, str] = {}
     databases = needed_databases(result)
     if databases > DEFAULT_DATABASES:
         settings["databases"] = str(databases)
-        report.notes.append(
+        notes.append(
             f"databases {databases}: the backup uses db {databases - 1} (the default is 16)"
         )
     if result.format == "rdb":
@@ -425,26 +438,26 @@ def _settings(report: StageReport, result: CheckResult, binary: ServerBinary) ->
     else:
         settings["appendfilename"] = "appendonly.aof"
         if binary.version >= (7, 0):
-            report.notes.append(
+            notes.append(
                 f"a single-file AOF on Redis {binary.version_text}: the server upgrades it "
                 "to a multi-part appendonlydir when it loads it (in the scratch copy)"
             )
     cut = [p for p in result.problems if p.code in ("truncated_tail", "unterminated_multi")]
     if cut:
         settings["aof-load-truncated"] = "yes"
-        report.notes.append(
+        notes.append(
             "aof-load-truncated yes: the backup ends in a cut-off command or transaction, "
             "which the server drops (" + cut[0].message + ")"
         )
     else:
         settings["aof-load-truncated"] = "no"
-        report.notes.append(
+        notes.append(
             "aof-load-truncated no: the AOF ends cleanly, so the drill allows no truncation"
         )
     return settings
 
 
-def _install(result: CheckResult, directory: Path, settings: dict[str, str]) -> int:
+def install_backup(result: CheckResult, directory: Path, settings: dict[str, str]) -> int:
     """Copy the backup into the scratch directory as the server will look for it."""
     src = Path(result.path)
     if result.format == "rdb":
@@ -470,8 +483,9 @@ def _load_and_compare(
     modules: Sequence[Path],
     workdir: Path | None,
     load_timeout: float | None,
+    save_rdb_to: Path | None = None,
 ) -> None:
-    settings = _settings(report, result, binary)
+    settings = scratch_settings(result, binary, report.notes)
     if modules:  # absolute: the server changes into its `dir` before it loads modules
         settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
     report.settings = {k: v for k, v in settings.items() if k != "loadmodule"}
@@ -481,7 +495,7 @@ def _load_and_compare(
     try:
         with _step(report, "copy") as step:
             try:
-                copied = _install(result, directory, settings)
+                copied = install_backup(result, directory, settings)
             except OSError as e:
                 raise _stop(report, step, FAILED, f"copying the backup: {e}") from None
             step.detail = f"{copied} bytes into {directory}"
@@ -510,10 +524,7 @@ def _load_and_compare(
         with _step(report, "read") as step:
             client = server.client(socket_timeout=60)
             try:
-                watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
-                inv = result.inventory.databases if result.inventory else {}
-                types = {t for stats in inv.values() for t, n in stats.by_type.items() if n}
-                live = read_live(client, watch=watch, types=types)
+                live = read_expected(client, result, keys, since_ms)
             except redis.RedisError as e:
                 raise _stop(report, step, FAILED, f"reading the scratch server: {e}") from None
             finally:
@@ -522,15 +533,7 @@ def _load_and_compare(
             report.live = live
             step.detail = f"{live.keys} keys in {len(live.databases)} dbs"
         with _step(report, "compare") as step:
-            loaded_rdb = result.format == "rdb"
-            comparison = compare(
-                result,
-                live,
-                keys=keys,
-                since_ms=since_ms if keys else None,
-                watched_until_ms=since_ms + WATCH_MS,
-                loaded_rdb=loaded_rdb,
-            )
+            comparison = compare_expected(result, live, keys, since_ms, result.format == "rdb")
             report.comparison = comparison
             if not comparison.verified:
                 first = comparison.mismatches[0].sentence
@@ -541,6 +544,17 @@ def _load_and_compare(
                 raise _stop(report, step, MISMATCH, reason)
             step.detail = "counts" + (" and key names" if comparison.digest_compared else "")
             step.detail += " match"
+        if save_rdb_to is not None:
+            with _step(report, "save") as step:
+                client = server.client(socket_timeout=None)
+                try:
+                    client.save()
+                    shutil.copyfile(directory / "dump.rdb", save_rdb_to)
+                except (redis.RedisError, OSError) as e:
+                    raise _stop(report, step, FAILED, f"saving the loaded data: {e}") from None
+                finally:
+                    client.close()
+                step.detail = f"SAVE, the RDB it wrote copied to {save_rdb_to}"
     finally:
         with _step(report, "stop") as step:
             try:
@@ -551,6 +565,35 @@ def _load_and_compare(
             shutil.rmtree(directory, ignore_errors=True)
             if step.status == "ok":
                 step.detail = f"scratch server shut down (nosave), {directory} removed"
+
+
+def read_expected(
+    client: redis.Redis, result: CheckResult, keys: BackupKeys | None, since_ms: int
+) -> LiveKeyspace:
+    """Read a server that loaded ``result``'s backup at ``since_ms``: the types the backup
+    holds, and the keys whose TTL may have run out since (watched by name)."""
+    watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
+    inv = result.inventory.databases if result.inventory else {}
+    types = {t for stats in inv.values() for t, n in stats.by_type.items() if n}
+    return read_live(client, watch=watch, types=types)
+
+
+def compare_expected(
+    result: CheckResult,
+    live: LiveKeyspace,
+    keys: BackupKeys | None,
+    since_ms: int,
+    loaded_rdb: bool,
+) -> Comparison:
+    """Compare what :func:`read_expected` read with the backup."""
+    return compare(
+        result,
+        live,
+        keys=keys,
+        since_ms=since_ms if keys else None,
+        watched_until_ms=since_ms + WATCH_MS,
+        loaded_rdb=loaded_rdb,
+    )
 
 
 def load_log(path: Path, limit: int = 20) -> list[str]:

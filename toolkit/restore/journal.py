@@ -1,0 +1,167 @@
+"""The restore's journal and lock, both in the target's data directory.
+
+The journal (``rbkit-restore.journal``) is one JSON object per line, each written and fsynced
+before the step it announces: first the plan (what will be kept where, how to stop and start
+the target), then ``{"step": NAME, "status": "begin" | "done" | "failed"}`` lines. A restore
+cut off at any point is finished or undone from it (``rbkit restore --rollback DIR``). When a
+restore ends (done or rolled back) the journal moves into its rollback folder.
+
+The lock (``rbkit-restore.lock``) is created exclusively and holds the owner's pid; a lock
+whose process is gone is stale and taken over (the journal says what that process did).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JOURNAL = "rbkit-restore.journal"
+LOCK = "rbkit-restore.lock"
+ROLLBACK_PREFIX = "rbkit-rollback-"
+
+
+class JournalError(Exception):
+    """The journal or lock cannot be read or written (exit code 2)."""
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Journal:
+    path: Path
+    plan: dict[str, Any] = field(default_factory=dict)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, data_dir: Path, plan: dict[str, Any]) -> Journal:
+        journal = cls(data_dir / JOURNAL, plan)
+        with open(journal.path, "x", encoding="utf-8") as f:
+            f.write(json.dumps({"plan": plan}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(data_dir)
+        return journal
+
+    @classmethod
+    def read(cls, data_dir: Path) -> Journal | None:
+        """The journal of an unfinished restore in ``data_dir``; None if there is none."""
+        path = data_dir / JOURNAL
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise JournalError(f"{path}: {e.strerror or e}") from None
+        journal = cls(path)
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if number == len(lines):  # cut off while being written: that step never began
+                    break
+                raise JournalError(f"{path}:{number}: not a JSON line") from None
+            if "plan" in record:
+                journal.plan = record["plan"]
+            else:
+                journal.entries.append(record)
+        if not journal.plan:
+            raise JournalError(f"{path}: no plan line")
+        return journal
+
+    def write(self, step: str, status: str, **detail: Any) -> None:
+        record = {"step": step, "status": status, "time": time.time(), **detail}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.entries.append(record)
+
+    def began(self, step: str) -> bool:
+        return any(e["step"] == step for e in self.entries)
+
+    def done(self, step: str) -> bool:
+        return any(e["step"] == step and e["status"] == "done" for e in self.entries)
+
+    @property
+    def last(self) -> str:
+        """The last step written, as "step (status)"."""
+        if not self.entries:
+            return "plan"
+        e = self.entries[-1]
+        return f"{e['step']} ({e['status']})"
+
+    def close(self, folder: Path) -> Path:
+        """Move the journal into ``folder`` (the restore is over) and return its new path."""
+        folder.mkdir(exist_ok=True)
+        dest = folder / JOURNAL
+        os.replace(self.path, dest)
+        fsync_dir(self.path.parent)
+        self.path = dest
+        return dest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def locked(data_dir: Path) -> Iterator[list[str]]:
+    """Hold the restore lock of ``data_dir``; yields notes (e.g. a stale lock taken over)."""
+    path = data_dir / LOCK
+    notes: list[str] = []
+    for _attempt in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise JournalError(
+                    f"{path}: another restore (pid {pid}) is running in {data_dir}"
+                ) from None
+            notes.append(f"a stale lock of pid {pid or '?'} (no longer running) was taken over")
+            path.unlink(missing_ok=True)
+            continue
+        except OSError as e:
+            raise JournalError(f"{path}: {e.strerror or e}") from None
+        break
+    else:  # pragma: no cover - two stale locks in a row
+        raise JournalError(f"{path}: cannot take the lock")
+    try:
+        os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
+        os.close(fd)
+        yield notes
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def rollback_folder(data_dir: Path) -> Path:
+    """A new, dated rollback folder name in ``data_dir`` (not created)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = data_dir / f"{ROLLBACK_PREFIX}{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = data_dir / f"{ROLLBACK_PREFIX}{stamp}-{n}"
+    return path

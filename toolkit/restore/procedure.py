@@ -1,0 +1,622 @@
+"""The staged restore into a Redis data directory, and its rollback (../shared/DESIGN.md,
+"Restore, step by step").
+
+    preflight -> gate -> stage -> [confirm] -> save -> stop -> keep -> install -> start -> verify
+
+The first three touch nothing of the target (``--dry-run`` stops after the plan). From ``save``
+on, every step is announced in the journal before it runs; a failure from ``stop`` on rolls
+back by itself: stop the target, move what was installed into ``rejected/``, move the kept
+files back, start the target if it was running, and verify it against the kept files.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from parsers.errors import FormatError
+from toolkit.backup import check_backup
+from toolkit.compare import BackupKeys, Comparison, backup_keys
+from toolkit.live import LiveKeyspace
+from toolkit.locate import RDB, LocateError, locate
+from toolkit.problems import ERROR
+from toolkit.redisconf import RedisConfig
+from toolkit.restore import control, files
+from toolkit.restore.journal import Journal, JournalError, locked, rollback_folder
+from toolkit.restore.target import Target, TargetError, discover
+from toolkit.result import BackupIOError, CheckResult
+from toolkit.servers import ServerBinary, ServerError, binary_version
+from toolkit.stage import (
+    StageReport,
+    Step,
+    compare_expected,
+    needed_databases,
+    read_expected,
+    refusals,
+    stage,
+)
+
+# Outcomes.
+RESTORED = "restored"
+PLANNED = "planned"  # --dry-run
+REFUSED = "refused"
+ROLLED_BACK = "rolled-back"
+FAILED = "failed"  # and the rollback failed too: the report says what is where
+CANCELLED = "cancelled"
+
+Say = Callable[[str], None]
+
+
+class RestoreError(Exception):
+    """A usage or I/O problem before anything changed (exit code 2)."""
+
+
+class _Refused(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class _StepFailed(Exception):
+    """A step from ``stop`` on went wrong: roll back."""
+
+
+@dataclass
+class Options:
+    backup: Path
+    config: Path | None = None
+    url: str | None = None
+    stop_cmd: str | None = None
+    start_cmd: str | None = None
+    redis_server: Path | None = None
+    force: bool = False
+    dry_run: bool = False
+    timeout: float = 600.0  # for each of save, stop, start and load
+
+
+@dataclass
+class RollbackReport:
+    steps: list[Step] = field(default_factory=list)
+    verified: bool = False
+    reason: str | None = None
+    comparison: Comparison | None = None
+    live: LiveKeyspace | None = None
+
+
+@dataclass
+class RestoreReport:
+    backup: str
+    outcome: str = PLANNED
+    reason: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    result: CheckResult | None = None
+    target: Target | None = None
+    plan: list[tuple[str, str]] = field(default_factory=list)  # (step, what it will do)
+    steps: list[Step] = field(default_factory=list)
+    stage: StageReport | None = None
+    installed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    rollback_dir: Path | None = None
+    journal: Path | None = None
+    live: LiveKeyspace | None = None
+    comparison: Comparison | None = None
+    server_load_seconds: float | None = None
+    rollback: RollbackReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (RESTORED, PLANNED)
+
+
+@contextmanager
+def _step(steps: list[Step], name: str, journal: Journal | None = None) -> Iterator[Step]:
+    step = Step(name, "ok")
+    started = time.monotonic()
+    if journal is not None:
+        journal.write(name, "begin")
+    try:
+        yield step
+    except BaseException:
+        if step.status == "ok":
+            step.status = "failed"
+        raise
+    finally:
+        step.seconds = time.monotonic() - started
+        steps.append(step)
+    if journal is not None:
+        journal.write(name, "done", detail=step.detail)
+        _crash_point(name)
+
+
+def _crash_point(step: str) -> None:
+    """Fault injection for the tests: RBKIT_TEST_KILL_AFTER=STEP makes this process SIGKILL
+    itself once STEP is done and journaled, as a crash or `kill -9` would."""
+    if os.environ.get("RBKIT_TEST_KILL_AFTER") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# -- preflight and plan ------------------------------------------------------------------
+
+
+def _names(target: Target) -> list[str]:
+    """The data directory's entries that decide what the target loads."""
+    names = [target.setting(n) for n in ("dbfilename", "appenddirname", "appendfilename")]
+    return list(dict.fromkeys(names))
+
+
+def _binary(target: Target) -> ServerBinary:
+    assert target.executable is not None
+    try:
+        version = binary_version(target.executable)
+    except (ServerError, OSError) as e:
+        raise RestoreError(f"{target.executable}: {e}") from None
+    return ServerBinary(target.executable, version, "target")
+
+
+def _layout(result: CheckResult, target: Target, converted: Path | None) -> files.Item:
+    """What to install for ``result`` so that ``target`` loads it."""
+    dirname = target.setting("appenddirname")
+    aofname = target.setting("appendfilename")
+    src = Path(result.path)
+    if not target.appendonly:
+        if result.format == "rdb":
+            return files.Item(target.setting("dbfilename"), source=src)
+        assert converted is not None  # an AOF becomes an RDB in the stage
+        return files.Item(target.setting("dbfilename"), source=converted)
+    if result.format == "rdb":
+        if target.version_tuple >= (7, 0):
+            return files.rdb_as_base(src, dirname, aofname)
+        return files.Item(aofname, source=src)  # an RDB is an RDB-preamble AOF to Redis < 7
+    assert result.aof is not None
+    if result.aof.layout == "multi-part":
+        return files.multipart_copy(src, dirname, aofname)
+    return files.Item(aofname, source=src)
+
+
+def _plan_lines(
+    target: Target, item: files.Item, opts: Options, folder: Path
+) -> list[tuple[str, str]]:
+    d = target.data_dir
+    kept = files.present(d, _names(target))
+    if target.running and not target.appendonly and target.setting("dbfilename") not in kept:
+        kept.append(target.setting("dbfilename") + " (written by the save)")
+    plan = [
+        ("preflight", f"target {target.address}, data dir {d}, redis {target.version}"),
+        ("gate", "check the backup; refuse it if invalid" + (" (--force)" if opts.force else "")),
+        ("stage", f"load it into a scratch {target.executable}; compare it with the backup"),
+    ]
+    if target.running:
+        if target.appendonly:
+            plan.append(("save", "nothing: appendonly yes, the AOF is fsynced at shutdown"))
+        else:
+            plan.append(("save", "BGSAVE (a failed save stops the restore here, unchanged)"))
+        how = opts.stop_cmd or ("SHUTDOWN NOSAVE" if target.appendonly else "SHUTDOWN SAVE")
+        plan.append(("stop", f'CONFIG SET save "", then {how}; wait until the process is gone'))
+    else:
+        plan.append(("stop", "nothing: the target is not running"))
+    plan.append(
+        (
+            "keep",
+            f"move {', '.join(kept) or 'nothing (no data files there)'} into {folder.name}/",
+        )
+    )
+    plan.append(("install", f"copy, fsync, rename into place: {item.describe()}"))
+    start = opts.start_cmd or shlex.join(
+        [os.fspath(target.executable or "redis-server"), os.fspath(target.config.path or "?")]
+    )
+    plan.append(("start", f"{start}; wait until loading ends"))
+    plan.append(("verify", "per-db keys, expires, types and key-name digest against the backup"))
+    plan.append(("rollback", f"on any failure: put {folder.name}/ back, start, verify"))
+    return plan
+
+
+def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, CheckResult]:
+    with _step(report.steps, "preflight") as step:
+        try:
+            target = discover(
+                opts.config, opts.url, executable=opts.redis_server, start_cmd=opts.start_cmd
+            )
+        except TargetError as e:
+            raise RestoreError(str(e)) from None
+        report.target = target
+        report.notes.extend(target.notes)
+        say(f"target {target.address}: redis {target.version}, data dir {target.data_dir}")
+        if not target.data_dir.is_dir():
+            raise _Refused([f"the target's data dir {target.data_dir} does not exist"])
+        if not os.access(target.data_dir, os.W_OK):
+            raise _Refused([f"the target's data dir {target.data_dir} is not writable by rbkit"])
+        if target.problems:
+            raise _Refused(target.problems)
+        step.detail = (
+            f"redis {target.version} at {target.address}, "
+            f"{'running' if target.running else 'not running'}, data dir {target.data_dir}, "
+            f"appendonly {'yes' if target.appendonly else 'no'}"
+        )
+    with _step(report.steps, "gate") as step:
+        try:
+            result = check_backup(opts.backup, config=_backup_config(opts.backup, target))
+        except BackupIOError as e:
+            raise RestoreError(str(e)) from None
+        report.result = result
+        report.backup = result.path
+        report.notes.extend(result.notes)
+        errors = [p for p in result.problems if p.severity == ERROR]
+        if errors and not opts.force:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise _Refused([f"the backup is invalid: {errors[0].message}{more}"])
+        warnings = len(result.problems) - len(errors)
+        step.detail = "valid" if not errors else f"INVALID ({len(errors)} errors), --force"
+        step.detail += f", {warnings} warnings" if warnings else ""
+    with _step(report.steps, "fit") as step:
+        binary = _binary(target)
+        server = f"the target runs {target.version}"
+        reasons = refusals(result, binary, target.module_paths, server)
+        need = needed_databases(result)
+        have = int(target.setting("databases"))
+        if need > have:
+            reasons.append(
+                f"the backup uses db {need - 1}, but the target has databases {have} "
+                f"(set databases {need} in its config)"
+            )
+        if result.format != "rdb" and not target.appendonly:
+            report.notes.append(
+                "an AOF backup into a target with appendonly no: the scratch server's SAVE "
+                "turns it into an RDB of the target's own version, and that is installed"
+            )
+        free = shutil.disk_usage(target.data_dir).free
+        need_bytes = _backup_size(result)
+        if need_bytes > free:
+            reasons.append(
+                f"not enough room in {target.data_dir}: the copy needs {need_bytes} bytes, "
+                f"{free} are free"
+            )
+        if reasons:
+            raise _Refused(reasons)
+        step.detail = f"redis {target.version} reads it; databases {have} >= {need}; disk ok"
+    return target, result
+
+
+def _backup_config(backup: Path, target: Target) -> RedisConfig | None:
+    """A data-directory backup is read with the target's file names (and appendonly)."""
+    return target.config if backup.is_dir() else None
+
+
+def _backup_size(result: CheckResult) -> int:
+    if result.aof is not None:
+        return sum(f.size for f in result.aof.files)
+    return result.size
+
+
+# -- the restore -------------------------------------------------------------------------
+
+
+def restore(
+    opts: Options,
+    *,
+    confirm: Callable[[RestoreReport], bool] = lambda _r: True,
+    say: Say = lambda _t: None,
+) -> RestoreReport:
+    """Run the staged restore. Raises RestoreError for usage/I/O problems before any change;
+    everything else is in the report (``outcome``)."""
+    report = RestoreReport(os.fspath(opts.backup))
+    try:
+        target, result = _preflight(report, opts, say)
+    except _Refused as e:
+        return _refuse(report, e.reasons)
+    folder = rollback_folder(target.data_dir)
+    converted: Path | None = None
+    scratch = Path(tempfile.mkdtemp(prefix="rbkit-restore-"))
+    try:
+        if result.format != "rdb" and not target.appendonly:
+            converted = scratch / "converted.rdb"
+        item = _layout(result, target, converted or scratch / "converted.rdb")
+        report.plan = _plan_lines(target, item, opts, folder)
+        if opts.dry_run:
+            report.outcome = PLANNED
+            return report
+        try:
+            _stage(report, result, target, opts, converted, say)
+        except _Refused as e:
+            return _refuse(report, e.reasons)
+        if not confirm(report):
+            report.outcome = CANCELLED
+            report.reason = "not confirmed: nothing was changed"
+            return report
+        try:
+            with locked(target.data_dir) as lock_notes:
+                report.notes.extend(lock_notes)
+                earlier = Journal.read(target.data_dir)
+                if earlier is not None:
+                    say(f"an earlier restore was cut off at {earlier.last}: rolling it back first")
+                    previous = rollback(earlier, target, opts, say)
+                    report.notes.append(
+                        f"an earlier restore was cut off at {earlier.last}; rolled back first "
+                        f"({'verified' if previous.verified else previous.reason})"
+                    )
+                    if not previous.verified:
+                        why = f"the earlier restore's rollback: {previous.reason}"
+                        return _refuse(report, [why])
+                    folder = rollback_folder(target.data_dir)
+                _run(report, result, target, opts, item, folder, say)
+        except JournalError as e:
+            raise RestoreError(str(e)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return report
+
+
+def _refuse(report: RestoreReport, reasons: list[str]) -> RestoreReport:
+    report.outcome = REFUSED
+    report.reasons = reasons
+    report.reason = "; ".join(reasons)
+    if report.steps and report.steps[-1].status == "failed":
+        report.steps[-1].status = "refused"
+        report.steps[-1].detail = reasons[0]
+    return report
+
+
+def _stage(
+    report: RestoreReport,
+    result: CheckResult,
+    target: Target,
+    opts: Options,
+    converted: Path | None,
+    say: Say,
+) -> None:
+    say("staging: loading the backup into a scratch server")
+    with _step(report.steps, "stage") as step:
+        staged = stage(
+            Path(result.path),
+            binary=_binary(target),
+            modules=target.module_paths,
+            force=opts.force,
+            checked=result,
+            save_rdb_to=converted,
+            server_text=f"the target runs {target.version}",
+            load_timeout=opts.timeout,
+        )
+        report.stage = staged
+        if not staged.verified:
+            step.status = "refused"
+            step.detail = staged.reason or staged.outcome
+            raise _Refused([f"the stage ({staged.outcome}): {staged.reason}"])
+        version = staged.binary.version_text if staged.binary else "?"
+        step.detail = f"loaded and verified in a scratch redis-server {version}"
+        if staged.server_load_seconds is not None:
+            step.detail += f" (server load {staged.server_load_seconds:.3f} s)"
+            report.server_load_seconds = staged.server_load_seconds
+
+
+def _run(
+    report: RestoreReport,
+    result: CheckResult,
+    target: Target,
+    opts: Options,
+    item: files.Item,
+    folder: Path,
+    say: Say,
+) -> None:
+    d = target.data_dir
+    names = _names(target)
+    owner = files.owner_for(d, names)
+    journal = Journal.create(
+        d,
+        {
+            "backup": report.backup,
+            "data_dir": os.fspath(d),
+            "rollback_dir": os.fspath(folder),
+            "names": names,
+            "was_running": target.running,
+            "config": os.fspath(target.config.path) if target.config.path else None,
+            "url": target.address,
+            "stop_cmd": opts.stop_cmd,
+            "start_cmd": opts.start_cmd,
+            "executable": os.fspath(target.executable) if target.executable else None,
+            "install": item.name,
+            "started": time.time(),
+        },
+    )
+    report.journal = journal.path
+    report.rollback_dir = folder
+    steps = report.steps
+    try:
+        if target.running and not target.appendonly:
+            say("saving the target (BGSAVE)")
+            with _step(steps, "save", journal) as step:
+                try:
+                    step.detail = control.save(target, opts.timeout, say)
+                except control.ControlError as e:
+                    step.status = "refused"
+                    step.detail = str(e)
+                    raise _Refused([f"the target could not save its current data: {e}"]) from None
+        with _step(steps, "stop", journal) as step:
+            if target.running:
+                say("stopping the target")
+                step.detail = control.stop(
+                    target, opts.stop_cmd, not target.appendonly, opts.timeout
+                )
+            else:
+                step.detail = "not running"
+        with _step(steps, "keep", journal) as step:
+            report.kept = files.move_all(names, d, folder)
+            step.detail = f"{', '.join(report.kept) or 'no data files'} -> {folder.name}/"
+        with _step(steps, "install", journal) as step:
+            say(f"installing {item.describe()}")
+            files.install(item, d, owner)
+            report.installed = [item.name]
+            step.detail = item.describe() + f", owner {owner.uid}:{owner.gid} mode {owner.mode:o}"
+        with _step(steps, "start", journal) as step:
+            say("starting the target")
+            since_ms = int(time.time() * 1000)
+            step.detail = control.start(target, opts.start_cmd, opts.timeout, say)
+        with _step(steps, "verify", journal) as step:
+            say("verifying the restored keyspace")
+            live, comparison = _verify(target, result, since_ms, target.appendonly)
+            report.live, report.comparison = live, comparison
+            if not comparison.verified:
+                first = comparison.mismatches[0].sentence
+                more = len(comparison.mismatches) - 1
+                step.status = "mismatch"
+                step.detail = first + (f" (and {more} more)" if more else "")
+                raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
+            step.detail = "counts" + (" and key names" if comparison.digest_compared else "")
+            step.detail += " match"
+    except _Refused as e:
+        journal.write("refused", "done", reason=e.reasons[0])
+        journal.close(folder)
+        report.journal = folder / journal.path.name
+        _refuse(report, e.reasons)
+        return
+    except (_StepFailed, control.ControlError, OSError, redis.RedisError, TargetError) as e:
+        reason = str(e) if not isinstance(e, redis.RedisError) else f"{target.address}: {e}"
+        report.reason = reason
+        report.reasons = [reason]
+        say(f"failed: {reason}; rolling back")
+        report.rollback = rollback(journal, target, opts, say)
+        report.outcome = ROLLED_BACK if report.rollback.verified else FAILED
+        report.journal = journal.path
+        return
+    journal.write("restored", "done")
+    journal.close(folder)
+    report.journal = journal.path
+    report.outcome = RESTORED
+
+
+def _verify(
+    target: Target, result: CheckResult, since_ms: int, appendonly: bool
+) -> tuple[LiveKeyspace, Comparison]:
+    keys: BackupKeys | None
+    try:
+        keys = backup_keys(result)
+    except (FormatError, OSError):
+        keys = None
+    client = target.client(timeout=60)
+    try:
+        live = read_expected(client, result, keys, since_ms)
+    finally:
+        client.close()
+    # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not.
+    loaded_rdb = not appendonly
+    return live, compare_expected(result, live, keys, since_ms, loaded_rdb)
+
+
+# -- rollback ----------------------------------------------------------------------------
+
+
+def rollback(journal: Journal, target: Target, opts: Options, say: Say) -> RollbackReport:
+    """Return the target to the state the journal's restore kept, start it if it was
+    running, and verify it against the kept files. Closes the journal."""
+    plan = journal.plan
+    d = Path(plan["data_dir"])
+    folder = Path(plan["rollback_dir"])
+    names: list[str] = plan["names"]
+    out = RollbackReport()
+    stop_cmd = opts.stop_cmd or plan.get("stop_cmd")
+    start_cmd = opts.start_cmd or plan.get("start_cmd")
+    try:
+        if not journal.began("stop"):
+            out.verified = True
+            out.reason = "the target was not touched (the restore stopped before stopping it)"
+            return out
+        with _step(out.steps, "stop") as step:
+            if control.is_up(target):
+                step.detail = control.stop(target, stop_cmd, False, opts.timeout)
+            else:
+                step.detail = "not running"
+        with _step(out.steps, "put back") as step:
+            for name in names:
+                files.remove_temporary(d, name)
+            rejected: list[str] = []
+            if journal.began("keep"):
+                kept = files.present(folder, names)
+                if journal.began("install"):  # else what is still here was never moved
+                    installed = files.present(d, names)
+                    rejected = files.move_all(installed, d, files.rejected_dir(folder))
+                files.move_all(kept, folder, d)
+                step.detail = f"{', '.join(kept) or 'no files'} back from {folder.name}/"
+                if rejected:
+                    step.detail += f"; the installed {', '.join(rejected)} -> rejected/"
+            else:
+                step.detail = "nothing moved yet"
+        if plan.get("was_running"):
+            with _step(out.steps, "start") as step:
+                since_ms = int(time.time() * 1000)
+                step.detail = control.start(target, start_cmd, opts.timeout, say)
+            with _step(out.steps, "verify") as step:
+                _verify_kept(out, target, d, since_ms)
+                step.detail = "matches the kept files" if out.verified else (out.reason or "")
+                if not out.verified:
+                    step.status = "mismatch"
+        else:
+            out.verified = True
+            out.reason = None
+            with _step(out.steps, "verify") as step:
+                step.detail = "the target was not running before: files put back, not started"
+    except (control.ControlError, OSError, redis.RedisError, TargetError) as e:
+        out.verified = False
+        out.reason = f"rollback failed: {e}"
+        say(out.reason)
+        journal.write("rollback", "failed", reason=out.reason)
+        return out
+    journal.write("rolled-back", "done", verified=out.verified)
+    journal.close(folder)
+    return out
+
+
+def _verify_kept(out: RollbackReport, target: Target, d: Path, since_ms: int) -> None:
+    """Compare the restarted target with the files it was started from."""
+    try:
+        found = locate(d, target.config)
+    except LocateError:
+        found = None  # no data files: the server must be empty
+    if found is None:
+        client = target.client(timeout=60)
+        try:
+            info = client.info("keyspace")
+            keys = sum(int(v.get("keys", 0)) for k, v in info.items() if k.startswith("db"))
+        finally:
+            client.close()
+        out.verified = keys == 0
+        out.reason = None if keys == 0 else f"no kept files, but the server holds {keys} keys"
+        return
+    result = check_backup(d, config=target.config)
+    live, comparison = _verify(target, result, since_ms, found.kind != RDB)
+    out.live, out.comparison = live, comparison
+    out.verified = comparison.verified
+    if not comparison.verified:
+        first = comparison.mismatches[0].sentence
+        out.reason = f"the rolled-back server differs from the kept files: {first}"
+
+
+def rollback_dir(data_dir: Path, opts: Options, say: Say = lambda _t: None) -> RollbackReport:
+    """``rbkit restore --rollback DIR``: undo the restore cut off in ``data_dir``."""
+    try:
+        with locked(data_dir):
+            journal = Journal.read(data_dir)
+            if journal is None:
+                raise RestoreError(f"{data_dir}: no restore in progress here (no journal)")
+            plan = journal.plan
+            config = opts.config or (Path(plan["config"]) if plan.get("config") else None)
+            try:
+                target = discover(
+                    config,
+                    opts.url,
+                    executable=Path(plan["executable"]) if plan.get("executable") else None,
+                    start_cmd=opts.start_cmd or plan.get("start_cmd"),
+                )
+            except TargetError as e:
+                raise RestoreError(str(e)) from None
+            return rollback(journal, target, opts, say)
+    except JournalError as e:
+        raise RestoreError(str(e)) from None

@@ -1,0 +1,166 @@
+"""The restore's report: the ``rbkit.restore/1`` JSON (mode "file") and the text."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tabulate import tabulate
+
+from toolkit.restore.procedure import (
+    CANCELLED,
+    FAILED,
+    PLANNED,
+    REFUSED,
+    RESTORED,
+    ROLLED_BACK,
+    RestoreReport,
+    RollbackReport,
+)
+from toolkit.stage import Step
+from toolkit.stage_report import SCHEMA, stage_json
+
+VERDICTS = {
+    RESTORED: "RESTORED: the target runs the backup's data, verified",
+    PLANNED: "PLAN (--dry-run): nothing was changed",
+    REFUSED: "REFUSED: nothing was changed",
+    CANCELLED: "CANCELLED: nothing was changed",
+    ROLLED_BACK: "ROLLED BACK: the restore failed; the target is back to its kept state, verified",
+    FAILED: "FAILED: the restore failed and so did the rollback; see below what is where",
+}
+
+
+def _steps(steps: list[Step]) -> list[dict[str, Any]]:
+    return [
+        {"name": s.name, "status": s.status, "seconds": round(s.seconds, 6), "detail": s.detail}
+        for s in steps
+    ]
+
+
+def _rollback_json(rb: RollbackReport | None) -> dict[str, Any] | None:
+    if rb is None:
+        return None
+    return {"verified": rb.verified, "reason": rb.reason, "steps": _steps(rb.steps)}
+
+
+def rollback_json(rb: RollbackReport) -> dict[str, Any]:
+    """The ``rbkit restore --rollback DIR --json`` object."""
+    return {"schema": SCHEMA, "mode": "rollback", **(_rollback_json(rb) or {})}
+
+
+def restore_json(report: RestoreReport) -> dict[str, Any]:
+    """The ``rbkit restore --json`` object (schema rbkit.restore/1, mode "file")."""
+    t = report.target
+    result = report.result
+    comparison = report.comparison
+    live = report.live
+    return {
+        "schema": SCHEMA,
+        "mode": "file",
+        "backup": report.backup,
+        "format": result.format if result else None,
+        "rdb_version": result.rdb_version if result else None,
+        "valid": result.valid if result else None,
+        "outcome": report.outcome,
+        "ok": report.ok,
+        "reason": report.reason,
+        "reasons": report.reasons,
+        "target": None
+        if t is None
+        else {
+            "address": t.address,
+            "running": t.running,
+            "version": t.version,
+            "executable": os.fspath(t.executable) if t.executable else None,
+            "config_file": os.fspath(t.config.path) if t.config.path else None,
+            "data_dir": os.fspath(t.data_dir),
+            "dbfilename": t.setting("dbfilename"),
+            "appendonly": t.appendonly,
+            "appenddirname": t.setting("appenddirname"),
+            "appendfilename": t.setting("appendfilename"),
+            "databases": int(t.setting("databases")),
+            "modules": t.module_names,
+            "sources": t.sources,
+        },
+        "plan": [{"step": s, "action": a} for s, a in report.plan],
+        "steps": _steps(report.steps),
+        "seconds": round(sum(s.seconds for s in report.steps), 6),
+        "server_load_seconds": report.server_load_seconds,
+        "stage": stage_json(report.stage) if report.stage else None,
+        "kept": report.kept,
+        "installed": report.installed,
+        "rollback_dir": os.fspath(report.rollback_dir) if report.rollback_dir else None,
+        "journal": os.fspath(report.journal) if report.journal else None,
+        "verified": None
+        if comparison is None
+        else {
+            "ok": comparison.verified,
+            "key_names_compared": comparison.digest_compared,
+            "keys": live.keys if live else None,
+            "mismatches": [m.sentence for m in comparison.mismatches],
+            "allowances": [a.sentence for a in comparison.allowances],
+        },
+        "rollback": _rollback_json(report.rollback),
+        "notes": report.notes,
+    }
+
+
+def render_restore(report: RestoreReport) -> str:
+    out = [f"restore of {report.backup}: {VERDICTS[report.outcome]}"]
+    for reason in report.reasons:
+        out.append(f"  reason: {reason}")
+    t = report.target
+    if t is not None:
+        state = "running" if t.running else "not running"
+        out.append(f"  target: redis {t.version} at {t.address} ({state}), data dir {t.data_dir}")
+        aof = "yes" if t.appendonly else "no"
+        out.append(
+            f"  config: {t.config.path or 'none (CONFIG GET)'}; appendonly {aof}, "
+            f"dbfilename {t.setting('dbfilename')}, appenddirname {t.setting('appenddirname')}"
+        )
+    for note in report.notes:
+        out.append(f"  note: {note}")
+    if report.plan and report.outcome == PLANNED:
+        out.append("")
+        plan = tabulate(report.plan, headers=("step", "what it will do"), disable_numparse=True)
+        out.append(plan)
+    if report.steps:
+        out.append("")
+        out.append(_step_table(report.steps))
+    if report.comparison is not None:
+        c = report.comparison
+        if c.allowances:
+            out.append("")
+            out.append("allowed for:")
+            out.extend(f"  {a.sentence}" for a in c.allowances)
+        if c.mismatches:
+            out.append("")
+            out.append("mismatches:")
+            out.extend(f"  {m.sentence}" for m in c.mismatches)
+    rb = report.rollback
+    if rb is not None:
+        out.append("")
+        out.append("rollback: " + ("verified" if rb.verified else f"NOT verified: {rb.reason}"))
+        if rb.steps:
+            out.append(_step_table(rb.steps))
+    if report.rollback_dir is not None and report.outcome != PLANNED:
+        out.append("")
+        out.append(f"kept: the previous files are in {report.rollback_dir}")
+        if report.journal is not None:
+            out.append(f"journal: {report.journal}")
+    return "\n".join(out)
+
+
+def render_rollback(rb: RollbackReport) -> str:
+    head = "rollback: " + ("done, verified" if rb.verified else f"FAILED: {rb.reason}")
+    if rb.verified and rb.reason:
+        head += f" ({rb.reason})"
+    return head + ("\n\n" + _step_table(rb.steps) if rb.steps else "")
+
+
+def _step_table(steps: list[Step]) -> str:
+    return tabulate(
+        [(s.name, s.status, f"{s.seconds:.3f}", s.detail) for s in steps],
+        headers=("step", "status", "seconds", "detail"),
+        disable_numparse=True,
+    )

@@ -1,0 +1,345 @@
+"""The restore's target: where its data lives, how it persists, how to reach, stop and start it.
+
+Learned from the running server (``CONFIG GET``, ``INFO server``, ``MODULE LIST``) and from its
+config file (``--config``, or the ``config_file`` INFO names). The server restarts from the
+config file, so the two must agree on every setting that decides which file it loads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from toolkit.live import parse_version
+from toolkit.redisconf import DEFAULTS, ConfigError, RedisConfig, read_config
+
+# The settings that decide which file the server loads, and where.
+PERSISTENCE = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")
+
+
+class TargetError(Exception):
+    """The target cannot be reached or described (exit code 2)."""
+
+
+@dataclass
+class Target:
+    """A Redis server and its data directory, as a restore sees them."""
+
+    config: RedisConfig  # the settings it starts with (from its config file, or CONFIG GET)
+    url: str | None = field(repr=False)  # how to reach it (may hold a password: see address)
+    password: str | None = field(default=None, repr=False)  # from --config or REDISCLI_AUTH
+    running: bool = False
+    pid: int | None = None
+    version: str | None = None  # redis_version when running, else the executable's
+    executable: Path | None = None
+    module_paths: list[Path] = field(default_factory=list)
+    module_names: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it was read
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # reasons to refuse, one sentence each
+
+    @property
+    def address(self) -> str:
+        """The URL to print: never with its password."""
+        return redact(self.url) if self.url else "no address"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    @property
+    def appendonly(self) -> bool:
+        return self.config.appendonly
+
+    def setting(self, name: str) -> str:
+        return self.config.get(name)
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return parse_version(self.version or "0")
+
+    def client(self, timeout: float = 10.0) -> redis.Redis:
+        """A client that never retries on its own (callers poll and notice a dead server)."""
+        if self.url is None:
+            raise TargetError("the target has no address (no port or unixsocket in its config)")
+        extra = {} if urlsplit(self.url).password else {"password": self.password}
+        return redis.Redis.from_url(
+            self.url,
+            **extra,  # type: ignore[arg-type]
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+
+def redact(url: str) -> str:
+    """``url`` without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=user + host).geturl()
+
+
+def _url_from_config(config: RedisConfig) -> str | None:
+    socket_path = config.get("unixsocket")
+    port = int(config.get("port") or 0)
+    if port:
+        binds = config.get("bind").split()
+        host = next((b.lstrip("-") for b in binds if b.lstrip("-") not in ("*", "::*")), "")
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"redis://{host}:{port}"
+    if socket_path:
+        path = Path(socket_path)
+        if not path.is_absolute() and config.path is not None:
+            path = config.path.parent / path
+        return f"unix://{quote(os.fspath(path))}"
+    return None
+
+
+def discover(
+    config_path: Path | None,
+    url: str | None,
+    *,
+    executable: Path | None = None,
+    start_cmd: str | None = None,
+) -> Target:
+    """Describe the target from ``config_path`` and/or ``url``. Raises TargetError when
+    neither tells enough; reasons to refuse the restore go to ``Target.problems``."""
+    file_config: RedisConfig | None = None
+    if config_path is not None:
+        file_config = _read(config_path)
+    if url is None and file_config is None:
+        raise TargetError("say which server to restore into: --config redis.conf or --url URL")
+    password = None
+    if url is not None:
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise TargetError(f"{redact(url)}: not a redis://, rediss:// or unix:// URL")
+    elif file_config is not None:
+        url = _url_from_config(file_config)
+        password = file_config.get("requirepass") or None
+    password = password or os.environ.get("REDISCLI_AUTH") or None
+    target = Target(file_config or RedisConfig(None, {}), url, password)
+    live = _read_live(target)
+    if live is None:
+        if file_config is None:
+            raise TargetError(
+                f"{target.address}: no server answers there, and no --config says more"
+            )
+        target.sources = {name: _source(file_config, name) for name in PERSISTENCE}
+        target.notes.append(f"the target is not running ({target.address}): nothing to save")
+        target.module_paths = [_module_path(file_config, m) for m in file_config.modules]
+    else:
+        _merge_live(target, live, file_config)
+    _executable(target, executable)
+    if not target.running and (pid := _process_in(target.data_dir)) is not None:
+        target.problems.append(
+            f"a redis-server (pid {pid}) runs in {target.data_dir} but does not answer at "
+            f"{target.address}: it would save over the restored file; stop it or pass the "
+            "right --url"
+        )
+    supervised = target.setting("supervised").lower()
+    if supervised in ("systemd", "upstart") and start_cmd is None:
+        target.problems.append(
+            f"the target runs under {supervised} (supervised {supervised}): pass --stop-cmd "
+            "and --start-cmd (e.g. 'systemctl stop redis-server' / 'systemctl start "
+            "redis-server') so that it is stopped and started the way it is managed"
+        )
+    if target.config.path is None and start_cmd is None:
+        target.problems.append(
+            "the target was started without a config file: rbkit cannot start it again as it "
+            "was; pass --start-cmd (and --stop-cmd) or --config"
+        )
+    return target
+
+
+def _read(path: Path) -> RedisConfig:
+    try:
+        return read_config(path.absolute())
+    except ConfigError as e:
+        raise TargetError(str(e)) from None
+
+
+def _source(config: RedisConfig | None, name: str) -> str:
+    if config is not None and name in config.settings:
+        return f"{config.path}" if config.path else "CONFIG GET"
+    return "Redis's default"
+
+
+def _module_path(config: RedisConfig, module: str) -> Path:
+    path = Path(module)
+    if not path.is_absolute() and config.path is not None:
+        path = config.path.parent / path
+    return path
+
+
+@dataclass
+class _Live:
+    settings: dict[str, str]
+    info: dict[str, object]
+    modules: list[dict[str, object]]
+
+
+def _read_live(target: Target) -> _Live | None:
+    """What the running server says of itself; None when nothing answers."""
+    if target.url is None:
+        return None
+    client = target.client(timeout=5)
+    try:
+        try:
+            client.ping()
+        except redis.AuthenticationError as e:
+            raise TargetError(f"{target.address}: {e}") from None
+        except redis.ResponseError as e:
+            if "NOAUTH" in str(e) or "WRONGPASS" in str(e):
+                raise TargetError(
+                    f"{target.address}: the server wants a password (put it in the URL, in "
+                    "REDISCLI_AUTH, or pass --config with requirepass)"
+                ) from None
+            raise TargetError(f"{target.address}: {e}") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return None
+        settings: dict[str, str] = {}
+        for name in (*PERSISTENCE, "databases", "supervised", "daemonize", "logfile"):
+            try:
+                got = client.config_get(name)
+            except redis.ResponseError as e:
+                raise TargetError(f"{target.address}: CONFIG GET {name}: {e}") from None
+            if name in got:
+                settings[name] = str(got[name])
+        info = client.info("server")
+        modules = [_pairs(m) for m in client.execute_command("MODULE LIST")]
+        return _Live(settings, info, modules)
+    except redis.RedisError as e:
+        raise TargetError(f"{target.address}: {e}") from None
+    finally:
+        client.close()
+
+
+def _pairs(item: object) -> dict[str, object]:
+    if isinstance(item, dict):
+        return {_s(k): v for k, v in item.items()}
+    assert isinstance(item, list | tuple)
+    return {_s(item[i]): item[i + 1] for i in range(0, len(item) - 1, 2)}
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _merge_live(target: Target, live: _Live, file_config: RedisConfig | None) -> None:
+    """The running server's settings win; its config file must agree with them."""
+    target.running = True
+    info = live.info
+    target.pid = int(info["process_id"]) if info.get("process_id") else None  # type: ignore[call-overload]
+    target.version = _s(info.get("redis_version", "?"))
+    if info.get("executable"):
+        target.executable = Path(_s(info["executable"]))
+    if file_config is None and info.get("config_file"):
+        path = Path(_s(info["config_file"]))
+        try:
+            file_config = read_config(path)
+            target.notes.append(f"config file {path} (INFO server config_file)")
+        except ConfigError as e:
+            target.problems.append(f"the server's config file cannot be read: {e}")
+    settings = dict(live.settings)
+    target.sources = {name: "CONFIG GET" for name in settings}
+    if file_config is not None:
+        for name in PERSISTENCE:
+            if name not in settings:
+                continue
+            running, on_file = settings[name], file_config.get(name)
+            if name == "dir":
+                same = Path(running) == file_config.data_dir.resolve()
+            else:
+                same = running.lower() == on_file.lower()
+            if not same:
+                target.problems.append(
+                    f"the running server has {name} {running!r} but {file_config.path} says "
+                    f"{on_file!r}: it restarts with the file's; make them agree first "
+                    "(CONFIG REWRITE, or edit the file)"
+                )
+        merged = {**file_config.settings, **settings}
+        target.config = RedisConfig(file_config.path, merged, file_config.modules)
+    else:
+        target.config = RedisConfig(None, settings)
+    target.module_names = sorted(_s(m.get("name", "?")) for m in live.modules)
+    paths = [Path(_s(m["path"])) for m in live.modules if m.get("path")]
+    if file_config is not None and not paths:
+        paths = [_module_path(file_config, m) for m in file_config.modules]
+    target.module_paths = paths
+    if len(paths) < len(live.modules):
+        target.notes.append(
+            "MODULE LIST gives no module paths before Redis 7.0: the scratch server loads "
+            "the config file's loadmodule lines"
+        )
+
+
+def _executable(target: Target, override: Path | None) -> None:
+    from toolkit.servers import ServerError, binary_version
+
+    if override is not None:
+        target.executable = override.absolute()
+    elif target.executable is not None and not target.executable.is_file():
+        # INFO's executable is argv[0] made absolute against the cwd: wrong for a server
+        # started through PATH. Its name on PATH is then what started it.
+        found = shutil.which(target.executable.name)
+        target.notes.append(
+            f"INFO names the executable {target.executable}, which does not exist; "
+            f"using {found or 'none'} from PATH"
+        )
+        target.executable = Path(found) if found else None
+    if target.executable is None:
+        found = shutil.which("redis-server")
+        target.executable = Path(found) if found else None
+    if target.executable is None:
+        target.problems.append("no redis-server binary found to start the target (--redis-server)")
+        return
+    if not target.running or override is not None:
+        try:
+            version = binary_version(target.executable)
+        except (ServerError, OSError) as e:
+            target.problems.append(f"{target.executable}: {e}")
+            return
+        if target.version is None:
+            target.version = ".".join(map(str, version))
+
+
+def _process_in(directory: Path) -> int | None:
+    """The pid of a redis-server whose working directory is ``directory`` (Redis chdirs into
+    its ``dir``), or None. Linux only (/proc)."""
+    try:
+        want = directory.resolve()
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (
+                "redis-server" not in (entry / "comm").read_text()
+                and b"redis-server" not in (entry / "cmdline").read_bytes().split(b"\0")[0]
+            ):
+                continue
+            if (entry / "cwd").resolve() == want:
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+__all__ = ["DEFAULTS", "PERSISTENCE", "Target", "TargetError", "discover", "redact"]
