@@ -1,0 +1,131 @@
+"""Time `rbkit restore` of the RDB benchmark file, step by step, against the server's own
+load time of that file (the floor any restore pays).
+
+A throwaway target (Debian's redis-server 7.0) runs from its own redis.conf in a temp dir,
+holding a little data of its own; rbkit restores benchmarks/data/bench.rdb into it with
+`--json --yes` and the table shows each step's seconds and its ratio to the load time that
+the target's log reports ("DB loaded from disk: N seconds") after the restore's start.
+Run `benchmarks/make_data.py` first. Ratios, not absolute times: the machines are shared.
+
+    .venv/bin/python benchmarks/restore.py                 # appendonly no, then yes
+    .venv/bin/python benchmarks/restore.py --appendonly no
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from toolkit.servers import find_binary, free_port  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+LOADED = re.compile(r"DB loaded from (disk|append only file|base file [^:]*): ([\d.]+) seconds")
+
+
+def _config(directory: Path, port: int, appendonly: str) -> Path:
+    conf = directory / "redis.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {directory / 'data'}\n"
+        f"logfile {directory / 'redis.log'}\n"
+        f'save ""\nappendonly {appendonly}\ndaemonize no\n'
+    )
+    (directory / "data").mkdir()
+    return conf
+
+
+def _start(binary: Path, conf: Path) -> None:
+    subprocess.Popen(
+        [os.fspath(binary), os.fspath(conf)],
+        cwd=conf.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _cli(port: int, *args: str) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def _wait_up(port: int) -> None:
+    for _ in range(600):
+        if _cli(port, "ping") == "PONG":
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"the target on port {port} did not start")
+
+
+def run(rdb: Path, appendonly: str) -> list[list[object]]:
+    binary = find_binary("7.0").path
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-restore-") as tmp:
+        directory = Path(tmp)
+        port = free_port()
+        conf = _config(directory, port, appendonly)
+        _start(binary, conf)
+        try:
+            _wait_up(port)
+            _cli(port, "debug", "populate", "10000", "old")
+            started = time.monotonic()
+            done = subprocess.run(
+                [
+                    os.fspath(ROOT / ".venv" / "bin" / "rbkit"),
+                    "restore",
+                    os.fspath(rdb),
+                    "--config",
+                    os.fspath(conf),
+                    "--yes",
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            wall = time.monotonic() - started
+        finally:
+            _cli(port, "shutdown", "nosave")
+        if done.returncode != 0:
+            raise SystemExit(f"rbkit restore failed ({done.returncode}): {done.stderr[-2000:]}")
+        report = json.loads(done.stdout)
+        loads = LOADED.findall((directory / "redis.log").read_text(errors="replace"))
+    if not loads:
+        raise SystemExit("the target's log has no 'DB loaded' line")
+    load = float(loads[-1][1])
+    rows: list[list[object]] = []
+    for step in report["steps"]:
+        rows.append([step["name"], f"{step['seconds']:.2f}", f"{step['seconds'] / load:.2f}x"])
+    rows.append(["(all, wall)", f"{wall:.2f}", f"{wall / load:.2f}x"])
+    rows.append(["server's own load", f"{load:.2f}", "1.00x"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rdb", nargs="?", type=Path, default=DATA / "bench.rdb")
+    parser.add_argument("--appendonly", choices=("no", "yes", "both"), default="both")
+    args = parser.parse_args()
+    if not args.rdb.is_file():
+        raise SystemExit(f"{args.rdb}: missing; run benchmarks/make_data.py first")
+    modes = ("no", "yes") if args.appendonly == "both" else (args.appendonly,)
+    size = args.rdb.stat().st_size / 1e6
+    for mode in modes:
+        print(f"\nrbkit restore {args.rdb.name} ({size:.1f} MB) into redis 7.0, appendonly {mode}")
+        print(tabulate(run(args.rdb, mode), headers=("step", "seconds", "vs server load")))
+
+
+if __name__ == "__main__":
+    main()
