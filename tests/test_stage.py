@@ -415,11 +415,12 @@ def test_cli_table() -> None:
 
 
 def test_cli_without_stage_only_is_a_usage_error() -> None:
+    """Without --stage-only the restore needs a target (tests/test_restore_*.py)."""
     result = invoke_cli("restore", FIXTURES / "redis-7.0-all-types.rdb")
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "error: only --stage-only is implemented yet (a staged restore into a live server "
-        "is the next step)"
+        "error: say which server to restore into: --config redis.conf or --url URL "
+        "(or --stage-only for a restore drill)"
     )
 
 

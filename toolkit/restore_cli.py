@@ -114,6 +114,12 @@ def restore(
     if not stage_only:
         from toolkit.restore.procedure import Options
 
+        if config is None and url is None:
+            _fail(
+                "say which server to restore into: --config redis.conf or --url URL "
+                "(or --stage-only for a restore drill)"
+            )
+
         opts = Options(
             backup,
             config=config,

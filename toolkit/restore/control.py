@@ -2,8 +2,10 @@
 
 Stopping turns the save points off first (``CONFIG SET save ""``), so that no shutdown save can
 write a file on the way down, then shuts down (or runs ``--stop-cmd``) and waits until the
-process is gone and the port is closed. Starting runs ``--start-cmd``, or ``redis-server
-CONFIG`` in a session of its own (it outlives rbkit), then waits until loading has ended.
+process is gone and the port is closed. Starting runs ``--start-cmd`` or ``redis-server
+CONFIG`` in a session of its own (it outlives rbkit) and waits until the server has loaded its
+data; the command may return (``systemctl start``, ``daemonize yes``) or stay in the
+foreground as the server: only its exiting with an error ends the wait early.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,24 +122,34 @@ def stop(target: Target, stop_cmd: str | None, save_on_shutdown: bool, timeout: 
 
 def start(target: Target, start_cmd: str | None, timeout: float, say: Say = _quiet) -> str:
     """Start the target and wait until it has loaded its data. Returns what was done."""
-    process: subprocess.Popen[bytes] | None = None
     if start_cmd is not None:
-        _run(start_cmd, timeout, "--start-cmd")
-        how = start_cmd
+        how, args, cwd = start_cmd, start_cmd, None
     else:
         if target.executable is None or target.config.path is None:
             raise ControlError("no redis-server and config file to start the target with")
         args = [os.fspath(target.executable), os.fspath(target.config.path)]
+        how, cwd = shlex.join(args), target.config.path.parent
+    # Its stderr goes to an unnamed file: read if it fails, never a pipe that fills up.
+    with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
             args,
-            cwd=target.config.path.parent,
+            shell=start_cmd is not None,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=errors,
             start_new_session=True,
         )
-        how = shlex.join(args)
-    wait_loaded(target, timeout, say, process)
+        name = f"--start-cmd {start_cmd!r}" if start_cmd is not None else "redis-server"
+        try:
+            wait_loaded(target, timeout, say, process, name)
+        except ControlError as e:
+            if process.poll() not in (None, 0):
+                errors.seek(0)
+                lines = errors.read().decode(errors="replace").strip().splitlines()
+                if lines:
+                    raise ControlError(f"{e} ({lines[-1].strip()})") from None
+            raise
     return how
 
 
@@ -145,8 +158,10 @@ def wait_loaded(
     timeout: float,
     say: Say = _quiet,
     process: subprocess.Popen[bytes] | None = None,
+    name: str = "redis-server",
 ) -> None:
-    """Wait until the target answers and ``loading`` is 0, saying the progress."""
+    """Wait until the target answers and ``loading`` is 0, saying the progress; a ``process``
+    (called ``name``) that exits with an error ends the wait."""
     deadline = time.monotonic() + timeout
     say = every(2.0, say)
     client = target.client(timeout=5)
@@ -154,8 +169,7 @@ def wait_loaded(
         while True:
             if process is not None and process.poll() not in (None, 0):
                 raise ControlError(
-                    f"redis-server exited with {process.returncode} while starting"
-                    + _log_hint(target)
+                    f"{name} exited with {process.returncode} while starting" + _log_hint(target)
                 )
             try:
                 info = client.info("persistence")

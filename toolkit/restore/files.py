@@ -34,9 +34,11 @@ class Owner:
         return cls(st.st_uid, st.st_gid, mode)
 
     def apply(self, path: Path, directory: bool = False) -> None:
+        """Give ``path`` this owner (when rbkit may) and mode; a directory gets x where the
+        file mode has r (0640 -> 0750)."""
         if os.geteuid() == 0 or self.uid == os.geteuid():
             os.chown(path, self.uid, self.gid)
-        os.chmod(path, (self.mode | 0o111) if directory else self.mode)
+        os.chmod(path, (self.mode | (self.mode & 0o444) >> 2) if directory else self.mode)
 
 
 @dataclass

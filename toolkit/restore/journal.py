@@ -3,15 +3,18 @@
 The journal (``rbkit-restore.journal``) is one JSON object per line, each written and fsynced
 before the step it announces: first the plan (what will be kept where, how to stop and start
 the target), then ``{"step": NAME, "status": "begin" | "done" | "failed"}`` lines. A restore
-cut off at any point is finished or undone from it (``rbkit restore --rollback DIR``). When a
-restore ends (done or rolled back) the journal moves into its rollback folder.
+cut off at any point is undone from it (``rbkit restore --rollback DIR``, or the next restore
+does it first); a rollback journals its own "put back" step, so it can be cut off or run again.
+When a restore ends (done, or rolled back and verified) the journal moves into its rollback
+folder; after a rollback that failed it stays, for ``--rollback DIR`` to finish.
 
-The lock (``rbkit-restore.lock``) is created exclusively and holds the owner's pid; a lock
+The lock (``rbkit-restore.lock``) holds the owner's pid, and the owner holds its flock; a lock
 whose process is gone is stale and taken over (the journal says what that process did).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -28,6 +31,10 @@ ROLLBACK_PREFIX = "rbkit-rollback-"
 
 class JournalError(Exception):
     """The journal or lock cannot be read or written (exit code 2)."""
+
+
+class LockHeld(JournalError):
+    """Another restore, still running, holds the lock (the restore is refused)."""
 
 
 def fsync_dir(path: Path) -> None:
@@ -123,37 +130,87 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _pid_in(text: bytes) -> int:
+    try:
+        return int(text.split()[0])
+    except (ValueError, IndexError):
+        return 0
+
+
+def _holder(fd: int, path: Path, data_dir: Path) -> str | None:
+    """Why the lock file open at ``fd`` is held by another process (its recorded pid is
+    alive, or it holds the file's flock), or None."""
+    pid = _pid_in(os.pread(fd, 100, 0))
+    held = bool(pid) and pid != os.getpid() and _alive(pid)
+    if not held:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            held = True
+        except OSError:  # no flock here (some network filesystems): the pid decides
+            pass
+    if held:
+        return f"{path}: another restore (pid {pid or '?'}) is running in {data_dir}"
+    return None
+
+
+def lock_holder(data_dir: Path) -> str | None:
+    """Why ``data_dir`` cannot be locked now (another restore runs there), or None."""
+    path = data_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return _holder(fd, path, data_dir)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def locked(data_dir: Path) -> Iterator[list[str]]:
-    """Hold the restore lock of ``data_dir``; yields notes (e.g. a stale lock taken over)."""
+    """Hold the restore lock of ``data_dir`` (the file, with its flock); yields notes (e.g. a
+    stale lock taken over). Raises LockHeld when a running process holds it."""
     path = data_dir / LOCK
     notes: list[str] = []
-    for _attempt in range(2):
+    for _attempt in range(5):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise JournalError(
-                    f"{path}: another restore (pid {pid}) is running in {data_dir}"
-                ) from None
-            notes.append(f"a stale lock of pid {pid or '?'} (no longer running) was taken over")
-            path.unlink(missing_ok=True)
-            continue
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise JournalError(f"{path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = _holder(fd, path, data_dir) or f"{path}: another restore holds it"
+            os.close(fd)
+            raise LockHeld(held) from None
+        except OSError:
+            pass
+        try:  # its last holder may have removed it meanwhile: lock the file that is there
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        pid = _pid_in(os.pread(fd, 100, 0))
+        if pid and pid != os.getpid() and _alive(pid):
+            os.close(fd)
+            raise LockHeld(f"{path}: another restore (pid {pid}) is running in {data_dir}")
+        if os.fstat(fd).st_size:
+            notes.append(f"a stale lock of pid {pid or '?'} (no longer running) was taken over")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {int(time.time())}\n".encode(), 0)
+        os.fsync(fd)
         break
-    else:  # pragma: no cover - two stale locks in a row
+    else:  # pragma: no cover - the lock file replaced five times in a row
         raise JournalError(f"{path}: cannot take the lock")
     try:
-        os.write(fd, f"{os.getpid()} {int(time.time())}\n".encode())
-        os.close(fd)
         yield notes
     finally:
         path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def rollback_folder(data_dir: Path) -> Path:

@@ -32,8 +32,15 @@ from toolkit.locate import RDB, LocateError, locate
 from toolkit.problems import ERROR
 from toolkit.redisconf import RedisConfig
 from toolkit.restore import control, files
-from toolkit.restore.journal import Journal, JournalError, locked, rollback_folder
-from toolkit.restore.target import Target, TargetError, discover
+from toolkit.restore.journal import (
+    Journal,
+    JournalError,
+    LockHeld,
+    lock_holder,
+    locked,
+    rollback_folder,
+)
+from toolkit.restore.target import PERSISTENCE, Target, TargetError, discover
 from toolkit.result import BackupIOError, CheckResult
 from toolkit.servers import ServerBinary, ServerError, binary_version
 from toolkit.stage import (
@@ -196,6 +203,12 @@ def _plan_lines(
         ("gate", "check the backup; refuse it if invalid" + (" (--force)" if opts.force else "")),
         ("stage", f"load it into a scratch {target.executable}; compare it with the backup"),
     ]
+    try:
+        earlier = Journal.read(d)
+    except JournalError:
+        earlier = None  # the restore itself says what is wrong with it
+    if earlier is not None:
+        plan.append(("undo", f"first roll back the earlier restore cut off at {earlier.last}"))
     if target.running:
         if target.appendonly:
             plan.append(("save", "nothing: appendonly yes, the AOF is fsynced at shutdown"))
@@ -223,12 +236,7 @@ def _plan_lines(
 
 def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, CheckResult]:
     with _step(report.steps, "preflight") as step:
-        try:
-            target = discover(
-                opts.config, opts.url, executable=opts.redis_server, start_cmd=opts.start_cmd
-            )
-        except TargetError as e:
-            raise RestoreError(str(e)) from None
+        target = _discover(opts)
         report.target = target
         report.notes.extend(target.notes)
         say(f"target {target.address}: redis {target.version}, data dir {target.data_dir}")
@@ -238,6 +246,8 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
             raise _Refused([f"the target's data dir {target.data_dir} is not writable by rbkit"])
         if target.problems:
             raise _Refused(target.problems)
+        if held := lock_holder(target.data_dir):
+            raise _Refused([held])
         step.detail = (
             f"redis {target.version} at {target.address}, "
             f"{'running' if target.running else 'not running'}, data dir {target.data_dir}, "
@@ -285,6 +295,30 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
             raise _Refused(reasons)
         step.detail = f"redis {target.version} reads it; databases {have} >= {need}; disk ok"
     return target, result
+
+
+def _discover(opts: Options) -> Target:
+    """The target, as :func:`discover` finds it. A target that is down after a restore cut
+    off is started again with the executable that restore's journal names."""
+    try:
+        target = discover(
+            opts.config, opts.url, executable=opts.redis_server, start_cmd=opts.start_cmd
+        )
+        if target.running or opts.redis_server is not None:
+            return target
+        earlier = Journal.read(target.data_dir)
+        if earlier is None or not earlier.plan.get("executable"):
+            return target
+        return discover(
+            opts.config,
+            opts.url,
+            executable=Path(earlier.plan["executable"]),
+            start_cmd=opts.start_cmd,
+        )
+    except TargetError as e:
+        raise RestoreError(str(e)) from None
+    except JournalError:
+        return target  # the restore reads it again under the lock, and says what is wrong
 
 
 def _backup_config(backup: Path, target: Target) -> RedisConfig | None:
@@ -338,17 +372,27 @@ def restore(
                 report.notes.extend(lock_notes)
                 earlier = Journal.read(target.data_dir)
                 if earlier is not None:
-                    say(f"an earlier restore was cut off at {earlier.last}: rolling it back first")
+                    cut = earlier.last
+                    say(f"an earlier restore was cut off at {cut}: rolling it back first")
                     previous = rollback(earlier, target, opts, say)
                     report.notes.append(
-                        f"an earlier restore was cut off at {earlier.last}; rolled back first "
+                        f"an earlier restore was cut off at {cut}; rolled back first "
                         f"({'verified' if previous.verified else previous.reason})"
                     )
                     if not previous.verified:
                         why = f"the earlier restore's rollback: {previous.reason}"
                         return _refuse(report, [why])
+                    # The rollback may have started (or left stopped) the target: look again.
+                    stale = target.notes
+                    target = report.target = _discover(opts)
+                    report.notes = [n for n in report.notes if n not in stale] + target.notes
+                    if target.problems:
+                        return _refuse(report, target.problems)
                     folder = rollback_folder(target.data_dir)
+                    report.plan = _plan_lines(target, item, opts, folder)
                 _run(report, result, target, opts, item, folder, say)
+        except LockHeld as e:
+            return _refuse(report, [str(e)])
         except JournalError as e:
             raise RestoreError(str(e)) from None
     finally:
@@ -417,6 +461,7 @@ def _run(
             "data_dir": os.fspath(d),
             "rollback_dir": os.fspath(folder),
             "names": names,
+            "settings": {name: target.setting(name) for name in PERSISTENCE},
             "was_running": target.running,
             "config": os.fspath(target.config.path) if target.config.path else None,
             "url": target.address,
@@ -506,8 +551,9 @@ def _verify(
         live = read_expected(client, result, keys, since_ms)
     finally:
         client.close()
-    # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not.
-    loaded_rdb = not appendonly
+    # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not,
+    # and an AOF converted by the stage's SAVE holds none.
+    loaded_rdb = not appendonly and result.format == "rdb"
     return live, compare_expected(result, live, keys, since_ms, loaded_rdb)
 
 
@@ -516,7 +562,7 @@ def _verify(
 
 def rollback(journal: Journal, target: Target, opts: Options, say: Say) -> RollbackReport:
     """Return the target to the state the journal's restore kept, start it if it was
-    running, and verify it against the kept files. Closes the journal."""
+    running, and verify it against the kept files. Closes the journal once verified."""
     plan = journal.plan
     d = Path(plan["data_dir"])
     folder = Path(plan["rollback_dir"])
@@ -528,6 +574,8 @@ def rollback(journal: Journal, target: Target, opts: Options, say: Say) -> Rollb
         if not journal.began("stop"):
             out.verified = True
             out.reason = "the target was not touched (the restore stopped before stopping it)"
+            journal.write("rolled-back", "done", verified=True)
+            journal.close(folder)
             return out
         with _step(out.steps, "stop") as step:
             if control.is_up(target):
@@ -535,26 +583,13 @@ def rollback(journal: Journal, target: Target, opts: Options, say: Say) -> Rollb
             else:
                 step.detail = "not running"
         with _step(out.steps, "put back") as step:
-            for name in names:
-                files.remove_temporary(d, name)
-            rejected: list[str] = []
-            if journal.began("keep"):
-                kept = files.present(folder, names)
-                if journal.began("install"):  # else what is still here was never moved
-                    installed = files.present(d, names)
-                    rejected = files.move_all(installed, d, files.rejected_dir(folder))
-                files.move_all(kept, folder, d)
-                step.detail = f"{', '.join(kept) or 'no files'} back from {folder.name}/"
-                if rejected:
-                    step.detail += f"; the installed {', '.join(rejected)} -> rejected/"
-            else:
-                step.detail = "nothing moved yet"
+            step.detail = _put_back(journal, d, folder, names)
         if plan.get("was_running"):
             with _step(out.steps, "start") as step:
                 since_ms = int(time.time() * 1000)
                 step.detail = control.start(target, start_cmd, opts.timeout, say)
             with _step(out.steps, "verify") as step:
-                _verify_kept(out, target, d, since_ms)
+                _verify_kept(out, target, d, since_ms, plan.get("settings") or {})
                 step.detail = "matches the kept files" if out.verified else (out.reason or "")
                 if not out.verified:
                     step.status = "mismatch"
@@ -569,15 +604,52 @@ def rollback(journal: Journal, target: Target, opts: Options, say: Say) -> Rollb
         say(out.reason)
         journal.write("rollback", "failed", reason=out.reason)
         return out
-    journal.write("rolled-back", "done", verified=out.verified)
+    if not out.verified:  # the journal stays: `--rollback DIR` can finish it
+        journal.write("rollback", "failed", reason=out.reason)
+        return out
+    journal.write("rolled-back", "done", verified=True)
     journal.close(folder)
     return out
 
 
-def _verify_kept(out: RollbackReport, target: Target, d: Path, since_ms: int) -> None:
-    """Compare the restarted target with the files it was started from."""
+def _put_back(journal: Journal, d: Path, folder: Path, names: list[str]) -> str:
+    """Move what the restore installed into ``rejected/`` and the kept files back; journaled
+    (as "put back"), so that a rollback cut off or run again never takes a file it already
+    put back for an installed one."""
+    for name in names:
+        files.remove_temporary(d, name)
+    if journal.done("put back"):
+        return "already done by an earlier rollback"
+    if not journal.began("keep"):
+        return "nothing moved yet"
+    earlier = [e for e in journal.entries if e["step"] == "put back" and "kept" in e]
+    kept: list[str] = earlier[0]["kept"] if earlier else files.present(folder, names)
+    journal.write("put back", "begin", kept=kept)
+    waiting = files.present(folder, kept)  # the kept files not yet back
+    rejected: list[str] = []
+    if journal.began("install"):  # else what is still here was never moved
+        # Here under a kept file's name but not yet put back, or under any other name: the
+        # restore's (or the restarted server's).
+        ours = [n for n in files.present(d, names) if n not in kept or n in waiting]
+        if ours:
+            where = files.rejected_dir(folder)
+            rejected = files.move_all(ours, d, where)
+    files.move_all(waiting, folder, d)
+    journal.write("put back", "done")
+    detail = f"{', '.join(kept) or 'no files'} back from {folder.name}/"
+    if rejected:
+        detail += f"; the installed {', '.join(rejected)} -> {where.name}/"
+    return detail
+
+
+def _verify_kept(
+    out: RollbackReport, target: Target, d: Path, since_ms: int, settings: dict[str, str]
+) -> None:
+    """Compare the restarted target with the kept files, found by the restore's own settings
+    (``settings``: a server now running from another config must not decide what they are)."""
+    config = RedisConfig(target.config.path, {**target.config.settings, **settings})
     try:
-        found = locate(d, target.config)
+        found = locate(d, config)
     except LocateError:
         found = None  # no data files: the server must be empty
     if found is None:
@@ -590,7 +662,7 @@ def _verify_kept(out: RollbackReport, target: Target, d: Path, since_ms: int) ->
         out.verified = keys == 0
         out.reason = None if keys == 0 else f"no kept files, but the server holds {keys} keys"
         return
-    result = check_backup(d, config=target.config)
+    result = check_backup(d, config=config)
     live, comparison = _verify(target, result, since_ms, found.kind != RDB)
     out.live, out.comparison = live, comparison
     out.verified = comparison.verified

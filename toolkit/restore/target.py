@@ -201,15 +201,20 @@ def _read_live(target: Target) -> _Live | None:
     try:
         try:
             client.ping()
-        except redis.AuthenticationError as e:
-            raise TargetError(f"{target.address}: {e}") from None
-        except redis.ResponseError as e:
-            if "NOAUTH" in str(e) or "WRONGPASS" in str(e):
+        except (redis.AuthenticationError, redis.ResponseError) as e:
+            # redis-py says "HELLO must be called with the client already authenticated" (an
+            # AuthenticationError) or passes on NOAUTH / WRONGPASS.
+            text = str(e)
+            if not (
+                isinstance(e, redis.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text
+            ):
+                raise TargetError(f"{target.address}: {e}") from None
+            if not (target.password or urlsplit(target.url).password):
                 raise TargetError(
                     f"{target.address}: the server wants a password (put it in the URL, in "
                     "REDISCLI_AUTH, or pass --config with requirepass)"
                 ) from None
-            raise TargetError(f"{target.address}: {e}") from None
+            raise TargetError(f"{target.address}: the server refused the password") from None
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return None
         settings: dict[str, str] = {}
@@ -277,11 +282,12 @@ def _merge_live(target: Target, live: _Live, file_config: RedisConfig | None) ->
     else:
         target.config = RedisConfig(None, settings)
     target.module_names = sorted(_s(m.get("name", "?")) for m in live.modules)
+    # Built-in modules (8.x's vectorset) are listed with an empty path.
     paths = [Path(_s(m["path"])) for m in live.modules if m.get("path")]
     if file_config is not None and not paths:
         paths = [_module_path(file_config, m) for m in file_config.modules]
     target.module_paths = paths
-    if len(paths) < len(live.modules):
+    if any("path" not in m for m in live.modules):
         target.notes.append(
             "MODULE LIST gives no module paths before Redis 7.0: the scratch server loads "
             "the config file's loadmodule lines"
