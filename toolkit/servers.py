@@ -155,7 +155,15 @@ class RedisServer:
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:  # a server that never became ready is not left running
+            self.process.kill()
+            self.process.wait()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+            self.process = None
+            raise
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the server answers PING and has finished loading its data."""
