@@ -42,6 +42,7 @@ conformance: $(BIN)/rbkit
 bench: $(BIN)/rbkit
 	$(BIN)/python benchmarks/make_data.py
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/restore.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
