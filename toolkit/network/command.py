@@ -1,10 +1,61 @@
-"""The network restore's entry point, called by ``rbkit restore --to`` (toolkit/restore_cli.py)."""
+"""The network restore's entry point, called by ``rbkit restore --to`` (toolkit/restore_cli.py).
+
+Steps: gate (check the backup; invalid -> refused unless --force), convert (an AOF only: the
+restore drill loads it into a scratch server here, which saves it as an RDB), connect (what
+the target says about itself), preflight (the plan: path, per-db counts, refusals), confirm
+(--yes, or a question on a terminal), load, verify. ``--dry-run`` stops after the preflight.
+
+Exit codes: 0 restored and verified (or, with --dry-run, the restore may go ahead); 1 refused
+(by the gate or the preflight, or not confirmed at the prompt), failed midway, or the target
+does not hold what the backup holds; 2 a usage or I/O error: the backup cannot be read, the
+URL is unusable, the target cannot be reached or refuses the password, or --yes is missing
+where no terminal can confirm.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
+import redis
+import typer
+
+from parsers.errors import FormatError
+from toolkit.backup import check_backup
+from toolkit.compare import BackupKeys, backup_keys
+from toolkit.network.load import load
+from toolkit.network.plan import make_plan
+from toolkit.network.report import (
+    CANCELLED,
+    FAILED,
+    MISMATCH,
+    PLANNED,
+    REFUSED,
+    NetworkReport,
+    network_json,
+    render_network,
+)
+from toolkit.network.source import RdbSource, aof_to_rdb
+from toolkit.network.target import TargetError, TargetUrl, inspect_target
+from toolkit.network.verify import verify
+from toolkit.problems import ERROR
+from toolkit.progress import progress_for
+from toolkit.render import human_bytes
+from toolkit.result import BackupIOError, CheckResult
+from toolkit.stage import Step
 from toolkit.status import ExitCode
+
+
+class _Usage(Exception):
+    """A usage or I/O error: one line on stderr, exit code 2."""
+
+
+class _Stop(Exception):
+    """The restore ends here; the report says why."""
 
 
 def restore_to(
@@ -21,4 +72,192 @@ def restore_to(
 ) -> ExitCode:
     """Restore ``backup`` into the server (or cluster) at ``url``; print the report; return
     the exit code."""
-    raise NotImplementedError("network restore (--to) is not implemented yet")
+    try:
+        target = TargetUrl.parse(url)
+        report = NetworkReport(str(backup), target.display, dry_run)
+        with ExitStack() as stack, suppress(_Stop):
+            _run(report, stack, backup, target, config, cluster, replace, force, yes)
+    except (_Usage, TargetError, BackupIOError) as e:
+        typer.echo(f"error: {e}", err=True)
+        return ExitCode.ERROR
+    if json_out:
+        typer.echo(json.dumps(network_json(report), indent=1))
+    else:
+        typer.echo(render_network(report))
+    return ExitCode.OK if report.ok else ExitCode.INVALID
+
+
+@contextmanager
+def _step(report: NetworkReport, name: str) -> Iterator[Step]:
+    step = Step(name, "ok")
+    started = time.monotonic()
+    try:
+        yield step
+    finally:
+        step.seconds = time.monotonic() - started
+        report.steps.append(step)
+
+
+def _stop(report: NetworkReport, step: Step, outcome: str, reasons: list[str]) -> _Stop:
+    step.status = "refused" if outcome in (REFUSED, CANCELLED) else outcome
+    step.detail = reasons[0] + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
+    report.stop(outcome, reasons)
+    return _Stop()
+
+
+def _run(
+    report: NetworkReport,
+    stack: ExitStack,
+    backup: Path,
+    target: TargetUrl,
+    config: Path | None,
+    cluster: bool,
+    replace: bool,
+    force: bool,
+    yes: bool,
+) -> None:
+    result = _gate(report, backup, config, force)
+    rdb_result, source = _source(report, stack, result, force)
+    with _step(report, "connect") as step:
+        dbs = sorted(rdb_result.inventory.databases) if rdb_result.inventory else []
+        info = inspect_target(target, cluster=cluster, dbs=dbs)
+        where = f"cluster of {len(info.nodes)} primaries" if info.cluster_enabled else "standalone"
+        step.detail = f"{info.name}, {where}"
+    with _step(report, "preflight") as step:
+        try:
+            plan = make_plan(
+                rdb_result, source, info, cluster=cluster, replace=replace, force=force
+            )
+        except FormatError as e:  # a damaged backup let through by --force
+            raise _stop(report, step, REFUSED, [f"reading the backup: {e}"]) from None
+        report.plan = plan
+        if plan.refused:
+            raise _stop(report, step, REFUSED, plan.refusals)
+        step.detail = f"{plan.keys_to_restore} keys by {plan.path}"
+        if plan.losses:
+            n = len(plan.losses)
+            step.detail += f"; --force overrides {n} refusal{'' if n == 1 else 's'}"
+    if report.dry_run:
+        report.outcome = PLANNED
+        return
+    with _step(report, "confirm") as step:
+        step.detail = "--yes" if yes else "confirmed at the prompt"
+        if not yes:
+            _confirm(report, step)
+    progress = progress_for(f"restoring {backup.name}")
+    with _step(report, "load") as step:
+        try:
+            stats = load(plan, source, target, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        report.stats = stats
+        step.detail = (
+            f"{stats.keys} keys, {stats.commands} commands in {stats.batches} batches, "
+            f"{human_bytes(stats.bytes)}"
+        )
+        if stats.stopped or stats.failures:
+            report.keys_after = _keys_after(report, target)
+            reasons = [stats.stopped or "a command failed"]
+            reasons += [f.error for f in stats.failures[:1]]
+            raise _stop(report, step, FAILED, reasons)
+    with _step(report, "verify") as step:
+        keys = _backup_keys(rdb_result) if plan.target_empty else None
+        try:
+            verification = verify(plan, rdb_result, source, target, stats, keys)
+        except (redis.RedisError, OSError) as e:
+            raise _stop(report, step, FAILED, [f"reading {target.display} back: {e}"]) from None
+        except FormatError as e:  # a damaged backup let through by --force
+            raise _stop(report, step, FAILED, [f"reading the backup again: {e}"]) from None
+        report.verification = verification
+        report.keys_after = _keys_after(report, target)
+        if not verification.verified:
+            first = verification.mismatches[0] if verification.mismatches else "?"
+            more = verification.mismatch_count - 1
+            reason = f"the target differs from the backup: {first}"
+            raise _stop(report, step, MISMATCH, [reason + (f" (and {more} more)" if more else "")])
+        step.detail = f"{verification.mode}: {verification.checked} keys read back, as expected"
+
+
+def _gate(report: NetworkReport, backup: Path, config: Path | None, force: bool) -> CheckResult:
+    with _step(report, "gate") as step:
+        progress = progress_for(f"checking {backup.name}")
+        try:
+            result = check_backup(backup, config_path=config, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        report.result = result
+        report.backup = result.path
+        report.notes.extend(result.notes)
+        errors = [p for p in result.problems if p.severity == ERROR]
+        warnings = len(result.problems) - len(errors)
+        if errors and not force:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            reason = f"the backup is invalid: {errors[0].message}{more}"
+            raise _stop(report, step, REFUSED, [reason])
+        if errors:
+            step.detail = f"INVALID ({len(errors)} errors), restored anyway (--force)"
+            report.notes.append(f"--force: restoring an invalid backup ({errors[0].message})")
+        else:
+            step.detail = "valid" + (f", {warnings} warnings" if warnings else "")
+        return result
+
+
+def _source(
+    report: NetworkReport, stack: ExitStack, result: CheckResult, force: bool
+) -> tuple[CheckResult, RdbSource]:
+    """The RDB to send: the backup itself, or the RDB an AOF backup turns into."""
+    if result.format != "aof":
+        return result, stack.enter_context(RdbSource(Path(result.path)))
+    with _step(report, "convert") as step:
+        converted, reasons = aof_to_rdb(result, force=force)
+        if converted is None:
+            raise _stop(report, step, REFUSED, reasons)
+        stack.callback(converted.directory.cleanup)
+        report.notes.extend(converted.notes)
+        rdb_result = check_backup(converted.path)
+        report.restored_file = rdb_result
+        step.detail = (
+            f"loaded, verified and saved as RDB {rdb_result.rdb_version} by a scratch server here"
+        )
+    return rdb_result, stack.enter_context(RdbSource(converted.path))
+
+
+def _interactive() -> bool:
+    """Can a person answer a question here (stdin is a terminal)?"""
+    return sys.stdin.isatty()
+
+
+def _confirm(report: NetworkReport, step: Step) -> None:
+    if not _interactive():
+        raise _Usage(
+            f"{report.target}: a restore writes into the target and stdin is not a terminal "
+            "to confirm it: pass --yes (or --dry-run to see the plan)"
+        )
+    plan = report.plan
+    assert plan is not None
+    typer.echo(render_network(report), err=True)
+    question = f"Restore {plan.keys_to_restore} keys into {report.target}?"
+    if not typer.confirm(question, default=False, err=True):
+        raise _stop(report, step, CANCELLED, ["not confirmed at the prompt"])
+
+
+def _backup_keys(result: CheckResult) -> BackupKeys | None:
+    """The backup's key names (for the exact read-back), or None when unreadable."""
+    try:
+        return backup_keys(result)
+    except (FormatError, OSError):
+        return None
+
+
+def _keys_after(report: NetworkReport, target: TargetUrl) -> dict[int, int] | None:
+    """INFO keyspace of the target (all primaries of a cluster) once written."""
+    plan = report.plan
+    if plan is None:
+        return None
+    try:
+        info = inspect_target(target, cluster=plan.target.cluster_enabled)
+    except TargetError:
+        return None
+    return info.keys_by_db()
