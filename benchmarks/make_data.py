@@ -4,8 +4,8 @@ Each artefact has its own builder function and an entry in ARTEFACTS, so later a
 (a pair of RDBs to diff) slot in beside the others. An artefact that already exists is skipped
 unless --force is given (or the file it is made from is newer).
 
-    python benchmarks/make_data.py            # bench.rdb (2.8 M keys) and bench-aof/
-    python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts)
+    python benchmarks/make_data.py            # bench.rdb (2.8 M keys), bench-aof/, bench-diff.rdb
+    python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts), bench-x4-diff.rdb
 """
 
 from __future__ import annotations
@@ -181,6 +181,102 @@ def make_aof(target: Path, source: Path) -> int:
     return keys
 
 
+# The diff pair: bench-diff.rdb is bench.rdb with 1% of its keys deleted, 1% changed and 1%
+# added. Families are picked by key number: N % 100 == 0 deleted, N % 100 == 1 changed.
+DIFF_CONFIG = {"appendonly": "no"}
+PIPELINE = 10_000  # commands per pipeline round trip
+
+
+def apply_diff_changes(server: RedisServer, scale: int) -> dict[str, int]:
+    """Delete, change and add 1% of the keys of rdb_recipe(scale), with pipelines.
+
+    Changed keys (N % 100 == 1) alternate between a change of size and a change of value at
+    the same size, so that `diff --values` finds more than `diff` does:
+    strings: a longer value, or the same length with other bytes (every 10th also gets a TTL);
+    lists: one more item, or the first item replaced (LSET);  sets: one more member, or one
+    member swapped;  sorted sets: one more member, or a score moved (ZINCRBY);  hashes: one
+    more field, or a field's value replaced. Added keys are new strings ``added:N`` and new
+    hashes ``added-hash:N``. Returns the counts.
+    """
+    strings, collections = rdb_recipe(scale)
+    client = server.client(socket_timeout=None)
+    pipe = client.pipeline(transaction=False)
+    queued = 0
+    done = {"deleted": 0, "changed": 0, "added": 0}
+
+    def flush(force: bool = False) -> None:
+        nonlocal queued
+        if queued >= PIPELINE or (force and queued):
+            pipe.execute()
+            queued = 0
+
+    families = [("string", "key:", strings), *((c.kind, c.prefix, c.count) for c in collections)]
+    for kind, prefix, count in families:
+        for n in range(0, count, 100):
+            pipe.delete(f"{prefix}{n}")
+            queued += 1
+            done["deleted"] += 1
+            flush()
+        for i, n in enumerate(range(1, count, 100)):
+            key, same_size = f"{prefix}{n}", i % 2 == 1
+            if kind == "string":
+                value = f"VALUE:{n}" if same_size else f"value:{n}:changed"
+                pipe.set(key, value, ex=30 * 86400 if i % 10 == 0 else None)
+            elif kind == "list" and same_size:
+                pipe.lset(key, 0, "item:X")
+            elif kind == "list":
+                pipe.rpush(key, "item:new")
+            elif kind == "set":
+                if same_size:
+                    pipe.srem(key, "member:1")
+                    queued += 1
+                pipe.sadd(key, "member:new")
+            elif kind == "zset" and same_size:
+                pipe.zincrby(key, 0.5, "zmember:1")
+            elif kind == "zset":
+                pipe.zadd(key, {"zmember:new": 0})
+            else:
+                pipe.hset(key, "field:1" if same_size else "field:new", "value:X")
+            queued += 1
+            done["changed"] += 1
+            flush()
+    added_strings = len(range(0, strings, 100))  # as many added as deleted: strings, then hashes
+    for n in range(done["deleted"]):
+        if n < added_strings:
+            pipe.set(f"added:{n}", f"value:{n}")
+        else:
+            pipe.hset(f"added-hash:{n}", mapping={"field:1": "value:1", "field:2": "value:2"})
+        queued += 1
+        done["added"] += 1
+        flush()
+    flush(force=True)
+    return done
+
+
+def make_diff_copy(target: Path, source: Path, scale: int) -> int:
+    """target: the RDB `source` (built by rdb_recipe(scale)) with 1% of its keys deleted,
+    1% changed and 1% added, by a throwaway Redis 7.0 that loads it, changes it and SAVEs.
+    Returns the key count of the new file."""
+    if not source.exists():
+        raise FileNotFoundError(f"{source} not found: build it first")
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-diff-") as tmp:
+        directory = Path(tmp)
+        shutil.copyfile(source, directory / "dump.rdb")
+        with running_server(find_binary("7.0"), directory=directory, config=DIFF_CONFIG) as s:
+            client = s.client(socket_timeout=None)
+            before = int(client.dbsize())
+            done = apply_diff_changes(s, scale)
+            keys = int(client.dbsize())
+            if keys != before - done["deleted"] + done["added"]:
+                raise RuntimeError(f"unexpected key count {keys} after {done} on {before} keys")
+            save_rdb(s, target)
+    print(
+        f"  {done['deleted']:,} deleted, {done['changed']:,} changed, {done['added']:,} added "
+        f"of {before:,} keys"
+    )
+    return keys
+
+
 def replace_dir(new: Path, target: Path) -> None:
     """Put the directory `new` at `target`, removing an older target only once `new` is in."""
     old = target.with_name(target.name + ".old")
@@ -220,7 +316,20 @@ ARTEFACTS: list[Artefact] = [
         "bench.rdb's keyspace as a multi-part AOF, plain commands",
         source="bench.rdb",
     ),
-    # Later: a diff pair ("diff-a.rdb", "diff-b.rdb").
+    Artefact(
+        "bench-diff.rdb",
+        True,
+        lambda p: make_diff_copy(p, p.with_name("bench.rdb"), 1),
+        "bench.rdb with 1% of keys deleted, 1% changed, 1% added: the diff pair",
+        source="bench.rdb",
+    ),
+    Artefact(
+        "bench-x4-diff.rdb",
+        False,
+        lambda p: make_diff_copy(p, p.with_name("bench-x4.rdb"), 4),
+        "bench-x4.rdb with 1% of keys deleted, 1% changed, 1% added",
+        source="bench-x4.rdb",
+    ),
 ]
 
 
@@ -236,13 +345,16 @@ def up_to_date(target: Path, artefact: Artefact) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--x4", action="store_true", help="also build bench-x4.rdb (slow)")
+    parser.add_argument(
+        "--x4", action="store_true", help="also build bench-x4.rdb and its diff copy (slow)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild files that exist")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="output folder")
     args = parser.parse_args(argv)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    wanted = [a for a in ARTEFACTS if a.default or (args.x4 and a.name == "bench-x4.rdb")]
+    x4 = ("bench-x4.rdb", "bench-x4-diff.rdb")
+    wanted = [a for a in ARTEFACTS if a.default or (args.x4 and a.name in x4)]
     for artefact in wanted:
         target = args.data_dir / artefact.name
         if up_to_date(target, artefact) and not args.force:

@@ -1,15 +1,16 @@
-"""Time rbkit against redis-check-rdb and redis-check-aof (and optional peers) on the same files.
+"""Time rbkit against redis-check-rdb and redis-check-aof (and peers), and rbkit diff.
 
-Each command runs N times (--runs, --aof-runs); the table shows the best wall time and the
-highest peak RSS over those runs (ru_maxrss from os.wait4, taken by a small launcher process).
+Each command runs N times (--runs, --aof-runs, --diff-runs); the table shows the best wall time
+and the highest peak RSS over those runs (ru_maxrss from os.wait4, taken by a small launcher).
 A command that fails or times out shows that in its row and the run carries on.
 This is a benchmark, not a test: nothing here asserts a timing.
 
-    python benchmarks/run.py                     # bench.rdb (best of 3), then bench-aof (1 run)
-    python benchmarks/run.py --no-aof            # the RDB table only
+    python benchmarks/run.py                     # bench.rdb (best of 3), bench-aof, diff (1 run)
+    python benchmarks/run.py --no-aof --no-diff  # the RDB table only
     python benchmarks/run.py --aof-only          # the AOF table only
     python benchmarks/run.py --with-rdbtools     # also rdbtools' `rdb --command json`
     python benchmarks/run.py --memory-growth     # rbkit's peak RSS on bench vs bench-x4
+    python benchmarks/run.py --diff-only         # rbkit diff bench.rdb bench-diff.rdb only
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 REDIS_CHECK_RDB = "/usr/bin/redis-check-rdb"
 REDIS_CHECK_AOF = "/usr/bin/redis-check-aof"
 KEYS_READ_RE = re.compile(rb"(\d+) keys read")
+DIFF_SCHEMA = "rbkit.diff/1"
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Command:
     timeout: float | None = None  # seconds; the child is killed after that
     runs: int | None = None  # overrides --runs (for very slow peers)
     keep_stdout: bool = True  # False: stdout goes to /dev/null (huge outputs)
+    ok_codes: tuple[int, ...] = (0,)  # exit codes that mean success (diff: 1 = differences)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Run:
     keys: int | None
     error: str | None
     commands: int | None = None  # AOF commands read (rbkit's JSON `aof.commands` total)
+    diff: dict[str, Any] | None = None  # rbkit diff's totals and counters (diff_from_output)
 
 
 @dataclass
@@ -87,6 +91,10 @@ class Result:
         return next((r.commands for r in self.ok_runs if r.commands is not None), None)
 
     @property
+    def diff(self) -> dict[str, Any] | None:
+        return next((r.diff for r in self.ok_runs if r.diff is not None), None)
+
+    @property
     def timed_out(self) -> bool:
         """No run finished and the series stopped at a timeout."""
         return not self.ok_runs and any(r.timed_out for r in self.runs)
@@ -109,7 +117,8 @@ def default_rbkit() -> str:
 
 
 def keys_from_output(stdout: bytes) -> int | None:
-    """The key count in redis-check-rdb's "N keys read" line or in rbkit's JSON totals."""
+    """The key count in redis-check-rdb's "N keys read" line or in rbkit's JSON totals
+    (for `rbkit diff --json`: the keys read from both sides)."""
     match = KEYS_READ_RE.search(stdout)
     if match:
         return int(match.group(1))
@@ -117,6 +126,9 @@ def keys_from_output(stdout: bytes) -> int | None:
         data = json.loads(stdout)
     except ValueError:
         return None
+    if isinstance(data, dict) and data.get("schema") == DIFF_SCHEMA:
+        reads = [(data.get(side) or {}).get("keys_read") for side in ("a", "b")]
+        return sum(reads) if all(isinstance(n, int) for n in reads) else None
     totals = data.get("totals") if isinstance(data, dict) else None
     keys = totals.get("keys") if isinstance(totals, dict) else None
     return keys if isinstance(keys, int) else None
@@ -133,6 +145,20 @@ def commands_from_output(stdout: bytes) -> int | None:
     if not isinstance(counts, dict):
         return None
     return sum(n for n in counts.values() if isinstance(n, int))
+
+
+def diff_from_output(stdout: bytes) -> dict[str, Any] | None:
+    """What `rbkit diff --json` found: its total counts and how many values it compared."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("schema") != DIFF_SCHEMA:
+        return None
+    counts = (data.get("totals") or {}).get("keys") or {}
+    found = {k: counts.get(k) for k in ("a", "b", "removed", "added", "changed", "unchanged")}
+    found.update({k: data.get(k) for k in ("keys_expired", "values_compared", "same")})
+    return found
 
 
 def last_line(text: bytes) -> str:
@@ -204,11 +230,12 @@ def run_once(command: Command) -> Run:
     error = None
     if timed_out:
         error = f"timeout after {timeout:.0f} s"
-    elif returncode != 0:
+    elif returncode not in command.ok_codes:
         error = f"exit {returncode}: {last_line(errors) or last_line(output)}"
     keys = keys_from_output(output) if error is None else None
     count = commands_from_output(output) if error is None else None
-    return Run(wall, peak_kb, returncode, bool(timed_out), keys, error, count)
+    found = diff_from_output(output) if error is None else None
+    return Run(wall, peak_kb, returncode, bool(timed_out), keys, error, count, found)
 
 
 def rss_floor_kb() -> int:
@@ -402,6 +429,104 @@ def compare_aof(path: Path, args: argparse.Namespace, floor: int) -> dict[str, A
     return json_entry(results, {"file": str(path), "size_bytes": size, "rss_floor_kb": floor})
 
 
+def diff_commands(a: Path, b: Path, args: argparse.Namespace) -> list[Command]:
+    """`rbkit check` of A (the reference: there is no peer tool for a diff), `rbkit diff`, and
+    `rbkit diff --values` unless --no-diff-values; --diff-runs each, --diff-timeout cap."""
+    timeout, runs = args.diff_timeout or None, args.diff_runs
+    diff = [args.rbkit, "diff", "--json", str(a), str(b)]
+    listed = [
+        Command(f"rbkit check --json {a.name}", [args.rbkit, "check", "--json", str(a)]),
+        Command("rbkit diff --json", diff, timeout, runs, ok_codes=(0, 1)),
+    ]
+    if not args.no_diff_values:
+        listed.append(
+            Command("rbkit diff --json --values", [*diff, "--values"], timeout, runs, True, (0, 1))
+        )
+    return listed
+
+
+def diff_table(results: list[Result], a: Path, b: Path) -> str:
+    """The diff rows: wall, RSS, ratio to `rbkit check` of A, keys and MB read per second.
+
+    A diff reads both files, `check` one: keys/s and MB/s count what each command read.
+    """
+    reference = results[0].best_wall_s
+    size_a, size_b = a.stat().st_size, b.stat().st_size
+    rows = []
+    for i, r in enumerate(results):
+        size = size_a if i == 0 else size_a + size_b
+        if r.timed_out:
+            cut = max(run.wall_s for run in r.runs)
+            seen = max(run.peak_rss_kb for run in r.runs)
+            ratio = f"> {cut / reference:.0f}x" if reference else ""
+            rows.append([r.label, f"timeout (> {cut:.0f})", f">= {seen / 1024:.0f}", ratio, "", ""])
+            continue
+        wall, rss = r.best_wall_s, r.peak_rss_kb
+        if r.error is not None or wall is None or rss is None:
+            rows.append([r.label, r.error, "", "", "", ""])
+            continue
+        rows.append(
+            [
+                r.label,
+                f"{wall:.2f}",
+                f"{rss / 1024:.0f}",
+                f"{wall / reference:.2f}x" if reference else "",
+                f"{r.keys / wall:,.0f}" if r.keys else "",
+                f"{size / 1e6 / wall:.1f}",
+            ]
+        )
+    headers = ["command", "wall s (best)", "peak RSS MB", "vs rbkit check", "keys/s", "MB/s"]
+    return tabulate(rows, headers=headers, disable_numparse=True)
+
+
+def diff_found(r: Result) -> str | None:
+    """One line: what a diff run found (to see the pair is what make_data.py made)."""
+    d = r.diff
+    if d is None:
+        return None
+    text = (
+        f"{r.label}: A {d['a']:,} keys, B {d['b']:,}: {d['removed']:,} removed, "
+        f"{d['added']:,} added, {d['changed']:,} changed, {d['unchanged']:,} unchanged"
+    )
+    if d.get("values_compared"):
+        text += f"; {d['values_compared']:,} values compared"
+    return text
+
+
+def compare_diff(a: Path, b: Path, args: argparse.Namespace, floor: int) -> dict[str, Any]:
+    """The diff table (printed unless --json); returns the JSON entry."""
+    runs = f"best of {args.diff_runs} runs" if args.diff_runs > 1 else "1 run"
+    cap = f"timeout {args.diff_timeout:.0f} s" if args.diff_timeout else "no timeout"
+    print(f"diff {a.name} {b.name}: {runs}, {cap}", file=sys.stderr)
+    warm_cache(a)
+    warm_cache(b)
+    results = measure(diff_commands(a, b, args), args.diff_runs)
+    sizes = f"{a.stat().st_size / 1e6:.1f} MB + {b.stat().st_size / 1e6:.1f} MB"
+    if not args.json:
+        print(f"\nrbkit diff {a} {b} ({sizes}), {runs}, {cap}\n")
+        print(diff_table(results, a, b))
+        print()
+        for r in results[1:]:
+            line = diff_found(r)
+            if line:
+                print(line)
+        print(
+            "(no peer tool diffs RDB files: the reference is `rbkit check` of A alone; a diff "
+            "reads both files and keeps every key's name and metadata)"
+        )
+        print(f"(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)", flush=True)
+    extra = {
+        "a": str(a),
+        "b": str(b),
+        "size_bytes": a.stat().st_size + b.stat().st_size,
+        "rss_floor_kb": floor,
+    }
+    data = json_entry(results, extra)
+    for entry, r in zip(data["results"], results, strict=True):
+        entry["diff"] = r.diff
+    return data
+
+
 def memory_growth(args: argparse.Namespace) -> int:
     """rbkit check --json on bench.rdb and bench-x4.rdb: both peak RSS values and the ratio."""
     files = [args.data_dir / "bench.rdb", args.data_dir / "bench-x4.rdb"]
@@ -452,6 +577,24 @@ def main(argv: list[str] | None = None) -> int:
     only = aof.add_mutually_exclusive_group()
     only.add_argument("--no-aof", action="store_true", help="skip the AOF table")
     only.add_argument("--aof-only", action="store_true", help="only the AOF table")
+    diff = parser.add_argument_group(
+        "diff table (run by default when no RDB file is named, if data/bench-diff.rdb exists)"
+    )
+    diff.add_argument(
+        "--diff-pair",
+        nargs=2,
+        type=Path,
+        metavar=("A", "B"),
+        help="the two RDB files to diff (default data/bench.rdb data/bench-diff.rdb)",
+    )
+    diff.add_argument("--diff-runs", type=int, default=1, help="runs per diff command")
+    diff.add_argument(
+        "--diff-timeout", type=float, default=1200, help="cap per diff run, seconds (0: none)"
+    )
+    diff.add_argument("--no-diff-values", action="store_true", help="skip `diff --values`")
+    diff_only = diff.add_mutually_exclusive_group()
+    diff_only.add_argument("--no-diff", action="store_true", help="skip the diff table")
+    diff_only.add_argument("--diff-only", action="store_true", help="only the diff table")
     parser.add_argument("--runs", type=int, default=3, help="runs per command (best is shown)")
     parser.add_argument("--json", action="store_true", help="print raw results as JSON")
     parser.add_argument("--rbkit", default=default_rbkit(), help="rbkit executable")
@@ -464,15 +607,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="generated files")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.aof_runs < 1:
-        parser.error("--runs and --aof-runs must be at least 1")
+    if args.runs < 1 or args.aof_runs < 1 or args.diff_runs < 1:
+        parser.error("--runs, --aof-runs and --diff-runs must be at least 1")
+    if args.aof_only and args.diff_only:
+        parser.error("--aof-only and --diff-only: pick one")
     if args.memory_growth:
         return memory_growth(args)
     path = args.file or args.data_dir / "bench.rdb"
     asked_aof = args.aof_only or args.aof_path is not None
     aof_path = args.aof_path or args.data_dir / "bench-aof" / "appendonlydir"
-    run_rdb = not args.aof_only
-    run_aof = not args.no_aof and (asked_aof or args.file is None)
+    asked_diff = args.diff_only or args.diff_pair is not None
+    pair = args.diff_pair or (args.data_dir / "bench.rdb", args.data_dir / "bench-diff.rdb")
+    run_rdb = not args.aof_only and not args.diff_only
+    run_aof = not args.no_aof and not args.diff_only and (asked_aof or args.file is None)
+    run_diff = not args.no_diff and not args.aof_only and (asked_diff or args.file is None)
     if run_rdb and not path.exists():
         print(f"{path} not found: run benchmarks/make_data.py first", file=sys.stderr)
         return 2
@@ -482,12 +630,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("(AOF table skipped)", file=sys.stderr)
         run_aof = False
+    missing = [p for p in pair if not p.exists()]
+    if run_diff and missing:
+        print(f"{missing[0]} not found: run benchmarks/make_data.py", file=sys.stderr)
+        if asked_diff:
+            return 2
+        print("(diff table skipped)", file=sys.stderr)
+        run_diff = False
     floor = rss_floor_kb()
     data: dict[str, Any] = {}
     if run_rdb:
         data = compare(path, args, floor)
     if run_aof:
         data["aof"] = compare_aof(aof_path, args, floor)
+    if run_diff:
+        data["diff"] = compare_diff(*pair, args, floor)
     if args.json:
         print(json.dumps(data, indent=2))
     return 0

@@ -12,6 +12,7 @@ import typer
 
 from toolkit import __version__
 from toolkit.backup import check_backup
+from toolkit.diff.cli import diff
 from toolkit.progress import progress_for
 from toolkit.restore_cli import restore
 from toolkit.result import BackupIOError
@@ -88,6 +89,7 @@ def check(
 
 
 app.command()(restore)
+app.command()(diff)
 
 
 def main() -> None:

@@ -411,8 +411,8 @@ def _size(path: Path) -> int:
 
 
 def scratch_settings(result: CheckResult, binary: ServerBinary, notes: list[str]) -> dict[str, str]:
-    """The config of a scratch server that loads this backup (what the backup needs, said in
-    ``notes``). Used by the drill and by the network restore of an AOF."""
+    """The config of a scratch server that loads this backup; why, said in ``notes``.
+    (The drill's, and diff's when it loads an AOF to read its values.)"""
     settings: dict[str, str] = {}
     databases = needed_databases(result)
     if databases > DEFAULT_DATABASES:

@@ -1,0 +1,537 @@
+"""A diff report as text: the terminal table, the Markdown section and the JSON object.
+
+Pure functions of a ``DiffReport`` (toolkit/diff/model.py); no IO. Counts that a side could
+not give (a saved ``check --json`` report has no key names) are None: "-" in tables, null in
+JSON. Key names go through ``display_key`` (UTF-8, else ``\\xNN`` escapes, as ``check`` shows
+them); tables also escape control characters so that one key stays on one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from tabulate import tabulate
+
+from parsers.rdb.constants import REDIS_TYPES
+from toolkit.diff.model import (
+    ADDED,
+    COUNTS,
+    EXPIRED,
+    KINDS,
+    REMOVED,
+    SIZE,
+    TTL_CHANGED,
+    TTL_GAINED,
+    TTL_LOST,
+    TYPE,
+    VALUE,
+    VALUES,
+    Counts,
+    DbDiff,
+    DiffReport,
+    KeyDiff,
+    KeyState,
+    Source,
+)
+from toolkit.keys import display_key
+
+SCHEMA = "rbkit.diff/1"
+TOP_PREFIXES = 10  # key families shown by default
+
+_COUNT_FIELDS = ("a", "b", "added", "removed", "expired", "changed", "unchanged")
+_COUNT_HEADERS = ("A", "B", "added", "removed", "expired", "changed", "unchanged")
+# The password of a URL, in case a name or note still carries one: redis://user:PASS@host.
+_URL_PASSWORD = re.compile(r"(?i)\b(rediss?|unix|valkeys?)://([^:/@\s]*):([^@\s]*)@")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TYPE_NOTE = "(a key whose type changed counts as changed under its type in B)"
+_KIND_WORDS = {
+    REMOVED: "removed",
+    EXPIRED: "expired",
+    ADDED: "added",
+    TYPE: "type changed",
+    SIZE: "size changed",
+    TTL_GAINED: "TTL gained",
+    TTL_LOST: "TTL lost",
+    TTL_CHANGED: "TTL changed",
+    VALUE: "value changed",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# JSON
+
+
+def diff_json(
+    report: DiffReport, *, keys: bool = True, top_prefixes: int | None = None
+) -> dict[str, Any]:
+    """The ``rbkit diff --json`` object (schema rbkit.diff/1); field names are a contract.
+
+    ``keys`` False leaves the per-key list out (``"keys": null``); ``top_prefixes`` caps the
+    prefix list (None: all the report has).
+    """
+    totals = _totals(report)
+    prefixes = report.prefixes if top_prefixes is None else report.prefixes[:top_prefixes]
+    return {
+        "schema": SCHEMA,
+        "same": report.same,
+        "level": report.level,
+        "a": _source_json(report.a),
+        "b": _source_json(report.b),
+        "dbs_compared": report.dbs_compared,
+        "match": report.match,
+        "ttl_tolerance_ms": report.ttl_tolerance_ms,
+        "databases": {
+            str(db): {
+                "keys": _counts_json(d.keys),
+                "expires": {"a": d.expires_a, "b": d.expires_b},
+                "by_type": {t: _counts_json(c) for t, c in _types(d)},
+            }
+            for db, d in sorted(report.databases.items())
+        },
+        "totals": {
+            "keys": _counts_json(totals.keys),
+            "expires": {"a": totals.expires_a, "b": totals.expires_b},
+            "by_type": {t: _counts_json(c) for t, c in _types(totals)},
+        },
+        "keys_differing": None if report.level == COUNTS else report.keys_differing,
+        "keys_expired": None if report.level == COUNTS else report.keys_expired,
+        "values_compared": report.values_compared,
+        "values_reread": report.values_reread,
+        "by_kind": {kind: report.by_kind.get(kind, 0) for kind in KINDS},
+        "prefixes": [
+            {
+                "prefix": p.prefix,
+                "removed": p.removed,
+                "added": p.added,
+                "changed": p.changed,
+                "total": p.total,
+            }
+            for p in prefixes
+        ],
+        "keys": [_key_json(k, report) for k in report.keys] if keys else None,
+        "notes": [redact(n) for n in report.notes],
+    }
+
+
+def _source_json(source: Source) -> dict[str, Any]:
+    return {
+        "kind": source.kind,
+        "name": redact(source.name),
+        "time_ms": source.time_ms,
+        "time": None if source.time_ms is None else utc_iso(source.time_ms),
+        "time_source": source.time_source,
+        "version": source.version,
+        "keys_read": source.keys_read,
+        "seconds": round(source.seconds, 6),
+        "notes": [redact(n) for n in source.notes],
+    }
+
+
+def _counts_json(c: Counts) -> dict[str, int | None]:
+    return {name: getattr(c, name) for name in _COUNT_FIELDS}
+
+
+def _key_json(k: KeyDiff, report: DiffReport) -> dict[str, Any]:
+    return {
+        "db": k.db,
+        "key": display_key(k.key),
+        "kinds": list(k.kinds),
+        "a": _state_json(k.a, report.a),
+        "b": _state_json(k.b, report.b),
+    }
+
+
+def _state_json(state: KeyState | None, side: Source) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "type": state.type,
+        "expire_ms": state.expire_ms,
+        "ttl_ms": _ttl_ms(state, side),
+        "size": state.size,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Terminal table
+
+
+def render_table(
+    report: DiffReport, *, keys: bool = False, top_prefixes: int = TOP_PREFIXES
+) -> str:
+    """The diff as text for a terminal: verdict, both sources, per-db and per-type tables,
+    differences by kind, the key families that changed most and (``keys``) the keys."""
+    out = [f"rbkit diff: {verdict(report)}"]
+    for label, source in (("A", report.a), ("B", report.b)):
+        out.append(f"  {label}: {_source_line(source)}")
+        out.extend(f"     note: {_one_line(redact(n))}" for n in source.notes)
+    out.append(f"  level: {level_text(report)}")
+    if report.level != COUNTS:
+        out.append(f"  TTL tolerance: {report.ttl_tolerance_ms} ms")
+    out.extend(f"  {line}" for line in _scope_lines(report))
+    out.extend(f"  note: {_one_line(redact(n))}" for n in _report_notes(report))
+    if not report.databases:
+        out += ["", "no keys on either side" + (" match --match" if report.match else "")]
+        return "\n".join(out)
+    out += ["", _db_table(report, "simple")]
+    out += ["", _type_table(report, "simple")]
+    if report.by_kind.get(TYPE):
+        out.append(_TYPE_NOTE)
+    if report.level != COUNTS and any(report.by_kind.values()):
+        rows = [(_KIND_WORDS.get(k, k), n) for k, n in _kinds(report)]
+        out += ["", _table(rows, ("difference", "keys"), "simple", numeric=(1,))]
+    if report.prefixes and top_prefixes:
+        out += ["", _prefix_table(report, top_prefixes, "simple")]
+    if keys and report.level != COUNTS:
+        out += ["", _keys_caption(report)]
+        if report.keys:
+            out.append(_keys_table(report, "simple", code=False))
+    return "\n".join(out)
+
+
+def _source_line(source: Source) -> str:
+    parts = [f"{_one_line(redact(source.name))} ({_KIND_NAMES.get(source.kind, source.kind)})"]
+    if source.time_ms is not None:
+        when = utc_iso(source.time_ms)
+        parts.append(f"{when} from {source.time_source}" if source.time_source else when)
+    else:
+        parts.append("time unknown")
+    if source.version:
+        parts.append(f"Redis {source.version}")
+    parts.append(f"{source.keys_read} keys read in {source.seconds:.2f} s")
+    return ", ".join(parts)
+
+
+_KIND_NAMES = {
+    "rdb": "RDB file",
+    "aof": "AOF",
+    "report": "saved check report",
+    "live": "live server",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Markdown
+
+
+def render_markdown(
+    report: DiffReport, *, keys: bool = True, top_prefixes: int = TOP_PREFIXES
+) -> str:
+    """The diff as a Markdown section for a post-incident review: heading, sources, verdict,
+    summary tables (GitHub pipe tables), key families, and (``keys``) the first keys."""
+    a, b = report.a, report.b
+    out = [f"## Redis diff: {_md_text(_short(a))} → {_md_text(_short(b))}", ""]
+    rows = [
+        (
+            label,
+            _code(redact(s.name)),
+            _KIND_NAMES.get(s.kind, s.kind),
+            "unknown" if s.time_ms is None else utc_iso(s.time_ms),
+            _md_text(s.time_source or "-"),
+            _md_text(s.version or "-"),
+            s.keys_read,
+            f"{s.seconds:.2f}",
+        )
+        for label, s in (("A (before)", a), ("B (after)", b))
+    ]
+    headers = ("side", "source", "kind", "time (UTC)", "time from", "Redis", "keys read", "seconds")
+    out += [_table(rows, headers, "pipe", numeric=(6, 7)), ""]
+    out.append(f"**Result:** {_md_text(verdict(report))}")
+    out.append("")
+    details = [f"Compared: {_md_text(level_text(report))}."]
+    if report.level != COUNTS:
+        details.append(f"TTL tolerance {report.ttl_tolerance_ms} ms.")
+    details += [_md_text(line) + "." for line in _scope_lines(report)]
+    out.append(" ".join(details))
+    notes = [(label, n) for label, s in (("A", a), ("B", b)) for n in s.notes]
+    notes += [("", n) for n in _report_notes(report)]
+    if notes:
+        out.append("")
+        out.extend(f"- {label + ': ' if label else ''}{_md_text(redact(n))}" for label, n in notes)
+    if not report.databases:
+        out += ["", "No keys on either side" + (" match --match." if report.match else ".")]
+        return "\n".join(out) + "\n"
+    out += ["", "### Keys per database", "", _db_table(report, "pipe")]
+    out += ["", "### Keys per type", "", _type_table(report, "pipe")]
+    if report.by_kind.get(TYPE):
+        out += ["", _md_text(_TYPE_NOTE)]
+    if report.level != COUNTS and any(report.by_kind.values()):
+        rows = [(_KIND_WORDS.get(k, k), n) for k, n in _kinds(report)]
+        out += ["", "### Differences by kind", ""]
+        out.append(_table(rows, ("difference", "keys"), "pipe", numeric=(1,)))
+    if report.prefixes and top_prefixes:
+        out += ["", "### Key families that changed most", ""]
+        out.append(_prefix_table(report, top_prefixes, "pipe"))
+    if keys and report.level != COUNTS:
+        out += ["", "### Differing keys", "", _md_text(_keys_caption(report))]
+        if report.keys:
+            out += ["", _keys_table(report, "pipe", code=True)]
+    return "\n".join(out) + "\n"
+
+
+def _short(source: Source) -> str:
+    """The heading's name of a side: a file's base name, a URL as it is."""
+    name = redact(source.name)
+    if source.kind == "live" or "://" in name:
+        return name
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def _md_text(text: str) -> str:
+    """Text for a Markdown table cell or line: one line, no table or emphasis breaks."""
+    text = _one_line(text)
+    return re.sub(r"([\\|*_`<>\[\]])", r"\\\1", text)
+
+
+def _code(text: str) -> str:
+    """Text as an inline code span (a fence longer than any backtick run inside it)."""
+    text = _one_line(text).replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+# ---------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def verdict(report: DiffReport) -> str:
+    """One sentence: the same, or how many keys differ and how."""
+    if report.level == COUNTS:
+        if report.same:
+            return "the same key counts (per db, per type and with a TTL)"
+        totals = _totals(report)
+        return (
+            f"the key counts differ: A has {totals.keys.a} keys, B has {totals.keys.b} "
+            f"(key names not compared: a side gave counts only)"
+        )
+    expired = ""
+    if report.keys_expired:
+        expired = (
+            f"; {_n(report.keys_expired, 'key')} of A expired by B's time "
+            "(not counted as differences)"
+        )
+    if report.same:
+        what = (
+            "types, sizes, TTLs and values" if report.level == VALUES else "types, sizes and TTLs"
+        )
+        return f"the same keys, {what}{expired}"
+    totals = _totals(report).keys
+    parts = [
+        f"{totals.removed or 0} removed",
+        f"{totals.added or 0} added",
+        f"{totals.changed or 0} changed",
+    ]
+    differ = "key differs" if report.keys_differing == 1 else "keys differ"
+    return f"{report.keys_differing} {differ}: {', '.join(parts)}{expired}"
+
+
+def level_text(report: DiffReport) -> str:
+    """What the diff compared, in words."""
+    if report.level == COUNTS:
+        return "counts only (a side is a saved check report: no key names)"
+    if report.level == VALUES:
+        text = f"key names, types, sizes, TTLs and values ({_n(report.values_compared, 'value')}"
+        text += " compared"
+        if report.values_reread:
+            text += f", {report.values_reread} re-read from the live server"
+        return text + ")"
+    return "key names, types, sizes and TTLs (values not compared: --values)"
+
+
+def _report_notes(report: DiffReport) -> list[str]:
+    """The report's notes, less those that repeat a side's note as ``A: ...``/``B: ...``."""
+    repeats = {f"{label}: {n}" for label, s in (("A", report.a), ("B", report.b)) for n in s.notes}
+    return [n for n in report.notes if n not in repeats]
+
+
+def _scope_lines(report: DiffReport) -> list[str]:
+    lines = []
+    if report.dbs_compared is not None:
+        lines.append("databases compared: " + ", ".join(map(str, report.dbs_compared)))
+    if report.match is not None:
+        lines.append(f"keys matching: {_one_line(report.match)}")
+    return lines
+
+
+def utc_iso(ms: int) -> str:
+    """Unix milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` (``.mmm`` when not a whole second)."""
+    try:
+        when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
+    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
+    return when.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def duration(ms: int) -> str:
+    """A TTL in words: ``850 ms``, ``42 s``, ``3 m 20 s``, ``5 h 0 m``, ``12 d 3 h``."""
+    sign, ms = ("-", -ms) if ms < 0 else ("", ms)
+    if ms < 1000:
+        return f"{sign}{ms} ms"
+    s = ms // 1000
+    if s < 60:
+        return f"{sign}{ms / 1000:.1f} s" if s < 10 else f"{sign}{s} s"
+    if s < 3600:
+        return f"{sign}{s // 60} m {s % 60} s"
+    if s < 86400:
+        return f"{sign}{s // 3600} h {s % 3600 // 60} m"
+    return f"{sign}{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _ttl_ms(state: KeyState, side: Source) -> int | None:
+    if state.expire_ms is None or side.time_ms is None:
+        return None
+    return state.expire_ms - side.time_ms
+
+
+def _state_text(state: KeyState | None, side: Source) -> str:
+    """``string, 12 B, TTL 42 s`` / ``hash, 6 items, no TTL`` / ``-`` (not there)."""
+    if state is None:
+        return "-"
+    parts = [state.type]
+    if state.size is not None:
+        parts.append(f"{state.size} B" if state.type == "string" else _n(state.size, "item"))
+    if state.expire_ms is None:
+        parts.append("no TTL")
+    else:
+        ttl = _ttl_ms(state, side)
+        parts.append(
+            f"TTL {duration(ttl)}" if ttl is not None else f"expires {utc_iso(state.expire_ms)}"
+        )
+    return ", ".join(parts)
+
+
+def _totals(report: DiffReport) -> DbDiff:
+    """All dbs added up (a count that is None in any db is None in the total)."""
+    total = DbDiff()
+    for d in report.databases.values():
+        _add(total.keys, d.keys)
+        total.expires_a += d.expires_a
+        total.expires_b += d.expires_b
+        for t, c in d.by_type.items():
+            _add(total.by_type.setdefault(t, Counts()), c)
+    return total
+
+
+def _add(into: Counts, c: Counts) -> None:
+    for name in _COUNT_FIELDS:
+        mine, theirs = getattr(into, name), getattr(c, name)
+        setattr(into, name, None if mine is None or theirs is None else mine + theirs)
+
+
+def _types(d: DbDiff) -> list[tuple[str, Counts]]:
+    """A db's per-type counts: Redis's types in their usual order, then the others by name."""
+    order = {t: i for i, t in enumerate(REDIS_TYPES)}
+    return sorted(d.by_type.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+
+
+def _kinds(report: DiffReport) -> list[tuple[str, int]]:
+    known = [(k, report.by_kind.get(k, 0)) for k in KINDS]
+    other = sorted((k, n) for k, n in report.by_kind.items() if k not in KINDS)
+    return [(k, n) for k, n in known + other if n]
+
+
+def _cells(c: Counts) -> list[str]:
+    return ["-" if v is None else str(v) for v in (getattr(c, f) for f in _COUNT_FIELDS)]
+
+
+def _db_table(report: DiffReport, fmt: str) -> str:
+    rows = [
+        [str(db), *_cells(d.keys), str(d.expires_a), str(d.expires_b)]
+        for db, d in sorted(report.databases.items())
+    ]
+    if len(rows) > 1:
+        total = _totals(report)
+        rows.append(["all", *_cells(total.keys), str(total.expires_a), str(total.expires_b)])
+    headers = ("db", *_COUNT_HEADERS, "expires A", "expires B")
+    return _table(rows, headers, fmt, numeric=range(1, len(headers)))
+
+
+def _type_table(report: DiffReport, fmt: str) -> str:
+    """Per type over all dbs; per db and type when there are several dbs."""
+    several = len(report.databases) > 1
+    rows = []
+    if several:
+        for db, d in sorted(report.databases.items()):
+            rows += [[str(db), t, *_cells(c)] for t, c in _types(d)]
+        rows += [["all", t, *_cells(c)] for t, c in _types(_totals(report))]
+        headers: tuple[str, ...] = ("db", "type", *_COUNT_HEADERS)
+        return _table(rows, headers, fmt, numeric=range(2, len(headers)))
+    rows = [[t, *_cells(c)] for t, c in _types(_totals(report))]
+    headers = ("type", *_COUNT_HEADERS)
+    return _table(rows, headers, fmt, numeric=range(1, len(headers)))
+
+
+def _prefix_table(report: DiffReport, top: int, fmt: str) -> str:
+    shown = report.prefixes[:top]
+    rows = [
+        (
+            _code(p.prefix) if fmt == "pipe" and p.prefix else _one_line(p.prefix) or "(none)",
+            p.removed,
+            p.added,
+            p.changed,
+            p.total,
+        )
+        for p in shown
+    ]
+    table = _table(rows, ("key family", "removed", "added", "changed", "total"), fmt, (1, 2, 3, 4))
+    more = len(report.prefixes) - len(shown)
+    if more > 0:
+        table += f"\n\n(and {_n(more, 'more family', 'more families')})"
+    return table
+
+
+def _keys_caption(report: DiffReport) -> str:
+    listed = len(report.keys)
+    total = report.keys_differing + report.keys_expired
+    expired = f" and {report.keys_expired} expired" if report.keys_expired else ""
+    if not total:
+        return "no key differs"
+    if listed >= total:
+        if not report.keys_expired:
+            return f"all {_n(total, 'differing key')}:"
+        return f"all {_n(total, 'key')} ({report.keys_differing} differing{expired}):"
+    return f"first {listed} of {report.keys_differing} differing keys{expired} (--limit):"
+
+
+def _keys_table(report: DiffReport, fmt: str, *, code: bool) -> str:
+    rows = [
+        (
+            str(k.db),
+            _code(display_key(k.key)) if code else _one_line(display_key(k.key)),
+            ", ".join(_KIND_WORDS.get(kind, kind) for kind in k.kinds),
+            _state_text(k.a, report.a),
+            _state_text(k.b, report.b),
+        )
+        for k in report.keys
+    ]
+    return _table(rows, ("db", "key", "difference", "A", "B"), fmt, numeric=(0,))
+
+
+def _table(
+    rows: Iterable[Sequence[Any]], headers: Sequence[str], fmt: str, numeric: Iterable[int] = ()
+) -> str:
+    """tabulate without number parsing (key names stay text), numbers aligned right."""
+    right = set(numeric)
+    align = ["right" if i in right else "left" for i in range(len(headers))]
+    rows = [[str(v) for v in row] for row in rows]
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True, colalign=align)
+
+
+def _one_line(text: str) -> str:
+    """Control characters (newline, tab, escape...) as ``\\n``, ``\\t``, ``\\x1b``."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def redact(text: str) -> str:
+    """Any URL password in the text replaced by ``***`` (sources should carry none)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}://{m.group(2)}:***@", text)
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"

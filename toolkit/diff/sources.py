@@ -1,0 +1,700 @@
+"""The two sides of a diff: open one from its spec string and read its keys.
+
+A spec is a live server URL (``redis://``, ``rediss://``, ``unix://``), a saved
+``check --json`` report (a JSON file with ``"schema": "rbkit.check/1"``: counts only), or any
+backup ``rbkit check`` accepts (RDB, AOF, ``appendonlydir``, manifest, data directory). A
+backup is checked first and refused when the check finds an error: the diff of a damaged
+file would be meaningless.
+
+Each side fills a :class:`~toolkit.diff.table.KeyTable` (``collect``) or gives per-db counts
+(``counts``), and its :class:`~toolkit.diff.model.Source` says what it was and when its data
+was current.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from parsers.errors import FormatError
+from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, TYPE_NAMES, ValueType
+from parsers.rdb.decode import read_value
+from parsers.rdb.dump import decode_dump
+from parsers.rdb.strings import read_length, read_string, skip_string
+from parsers.rdb.walker import RdbWalker
+from toolkit.backup import check_backup
+from toolkit.diff.errors import DiffError
+from toolkit.diff.live import LiveServer, is_url
+from toolkit.diff.model import Source
+from toolkit.diff.table import (
+    BUCKET_SHIFT,
+    MASK64,
+    NO_TTL,
+    KeyTable,
+    clamp_expiry,
+)
+from toolkit.diff.values import digest, size_of, string_digest
+from toolkit.keyspace import UNKNOWN_TIME
+from toolkit.live import parse_version, scan_db
+from toolkit.mapped import release_behind
+from toolkit.problems import ERROR
+from toolkit.result import BackupIOError, CheckResult
+from toolkit.servers import RedisServer, ServerError, free_port
+
+REPORT_SCHEMA = "rbkit.check/1"
+Progress = Callable[[str], None] | None
+Matcher = Callable[[bytes], object] | None
+# Keys per pipeline when reading a scratch server's values.
+DUMP_BATCH = 1000
+_STRING = int(ValueType.STRING)
+_MODULE_2 = int(ValueType.MODULE_2)
+# Bytes read at a name's offset to get it (longer names take a second read).
+NAME_READ = 256
+
+
+@dataclass
+class DbCounts:
+    """One db's counts, as a side reports them when only counts are compared."""
+
+    keys: int = 0
+    expires: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Side:
+    """One opened side. Subclasses fill ``source`` and implement what they can."""
+
+    kind = ""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.empty_skipped = 0  # empty collections left out (Redis drops them on load)
+        self.module_values = 0  # module values whose digests were taken
+
+    @property
+    def live(self) -> LiveServer | None:
+        """The server to re-read keys from (a live side only)."""
+        return None
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        raise NotImplementedError
+
+    def collect(
+        self,
+        table: KeyTable,
+        *,
+        dbs: set[int] | None,
+        match: Matcher,
+        pattern: bytes | None,
+        values: bool,
+        progress: Progress,
+    ) -> None:
+        raise NotImplementedError
+
+    def name_reader(self) -> Callable[[int], bytes] | None:
+        """Reads a key name back from the ref ``collect`` stored (None: names kept in the
+        table)."""
+        return None
+
+    def close(self) -> None:
+        """Release what the side holds open (mapped file, connections, scratch server)."""
+
+
+# -- opening --------------------------------------------------------------------------------
+
+
+def open_side(spec: str, label: str, progress: Progress = None) -> Side:
+    """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input."""
+    if is_url(spec):
+        return LiveSide(LiveServer(spec))
+    path = Path(spec)
+    report = _read_report(path)
+    if report is not None:
+        return ReportSide(path, report)
+
+    def checking(done: int, total: int) -> None:
+        if progress is not None and total:
+            progress(f"checking {label} ({path.name}): {done * 100 // total}%")
+
+    try:
+        result = check_backup(path, progress=checking if progress is not None else None)
+    except BackupIOError as e:
+        raise DiffError(str(e)) from None
+    _refuse_invalid(result)
+    if result.format == "rdb":
+        return RdbSide(result)
+    return AofSide(result)
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    """The report in ``path`` when it is a saved check --json report, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except IsADirectoryError:
+        return None
+    except FileNotFoundError:
+        raise DiffError(f"{path}: no such file, directory or server URL") from None
+    except OSError as e:
+        raise DiffError(f"{path}: {e.strerror or e}") from None
+    if not head.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise DiffError(f"{path}: a JSON file that cannot be read as a check report: {e}") from None
+    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise DiffError(
+            f"{path}: a JSON file with schema {schema!r}, expected {REPORT_SCHEMA!r} "
+            "(a saved rbkit check --json report)"
+        )
+    if not isinstance(data.get("databases"), dict):
+        raise DiffError(f"{path}: check report without a 'databases' object")
+    return data
+
+
+def _refuse_invalid(result: CheckResult) -> None:
+    errors = [p for p in result.problems if p.severity == ERROR]
+    if not errors:
+        return
+    p = errors[0]
+    where = f" (offset {p.offset})" if p.offset is not None and "offset" not in p.message else ""
+    more = f" and {len(errors) - 1} more error(s)" if len(errors) > 1 else ""
+    raise DiffError(
+        f"{result.path}: not a valid backup: {p.message}{where}{more}; a diff of a damaged "
+        "backup would be meaningless (see rbkit check)"
+    )
+
+
+def _mtime_ms(path: Path) -> int | None:
+    try:
+        return int(path.stat().st_mtime * 1000)
+    except OSError:
+        return None
+
+
+def _aux_ctime_ms(aux: dict[str, Any]) -> int | None:
+    ctime = aux.get("ctime")
+    try:
+        return int(str(ctime)) * 1000 if ctime is not None else None
+    except ValueError:
+        return None
+
+
+# -- a saved check report ------------------------------------------------------------------
+
+
+class ReportSide(Side):
+    kind = "report"
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        aux = data.get("aux") if isinstance(data.get("aux"), dict) else {}
+        source = Source("report", str(path), version=aux.get("redis-ver"))
+        ctime = _aux_ctime_ms(aux)
+        last_ts = (
+            (data.get("aof") or {}).get("last_ts") if isinstance(data.get("aof"), dict) else None
+        )
+        if isinstance(last_ts, int):
+            source.time_ms, source.time_source = last_ts * 1000, "report aof last #TS"
+        elif ctime is not None:
+            source.time_ms, source.time_source = ctime, "report aux ctime"
+        super().__init__(source)
+        if data.get("valid") is False:
+            errors = [p for p in data.get("problems", []) if p.get("severity") == ERROR]
+            first = errors[0].get("message", "?") if errors else "invalid"
+            raise DiffError(
+                f"{path}: a check report of an invalid backup ({first}); a diff of a damaged "
+                "backup would be meaningless"
+            )
+        try:
+            self._counts = {
+                int(db): DbCounts(
+                    int(s.get("keys", 0)),
+                    int(s.get("expires", 0)),
+                    {str(t): int(n) for t, n in (s.get("by_type") or {}).items()},
+                )
+                for db, s in data["databases"].items()
+            }
+        except (AttributeError, TypeError, ValueError) as e:
+            raise DiffError(f"{path}: check report with malformed 'databases': {e}") from None
+        source.keys_read = sum(c.keys for c in self._counts.values())
+        source.notes.append(f"{path} is a saved check report: counts only")
+        for name, text in (
+            ("expired_at_check", "keys already expired when it was checked"),
+            ("empty", "empty collections"),
+        ):
+            n = sum(int(s.get(name, 0) or 0) for s in data["databases"].values())
+            if n:
+                source.notes.append(f"its counts include {n:,} {text}, which a server drops")
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        return {db: c for db, c in self._counts.items() if dbs is None or db in dbs}
+
+
+# -- an RDB file ---------------------------------------------------------------------------
+
+
+def _string_len(buf: Any, pos: int) -> int:
+    """STRLEN of the string value at ``pos`` (integer-encoded: its decimal text)."""
+    b = buf[pos]
+    t = b >> 6
+    if t == 0:
+        return b & 0x3F
+    if t == 1:
+        return ((b & 0x3F) << 8) | buf[pos + 1]
+    if t == 2:
+        return read_length(buf, pos)[0]
+    if b & 0x3F == 3:  # LZF: compressed length, then the uncompressed length
+        _, p = read_length(buf, pos + 1)
+        return read_length(buf, p)[0]
+    return len(read_string(buf, pos)[0])
+
+
+class RdbSide(Side):
+    kind = "rdb"
+
+    def __init__(self, result: CheckResult) -> None:
+        path = Path(result.path)
+        source = Source("rdb", result.path, version=result.aux.get("redis-ver"))
+        ctime = _aux_ctime_ms(result.aux)
+        if ctime is not None:
+            source.time_ms, source.time_source = ctime, "aux ctime"
+        else:
+            source.time_ms, source.time_source = _mtime_ms(path), "file mtime"
+        super().__init__(source)
+        source.notes.extend(result.notes)
+        self.result = result
+        self.path = path
+        self._stack = contextlib.ExitStack()
+        self._mm: mmap.mmap | None = None
+        self._fd = -1
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        inv = self.result.inventory
+        out: dict[int, DbCounts] = {}
+        for db, s in (inv.databases if inv else {}).items():
+            if dbs is None or db in dbs:
+                out[db] = DbCounts(s.keys, s.expires, dict(s.by_type))
+        self.source.keys_read = sum(c.keys for c in out.values())
+        return out
+
+    def _map(self) -> mmap.mmap | None:
+        if self._mm is None:
+            try:
+                f = self._stack.enter_context(open(self.path, "rb"))  # noqa: SIM115
+                self._fd = f.fileno()
+                if os.fstat(self._fd).st_size:
+                    self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+                    self._stack.callback(_close_map, self._mm)
+            except OSError as e:
+                raise DiffError(f"{self.path}: {e.strerror or e}") from None
+        return self._mm
+
+    def name_reader(self) -> Callable[[int], bytes]:
+        """Reads names with pread, not through the map: the few names a report needs are
+        scattered over the file, and mapped pages touched at random would stay in RSS."""
+
+        def read(ref: int) -> bytes:
+            chunk = os.pread(self._fd, NAME_READ, ref)
+            try:
+                return bytes(read_string(chunk, 0)[0])
+            except (FormatError, IndexError):  # a name longer than the chunk
+                assert self._mm is not None
+                end = skip_string(self._mm, ref)
+                return bytes(read_string(os.pread(self._fd, end - ref, ref), 0)[0])
+
+        return read
+
+    def close(self) -> None:
+        self._stack.close()
+        self._mm = None
+
+    def collect(
+        self,
+        table: KeyTable,
+        *,
+        dbs: set[int] | None,
+        match: Matcher,
+        pattern: bytes | None,
+        values: bool,
+        progress: Progress,
+    ) -> None:
+        started = time.monotonic()
+        mm = self._map()
+        if mm is None:
+            return
+        released = 0
+        size = len(mm)
+        label = self.path.name
+
+        def hook(offset: int) -> None:
+            nonlocal released
+            released = release_behind(mm, offset, released)
+            if progress is not None:
+                progress(f"reading {label}: {offset * 100 // size}%")
+
+        try:
+            walker = RdbWalker(mm, on_progress=hook)
+            self._walk(walker, mm, table, dbs, match, values)
+        except FormatError as e:
+            raise DiffError(f"{self.path}: {e}") from None
+        self.source.seconds = time.monotonic() - started
+
+    def _walk(
+        self,
+        walker: RdbWalker,
+        buf: mmap.mmap,
+        table: KeyTable,
+        dbs: set[int] | None,
+        match: Matcher,
+        values: bool,
+    ) -> None:
+        """Every key into ``table``: the loop is written out, as it runs per key."""
+        types = table.types
+        codes = {t: types.code(name) for t, name in TYPE_NAMES.items() if name != "module"}
+        module_codes: dict[int, int] = {}  # module id -> type code
+        collections = COLLECTION_TYPES
+        magic, mv = walker.magic, walker.mv
+        m64, shift = MASK64, BUCKET_SHIFT
+        tables = table.dbs
+        n_read = 0
+        empty = 0
+        modules = 0
+        for db, t, key_at, vpos, end, n, expire in walker.walk():
+            if dbs is not None and db not in dbs:
+                continue
+            if n == 0 and t in collections:
+                empty += 1
+                continue
+            b = buf[key_at]
+            key = buf[key_at + 1 : key_at + 1 + b] if b < 0x40 else read_string(buf, key_at)[0]
+            if match is not None and not match(key):
+                continue
+            if t == _STRING:
+                code = codes[t]
+                size: int | None = _string_len(buf, vpos)
+            elif t == _MODULE_2:
+                module_id = read_length(buf, vpos)[0]
+                code = module_codes.get(module_id, -1)
+                if code < 0:
+                    code = module_codes[module_id] = types.code(walker.module_name_at(vpos))
+                size = None
+            else:
+                code = codes[t]
+                size = n
+            h1 = hash(key) & m64
+            d = tables.get(db)
+            if d is None:
+                d = table.db(db)
+            bk = d.buckets[h1 >> shift]
+            if bk is None:
+                bk = d.bucket(h1 >> shift)
+            bk.h1.append(h1)
+            bk.h2.append(hash(key + b"\x00") & m64)
+            bk.ref.append(key_at)
+            bk.exp.append(NO_TTL if expire is None else clamp_expiry(expire))
+            bk.meta.append(code if size is None else (size + 1) << 8 | code)
+            d.count += 1
+            n_read += 1
+            if values:
+                if t == _STRING:
+                    bk.add_digest(string_digest(read_string(buf, vpos)[0]))
+                else:
+                    try:
+                        value = read_value(buf, t, vpos, magic=magic, mv=mv)[0]
+                    except FormatError as e:
+                        raise e.located(key=bytes(key), db=db) from None
+                    module = t == _MODULE_2
+                    modules += module
+                    bk.add_digest(digest(value, buf[vpos:end] if module else None))
+        self.source.keys_read = n_read
+        self.empty_skipped = empty
+        self.module_values = modules
+
+
+def _close_map(mm: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError):
+        mm.close()
+
+
+# -- an AOF --------------------------------------------------------------------------------
+
+
+class AofSide(Side):
+    """An AOF: keys, types, TTLs and sizes from the check's keyspace model; with --values the
+    values from a scratch redis-server that loaded the AOF (the model keeps no values)."""
+
+    kind = "aof"
+
+    def __init__(self, result: CheckResult) -> None:
+        path = Path(result.path)
+        source = Source("aof", result.path, version=result.aux.get("redis-ver"))
+        aof = result.aof
+        if aof is not None and aof.last_ts is not None:
+            source.time_ms, source.time_source = aof.last_ts * 1000, "last #TS annotation"
+        else:
+            source.time_ms, source.time_source = _newest_mtime_ms(result), "file mtime"
+        super().__init__(source)
+        source.notes.extend(result.notes)
+        self.result = result
+        self.path = path
+        self._server: RedisServer | None = None
+        self._directory: Path | None = None
+        if aof is not None and aof.approximate:
+            unknown = ", ".join(sorted(aof.unknown_commands)) or "see rbkit check"
+            source.notes.append(
+                f"{path.name}: the AOF's keyspace model is approximate (commands it does not "
+                f"apply: {unknown}); keys those touched may differ from what Redis loads"
+            )
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        inv = self.result.inventory
+        out: dict[int, DbCounts] = {}
+        for db, s in (inv.databases if inv else {}).items():
+            if dbs is None or db in dbs:
+                out[db] = DbCounts(s.keys, s.expires, dict(s.by_type))
+        self.source.keys_read = sum(c.keys for c in out.values())
+        return out
+
+    def collect(
+        self,
+        table: KeyTable,
+        *,
+        dbs: set[int] | None,
+        match: Matcher,
+        pattern: bytes | None,
+        values: bool,
+        progress: Progress,
+    ) -> None:
+        started = time.monotonic()
+        replay = self.result.replay
+        if replay is None:
+            raise DiffError(f"{self.path}: the AOF check kept no keyspace model")
+        ks = replay.keyspace
+        server = self._start_server(progress) if values else None
+        batch: list[tuple[int, bytes, str, int | None, int | None]] = []
+        n_read = 0
+        for db, key, type_name, expire, elements in ks.entries():
+            if dbs is not None and db not in dbs:
+                continue
+            if match is not None and not match(key):
+                continue
+            size: int | None = elements
+            if type_name == "string":
+                length = ks.value(db, key)
+                size = length if isinstance(length, int) and length >= 0 else None
+            elif type_name not in REDIS_TYPES:
+                size = None
+            if expire is not None and expire >= UNKNOWN_TIME:
+                expire = UNKNOWN_TIME
+            n_read += 1
+            if server is None:
+                table.add(db, key, type_name, expire, size)
+                continue
+            batch.append((db, key, type_name, expire, size))
+            if len(batch) >= DUMP_BATCH:
+                self._add_with_values(server, table, batch)
+                batch = []
+        if batch and server is not None:
+            self._add_with_values(server, table, batch)
+        self.source.keys_read = n_read
+        self.source.seconds = time.monotonic() - started
+
+    def _add_with_values(
+        self,
+        server: RedisServer,
+        table: KeyTable,
+        batch: list[tuple[int, bytes, str, int | None, int | None]],
+    ) -> None:
+        by_db: dict[int, list[int]] = {}
+        for i, row in enumerate(batch):
+            by_db.setdefault(row[0], []).append(i)
+        digests: list[bytes | None] = [None] * len(batch)
+        for db, rows in by_db.items():
+            client = server.client(db)
+            try:
+                pipe = client.pipeline(transaction=False)
+                for i in rows:
+                    pipe.dump(batch[i][1])
+                payloads = pipe.execute(False)
+            except redis.RedisError as e:
+                raise DiffError(f"{self.path}: reading the scratch server failed: {e}") from None
+            finally:
+                client.close()
+            for i, payload in zip(rows, payloads, strict=True):
+                if isinstance(payload, bytes):
+                    try:
+                        dumped = decode_dump(payload)
+                    except FormatError:
+                        continue
+                    digests[i] = digest(dumped.value, dumped.raw)
+                    self.module_values += batch[i][2] not in REDIS_TYPES
+                    if batch[i][4] is None:  # the model did not know a string's length
+                        size = size_of(dumped.value)
+                        batch[i] = (*batch[i][:4], size)
+        for (db, key, type_name, expire, size), dig in zip(batch, digests, strict=True):
+            table.add(db, key, type_name, expire, size, dig)
+
+    def _start_server(self, progress: Progress) -> RedisServer:
+        """A scratch redis-server that loaded the AOF (as the restore drill stages it)."""
+        from toolkit.stage import (  # the restore drill's own staging rules
+            choose_binary,
+            install_backup,
+            refusals,
+            scratch_settings,
+        )
+
+        result = self.result
+        try:
+            binary = choose_binary(result)
+        except ServerError as e:
+            raise DiffError(f"{self.path}: --values needs a redis-server to load it: {e}") from None
+        reasons = refusals(result, binary)
+        if reasons:
+            raise DiffError(
+                f"{self.path}: --values cannot load it into a scratch server: {reasons[0]}"
+            )
+        notes: list[str] = []
+        settings = scratch_settings(result, binary, notes)
+        self._directory = Path(tempfile.mkdtemp(prefix="rbkit-diff-"))
+        server = RedisServer(binary, self._directory, free_port(), settings)
+        try:
+            install_backup(result, self._directory, settings)
+            if progress is not None:
+                progress(
+                    f"loading {self.path.name} into a scratch redis-server {binary.version_text}"
+                )
+            size = sum(f.size for f in result.aof.files) if result.aof else 0
+            server.start(max(120.0, size / (2 << 20)))
+        except (OSError, ServerError) as e:
+            self.close()
+            raise DiffError(f"{self.path}: loading it into a scratch server failed: {e}") from None
+        self._server = server
+        self.source.notes.append(
+            f"{self.path.name}: values read with DUMP from a scratch redis-server "
+            f"{binary.version_text} that loaded the AOF; keys, types and TTLs from the AOF itself"
+        )
+        return server
+
+    def close(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.stop()
+            self._server = None
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+
+def _newest_mtime_ms(result: CheckResult) -> int | None:
+    path = Path(result.path)
+    times = [_mtime_ms(path)]
+    if result.aof is not None and result.aof.layout == "multi-part":
+        times += [_mtime_ms(path.parent / f.name) for f in result.aof.files]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+# -- a live server -------------------------------------------------------------------------
+
+
+class LiveSide(Side):
+    kind = "live"
+
+    def __init__(self, server: LiveServer) -> None:
+        super().__init__(Source("live", server.name, version=server.version))
+        self.server = server
+        if server.url_db:
+            self.source.notes.append(
+                f"the db in the URL (/{server.url_db}) is not used: every db is read "
+                "(use --db to choose)"
+            )
+
+    @property
+    def live(self) -> LiveServer:
+        return self.server
+
+    def close(self) -> None:
+        self.server.close()
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        """Per type, the keys SCAN ... TYPE finds (the restore drill's way,
+        toolkit.live.scan_db: no command per key on Redis 6.0+); then INFO keyspace's keys and
+        expires (read after the scan, which drops the expired keys it meets)."""
+        started = time.monotonic()
+        types = REDIS_TYPES if parse_version(self.server.version) >= (6, 0) else ()
+        by_type: dict[int, dict[str, int]] = {}
+        for db in self.server.keyspace():
+            if dbs is not None and db not in dbs:
+                continue
+            try:
+                scanned = scan_db(self.server.client(db), types=types)
+            except redis.RedisError as e:
+                raise DiffError(f"{self.server.name}: SCAN of db {db} failed: {e}") from None
+            by_type[db] = dict(scanned.by_type)
+        out: dict[int, DbCounts] = {}
+        for db, (keys, expires) in self.server.keyspace().items():
+            if db in by_type or (dbs is None or db in dbs):
+                out[db] = DbCounts(keys, expires, by_type.get(db, {}))
+        self._finish(started, sum(c.keys for c in out.values()))
+        return out
+
+    def collect(
+        self,
+        table: KeyTable,
+        *,
+        dbs: set[int] | None,
+        match: Matcher,
+        pattern: bytes | None,
+        values: bool,
+        progress: Progress,
+    ) -> None:
+        started = time.monotonic()
+        before = self.server.keyspace()
+        n_read = 0
+        for db in before:
+            if dbs is not None and db not in dbs:
+                continue
+            for batch in self.server.scan(db, match=pattern):
+                for lk in self.server.read_keys(db, batch, values=values):
+                    if lk is None:
+                        continue
+                    table.add(db, lk.key, lk.type, lk.expire_ms, lk.size, lk.digest)
+                    n_read += 1
+                    self.module_values += values and lk.type not in REDIS_TYPES
+                if progress is not None:
+                    progress(f"reading {self.server.name} db {db}: {n_read:,} keys")
+        after = self.server.keyspace()
+        self._finish(started, n_read)
+        changed = [
+            f"db {db}: {before.get(db, (0, 0))[0]:,} -> {after.get(db, (0, 0))[0]:,} keys"
+            for db in sorted(set(before) | set(after))
+            if (dbs is None or db in dbs) and before.get(db, (0, 0))[0] != after.get(db, (0, 0))[0]
+        ]
+        if changed:
+            self.source.notes.append(
+                "the server's key counts changed while it was read (" + "; ".join(changed) + ")"
+            )
+        if self.server.undecodable:
+            self.source.notes.append(
+                f"{self.server.undecodable:,} DUMP payload(s) could not be decoded, their values "
+                f"not compared (first: {self.server.first_undecodable})"
+            )
+
+    def _finish(self, started: float, keys: int) -> None:
+        self.source.seconds = time.monotonic() - started
+        self.source.keys_read = keys
+        self.source.time_ms = self.server.time_ms()
+        self.source.time_source = "server TIME"
