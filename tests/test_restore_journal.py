@@ -25,7 +25,8 @@ from toolkit.restore.journal import (
     locked,
     rollback_folder,
 )
-from toolkit.restore.procedure import Options, rollback
+from toolkit.restore.options import Options
+from toolkit.restore.rollback import rollback
 from toolkit.restore.target import Target
 from toolkit.servers import free_port
 

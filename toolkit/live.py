@@ -224,7 +224,7 @@ def read_live(
     scan_types: list[str] = []
     if parse_version(version) >= (6, 0):
         scan_types = list(TYPES) if types is None else sorted(set(types))
-    listed = _keyspace(client)
+    listed = info_keyspace(client)
     for db in sorted(set(listed) | set(watch)):
         db_client = _db_client(client, db)
         try:
@@ -235,7 +235,7 @@ def read_live(
             # A watched db the server does not have (above its `databases`): nothing there.
         finally:
             db_client.close()
-    for db, (keys, expires) in _keyspace(client).items():
+    for db, (keys, expires) in info_keyspace(client).items():
         stats = live.databases.setdefault(db, LiveDb())
         stats.keys, stats.expires = keys, expires
     live.databases = {
@@ -256,7 +256,7 @@ def read_live(
     return live
 
 
-def _keyspace(client: redis.Redis) -> dict[int, tuple[int, int]]:
+def info_keyspace(client: redis.Redis) -> dict[int, tuple[int, int]]:
     """INFO keyspace as db -> (keys, expires)."""
     out = {}
     for name, value in client.info("keyspace").items():

@@ -112,7 +112,7 @@ def restore(
     if backup is None:
         _fail("missing BACKUP (or --rollback DIR)")
     if not stage_only:
-        from toolkit.restore.procedure import Options
+        from toolkit.restore.options import Options
 
         if config is None and url is None:
             _fail(
@@ -173,7 +173,8 @@ def _say(text: str) -> None:
 def _restore(opts: object, yes: bool, json_out: bool) -> NoReturn:
     import sys
 
-    from toolkit.restore.procedure import Options, RestoreError, RestoreReport
+    from toolkit.restore.options import Options, RestoreError
+    from toolkit.restore.procedure import RestoreReport
     from toolkit.restore.procedure import restore as run_restore
     from toolkit.restore.report import render_restore, restore_json
 
@@ -211,8 +212,9 @@ def _rollback(
     timeout: float,
     json_out: bool,
 ) -> NoReturn:
-    from toolkit.restore.procedure import Options, RestoreError, rollback_dir
+    from toolkit.restore.options import Options, RestoreError
     from toolkit.restore.report import render_rollback, rollback_json
+    from toolkit.restore.rollback import rollback_dir
 
     opts = Options(
         data_dir, config=config, url=url, stop_cmd=stop_cmd, start_cmd=start_cmd, timeout=timeout

@@ -18,8 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +42,7 @@ from toolkit.servers import (
     find_binaries,
     free_port,
 )
+from toolkit.steps import Step, timed
 
 Version = tuple[int, ...]
 T = TypeVar("T")
@@ -85,14 +85,6 @@ VERIFIED = "verified"
 MISMATCH = "mismatch"
 REFUSED = "refused"
 FAILED = "failed"
-
-
-@dataclass
-class Step:
-    name: str  # gate, preflight, copy, key-names, load, read, compare, stop
-    status: str  # ok, refused, mismatch, failed, skipped
-    seconds: float = 0.0
-    detail: str = ""
 
 
 @dataclass
@@ -294,17 +286,6 @@ def stage(
     return report
 
 
-@contextmanager
-def _step(report: StageReport, name: str) -> Iterator[Step]:
-    step = Step(name, "ok")
-    started = time.monotonic()
-    try:
-        yield step
-    finally:
-        step.seconds = time.monotonic() - started
-        report.steps.append(step)
-
-
 def _stop(
     report: StageReport, step: Step, outcome: str, reason: str, reasons: Sequence[str] = ()
 ) -> _Stop:
@@ -326,7 +307,7 @@ def _gate(
     force: bool,
     checked: CheckResult | None,
 ) -> CheckResult:
-    with _step(report, "gate") as step:
+    with timed(report.steps, "gate") as step:
         result = checked or check_backup(backup, config_path=config_path, now_ms=now_ms)
         report.result = result
         report.backup = result.path
@@ -352,7 +333,7 @@ def _preflight(
     workdir: Path | None,
     server_text: str | None = None,
 ) -> ServerBinary:
-    with _step(report, "preflight") as step:
+    with timed(report.steps, "preflight") as step:
         chosen = binary is None
         if binary is None:
             binary = choose_binary(result, modules)
@@ -493,14 +474,14 @@ def _load_and_compare(
     server = _ScratchServer(binary, directory, free_port(), settings)
     report.port = server.port
     try:
-        with _step(report, "copy") as step:
+        with timed(report.steps, "copy") as step:
             try:
                 copied = install_backup(result, directory, settings)
             except OSError as e:
                 raise _stop(report, step, FAILED, f"copying the backup: {e}") from None
             step.detail = f"{copied} bytes into {directory}"
         keys: BackupKeys | None = None
-        with _step(report, "key-names") as step:
+        with timed(report.steps, "key-names") as step:
             try:
                 keys = backup_keys(result)
                 step.detail = f"{sum(d.count for d in keys.databases.values())} keys"
@@ -510,7 +491,7 @@ def _load_and_compare(
         # Generous: Redis loads small keys at a few MB/s; a dead server is noticed at once.
         timeout = load_timeout or max(120.0, _copy_size(result) / (2 << 20))
         since_ms = int(time.time() * 1000)
-        with _step(report, "load") as step:
+        with timed(report.steps, "load") as step:
             try:
                 server.start(timeout)
             except ServerError as e:
@@ -521,7 +502,7 @@ def _load_and_compare(
             step.detail = f"redis-server {binary.version_text} on 127.0.0.1:{server.port}"
             if report.server_load_seconds is not None:
                 step.detail += f", loaded in {report.server_load_seconds:.3f} s (its log)"
-        with _step(report, "read") as step:
+        with timed(report.steps, "read") as step:
             client = server.client(socket_timeout=60)
             try:
                 live = read_expected(client, result, keys, since_ms)
@@ -532,7 +513,7 @@ def _load_and_compare(
             _expired_from_log(live, server.log_path)
             report.live = live
             step.detail = f"{live.keys} keys in {len(live.databases)} dbs"
-        with _step(report, "compare") as step:
+        with timed(report.steps, "compare") as step:
             comparison = compare_expected(result, live, keys, since_ms, result.format == "rdb")
             report.comparison = comparison
             if not comparison.verified:
@@ -545,7 +526,7 @@ def _load_and_compare(
             step.detail = "counts" + (" and key names" if comparison.digest_compared else "")
             step.detail += " match"
         if save_rdb_to is not None:
-            with _step(report, "save") as step:
+            with timed(report.steps, "save") as step:
                 client = server.client(socket_timeout=None)
                 try:
                     client.save()
@@ -556,7 +537,7 @@ def _load_and_compare(
                     client.close()
                 step.detail = f"SAVE, the RDB it wrote copied to {save_rdb_to}"
     finally:
-        with _step(report, "stop") as step:
+        with timed(report.steps, "stop") as step:
             try:
                 server.stop()
             except (OSError, subprocess.SubprocessError) as e:  # pragma: no cover

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from parsers.rdb.constants import REDIS_TYPES
+from toolkit.steps import steps_json, steps_table
 
 if TYPE_CHECKING:
     from toolkit.live import LiveKeyspace
@@ -42,10 +43,7 @@ def stage_json(report: StageReport) -> dict[str, Any]:
             "modules": report.modules,
             "load_seconds": report.server_load_seconds,
         },
-        "steps": [
-            {"name": s.name, "status": s.status, "seconds": round(s.seconds, 6), "detail": s.detail}
-            for s in report.steps
-        ],
+        "steps": steps_json(report.steps),
         "seconds": round(report.seconds, 6),
         "loaded": None if live is None else _live_json(live),
         "key_names_compared": bool(comparison and comparison.digest_compared),
@@ -146,13 +144,7 @@ def render_stage(report: StageReport) -> str:
     for note in notes:
         out.append(f"  note: {note}")
     out.append("")
-    out.append(
-        tabulate(
-            [(s.name, s.status, f"{s.seconds:.3f}", s.detail) for s in report.steps],
-            headers=("step", "status", "seconds", "detail"),
-            disable_numparse=True,
-        )
-    )
+    out.append(steps_table(report.steps))
     live = report.live
     if live is not None and live.databases:
         extra = sorted({t for d in live.databases.values() for t in d.by_type} - set(_TYPES))

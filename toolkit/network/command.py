@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
 
 import redis
@@ -46,8 +44,8 @@ from toolkit.problems import ERROR
 from toolkit.progress import progress_for
 from toolkit.render import human_bytes
 from toolkit.result import BackupIOError, CheckResult
-from toolkit.stage import Step
 from toolkit.status import ExitCode
+from toolkit.steps import Step, timed
 
 
 class _Usage(Exception):
@@ -87,15 +85,8 @@ def restore_to(
     return ExitCode.OK if report.ok else ExitCode.INVALID
 
 
-@contextmanager
-def _step(report: NetworkReport, name: str) -> Iterator[Step]:
-    step = Step(name, "ok")
-    started = time.monotonic()
-    try:
-        yield step
-    finally:
-        step.seconds = time.monotonic() - started
-        report.steps.append(step)
+def _step(report: NetworkReport, name: str) -> AbstractContextManager[Step]:
+    return timed(report.steps, name)
 
 
 def _stop(report: NetworkReport, step: Step, outcome: str, reasons: list[str]) -> _Stop:

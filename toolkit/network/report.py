@@ -11,8 +11,8 @@ from toolkit.network.load import LoadStats
 from toolkit.network.plan import Plan
 from toolkit.network.verify import Verification
 from toolkit.result import CheckResult
-from toolkit.stage import Step
 from toolkit.stage_report import SCHEMA
+from toolkit.steps import Step, steps_json, steps_table
 
 VERIFIED = "verified"  # restored and read back: the target holds what the backup holds
 PLANNED = "planned"  # --dry-run: the restore may go ahead; nothing written
@@ -79,10 +79,7 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         "path": plan.path if plan else None,
         "path_reason": plan.path_reason if plan else None,
         "plan": _plan_json(plan) if plan else None,
-        "steps": [
-            {"name": s.name, "status": s.status, "seconds": round(s.seconds, 6), "detail": s.detail}
-            for s in report.steps
-        ],
+        "steps": steps_json(report.steps),
         "seconds": round(report.seconds, 6),
         "restored": _stats_json(report.stats) if report.stats else None,
         "verification": _verification_json(report.verification),
@@ -308,13 +305,7 @@ def render_network(report: NetworkReport) -> str:
         out.append(tabulate(rows, headers=headers, disable_numparse=True))
     if report.steps:
         out.append("")
-        out.append(
-            tabulate(
-                [(s.name, s.status, f"{s.seconds:.3f}", s.detail) for s in report.steps],
-                headers=("step", "status", "seconds", "detail"),
-                disable_numparse=True,
-            )
-        )
+        out.append(steps_table(report.steps))
     stats = report.stats
     if stats is not None and (stats.failures or stats.stopped):
         out.append("")

@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
-from toolkit.live import parse_version
+from toolkit.live import info_keyspace, parse_version
 from toolkit.network.payload import readable_rdb_version
 
 Version = tuple[int, ...]
@@ -164,14 +164,6 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _keyspace(client: redis.Redis) -> dict[int, tuple[int, int]]:
-    out = {}
-    for name, value in client.info("keyspace").items():
-        if isinstance(name, str) and name.startswith("db") and isinstance(value, dict):
-            out[int(name[2:])] = (int(value.get("keys", 0)), int(value.get("expires", 0)))
-    return out
-
-
 def reply_names(items: Iterable[object], key: str) -> list[str]:
     """The ``key`` field of each item of a MODULE LIST or FUNCTION LIST reply, sorted."""
     out = []
@@ -203,7 +195,7 @@ def read_node(client: redis.Redis, address: str) -> NodeInfo:
         modules: list[str] | None = reply_names(client.execute_command("MODULE LIST"), "name")
     except redis.ResponseError:
         modules = None
-    return NodeInfo(address, version, _keyspace(client), functions, modules)
+    return NodeInfo(address, version, info_keyspace(client), functions, modules)
 
 
 def inspect_target(url: TargetUrl, *, cluster: bool, dbs: Iterable[int] = ()) -> TargetInfo:

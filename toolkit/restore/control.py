@@ -14,7 +14,6 @@ import contextlib
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import redis
 
+from toolkit.restore.journal import pid_alive
 from toolkit.restore.target import Target
 
 Say = Callable[[str], None]
@@ -115,7 +115,7 @@ def stop(target: Target, stop_cmd: str | None, save_on_shutdown: bool, timeout: 
             client.close()
     if stop_cmd is not None:
         _run(stop_cmd, timeout, "--stop-cmd")
-    _wait(lambda: not is_up(target) and (pid is None or not _alive(pid)), timeout, "to stop")
+    _wait(lambda: not is_up(target) and (pid is None or not pid_alive(pid)), timeout, "to stop")
     how = stop_cmd or ("SHUTDOWN SAVE" if save_on_shutdown else "SHUTDOWN NOSAVE")
     return f"{how}; down" + (f" (pid {pid} gone)" if pid else "")
 
@@ -217,21 +217,6 @@ def _run(command: str, timeout: float, option: str) -> None:
         raise ControlError(
             f"{option} {command!r} exited with {done.returncode}" + (f": {err[-1]}" if err else "")
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state != b"Z"  # a zombie has exited (its parent has not reaped it yet)
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return sys.platform != "linux"
 
 
 def _wait(done: Callable[[], bool], timeout: float, what: str = "") -> None:

@@ -17,12 +17,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from toolkit.steps import Step, timed
 
 JOURNAL = "rbkit-restore.journal"
 LOCK = "rbkit-restore.lock"
@@ -120,14 +124,20 @@ class Journal:
         return dest
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state != b"Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return sys.platform != "linux"
 
 
 def _pid_in(text: bytes) -> int:
@@ -141,7 +151,7 @@ def _holder(fd: int, path: Path, data_dir: Path) -> str | None:
     """Why the lock file open at ``fd`` is held by another process (its recorded pid is
     alive, or it holds the file's flock), or None."""
     pid = _pid_in(os.pread(fd, 100, 0))
-    held = bool(pid) and pid != os.getpid() and _alive(pid)
+    held = bool(pid) and pid != os.getpid() and pid_alive(pid)
     if not held:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -195,7 +205,7 @@ def locked(data_dir: Path) -> Iterator[list[str]]:
             os.close(fd)
             continue
         pid = _pid_in(os.pread(fd, 100, 0))
-        if pid and pid != os.getpid() and _alive(pid):
+        if pid and pid != os.getpid() and pid_alive(pid):
             os.close(fd)
             raise LockHeld(f"{path}: another restore (pid {pid}) is running in {data_dir}")
         if os.fstat(fd).st_size:
@@ -222,3 +232,27 @@ def rollback_folder(data_dir: Path) -> Path:
         n += 1
         path = data_dir / f"{ROLLBACK_PREFIX}{stamp}-{n}"
     return path
+
+
+@contextmanager
+def journaled(steps: list[Step], name: str, journal: Journal | None = None) -> Iterator[Step]:
+    """A timed step, journaled (begin, done) when ``journal`` is given; "failed" if it raises."""
+    if journal is not None:
+        journal.write(name, "begin")
+    with timed(steps, name) as step:
+        try:
+            yield step
+        except BaseException:
+            if step.status == "ok":
+                step.status = "failed"
+            raise
+    if journal is not None:
+        journal.write(name, "done", detail=step.detail)
+        _crash_point(name)
+
+
+def _crash_point(step: str) -> None:
+    """Fault injection for the tests: RBKIT_TEST_KILL_AFTER=STEP makes this process SIGKILL
+    itself once STEP is done and journaled, as a crash or `kill -9` would."""
+    if os.environ.get("RBKIT_TEST_KILL_AFTER") == step:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,5 +1,5 @@
-"""The staged restore into a Redis data directory, and its rollback (../shared/DESIGN.md,
-"Restore, step by step").
+"""The staged restore into a Redis data directory (../shared/DESIGN.md, "Restore, step by
+step"); its rollback is in rollback.py.
 
     preflight -> gate -> stage -> [confirm] -> save -> stop -> keep -> install -> start -> verify
 
@@ -14,21 +14,17 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from parsers.errors import FormatError
 from toolkit.backup import check_backup
-from toolkit.compare import BackupKeys, Comparison, backup_keys
+from toolkit.compare import Comparison
 from toolkit.live import LiveKeyspace
-from toolkit.locate import RDB, LocateError, locate
 from toolkit.problems import ERROR
 from toolkit.redisconf import RedisConfig
 from toolkit.restore import control, files
@@ -36,22 +32,24 @@ from toolkit.restore.journal import (
     Journal,
     JournalError,
     LockHeld,
+    journaled,
     lock_holder,
     locked,
     rollback_folder,
 )
+from toolkit.restore.options import Options, RestoreError, Say
+from toolkit.restore.rollback import RollbackReport, rollback
 from toolkit.restore.target import PERSISTENCE, Target, TargetError, discover
+from toolkit.restore.verify import verify_target
 from toolkit.result import BackupIOError, CheckResult
 from toolkit.servers import ServerBinary, ServerError, binary_version
 from toolkit.stage import (
     StageReport,
-    Step,
-    compare_expected,
     needed_databases,
-    read_expected,
     refusals,
     stage,
 )
+from toolkit.steps import Step
 
 # Outcomes.
 RESTORED = "restored"
@@ -60,12 +58,6 @@ REFUSED = "refused"
 ROLLED_BACK = "rolled-back"
 FAILED = "failed"  # and the rollback failed too: the report says what is where
 CANCELLED = "cancelled"
-
-Say = Callable[[str], None]
-
-
-class RestoreError(Exception):
-    """A usage or I/O problem before anything changed (exit code 2)."""
 
 
 class _Refused(Exception):
@@ -76,28 +68,6 @@ class _Refused(Exception):
 
 class _StepFailed(Exception):
     """A step from ``stop`` on went wrong: roll back."""
-
-
-@dataclass
-class Options:
-    backup: Path
-    config: Path | None = None
-    url: str | None = None
-    stop_cmd: str | None = None
-    start_cmd: str | None = None
-    redis_server: Path | None = None
-    force: bool = False
-    dry_run: bool = False
-    timeout: float = 600.0  # for each of save, stop, start and load
-
-
-@dataclass
-class RollbackReport:
-    steps: list[Step] = field(default_factory=list)
-    verified: bool = False
-    reason: str | None = None
-    comparison: Comparison | None = None
-    live: LiveKeyspace | None = None
 
 
 @dataclass
@@ -124,33 +94,6 @@ class RestoreReport:
     @property
     def ok(self) -> bool:
         return self.outcome in (RESTORED, PLANNED)
-
-
-@contextmanager
-def _step(steps: list[Step], name: str, journal: Journal | None = None) -> Iterator[Step]:
-    step = Step(name, "ok")
-    started = time.monotonic()
-    if journal is not None:
-        journal.write(name, "begin")
-    try:
-        yield step
-    except BaseException:
-        if step.status == "ok":
-            step.status = "failed"
-        raise
-    finally:
-        step.seconds = time.monotonic() - started
-        steps.append(step)
-    if journal is not None:
-        journal.write(name, "done", detail=step.detail)
-        _crash_point(name)
-
-
-def _crash_point(step: str) -> None:
-    """Fault injection for the tests: RBKIT_TEST_KILL_AFTER=STEP makes this process SIGKILL
-    itself once STEP is done and journaled, as a crash or `kill -9` would."""
-    if os.environ.get("RBKIT_TEST_KILL_AFTER") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # -- preflight and plan ------------------------------------------------------------------
@@ -235,7 +178,7 @@ def _plan_lines(
 
 
 def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, CheckResult]:
-    with _step(report.steps, "preflight") as step:
+    with journaled(report.steps, "preflight") as step:
         target = _discover(opts)
         report.target = target
         report.notes.extend(target.notes)
@@ -253,7 +196,7 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
             f"{'running' if target.running else 'not running'}, data dir {target.data_dir}, "
             f"appendonly {'yes' if target.appendonly else 'no'}"
         )
-    with _step(report.steps, "gate") as step:
+    with journaled(report.steps, "gate") as step:
         try:
             result = check_backup(opts.backup, config=_backup_config(opts.backup, target))
         except BackupIOError as e:
@@ -268,7 +211,7 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
         warnings = len(result.problems) - len(errors)
         step.detail = "valid" if not errors else f"INVALID ({len(errors)} errors), --force"
         step.detail += f", {warnings} warnings" if warnings else ""
-    with _step(report.steps, "fit") as step:
+    with journaled(report.steps, "fit") as step:
         binary = _binary(target)
         server = f"the target runs {target.version}"
         reasons = refusals(result, binary, target.module_paths, server)
@@ -419,7 +362,7 @@ def _stage(
     say: Say,
 ) -> None:
     say("staging: loading the backup into a scratch server")
-    with _step(report.steps, "stage") as step:
+    with journaled(report.steps, "stage") as step:
         staged = stage(
             Path(result.path),
             binary=_binary(target),
@@ -478,14 +421,14 @@ def _run(
     try:
         if target.running and not target.appendonly:
             say("saving the target (BGSAVE)")
-            with _step(steps, "save", journal) as step:
+            with journaled(steps, "save", journal) as step:
                 try:
                     step.detail = control.save(target, opts.timeout, say)
                 except control.ControlError as e:
                     step.status = "refused"
                     step.detail = str(e)
                     raise _Refused([f"the target could not save its current data: {e}"]) from None
-        with _step(steps, "stop", journal) as step:
+        with journaled(steps, "stop", journal) as step:
             if target.running:
                 say("stopping the target")
                 step.detail = control.stop(
@@ -493,21 +436,21 @@ def _run(
                 )
             else:
                 step.detail = "not running"
-        with _step(steps, "keep", journal) as step:
+        with journaled(steps, "keep", journal) as step:
             report.kept = files.move_all(names, d, folder)
             step.detail = f"{', '.join(report.kept) or 'no data files'} -> {folder.name}/"
-        with _step(steps, "install", journal) as step:
+        with journaled(steps, "install", journal) as step:
             say(f"installing {item.describe()}")
             files.install(item, d, owner)
             report.installed = [item.name]
             step.detail = item.describe() + f", owner {owner.uid}:{owner.gid} mode {owner.mode:o}"
-        with _step(steps, "start", journal) as step:
+        with journaled(steps, "start", journal) as step:
             say("starting the target")
             since_ms = int(time.time() * 1000)
             step.detail = control.start(target, opts.start_cmd, opts.timeout, say)
-        with _step(steps, "verify", journal) as step:
+        with journaled(steps, "verify", journal) as step:
             say("verifying the restored keyspace")
-            live, comparison = _verify(target, result, since_ms, target.appendonly)
+            live, comparison = verify_target(target, result, since_ms, target.appendonly)
             report.live, report.comparison = live, comparison
             if not comparison.verified:
                 first = comparison.mismatches[0].sentence
@@ -536,159 +479,3 @@ def _run(
     journal.close(folder)
     report.journal = journal.path
     report.outcome = RESTORED
-
-
-def _verify(
-    target: Target, result: CheckResult, since_ms: int, appendonly: bool
-) -> tuple[LiveKeyspace, Comparison]:
-    keys: BackupKeys | None
-    try:
-        keys = backup_keys(result)
-    except (FormatError, OSError):
-        keys = None
-    client = target.client(timeout=60)
-    try:
-        live = read_expected(client, result, keys, since_ms)
-    finally:
-        client.close()
-    # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not,
-    # and an AOF converted by the stage's SAVE holds none.
-    loaded_rdb = not appendonly and result.format == "rdb"
-    return live, compare_expected(result, live, keys, since_ms, loaded_rdb)
-
-
-# -- rollback ----------------------------------------------------------------------------
-
-
-def rollback(journal: Journal, target: Target, opts: Options, say: Say) -> RollbackReport:
-    """Return the target to the state the journal's restore kept, start it if it was
-    running, and verify it against the kept files. Closes the journal once verified."""
-    plan = journal.plan
-    d = Path(plan["data_dir"])
-    folder = Path(plan["rollback_dir"])
-    names: list[str] = plan["names"]
-    out = RollbackReport()
-    stop_cmd = opts.stop_cmd or plan.get("stop_cmd")
-    start_cmd = opts.start_cmd or plan.get("start_cmd")
-    try:
-        if not journal.began("stop"):
-            out.verified = True
-            out.reason = "the target was not touched (the restore stopped before stopping it)"
-            journal.write("rolled-back", "done", verified=True)
-            journal.close(folder)
-            return out
-        with _step(out.steps, "stop") as step:
-            if control.is_up(target):
-                step.detail = control.stop(target, stop_cmd, False, opts.timeout)
-            else:
-                step.detail = "not running"
-        with _step(out.steps, "put back") as step:
-            step.detail = _put_back(journal, d, folder, names)
-        if plan.get("was_running"):
-            with _step(out.steps, "start") as step:
-                since_ms = int(time.time() * 1000)
-                step.detail = control.start(target, start_cmd, opts.timeout, say)
-            with _step(out.steps, "verify") as step:
-                _verify_kept(out, target, d, since_ms, plan.get("settings") or {})
-                step.detail = "matches the kept files" if out.verified else (out.reason or "")
-                if not out.verified:
-                    step.status = "mismatch"
-        else:
-            out.verified = True
-            out.reason = None
-            with _step(out.steps, "verify") as step:
-                step.detail = "the target was not running before: files put back, not started"
-    except (control.ControlError, OSError, redis.RedisError, TargetError) as e:
-        out.verified = False
-        out.reason = f"rollback failed: {e}"
-        say(out.reason)
-        journal.write("rollback", "failed", reason=out.reason)
-        return out
-    if not out.verified:  # the journal stays: `--rollback DIR` can finish it
-        journal.write("rollback", "failed", reason=out.reason)
-        return out
-    journal.write("rolled-back", "done", verified=True)
-    journal.close(folder)
-    return out
-
-
-def _put_back(journal: Journal, d: Path, folder: Path, names: list[str]) -> str:
-    """Move what the restore installed into ``rejected/`` and the kept files back; journaled
-    (as "put back"), so that a rollback cut off or run again never takes a file it already
-    put back for an installed one."""
-    for name in names:
-        files.remove_temporary(d, name)
-    if journal.done("put back"):
-        return "already done by an earlier rollback"
-    if not journal.began("keep"):
-        return "nothing moved yet"
-    earlier = [e for e in journal.entries if e["step"] == "put back" and "kept" in e]
-    kept: list[str] = earlier[0]["kept"] if earlier else files.present(folder, names)
-    journal.write("put back", "begin", kept=kept)
-    waiting = files.present(folder, kept)  # the kept files not yet back
-    rejected: list[str] = []
-    if journal.began("install"):  # else what is still here was never moved
-        # Here under a kept file's name but not yet put back, or under any other name: the
-        # restore's (or the restarted server's).
-        ours = [n for n in files.present(d, names) if n not in kept or n in waiting]
-        if ours:
-            where = files.rejected_dir(folder)
-            rejected = files.move_all(ours, d, where)
-    files.move_all(waiting, folder, d)
-    journal.write("put back", "done")
-    detail = f"{', '.join(kept) or 'no files'} back from {folder.name}/"
-    if rejected:
-        detail += f"; the installed {', '.join(rejected)} -> {where.name}/"
-    return detail
-
-
-def _verify_kept(
-    out: RollbackReport, target: Target, d: Path, since_ms: int, settings: dict[str, str]
-) -> None:
-    """Compare the restarted target with the kept files, found by the restore's own settings
-    (``settings``: a server now running from another config must not decide what they are)."""
-    config = RedisConfig(target.config.path, {**target.config.settings, **settings})
-    try:
-        found = locate(d, config)
-    except LocateError:
-        found = None  # no data files: the server must be empty
-    if found is None:
-        client = target.client(timeout=60)
-        try:
-            info = client.info("keyspace")
-            keys = sum(int(v.get("keys", 0)) for k, v in info.items() if k.startswith("db"))
-        finally:
-            client.close()
-        out.verified = keys == 0
-        out.reason = None if keys == 0 else f"no kept files, but the server holds {keys} keys"
-        return
-    result = check_backup(d, config=config)
-    live, comparison = _verify(target, result, since_ms, found.kind != RDB)
-    out.live, out.comparison = live, comparison
-    out.verified = comparison.verified
-    if not comparison.verified:
-        first = comparison.mismatches[0].sentence
-        out.reason = f"the rolled-back server differs from the kept files: {first}"
-
-
-def rollback_dir(data_dir: Path, opts: Options, say: Say = lambda _t: None) -> RollbackReport:
-    """``rbkit restore --rollback DIR``: undo the restore cut off in ``data_dir``."""
-    try:
-        with locked(data_dir):
-            journal = Journal.read(data_dir)
-            if journal is None:
-                raise RestoreError(f"{data_dir}: no restore in progress here (no journal)")
-            plan = journal.plan
-            config = opts.config or (Path(plan["config"]) if plan.get("config") else None)
-            try:
-                target = discover(
-                    config,
-                    opts.url,
-                    executable=Path(plan["executable"]) if plan.get("executable") else None,
-                    start_cmd=opts.start_cmd or plan.get("start_cmd"),
-                )
-            except TargetError as e:
-                raise RestoreError(str(e)) from None
-            return rollback(journal, target, opts, say)
-    except JournalError as e:
-        raise RestoreError(str(e)) from None

@@ -15,10 +15,10 @@ from toolkit.restore.procedure import (
     RESTORED,
     ROLLED_BACK,
     RestoreReport,
-    RollbackReport,
 )
-from toolkit.stage import Step
+from toolkit.restore.rollback import RollbackReport
 from toolkit.stage_report import SCHEMA, stage_json
+from toolkit.steps import steps_json, steps_table
 
 VERDICTS = {
     RESTORED: "RESTORED: the target runs the backup's data, verified",
@@ -30,17 +30,10 @@ VERDICTS = {
 }
 
 
-def _steps(steps: list[Step]) -> list[dict[str, Any]]:
-    return [
-        {"name": s.name, "status": s.status, "seconds": round(s.seconds, 6), "detail": s.detail}
-        for s in steps
-    ]
-
-
 def _rollback_json(rb: RollbackReport | None) -> dict[str, Any] | None:
     if rb is None:
         return None
-    return {"verified": rb.verified, "reason": rb.reason, "steps": _steps(rb.steps)}
+    return {"verified": rb.verified, "reason": rb.reason, "steps": steps_json(rb.steps)}
 
 
 def rollback_json(rb: RollbackReport) -> dict[str, Any]:
@@ -83,7 +76,7 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
             "sources": t.sources,
         },
         "plan": [{"step": s, "action": a} for s, a in report.plan],
-        "steps": _steps(report.steps),
+        "steps": steps_json(report.steps),
         "seconds": round(sum(s.seconds for s in report.steps), 6),
         "server_load_seconds": report.server_load_seconds,
         "stage": stage_json(report.stage) if report.stage else None,
@@ -126,7 +119,7 @@ def render_restore(report: RestoreReport) -> str:
         out.append(plan)
     if report.steps:
         out.append("")
-        out.append(_step_table(report.steps))
+        out.append(steps_table(report.steps))
     if report.comparison is not None:
         c = report.comparison
         if c.allowances:
@@ -142,7 +135,7 @@ def render_restore(report: RestoreReport) -> str:
         out.append("")
         out.append("rollback: " + ("verified" if rb.verified else f"NOT verified: {rb.reason}"))
         if rb.steps:
-            out.append(_step_table(rb.steps))
+            out.append(steps_table(rb.steps))
     if report.rollback_dir is not None and report.outcome != PLANNED:
         out.append("")
         out.append(f"kept: the previous files are in {report.rollback_dir}")
@@ -155,12 +148,4 @@ def render_rollback(rb: RollbackReport) -> str:
     head = "rollback: " + ("done, verified" if rb.verified else f"FAILED: {rb.reason}")
     if rb.verified and rb.reason:
         head += f" ({rb.reason})"
-    return head + ("\n\n" + _step_table(rb.steps) if rb.steps else "")
-
-
-def _step_table(steps: list[Step]) -> str:
-    return tabulate(
-        [(s.name, s.status, f"{s.seconds:.3f}", s.detail) for s in steps],
-        headers=("step", "status", "seconds", "detail"),
-        disable_numparse=True,
-    )
+    return head + ("\n\n" + steps_table(rb.steps) if rb.steps else "")

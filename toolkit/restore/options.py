@@ -1,0 +1,26 @@
+"""What a restore was asked to do, and the error for a usage or I/O problem."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+Say = Callable[[str], None]
+
+
+class RestoreError(Exception):
+    """A usage or I/O problem before anything changed (exit code 2)."""
+
+
+@dataclass
+class Options:
+    backup: Path
+    config: Path | None = None
+    url: str | None = None
+    stop_cmd: str | None = None
+    start_cmd: str | None = None
+    redis_server: Path | None = None
+    force: bool = False
+    dry_run: bool = False
+    timeout: float = 600.0  # for each of save, stop, start and load

@@ -1,0 +1,30 @@
+"""Read a restored (or rolled-back) target back and compare it with what it loaded."""
+
+from __future__ import annotations
+
+from parsers.errors import FormatError
+from toolkit.compare import BackupKeys, Comparison, backup_keys
+from toolkit.live import LiveKeyspace
+from toolkit.restore.target import Target
+from toolkit.result import CheckResult
+from toolkit.stage import compare_expected, read_expected
+
+
+def verify_target(
+    target: Target, result: CheckResult, since_ms: int, appendonly: bool
+) -> tuple[LiveKeyspace, Comparison]:
+    """The target's keyspace, and how it compares with ``result`` loaded at ``since_ms``."""
+    keys: BackupKeys | None
+    try:
+        keys = backup_keys(result)
+    except (FormatError, OSError):
+        keys = None
+    client = target.client(timeout=60)
+    try:
+        live = read_expected(client, result, keys, since_ms)
+    finally:
+        client.close()
+    # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not,
+    # and an AOF converted by the stage's SAVE holds none.
+    loaded_rdb = not appendonly and result.format == "rdb"
+    return live, compare_expected(result, live, keys, since_ms, loaded_rdb)

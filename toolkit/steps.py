@@ -1,0 +1,46 @@
+"""Timed steps: how the restore drill, the restore and the network restore report their work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tabulate import tabulate
+
+
+@dataclass
+class Step:
+    name: str  # gate, preflight, stage, stop, install, load, verify, ...
+    status: str  # ok, refused, mismatch, failed, skipped
+    seconds: float = 0.0
+    detail: str = ""
+
+
+@contextmanager
+def timed(steps: list[Step], name: str) -> Iterator[Step]:
+    """A step named ``name``, timed and appended to ``steps`` however it ends."""
+    step = Step(name, "ok")
+    started = time.monotonic()
+    try:
+        yield step
+    finally:
+        step.seconds = time.monotonic() - started
+        steps.append(step)
+
+
+def steps_json(steps: list[Step]) -> list[dict[str, Any]]:
+    return [
+        {"name": s.name, "status": s.status, "seconds": round(s.seconds, 6), "detail": s.detail}
+        for s in steps
+    ]
+
+
+def steps_table(steps: list[Step]) -> str:
+    return tabulate(
+        [(s.name, s.status, f"{s.seconds:.3f}", s.detail) for s in steps],
+        headers=("step", "status", "seconds", "detail"),
+        disable_numparse=True,
+    )
