@@ -188,3 +188,27 @@ def test_killed_with_appendonly_yes(make_target, step: str, how: str) -> None:
     else:
         assert t.digest()[1] == {0: 42, 1: 4, 5: 3, 15: 1}
     assert_clean(t)
+
+
+@pytest.mark.parametrize("step", ["stop", "install", "start"])
+def test_terminated_rolls_back_by_itself(make_target, step: str) -> None:
+    """A SIGTERM (an operator's kill, Ctrl-C) mid-restore: no journal is left for later, the
+    restore rolls back at once and says so (exit 1)."""
+    t, old = old_target(make_target)
+    run = rbkit(
+        "restore",
+        BACKUP,
+        "--config",
+        t.conf,
+        "--yes",
+        "--json",
+        env={"RBKIT_TEST_KILL_AFTER": f"{step}:TERM"},
+    )
+    assert run.code == 1, run.text
+    report = run.json()
+    assert report["outcome"] == "rolled-back"
+    assert report["reason"] == "terminated"
+    assert report["rollback"]["verified"] is True
+    assert t.digest() == old
+    assert file_keys(t.data / "dump.rdb") == OLD_KEYS + 1
+    assert_clean(t)

@@ -253,6 +253,8 @@ def journaled(steps: list[Step], name: str, journal: Journal | None = None) -> I
 
 def _crash_point(step: str) -> None:
     """Fault injection for the tests: RBKIT_TEST_KILL_AFTER=STEP makes this process SIGKILL
-    itself once STEP is done and journaled, as a crash or `kill -9` would."""
-    if os.environ.get("RBKIT_TEST_KILL_AFTER") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+    itself once STEP is done and journaled, as a crash or `kill -9` would; STEP:TERM sends
+    SIGTERM instead (an operator's kill or Ctrl-C: the restore rolls back by itself)."""
+    name, _, sig = os.environ.get("RBKIT_TEST_KILL_AFTER", "").partition(":")
+    if name == step:
+        os.kill(os.getpid(), signal.SIGTERM if sig == "TERM" else signal.SIGKILL)

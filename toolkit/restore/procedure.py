@@ -466,8 +466,21 @@ def _run(
         report.journal = folder / journal.path.name
         _refuse(report, e.reasons)
         return
-    except (_StepFailed, control.ControlError, OSError, redis.RedisError, TargetError) as e:
-        reason = str(e) if not isinstance(e, redis.RedisError) else f"{target.address}: {e}"
+    except (
+        _StepFailed,
+        control.ControlError,
+        OSError,
+        redis.RedisError,
+        TargetError,
+        KeyboardInterrupt,
+        SystemExit,  # SIGTERM (restore_cli turns it into SystemExit)
+    ) as e:
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            reason = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else "terminated"
+        elif isinstance(e, redis.RedisError):
+            reason = f"{target.address}: {e}"
+        else:
+            reason = str(e)
         report.reason = reason
         report.reasons = [reason]
         say(f"failed: {reason}; rolling back")
