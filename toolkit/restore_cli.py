@@ -68,7 +68,12 @@ def restore(
         typer.Option("--module", help="A module (.so) to load into the scratch server."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Stage even a backup the check finds invalid.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Go on with a backup the check finds invalid (--to: also leave out what the "
+            "target cannot take).",
+        ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     to: Annotated[
