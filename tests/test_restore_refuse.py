@@ -298,3 +298,30 @@ def test_missing_backup_is_a_usage_error(make_target, tmp_path: Path) -> None:
     assert run.code == 2
     assert run.err.splitlines()[-1] == f"error: {tmp_path / 'nope.rdb'}: no such file or directory"
     before.assert_unchanged()
+
+
+# -- a cut-off AOF tail ------------------------------------------------------------------------
+
+CUT_TAIL = AOF / "damaged" / "truncated-last-command.aof"
+
+
+def test_cut_off_aof_refused_by_aof_load_truncated_no(make_target) -> None:
+    """The check passes a cut-off tail with a warning; a target that would refuse to start
+    with it (aof-load-truncated no) is refused before anything changes."""
+    t = make_target("7.0", fill=True, appendonly=True, extra={"aof-load-truncated": "no"})
+    before = Snapshot(t)
+    report = refused(t, CUT_TAIL)
+    assert report["reasons"][-1].startswith("the AOF ends cut off (")
+    assert report["reasons"][-1].endswith(
+        "and the target has aof-load-truncated no: it would refuse to start with it (set it "
+        "to yes, Redis's default, to drop the cut-off tail)"
+    )
+    before.assert_unchanged()
+
+
+def test_cut_off_aof_restored_with_aof_load_truncated_yes(make_target) -> None:
+    t = make_target("7.0", fill=True, appendonly=True)
+    run = rbkit("restore", CUT_TAIL, "--config", t.conf, "--yes", "--json")
+    assert run.code == 0, run.text
+    assert run.json()["outcome"] == "restored"
+    assert not t.keys(0, "old:*")

@@ -16,6 +16,7 @@ DEFAULTS = {
     "appenddirname": "appendonlydir",
     "appendfilename": "appendonly.aof",
     "databases": "16",
+    "aof-load-truncated": "yes",
     # How to reach and run the server (restore).
     "port": "6379",
     "bind": "",

@@ -222,6 +222,13 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
                 f"the backup uses db {need - 1}, but the target has databases {have} "
                 f"(set databases {need} in its config)"
             )
+        cut = [p for p in result.problems if p.code in ("truncated_tail", "unterminated_multi")]
+        if cut and target.appendonly and target.setting("aof-load-truncated").lower() == "no":
+            reasons.append(
+                f"the AOF ends cut off ({cut[0].message}) and the target has "
+                "aof-load-truncated no: it would refuse to start with it (set it to yes, "
+                "Redis's default, to drop the cut-off tail)"
+            )
         if result.format != "rdb" and not target.appendonly:
             report.notes.append(
                 "an AOF backup into a target with appendonly no: the scratch server's SAVE "

@@ -218,7 +218,8 @@ def _read_live(target: Target) -> _Live | None:
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return None
         settings: dict[str, str] = {}
-        for name in (*PERSISTENCE, "databases", "supervised", "daemonize", "logfile"):
+        wanted = ("databases", "aof-load-truncated", "supervised", "daemonize", "logfile")
+        for name in (*PERSISTENCE, *wanted):
             try:
                 got = client.config_get(name)
             except redis.ResponseError as e:
