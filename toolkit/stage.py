@@ -33,7 +33,7 @@ from parsers.rdb.walker import release_for
 from toolkit.backup import check_backup
 from toolkit.compare import BackupKeys, Comparison, backup_keys, compare
 from toolkit.live import LiveKeyspace, read_live
-from toolkit.problems import ERROR
+from toolkit.problems import gate
 from toolkit.result import CheckResult
 from toolkit.servers import (
     RedisServer,
@@ -312,16 +312,12 @@ def _gate(
         report.result = result
         report.backup = result.path
         report.notes.extend(result.notes)
-        errors = [p for p in result.problems if p.severity == ERROR]
-        warnings = len(result.problems) - len(errors)
-        if errors and not force:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise _stop(report, step, REFUSED, f"the backup is invalid: {errors[0].message}{more}")
-        if errors:
-            step.detail = f"INVALID ({len(errors)} errors), staged anyway (--force)"
-            report.notes.append(f"--force: staging an invalid backup ({errors[0].message})")
-        else:
-            step.detail = "valid" + (f", {warnings} warnings" if warnings else "")
+        verdict = gate(result.problems, force, "staged anyway")
+        if verdict.refusal:
+            raise _stop(report, step, REFUSED, verdict.refusal)
+        step.detail = verdict.detail
+        if verdict.forced:
+            report.notes.append(verdict.forced)
         return result
 
 

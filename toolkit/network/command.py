@@ -40,7 +40,7 @@ from toolkit.network.report import (
 from toolkit.network.source import RdbSource, aof_to_rdb
 from toolkit.network.target import TargetError, TargetUrl, inspect_target
 from toolkit.network.verify import verify
-from toolkit.problems import ERROR
+from toolkit.problems import gate
 from toolkit.progress import progress_for
 from toolkit.render import human_bytes
 from toolkit.result import BackupIOError, CheckResult
@@ -181,17 +181,12 @@ def _gate(report: NetworkReport, backup: Path, config: Path | None, force: bool)
         report.result = result
         report.backup = result.path
         report.notes.extend(result.notes)
-        errors = [p for p in result.problems if p.severity == ERROR]
-        warnings = len(result.problems) - len(errors)
-        if errors and not force:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            reason = f"the backup is invalid: {errors[0].message}{more}"
-            raise _stop(report, step, REFUSED, [reason])
-        if errors:
-            step.detail = f"INVALID ({len(errors)} errors), restored anyway (--force)"
-            report.notes.append(f"--force: restoring an invalid backup ({errors[0].message})")
-        else:
-            step.detail = "valid" + (f", {warnings} warnings" if warnings else "")
+        verdict = gate(result.problems, force, "restored anyway")
+        if verdict.refusal:
+            raise _stop(report, step, REFUSED, [verdict.refusal])
+        step.detail = verdict.detail
+        if verdict.forced:
+            report.notes.append(verdict.forced)
         return result
 
 

@@ -25,7 +25,7 @@ import redis
 from toolkit.backup import check_backup
 from toolkit.compare import Comparison
 from toolkit.live import LiveKeyspace
-from toolkit.problems import ERROR
+from toolkit.problems import gate
 from toolkit.redisconf import RedisConfig
 from toolkit.restore import control, files
 from toolkit.restore.journal import (
@@ -204,13 +204,12 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
         report.result = result
         report.backup = result.path
         report.notes.extend(result.notes)
-        errors = [p for p in result.problems if p.severity == ERROR]
-        if errors and not opts.force:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            raise _Refused([f"the backup is invalid: {errors[0].message}{more}"])
-        warnings = len(result.problems) - len(errors)
-        step.detail = "valid" if not errors else f"INVALID ({len(errors)} errors), --force"
-        step.detail += f", {warnings} warnings" if warnings else ""
+        verdict = gate(result.problems, opts.force, "restored anyway")
+        if verdict.refusal:
+            raise _Refused([verdict.refusal])
+        step.detail = verdict.detail
+        if verdict.forced:
+            report.notes.append(verdict.forced)
     with journaled(report.steps, "fit") as step:
         binary = _binary(target)
         server = f"the target runs {target.version}"
