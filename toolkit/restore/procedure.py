@@ -456,7 +456,8 @@ def _run(
             step.detail = control.start(target, opts.start_cmd, opts.timeout, say)
         with journaled(steps, "verify", journal) as step:
             say("verifying the restored keyspace")
-            live, comparison = verify_target(target, result, since_ms, target.appendonly)
+            keys = report.stage.keys if report.stage else None  # read once, by the stage
+            live, comparison = verify_target(target, result, since_ms, target.appendonly, keys)
             report.live, report.comparison = live, comparison
             if not comparison.verified:
                 first = comparison.mismatches[0].sentence

@@ -11,14 +11,19 @@ from toolkit.stage import compare_expected, read_expected
 
 
 def verify_target(
-    target: Target, result: CheckResult, since_ms: int, appendonly: bool
+    target: Target,
+    result: CheckResult,
+    since_ms: int,
+    appendonly: bool,
+    keys: BackupKeys | None = None,
 ) -> tuple[LiveKeyspace, Comparison]:
-    """The target's keyspace, and how it compares with ``result`` loaded at ``since_ms``."""
-    keys: BackupKeys | None
-    try:
-        keys = backup_keys(result)
-    except (FormatError, OSError):
-        keys = None
+    """The target's keyspace, and how it compares with ``result`` loaded at ``since_ms``
+    (``keys``: the backup's key names if already read, e.g. by the stage)."""
+    if keys is None:
+        try:
+            keys = backup_keys(result)
+        except (FormatError, OSError):
+            keys = None
     client = target.client(timeout=60)
     try:
         live = read_expected(client, result, keys, since_ms)
