@@ -167,10 +167,14 @@ def scan_db(
     if types:
         # redis-py's pool gives each thread a connection of its own.
         with ThreadPoolExecutor(max_workers=min(len(types), 8)) as pool:
-            for type_name, hashes in zip(types, pool.map(scan_type, types), strict=True):
-                for h in hashes - seen:
-                    seen.add(h)
-                    tally.add(h, type_name)
+            futures = [pool.submit(scan_type, t) for t in types]
+            for type_name in types:
+                hashes = futures.pop(0).result()
+                for h in hashes:
+                    if h not in seen:
+                        seen.add(h)
+                        tally.add(h, type_name)
+                del hashes  # merged: only `seen` keeps them
     if types:
         n = client.connection_pool.connection_kwargs.get("db", 0)
         info = client.info("keyspace").get(f"db{n}", {})
