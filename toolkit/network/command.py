@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def restore_to(
     dry_run: bool,
     json_out: bool,
     config: Path | None = None,
+    modules: Sequence[Path] = (),
 ) -> ExitCode:
     """Restore ``backup`` into the server (or cluster) at ``url``; print the report; return
     the exit code."""
@@ -74,7 +76,7 @@ def restore_to(
         target = TargetUrl.parse(url)
         report = NetworkReport(str(backup), target.display, dry_run)
         with ExitStack() as stack, suppress(_Stop):
-            _run(report, stack, backup, target, config, cluster, replace, force, yes)
+            _run(report, stack, backup, target, config, cluster, replace, force, yes, modules)
     except (_Usage, TargetError, BackupIOError) as e:
         typer.echo(f"error: {e}", err=True)
         return ExitCode.ERROR
@@ -106,9 +108,10 @@ def _run(
     replace: bool,
     force: bool,
     yes: bool,
+    modules: Sequence[Path] = (),
 ) -> None:
     result = _gate(report, backup, config, force)
-    rdb_result, source = _source(report, stack, result, force)
+    rdb_result, source = _source(report, stack, result, force, modules)
     with _step(report, "connect") as step:
         dbs = sorted(rdb_result.inventory.databases) if rdb_result.inventory else []
         info = inspect_target(target, cluster=cluster, dbs=dbs)
@@ -191,13 +194,17 @@ def _gate(report: NetworkReport, backup: Path, config: Path | None, force: bool)
 
 
 def _source(
-    report: NetworkReport, stack: ExitStack, result: CheckResult, force: bool
+    report: NetworkReport,
+    stack: ExitStack,
+    result: CheckResult,
+    force: bool,
+    modules: Sequence[Path] = (),
 ) -> tuple[CheckResult, RdbSource]:
     """The RDB to send: the backup itself, or the RDB an AOF backup turns into."""
     if result.format != "aof":
         return result, stack.enter_context(RdbSource(Path(result.path)))
     with _step(report, "convert") as step:
-        converted, reasons = aof_to_rdb(result, force=force)
+        converted, reasons = aof_to_rdb(result, force=force, modules=modules)
         if converted is None:
             raise _stop(report, step, REFUSED, reasons)
         stack.callback(converted.directory.cleanup)

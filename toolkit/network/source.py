@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,9 +143,12 @@ class Converted:
     seconds: float
 
 
-def aof_to_rdb(result: CheckResult, *, force: bool) -> tuple[Converted | None, list[str]]:
-    """Load the AOF of ``result`` into a scratch redis-server here (the restore drill), check
-    what it holds against the AOF's inventory, and have it save an RDB.
+def aof_to_rdb(
+    result: CheckResult, *, force: bool, modules: Sequence[Path] = ()
+) -> tuple[Converted | None, list[str]]:
+    """Load the AOF of ``result`` into a scratch redis-server here (the restore drill, with
+    ``modules`` loaded), check what it holds against the AOF's inventory, and have it save an
+    RDB.
 
     Returns (the RDB, []) or (None, the reasons it could not be done). The caller removes
     ``Converted.directory``.
@@ -160,6 +163,7 @@ def aof_to_rdb(result: CheckResult, *, force: bool) -> tuple[Converted | None, l
             Path(result.path),
             checked=result,
             force=force,
+            modules=modules,
             save_rdb_to=target,
         )
     except ServerError as e:
