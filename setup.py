@@ -1,4 +1,4 @@
-"""Build hook for the optional C accelerator; everything else is in pyproject.toml.
+"""Build hook for the optional C accelerators; everything else is in pyproject.toml.
 
 ``optional=True``: where no C compiler is at hand the install goes on, and the parser runs in
 pure Python (same results, slower on large files).
@@ -13,6 +13,12 @@ setup(
             ["parsers/rdb/_speedups.c"],
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
-        )
+        ),
+        Extension(
+            "parsers.aof._speedups",
+            ["parsers/aof/_speedups.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall"],
+        ),
     ]
 )

@@ -33,6 +33,15 @@ ANNOTATION_MAX = 1023
 
 _STAR, _DOLLAR, _HASH, _CR, _LF = 0x2A, 0x24, 0x23, 0x0D, 0x0A
 _WINDOW = MAX_DIGITS + 3  # '*' or '$', the digits and CRLF: where find() looks
+# Commands the accelerator returns per call.
+_SCAN_LIMIT = 4096
+
+try:  # the optional C accelerator of read_commands (setup.py builds it where a compiler is at hand)
+    from parsers.aof import _speedups
+except ImportError:  # pragma: no cover - depends on the build
+    _speedups = None
+# Tests set this to False to read in pure Python and compare.
+USE_SPEEDUPS = True
 
 
 # Both give an int on index and bytes on slice, and have find(sub, start, end).
@@ -111,11 +120,22 @@ def read_commands(buf: Buffer, start: int = 0) -> Iterator[Command | Annotation]
     n = len(buf)
     find = buf.find
     crlf, window, dollar = CRLF, _WINDOW, _DOLLAR  # locals: this loop is the hot path
+    # The accelerator parses runs of well-formed commands and stops before anything else,
+    # which the Python code below then reads (and words the error of) as it always did.
+    scan = _speedups.scan_commands if _speedups is not None and USE_SPEEDUPS else None
     pos = start
     after_long_annotation = False
     while pos < n:
         first = buf[pos]
         if first == _STAR:
+            if scan is not None:
+                items, new_pos = scan(buf, pos, _SCAN_LIMIT)
+                if items:
+                    for args_, offset, end_ in items:
+                        yield Command(args_, offset, end_)
+                    pos = new_pos
+                    after_long_annotation = False
+                    continue
             e = find(crlf, pos + 1, pos + window)
             digits = buf[pos + 1 : e] if e > pos else b""
             if digits.isdigit():
