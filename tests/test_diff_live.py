@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolkit.diff.compute import DiffError, compute_diff
-from toolkit.diff.live import LiveServer, safe_url
+from toolkit.diff.live import LiveServer
 from toolkit.diff.table import glob_matcher
 from toolkit.servers import RedisServer, find_binary, free_port, running_server
+from toolkit.urls import safe_url
 
 PASSWORD = "s3cret-Pa55"
 

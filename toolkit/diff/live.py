@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 
@@ -23,9 +23,9 @@ from parsers.errors import FormatError
 from parsers.rdb.dump import DumpPayload, decode_dump
 from toolkit.diff.errors import DiffError
 from toolkit.diff.values import digest, size_of
+from toolkit.urls import safe_url
 
 SCAN_COUNT = 1000
-URL_SCHEMES = ("redis://", "rediss://", "unix://")
 SIZE_COMMANDS = {
     "string": "STRLEN",
     "list": "LLEN",
@@ -44,29 +44,6 @@ class LiveKey(NamedTuple):
     expire_ms: int | None  # absolute: the batch's server TIME + PTTL
     size: int | None
     digest: bytes | None  # with values: the digest of the DUMP payload's value
-
-
-def is_url(spec: str) -> bool:
-    return spec.lower().startswith(URL_SCHEMES)
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password (in the userinfo or a ``password=`` query parameter)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("@")[-1] if "@" in url else url
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{host}" if user else host
-    query = parts.query
-    if query:
-        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "password"]
-        query = urlencode(kept)
-    out = f"{parts.scheme}://{netloc}{parts.path}"
-    return out + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _text(v: object) -> str:

@@ -35,7 +35,7 @@ from parsers.rdb.strings import read_length, read_string, skip_string
 from parsers.rdb.walker import RdbWalker
 from toolkit.backup import check_backup
 from toolkit.diff.errors import DiffError
-from toolkit.diff.live import LiveServer, is_url
+from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
 from toolkit.diff.table import (
     BUCKET_SHIFT,
@@ -51,6 +51,7 @@ from toolkit.mapped import release_behind
 from toolkit.problems import ERROR
 from toolkit.result import BackupIOError, CheckResult
 from toolkit.servers import RedisServer, ServerError, free_port
+from toolkit.urls import is_url
 
 REPORT_SCHEMA = "rbkit.check/1"
 Progress = Callable[[str], None] | None

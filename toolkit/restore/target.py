@@ -19,6 +19,7 @@ from redis.retry import Retry
 
 from toolkit.live import parse_version
 from toolkit.redisconf import DEFAULTS, ConfigError, RedisConfig, read_config
+from toolkit.urls import safe_url
 
 # The settings that decide which file the server loads, and where.
 PERSISTENCE = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")
@@ -48,7 +49,7 @@ class Target:
     @property
     def address(self) -> str:
         """The URL to print: never with its password."""
-        return redact(self.url) if self.url else "no address"
+        return safe_url(self.url, mask="***") if self.url else "no address"
 
     @property
     def data_dir(self) -> Path:
@@ -77,16 +78,6 @@ class Target:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
-
-
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=user + host).geturl()
 
 
 def _url_from_config(config: RedisConfig) -> str | None:
@@ -127,7 +118,9 @@ def discover(
     password = None
     if url is not None:
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise TargetError(f"{redact(url)}: not a redis://, rediss:// or unix:// URL")
+            raise TargetError(
+                f"{safe_url(url, mask='***')}: not a redis://, rediss:// or unix:// URL"
+            )
     elif file_config is not None:
         url = _url_from_config(file_config)
         password = file_config.get("requirepass") or None
@@ -349,4 +342,4 @@ def _process_in(directory: Path) -> int | None:
     return None
 
 
-__all__ = ["DEFAULTS", "PERSISTENCE", "Target", "TargetError", "discover", "redact"]
+__all__ = ["DEFAULTS", "PERSISTENCE", "Target", "TargetError", "discover"]
