@@ -9,11 +9,33 @@ from parsers.rdb.constants import REDIS_TYPES
 from toolkit.steps import steps_json, steps_table
 
 if TYPE_CHECKING:
+    from toolkit.compare import Comparison
     from toolkit.live import LiveKeyspace
+    from toolkit.result import CheckResult
     from toolkit.stage import StageReport
 
 SCHEMA = "rbkit.restore/1"
 _TYPES = REDIS_TYPES
+
+
+def backup_json(result: CheckResult | None) -> dict[str, Any]:
+    """What every rbkit.restore/1 object says of the backup's check."""
+    return {
+        "format": result.format if result else None,
+        "magic": result.magic if result else None,
+        "rdb_version": result.rdb_version if result else None,
+        "valid": result.valid if result else None,
+    }
+
+
+def comparison_lines(comparison: Comparison) -> list[str]:
+    """The allowances and mismatches of a comparison, as the reports print them."""
+    out: list[str] = []
+    if comparison.allowances:
+        out += ["", "allowed for:", *(f"  {a.sentence}" for a in comparison.allowances)]
+    if comparison.mismatches:
+        out += ["", "mismatches:", *(f"  {m.sentence}" for m in comparison.mismatches)]
+    return out
 
 
 def stage_json(report: StageReport) -> dict[str, Any]:
@@ -26,10 +48,7 @@ def stage_json(report: StageReport) -> dict[str, Any]:
         "schema": SCHEMA,
         "mode": "stage-only",
         "backup": report.backup,
-        "format": result.format if result else None,
-        "magic": result.magic if result else None,
-        "rdb_version": result.rdb_version if result else None,
-        "valid": result.valid if result else None,
+        **backup_json(result),
         "outcome": report.outcome,
         "verified": report.verified,
         "reason": report.reason,
@@ -171,15 +190,8 @@ def render_stage(report: StageReport) -> str:
             out.append(f"modules: {', '.join(live.modules)}")
     comparison = report.comparison
     if comparison is not None:
-        if comparison.allowances:
-            out.append("")
-            out.append("allowed for:")
-            out.extend(f"  {a.sentence}" for a in comparison.allowances)
-        if comparison.mismatches:
-            out.append("")
-            out.append("mismatches:")
-            out.extend(f"  {m.sentence}" for m in comparison.mismatches)
-        elif report.verified:
+        out.extend(comparison_lines(comparison))
+        if not comparison.mismatches and report.verified:
             checked = "per-db keys, expires, types"
             checked += ", key names (digest)" if comparison.digest_compared else ""
             checked += " and function libraries"

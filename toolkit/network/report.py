@@ -11,7 +11,7 @@ from toolkit.network.load import LoadStats
 from toolkit.network.plan import Plan
 from toolkit.network.verify import Verification
 from toolkit.result import CheckResult
-from toolkit.stage_report import SCHEMA
+from toolkit.stage_report import SCHEMA, backup_json
 from toolkit.steps import Step, steps_json, steps_table
 
 VERIFIED = "verified"  # restored and read back: the target holds what the backup holds
@@ -66,10 +66,7 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         "schema": SCHEMA,
         "mode": "network",
         "backup": report.backup,
-        "format": result.format if result else None,
-        "magic": result.magic if result else None,
-        "rdb_version": result.rdb_version if result else None,
-        "valid": result.valid if result else None,
+        **backup_json(result),
         "dry_run": report.dry_run,
         "outcome": report.outcome,
         "verified": report.outcome == VERIFIED,

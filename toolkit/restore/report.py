@@ -17,7 +17,7 @@ from toolkit.restore.procedure import (
     RestoreReport,
 )
 from toolkit.restore.rollback import RollbackReport
-from toolkit.stage_report import SCHEMA, stage_json
+from toolkit.stage_report import SCHEMA, backup_json, comparison_lines, stage_json
 from toolkit.steps import steps_json, steps_table
 
 VERDICTS = {
@@ -51,9 +51,7 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
         "schema": SCHEMA,
         "mode": "file",
         "backup": report.backup,
-        "format": result.format if result else None,
-        "rdb_version": result.rdb_version if result else None,
-        "valid": result.valid if result else None,
+        **backup_json(result),
         "outcome": report.outcome,
         "ok": report.ok,
         "reason": report.reason,
@@ -121,15 +119,7 @@ def render_restore(report: RestoreReport) -> str:
         out.append("")
         out.append(steps_table(report.steps))
     if report.comparison is not None:
-        c = report.comparison
-        if c.allowances:
-            out.append("")
-            out.append("allowed for:")
-            out.extend(f"  {a.sentence}" for a in c.allowances)
-        if c.mismatches:
-            out.append("")
-            out.append("mismatches:")
-            out.extend(f"  {m.sentence}" for m in c.mismatches)
+        out.extend(comparison_lines(report.comparison))
     rb = report.rollback
     if rb is not None:
         out.append("")
