@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -698,22 +698,9 @@ def print_aof_report(outcomes: list[AofOutcome], clock: str) -> None:
     ]
     print(tabulate(rows, headers, tablefmt="github"))
     print()
-    totals = Counter(o.agree for o in outcomes)
-    print(
-        f"AOF files {len(outcomes)}, agree {totals['yes']}, disagree {totals['no']}, "
-        f"n-a {totals['n-a']} ({clock}; a multi-part set's files are judged with its manifest)"
+    print_totals(
+        outcomes, "AOF files", f"{clock}; a multi-part set's files are judged with its manifest"
     )
-    by_category: dict[str, Counter[str]] = {}
-    for o in outcomes:
-        by_category.setdefault(o.category, Counter())[o.agree] += 1
-    table = [
-        [cat, sum(c.values()), c["yes"], c["no"], c["n-a"]]
-        for cat, c in sorted(by_category.items(), key=lambda kv: -sum(kv[1].values()))
-    ]
-    print(tabulate(table, ["what Redis said", "files", "agree", "disagree", "n-a"], "github"))
-    for o in outcomes:
-        if o.agree == "no":
-            print(f"DISAGREE {o.entry.path}: {o.redis} / {o.rbkit}: {'; '.join(o.why)}")
 
 
 def print_report(outcomes: Iterable[Outcome], clock: str) -> None:
@@ -730,10 +717,15 @@ def print_report(outcomes: Iterable[Outcome], clock: str) -> None:
     headers = ["file", "RDB", "what Redis said", "what rbkit said", "agree?", "why"]
     print(tabulate(rows, headers, tablefmt="github"))
     print()
+    print_totals(outcomes, "files", clock)
+
+
+def print_totals(outcomes: Sequence[Outcome | AofOutcome], label: str, note: str) -> None:
+    """The totals line, the table per category of what Redis said, and every disagreement."""
     totals = Counter(o.agree for o in outcomes)
     print(
-        f"files {len(outcomes)}, agree {totals['yes']}, disagree {totals['no']}, "
-        f"n-a {totals['n-a']} ({clock})"
+        f"{label} {len(outcomes)}, agree {totals['yes']}, disagree {totals['no']}, "
+        f"n-a {totals['n-a']} ({note})"
     )
     by_category: dict[str, Counter[str]] = {}
     for o in outcomes:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import signal
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 import redis
+from alarms import alarm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -424,26 +421,6 @@ def test_fixtures_are_there_to_compare() -> None:
 
 
 # -- damaged values: a value or our error, nothing else -------------------------------------------
-
-ALARM_SECONDS = 10
-
-
-class Hung(Exception):
-    """An example ran past its alarm."""
-
-
-@contextmanager
-def alarm(seconds: int = ALARM_SECONDS) -> Iterator[None]:
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise Hung(f"no answer after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @cache

@@ -8,15 +8,12 @@ loudly instead of stalling the suite.
 from __future__ import annotations
 
 import json
-import signal
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from types import FrameType
 
 import pytest
+from alarms import alarm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +25,6 @@ from toolkit.problems import ERROR
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 RDB_NAMES = sorted(p.name.removesuffix(".rdb") for p in FIXTURES.glob("*.rdb"))
 NOW_MS = 1_700_000_000_000
-ALARM_SECONDS = 10
 
 # A valid header for each magic and a few versions, to get past read_header quickly.
 HEADERS = [b"REDIS0009", b"REDIS0010", b"REDIS0012", b"VALKEY080"]
@@ -40,26 +36,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-class Hung(Exception):
-    """An example ran past its alarm: the parser is looping, not failing."""
-
-
-@contextmanager
-def alarm(seconds: int = ALARM_SECONDS) -> Iterator[None]:
-    """Raise Hung inside the block if it runs longer than ``seconds``."""
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise Hung(f"no answer after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @cache
