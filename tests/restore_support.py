@@ -100,14 +100,22 @@ class Run:
         return json.loads(self.out)
 
 
-def rbkit(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> Run:
-    """``rbkit ARGS`` in a subprocess, stdin not a terminal."""
+def rbkit(
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    kill_after: str | None = None,
+) -> Run:
+    """``rbkit ARGS`` in a subprocess, stdin not a terminal; ``kill_after="STEP"`` (or
+    "STEP:TERM") kills it right after its journal records STEP done (tests/kill_after.py)."""
     environ = {**os.environ, **(env or {})}
     # Bytecode cached outside the repo: compiling every module again costs each run ~0.5 s.
     environ.pop("PYTHONDONTWRITEBYTECODE", None)
     environ.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "rbkit-pycache"))
+    command = [sys.executable, "-m", "toolkit"]
+    if kill_after is not None:
+        command = [sys.executable, os.fspath(ROOT / "tests" / "kill_after.py"), kill_after]
     done = subprocess.run(
-        [sys.executable, "-m", "toolkit", *map(os.fspath, args)],
+        [*command, *map(os.fspath, args)],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,

@@ -65,7 +65,8 @@ def test_rdb_into_appendonly_no_keeps_the_old_data(make_target) -> None:
     assert (folder / JOURNAL).is_file()
     assert_cleaned_up(t)
     assert [s["name"] for s in report["steps"]] == [
-        "preflight", "gate", "fit", "stage", "save", "stop", "keep", "install", "start", "verify",
+        "preflight", "copy", "gate", "fit", "stage", "save", "stop", "keep", "install", "start",
+        "verify",
     ]  # fmt: skip
     t.restart()
     assert_holds(t, backup)

@@ -173,7 +173,9 @@ def test_rollback_before_the_stop_closes_the_journal(tmp_path: Path) -> None:
     journal.write("save", "done")
     out = rollback(journal, down_target(tmp_path), Options(tmp_path), lambda _t: None)
     assert out.verified and out.reason is not None and "not touched" in out.reason
-    assert not (tmp_path / JOURNAL).exists() and (folder / JOURNAL).exists()
+    # Nothing was moved: no rollback folder is made, and the finished journal goes with it.
+    assert not (tmp_path / JOURNAL).exists() and not folder.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_damaged_backup_is_refused_and_nothing_changes(
     report = refused(t, backup)
     assert report["valid"] is False
     assert report["reason"].startswith("the backup is invalid: ") and says in report["reason"]
-    assert [s["name"] for s in report["steps"]] == ["preflight", "gate"]
+    assert [s["name"] for s in report["steps"]] == ["preflight", "copy", "gate"]
     before.assert_unchanged()
 
 
@@ -157,7 +157,7 @@ def test_newer_file_with_modules_gives_every_reason(make_target) -> None:
     assert reasons[0] == "RDB 12 needs Redis >= 7.4; the target runs 7.0.15"
     assert any("module type graphdata" in r for r in reasons)
     assert any("module type vectorset" in r for r in reasons)
-    assert [s["name"] for s in report["steps"]] == ["preflight", "gate", "fit"]
+    assert [s["name"] for s in report["steps"]] == ["preflight", "copy", "gate", "fit"]
     before.assert_unchanged()
 
 

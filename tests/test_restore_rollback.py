@@ -134,9 +134,7 @@ KILLS = [(step, how) for step in STEPS for how in ("rollback", "rerun")]
 @pytest.mark.parametrize(("step", "how"), KILLS, ids=[f"{s}-{h}" for s, h in KILLS])
 def test_killed_after_each_step(make_target, new_state, step: str, how: str) -> None:
     t, old = old_target(make_target)
-    killed = rbkit(
-        "restore", BACKUP, "--config", t.conf, "--yes", env={"RBKIT_TEST_KILL_AFTER": step}
-    )
+    killed = rbkit("restore", BACKUP, "--config", t.conf, "--yes", kill_after=step)
     assert killed.code == -9, killed.text  # SIGKILL, right after the step was journaled
     journal = (t.data / JOURNAL).read_text()
     assert f'"step": "{step}", "status": "done"' in journal.splitlines()[-1]
@@ -169,9 +167,7 @@ def test_killed_after_each_step(make_target, new_state, step: str, how: str) -> 
 @pytest.mark.parametrize(("step", "how"), [("install", "rollback"), ("start", "rerun")])
 def test_killed_with_appendonly_yes(make_target, step: str, how: str) -> None:
     t, old = old_target(make_target, appendonly=True)
-    killed = rbkit(
-        "restore", BACKUP, "--config", t.conf, "--yes", env={"RBKIT_TEST_KILL_AFTER": step}
-    )
+    killed = rbkit("restore", BACKUP, "--config", t.conf, "--yes", kill_after=step)
     assert killed.code == -9, killed.text
     if how == "rollback":
         run = rbkit("restore", "--rollback", t.data)
@@ -202,7 +198,7 @@ def test_terminated_rolls_back_by_itself(make_target, step: str) -> None:
         t.conf,
         "--yes",
         "--json",
-        env={"RBKIT_TEST_KILL_AFTER": f"{step}:TERM"},
+        kill_after=f"{step}:TERM",
     )
     assert run.code == 1, run.text
     report = run.json()

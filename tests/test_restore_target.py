@@ -152,9 +152,7 @@ def test_password_from_rediscli_auth_and_config(protected: Target) -> None:
     assert "RESTORED" in text.out
     # Killed after install, then rolled back by --rollback DIR: the password comes from the
     # config file the journal names.
-    killed = rbkit(
-        "restore", BACKUP, "--config", t.conf, "--yes", env={"RBKIT_TEST_KILL_AFTER": "install"}
-    )
+    killed = rbkit("restore", BACKUP, "--config", t.conf, "--yes", kill_after="install")
     assert killed.code == -9
     journal = (t.data / JOURNAL).read_text()
     back = rbkit("restore", "--rollback", t.data)

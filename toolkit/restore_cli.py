@@ -93,8 +93,39 @@ def restore(
         bool, typer.Option("--dry-run", help="Print the plan for the real target; touch nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    verify_values: Annotated[
+        bool,
+        typer.Option(
+            "--verify-values",
+            help="Compare every key's value after the restore (default: a sample of keys).",
+        ),
+    ] = False,
+    discard_writes: Annotated[
+        bool,
+        typer.Option(
+            "--discard-writes",
+            help="Roll back even a restored server that took client writes (its data is "
+            "saved into the rollback folder first).",
+        ),
+    ] = False,
 ) -> None:
     """Restore a backup. With --stage-only: prove it restorable without touching production."""
+    _exclusive(
+        {
+            "--stage-only": stage_only,
+            "--to": to is not None,
+            "--rollback": rollback is not None,
+            "--url": url is not None,
+            "--stop-cmd": stop_cmd is not None,
+            "--start-cmd": start_cmd is not None,
+            "--cluster": cluster,
+            "--replace": replace,
+            "--verify-values": verify_values,
+            "--discard-writes": discard_writes,
+            "--dry-run": dry_run,
+            "BACKUP": backup is not None,
+        }
+    )
     if to is not None:
         from toolkit.network.command import restore_to
 
@@ -111,10 +142,8 @@ def restore(
             modules=list(module or []),
         )
         raise typer.Exit(int(code))
-    if cluster or replace:
-        _fail("--cluster and --replace go with --to URL")
     if rollback is not None:
-        _rollback(rollback, config, url, stop_cmd, start_cmd, timeout, json_out)
+        _rollback(rollback, config, url, stop_cmd, start_cmd, timeout, json_out, discard_writes)
     if backup is None:
         _fail("missing BACKUP (or --rollback DIR)")
     if not stage_only:
@@ -136,6 +165,8 @@ def restore(
             force=force,
             dry_run=dry_run,
             timeout=timeout,
+            verify_values=verify_values,
+            discard_writes=discard_writes,
         )
         _restore(opts, yes, json_out)
     from subprocess import SubprocessError
@@ -217,13 +248,20 @@ def _rollback(
     start_cmd: str | None,
     timeout: float,
     json_out: bool,
+    discard_writes: bool,
 ) -> NoReturn:
     from toolkit.restore.options import Options, RestoreError
     from toolkit.restore.report import render_rollback, rollback_json
     from toolkit.restore.rollback import rollback_dir
 
     opts = Options(
-        data_dir, config=config, url=url, stop_cmd=stop_cmd, start_cmd=start_cmd, timeout=timeout
+        data_dir,
+        config=config,
+        url=url,
+        stop_cmd=stop_cmd,
+        start_cmd=start_cmd,
+        timeout=timeout,
+        discard_writes=discard_writes,
     )
     try:
         rb = rollback_dir(data_dir, opts, say=_say)
@@ -234,6 +272,39 @@ def _rollback(
     else:
         typer.echo(render_rollback(rb))
     raise typer.Exit(int(ExitCode.OK if rb.verified else ExitCode.INVALID))
+
+
+# The modes, and the options that belong to each; an option of one mode with another mode's
+# flag is a usage error that names both (a drill must never reach a server, whatever is added).
+_MODE_OPTIONS = {
+    "--stage-only": {"BACKUP", "--dry-run"},
+    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run"},
+    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes"},
+}
+
+
+def _exclusive(given: dict[str, bool]) -> None:
+    """Refuse (exit 2) flags of two modes at once, naming both."""
+    on = [name for name, present in given.items() if present]
+    modes = [m for m in _MODE_OPTIONS if m in on]
+    if len(modes) > 1:
+        _fail(f"{modes[0]} and {modes[1]} cannot be used together: they are different modes")
+    if modes:
+        mode = modes[0]
+        for name in on:
+            if name != mode and name not in _MODE_OPTIONS[mode]:
+                _fail(f"{name} cannot be used with {mode}: {_MODE_TEXT[mode]}")
+    else:
+        for name in ("--cluster", "--replace"):
+            if name in on:
+                _fail(f"{name} goes with --to URL")
+
+
+_MODE_TEXT = {
+    "--stage-only": "a restore drill touches no server but its own scratch one",
+    "--to": "a network restore writes keys into a server; it stops and starts nothing",
+    "--rollback": "it undoes the restore cut off in DIR; it takes no BACKUP",
+}
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from pathlib import Path
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from toolkit import lifeline
 
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
 
@@ -153,16 +154,19 @@ class RedisServer:
                 continue
             args += [f"--{name}", value]
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=lifeline.die_with_parent,  # a prctl, nothing that could deadlock
         )
+        lifeline.watch_process(self.process.pid)
         try:
             self.wait_ready(timeout)
         except BaseException:  # a server that never became ready is not left running
             self.process.kill()
             self.process.wait()
-            if self.process.stderr is not None:
-                self.process.stderr.close()
-            self.process = None
+            self._forget()
             raise
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -207,6 +211,11 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._forget()
+
+    def _forget(self) -> None:
+        assert self.process is not None
+        lifeline.forget_process(self.process.pid)
         if self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None
@@ -224,9 +233,8 @@ def running_server(
     binary = binary or find_binary()
     with contextlib.ExitStack() as stack:
         if directory is None:
-            directory = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="rbkit-redis-"))
-            )
+            directory = lifeline.scratch_dir("rbkit-redis-")
+            stack.callback(lifeline.remove_dir, directory)
         settings = dict(config or {})
         if modules:
             settings["loadmodule"] = "\n".join(os.fspath(m) for m in modules)

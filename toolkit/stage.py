@@ -30,6 +30,7 @@ from redis.retry import Retry
 from parsers.errors import FormatError
 from parsers.rdb.constants import DEFAULT_DATABASES, REDIS_RELEASE_FOR_VERSION
 from parsers.rdb.walker import release_for
+from toolkit import lifeline
 from toolkit.backup import check_backup
 from toolkit.compare import BackupKeys, Comparison, backup_keys, compare
 from toolkit.live import LiveKeyspace, read_live
@@ -467,7 +468,7 @@ def _load_and_compare(
     if modules:  # absolute: the server changes into its `dir` before it loads modules
         settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
     report.settings = {k: v for k, v in settings.items() if k != "loadmodule"}
-    directory = Path(tempfile.mkdtemp(prefix="rbkit-stage-", dir=workdir))
+    directory = lifeline.scratch_dir("rbkit-stage-", workdir)
     server = _ScratchServer(binary, directory, free_port(), settings)
     report.port = server.port
     try:
@@ -541,7 +542,7 @@ def _load_and_compare(
             except (OSError, subprocess.SubprocessError) as e:  # pragma: no cover
                 step.status = FAILED
                 step.detail = str(e)
-            shutil.rmtree(directory, ignore_errors=True)
+            lifeline.remove_dir(directory)
             if step.status == "ok":
                 step.detail = f"scratch server shut down (nosave), {directory} removed"
 

@@ -17,8 +17,6 @@ import contextlib
 import json
 import mmap
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from parsers.rdb.decode import read_value
 from parsers.rdb.dump import decode_dump
 from parsers.rdb.strings import read_length, read_string, skip_string
 from parsers.rdb.walker import RdbWalker
+from toolkit import lifeline
 from toolkit.backup import check_backup
 from toolkit.diff.errors import DiffError
 from toolkit.diff.live import LiveServer
@@ -569,7 +568,7 @@ class AofSide(Side):
             )
         notes: list[str] = []
         settings = scratch_settings(result, binary, notes)
-        self._directory = Path(tempfile.mkdtemp(prefix="rbkit-diff-"))
+        self._directory = lifeline.scratch_dir("rbkit-diff-")
         server = RedisServer(binary, self._directory, free_port(), settings)
         try:
             install_backup(result, self._directory, settings)
@@ -595,7 +594,7 @@ class AofSide(Side):
                 self._server.stop()
             self._server = None
         if self._directory is not None:
-            shutil.rmtree(self._directory, ignore_errors=True)
+            lifeline.remove_dir(self._directory)
             self._directory = None
 
 

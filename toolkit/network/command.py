@@ -24,6 +24,7 @@ import redis
 import typer
 
 from parsers.errors import FormatError
+from toolkit import lifeline
 from toolkit.backup import check_backup
 from toolkit.compare import BackupKeys, backup_keys
 from toolkit.network.load import load
@@ -207,7 +208,7 @@ def _source(
         converted, reasons = aof_to_rdb(result, force=force, modules=modules)
         if converted is None:
             raise _stop(report, step, REFUSED, reasons)
-        stack.callback(converted.directory.cleanup)
+        stack.callback(lifeline.remove_dir, converted.directory)
         report.notes.extend(converted.notes)
         rdb_result = check_backup(converted.path)
         report.restored_file = rdb_result

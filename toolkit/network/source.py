@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from parsers.rdb.constants import TYPE_NAMES, ValueType
 from parsers.rdb.decode import Value, read_value
 from parsers.rdb.stream_meta import StreamMeta, read_stream_meta
 from parsers.rdb.walker import RdbWalker
+from toolkit import lifeline
 from toolkit.mapped import mapped, release_behind
 from toolkit.result import BackupIOError, CheckResult
 
@@ -138,7 +138,7 @@ class Converted:
     """An AOF turned into an RDB by the drill: the file, and what the drill said."""
 
     path: Path
-    directory: tempfile.TemporaryDirectory[str]
+    directory: Path  # a lifeline.scratch_dir: the caller removes it
     notes: list[str]
     seconds: float
 
@@ -156,8 +156,8 @@ def aof_to_rdb(
     from toolkit.servers import ServerError
     from toolkit.stage import stage
 
-    directory = tempfile.TemporaryDirectory(prefix="rbkit-network-")
-    target = Path(directory.name) / "converted.rdb"
+    directory = lifeline.scratch_dir("rbkit-network-")
+    target = directory / "converted.rdb"
     try:
         report = stage(
             Path(result.path),
@@ -167,10 +167,10 @@ def aof_to_rdb(
             save_rdb_to=target,
         )
     except ServerError as e:
-        directory.cleanup()
+        lifeline.remove_dir(directory)
         return None, [f"an AOF is restored through a scratch redis-server here: {e}"]
     if not report.verified or not target.is_file():
-        directory.cleanup()
+        lifeline.remove_dir(directory)
         why = report.reasons or [report.reason or "the scratch server did not save an RDB"]
         return None, [f"turning the AOF into an RDB (restore drill): {r}" for r in why]
     binary = report.binary

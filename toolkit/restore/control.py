@@ -1,11 +1,17 @@
 """Save, stop and start the target server, and wait for it: the restore's process control.
 
-Stopping turns the save points off first (``CONFIG SET save ""``), so that no shutdown save can
-write a file on the way down, then shuts down (or runs ``--stop-cmd``) and waits until the
-process is gone and the port is closed. Starting runs ``--start-cmd`` or ``redis-server
-CONFIG`` in a session of its own (it outlives rbkit) and waits until the server has loaded its
-data; the command may return (``systemctl start``, ``daemonize yes``) or stay in the
-foreground as the server: only its exiting with an error ends the wait early.
+Stopping never drops an acknowledged write: ``SHUTDOWN SAVE`` (with ``appendonly yes`` a plain
+``SHUTDOWN``, which flushes and fsyncs the AOF, unless the AOF reports a write error), and if
+the server cannot save it refuses to go and keeps running: :class:`StillRunning` says so, and
+nothing else has changed. ``--stop-cmd`` is run only with writes held off since the save
+(the procedure pauses them) or with the AOF on, so that what it loses was never acknowledged.
+
+Starting runs the same binary as the same user (see process.py), or ``--start-cmd``, in a
+session of its own (it outlives rbkit), and watches it: the process it started, the
+redis-server that appears in the data directory (a daemonized server, ``systemctl start``),
+and the address. A server that dies while loading is noticed at once; a command that brings
+nothing up within :data:`START_GRACE` seconds is killed with its process group, and the server
+is then started directly from its config file.
 """
 
 from __future__ import annotations
@@ -13,22 +19,34 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from toolkit.restore.journal import pid_alive
+from toolkit.lifeline import pid_alive
+from toolkit.restore.process import RunAs, server_in
 from toolkit.restore.target import Target
+from toolkit.restore.writes import WritePause
 
 Say = Callable[[str], None]
+
+START_GRACE = 30.0  # seconds for a started command to bring up something that answers
+DAEMON_GRACE = 5.0  # after a start command exits 0, seconds for the server to show up
+POLL = 0.05
 
 
 class ControlError(Exception):
     """The target could not be saved, stopped or started."""
+
+
+class StillRunning(ControlError):
+    """The target refused to stop (it could not save its data): it runs on, unchanged."""
 
 
 def _quiet(_text: str) -> None:
@@ -48,22 +66,43 @@ def every(seconds: float, say: Say) -> Say:
     return throttled
 
 
-def is_up(target: Target) -> bool:
-    """True when the target answers PING (loading or not)."""
+@dataclass
+class Answer:
+    """What the target's address says right now."""
+
+    up: bool
+    run_id: str | None = None
+    pid: int | None = None
+    loading: bool = False
+
+
+def look(target: Target) -> Answer:
+    """Whether something answers at the target's address, and which server it is."""
     if target.url is None:
-        return False
+        return Answer(False)
     client = target.client(timeout=2)
     try:
-        client.ping()
-        return True
+        info = client.info("server")
+        persistence = client.info("persistence")
+        return Answer(
+            True,
+            str(info.get("run_id")) if info.get("run_id") else None,
+            int(info["process_id"]) if info.get("process_id") else None,
+            bool(int(persistence.get("loading", 0))),
+        )
     except redis.BusyLoadingError:
-        return True
+        return Answer(True, loading=True)
     except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return False
+        return Answer(False)
     except redis.ResponseError:  # NOAUTH and friends: something answers
-        return True
+        return Answer(True)
     finally:
         client.close()
+
+
+def is_up(target: Target) -> bool:
+    """True when the target answers (loading or not)."""
+    return look(target).up
 
 
 def save(target: Target, timeout: float, say: Say = _quiet) -> str:
@@ -82,7 +121,7 @@ def save(target: Target, timeout: float, say: Say = _quiet) -> str:
             if time.monotonic() - started > timeout:
                 raise ControlError(f"BGSAVE still running after {timeout:.0f} s")
             say(f"saving: {time.monotonic() - started:.0f} s")
-            time.sleep(0.05)
+            time.sleep(POLL)
         if info.get("rdb_last_bgsave_status") != "ok":
             raise ControlError(
                 "BGSAVE failed (rdb_last_bgsave_status "
@@ -96,32 +135,102 @@ def save(target: Target, timeout: float, say: Say = _quiet) -> str:
         client.close()
 
 
-def stop(target: Target, stop_cmd: str | None, save_on_shutdown: bool, timeout: float) -> str:
-    """Stop the target and wait until it is down. Returns what was done."""
-    pid = target.pid
-    if is_up(target):
+def shutdown_mode(client: redis.Redis, appendonly: bool) -> str:
+    """SAVE, or (AOF on and writing fine) nothing: the AOF is flushed and fsynced anyway."""
+    if not appendonly:
+        return "SAVE"
+    info = client.info("persistence")
+    fine = info.get("aof_last_write_status", "ok") == "ok"
+    return "" if fine else "SAVE"
+
+
+def stop(target: Target, stop_cmd: str | None, timeout: float, pid: int | None = None) -> str:
+    """Stop the target, every acknowledged write saved, and wait until it is down. Raises
+    StillRunning when it refuses (it runs on with its data), ControlError otherwise."""
+    pid = pid or target.pid
+    how = stop_cmd
+    if stop_cmd is None and is_up(target):
         client = target.client(timeout=timeout)
         try:
-            client.config_set("save", "")
             if pid is None:
                 with contextlib.suppress(redis.RedisError):
                     pid = int(client.info("server")["process_id"])
-            if stop_cmd is None:
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    client.shutdown(save=save_on_shutdown, nosave=not save_on_shutdown)
+            mode = shutdown_mode(client, target.appendonly)
+            how = f"SHUTDOWN {mode}".strip()
+            client.execute_command(*how.split())
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # the connection closing is the answer of a server that went
         except redis.ResponseError as e:
-            raise ControlError(f"stopping the target: {e}") from None
+            raise StillRunning(
+                f"{how} failed ({e}{_log_hint(target)}): the target is still running with "
+                "its data, unchanged, and it holds the only copy of its latest writes; fix "
+                "what stops it from saving (disk space, permissions, a file in the way) and "
+                "run the restore again"
+            ) from None
         finally:
             client.close()
-    if stop_cmd is not None:
-        _run(stop_cmd, timeout, "--stop-cmd")
-    _wait(lambda: not is_up(target) and (pid is None or not pid_alive(pid)), timeout, "to stop")
-    how = stop_cmd or ("SHUTDOWN SAVE" if save_on_shutdown else "SHUTDOWN NOSAVE")
+    elif stop_cmd is not None:
+        try:
+            _run(stop_cmd, timeout, "--stop-cmd")
+        except ControlError as e:
+            if is_up(target):
+                raise StillRunning(f"{e}; the target is still running, unchanged") from None
+    _wait(lambda: not is_up(target) and (pid is None or not pid_alive(pid)), timeout, "stop")
     return f"{how}; down" + (f" (pid {pid} gone)" if pid else "")
 
 
-def start(target: Target, start_cmd: str | None, timeout: float, say: Say = _quiet) -> str:
-    """Start the target and wait until it has loaded its data. Returns what was done."""
+def stop_started(
+    target: Target, appendonly: bool, keep_data: bool, timeout: float, pid: int | None
+) -> str:
+    """Stop a server rbkit started (or found started) after the restore's stop, writes held
+    off: with ``keep_data`` by SHUTDOWN SAVE (refusing, and running on, if it cannot save);
+    without, when it holds no write of a client, by SHUTDOWN NOSAVE."""
+    client = target.client(timeout=timeout)
+    try:
+        how = f"SHUTDOWN {shutdown_mode(client, appendonly) if keep_data else 'NOSAVE'}".strip()
+        client.execute_command(*how.split())
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass
+    except redis.ResponseError as e:
+        raise StillRunning(f"{how} failed ({e}): the server runs on, unchanged") from None
+    finally:
+        client.close()
+    _wait(lambda: not is_up(target) and (pid is None or not pid_alive(pid)), timeout, "stop")
+    return f"{how}; down" + (f" (pid {pid} gone)" if pid else "")
+
+
+def start(
+    target: Target,
+    start_cmd: str | None,
+    timeout: float,
+    say: Say = _quiet,
+    *,
+    run_as: RunAs | None = None,
+    pause: WritePause | None = None,
+) -> str:
+    """Start the target and wait until it has loaded its data; ``pause`` holds client writes
+    off from its first answer on. Returns what was done."""
+    if start_cmd is None:
+        return _start(target, None, timeout, say, run_as, pause)
+    try:
+        return _start(target, start_cmd, timeout, say, run_as, pause)
+    except ControlError as e:
+        if is_up(target) or target.executable is None or target.config.path is None:
+            raise
+        say(f"{e}; starting {target.executable} {target.config.path} instead")
+        how = _start(target, None, timeout, say, run_as, pause)
+        return f"--start-cmd failed ({e}); {how}"
+
+
+def _start(
+    target: Target,
+    start_cmd: str | None,
+    timeout: float,
+    say: Say,
+    run_as: RunAs | None,
+    pause: WritePause | None,
+) -> str:
+    extra: dict[str, object] = {}
     if start_cmd is not None:
         how, args, cwd = start_cmd, start_cmd, None
     else:
@@ -129,6 +238,10 @@ def start(target: Target, start_cmd: str | None, timeout: float, say: Say = _qui
             raise ControlError("no redis-server and config file to start the target with")
         args = [os.fspath(target.executable), os.fspath(target.config.path)]
         how, cwd = shlex.join(args), target.config.path.parent
+        if run_as is not None:
+            extra = run_as.popen_args()
+            if extra:
+                how += f" (as {run_as})"
     # Its stderr goes to an unnamed file: read if it fails, never a pipe that fills up.
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
@@ -139,12 +252,17 @@ def start(target: Target, start_cmd: str | None, timeout: float, say: Say = _qui
             stdout=subprocess.DEVNULL,
             stderr=errors,
             start_new_session=True,
+            **extra,  # type: ignore[arg-type]
         )
         name = f"--start-cmd {start_cmd!r}" if start_cmd is not None else "redis-server"
         try:
-            wait_loaded(target, timeout, say, process, name)
-        except ControlError as e:
-            if process.poll() not in (None, 0):
+            wait_loaded(target, timeout, say, process, name, pause)
+        except BaseException as e:
+            if process.poll() is None and not is_up(target):
+                with contextlib.suppress(OSError):  # a hanging command: all of it
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            if isinstance(e, ControlError) and process.poll() not in (None, 0):
                 errors.seek(0)
                 lines = errors.read().decode(errors="replace").strip().splitlines()
                 if lines:
@@ -159,36 +277,61 @@ def wait_loaded(
     say: Say = _quiet,
     process: subprocess.Popen[bytes] | None = None,
     name: str = "redis-server",
+    pause: WritePause | None = None,
 ) -> None:
-    """Wait until the target answers and ``loading`` is 0, saying the progress; a ``process``
-    (called ``name``) that exits with an error ends the wait."""
-    deadline = time.monotonic() + timeout
+    """Wait until the target answers and has loaded its data, saying the progress. Ends early
+    with ControlError when the ``process`` that starts it fails, when the server it brought
+    up dies, or when nothing comes up within :data:`START_GRACE` seconds."""
+    began = time.monotonic()
+    deadline = began + timeout
+    grace = began + min(timeout, START_GRACE)
     say = every(2.0, say)
-    client = target.client(timeout=5)
-    try:
-        while True:
-            if process is not None and process.poll() not in (None, 0):
+    exited_at: float | None = None
+    server_pid: int | None = None
+    last_look = 0.0
+    while True:
+        now = time.monotonic()
+        if process is not None and process.poll() is not None:
+            if process.returncode != 0:
                 raise ControlError(
                     f"{name} exited with {process.returncode} while starting" + _log_hint(target)
                 )
-            try:
-                info = client.info("persistence")
-                if not int(info.get("loading", 0)):
-                    return
-                say(f"loading: {float(info.get('loading_loaded_perc', 0)):.1f}%")
-            except redis.BusyLoadingError:
-                say("loading")
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                pass
-            except redis.ResponseError as e:
-                raise ControlError(f"{target.address}: {e}") from None
-            if time.monotonic() > deadline:
+            exited_at = exited_at or now
+        answer = look(target)
+        if answer.up:
+            if pause is not None and not pause.active:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    pause.hold()  # as early as it answers: no client writes before rbkit's
+            if not answer.loading and answer.run_id is not None:
+                return
+            server_pid = answer.pid or server_pid
+            say("loading")
+        elif now - last_look > 0.2:  # who is starting: the process, or one it left behind
+            last_look = now
+            found = server_in(target.data_dir)
+            if found is not None:
+                server_pid = found
+            elif server_pid is not None and not pid_alive(server_pid):
                 raise ControlError(
-                    f"the target did not come up within {timeout:.0f} s" + _log_hint(target)
+                    f"the redis-server it started (pid {server_pid}) died while starting"
+                    + _log_hint(target)
                 )
-            time.sleep(0.05)
-    finally:
-        client.close()
+            elif exited_at is not None and now - exited_at > DAEMON_GRACE:
+                raise ControlError(
+                    f"{name} exited with 0, but no redis-server runs in {target.data_dir} "
+                    f"and nothing answers at {target.address}" + _log_hint(target)
+                )
+            elif now > grace and (process is None or process.poll() is None):
+                raise ControlError(
+                    f"{name}: nothing answers at {target.address} after "
+                    f"{now - began:.0f} s and no redis-server runs in {target.data_dir}"
+                    + _log_hint(target)
+                )
+        if now > deadline:
+            raise ControlError(
+                f"the target did not come up within {timeout:.0f} s" + _log_hint(target)
+            )
+        time.sleep(POLL)
 
 
 def _log_hint(target: Target) -> str:
@@ -206,16 +349,31 @@ def _log_hint(target: Target) -> str:
 
 
 def _run(command: str, timeout: float, option: str) -> None:
+    """Run ``command`` in a session of its own; killed with its process group on timeout."""
+    process = subprocess.Popen(
+        command,
+        shell=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            command, shell=True, timeout=timeout, capture_output=True, stdin=subprocess.DEVNULL
-        )
+        _, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         raise ControlError(f"{option} {command!r} did not finish within {timeout:.0f} s") from None
-    if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip().splitlines()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
+    if process.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
         raise ControlError(
-            f"{option} {command!r} exited with {done.returncode}" + (f": {err[-1]}" if err else "")
+            f"{option} {command!r} exited with {process.returncode}"
+            + (f": {lines[-1]}" if lines else "")
         )
 
 
@@ -224,4 +382,4 @@ def _wait(done: Callable[[], bool], timeout: float, what: str = "") -> None:
     while not done():
         if time.monotonic() > deadline:
             raise ControlError(f"the target did not {what or 'finish'} within {timeout:.0f} s")
-        time.sleep(0.05)
+        time.sleep(POLL)

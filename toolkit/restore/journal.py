@@ -17,8 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.lifeline import pid_alive
 from toolkit.steps import Step, timed
 
 JOURNAL = "rbkit-restore.journal"
@@ -114,30 +113,18 @@ class Journal:
         e = self.entries[-1]
         return f"{e['step']} ({e['status']})"
 
-    def close(self, folder: Path) -> Path:
-        """Move the journal into ``folder`` (the restore is over) and return its new path."""
-        folder.mkdir(exist_ok=True)
+    def close(self, folder: Path) -> Path | None:
+        """The restore is over: move the journal into its rollback ``folder`` and return its
+        new path; where no folder was made (nothing was moved), delete it and return None."""
+        if not folder.is_dir():
+            self.path.unlink(missing_ok=True)
+            fsync_dir(self.path.parent)
+            return None
         dest = folder / JOURNAL
         os.replace(self.path, dest)
         fsync_dir(self.path.parent)
         self.path = dest
         return dest
-
-
-def pid_alive(pid: int) -> bool:
-    """True while process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state != b"Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return sys.platform != "linux"
 
 
 def _pid_in(text: bytes) -> int:
@@ -248,13 +235,3 @@ def journaled(steps: list[Step], name: str, journal: Journal | None = None) -> I
             raise
     if journal is not None:
         journal.write(name, "done", detail=step.detail)
-        _crash_point(name)
-
-
-def _crash_point(step: str) -> None:
-    """Fault injection for the tests: RBKIT_TEST_KILL_AFTER=STEP makes this process SIGKILL
-    itself once STEP is done and journaled, as a crash or `kill -9` would; STEP:TERM sends
-    SIGTERM instead (an operator's kill or Ctrl-C: the restore rolls back by itself)."""
-    name, _, sig = os.environ.get("RBKIT_TEST_KILL_AFTER", "").partition(":")
-    if name == step:
-        os.kill(os.getpid(), signal.SIGTERM if sig == "TERM" else signal.SIGKILL)

@@ -24,3 +24,5 @@ class Options:
     force: bool = False
     dry_run: bool = False
     timeout: float = 600.0  # for each of save, stop, start and load
+    verify_values: bool = False  # every key's value, not a sample
+    discard_writes: bool = False  # a rollback may stop a server that took client writes

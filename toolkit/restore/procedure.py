@@ -1,12 +1,19 @@
-"""The staged restore into a Redis data directory (../shared/DESIGN.md, "Restore, step by
-step"); its rollback is in rollback.py.
+"""The staged restore into a Redis data directory; its rollback is in rollback.py.
 
-    preflight -> gate -> stage -> [confirm] -> save -> stop -> keep -> install -> start -> verify
+    preflight -> copy -> gate -> fit -> stage -> [confirm]
+              -> save -> stop -> keep -> install -> start -> verify
 
-The first three touch nothing of the target (``--dry-run`` stops after the plan). From ``save``
-on, every step is announced in the journal before it runs; a failure from ``stop`` on rolls
-back by itself: stop the target, move what was installed into ``rejected/``, move the kept
-files back, start the target if it was running, and verify it against the kept files.
+Up to the stage nothing of the target changes (``--dry-run`` stops after the plan; the only
+thing written is the restore's private copy of the backup, a hidden folder in the data
+directory, which is what gets checked, staged and, digest checked again, installed). From
+``save`` on, every step is announced in the journal before it runs.
+
+No acknowledged write is lost: the old server stops by ``SHUTDOWN SAVE`` (or refuses, runs on,
+and the restore is refused); with ``--stop-cmd`` writes are held off (``CLIENT PAUSE WRITE``)
+from the save on. Writes that reach it during the restore are counted and named: they are in
+the kept files. The restored server is started by the same binary as the same user, and holds
+client writes off from its first answer until it is verified (counts, key names, and values
+of a sample of keys). A failure from ``stop`` on rolls back by itself (rollback.py).
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +28,13 @@ from pathlib import Path
 
 import redis
 
+from parsers.errors import FormatError
 from toolkit.backup import check_backup
 from toolkit.compare import Comparison
 from toolkit.live import LiveKeyspace
+from toolkit.locate import Located, LocateError, locate
 from toolkit.problems import gate
-from toolkit.redisconf import RedisConfig
+from toolkit.redisconf import ConfigError, RedisConfig, read_config
 from toolkit.restore import control, files
 from toolkit.restore.journal import (
     Journal,
@@ -38,17 +46,14 @@ from toolkit.restore.journal import (
     rollback_folder,
 )
 from toolkit.restore.options import Options, RestoreError, Say
-from toolkit.restore.rollback import RollbackReport, rollback
+from toolkit.restore.rollback import RollbackReport, pause_for, rollback
 from toolkit.restore.target import PERSISTENCE, Target, TargetError, discover
+from toolkit.restore.values import ValueCheck, compare_values
 from toolkit.restore.verify import verify_target
+from toolkit.restore.writes import WritePause, write_calls, write_commands
 from toolkit.result import BackupIOError, CheckResult
 from toolkit.servers import ServerBinary, ServerError, binary_version
-from toolkit.stage import (
-    StageReport,
-    needed_databases,
-    refusals,
-    stage,
-)
+from toolkit.stage import StageReport, needed_databases, refusals, stage
 from toolkit.steps import Step
 
 # Outcomes.
@@ -56,6 +61,7 @@ RESTORED = "restored"
 PLANNED = "planned"  # --dry-run
 REFUSED = "refused"
 ROLLED_BACK = "rolled-back"
+UNVERIFIED = "unverified"  # the restored server took client writes: left running, not undone
 FAILED = "failed"  # and the rollback failed too: the report says what is where
 CANCELLED = "cancelled"
 
@@ -71,6 +77,16 @@ class _StepFailed(Exception):
 
 
 @dataclass
+class Writes:
+    """Client writes on the target, as its INFO commandstats counts them."""
+
+    names: frozenset[str] = frozenset()  # the commands that write, on this server
+    at_preflight: int | None = None  # the old server's count when rbkit first looked
+    during: int | None = None  # writes between the preflight and the stop (in the kept files)
+    before_pause: int | None = None  # writes the restored server took before rbkit paused
+
+
+@dataclass
 class RestoreReport:
     backup: str
     outcome: str = PLANNED
@@ -83,10 +99,13 @@ class RestoreReport:
     stage: StageReport | None = None
     installed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # the checked copy's sha256s
     rollback_dir: Path | None = None
     journal: Path | None = None
     live: LiveKeyspace | None = None
     comparison: Comparison | None = None
+    values: ValueCheck | None = None
+    writes: Writes = field(default_factory=Writes)
     server_load_seconds: float | None = None
     rollback: RollbackReport | None = None
     notes: list[str] = field(default_factory=list)
@@ -130,7 +149,10 @@ def _layout(result: CheckResult, target: Target, converted: Path | None) -> file
         return files.Item(aofname, source=src)  # an RDB is an RDB-preamble AOF to Redis < 7
     assert result.aof is not None
     if result.aof.layout == "multi-part":
-        return files.multipart_copy(src, dirname, aofname)
+        try:
+            return files.multipart_copy(src, dirname, aofname)
+        except FormatError as e:
+            raise _Refused([f"the backup's manifest cannot be installed: {e}"]) from None
     return files.Item(aofname, source=src)
 
 
@@ -143,7 +165,8 @@ def _plan_lines(
         kept.append(target.setting("dbfilename") + " (written by the save)")
     plan = [
         ("preflight", f"target {target.address}, data dir {d}, redis {target.version}"),
-        ("gate", "check the backup; refuse it if invalid" + (" (--force)" if opts.force else "")),
+        ("copy", "a private copy of the backup in the data dir, its sha256 taken"),
+        ("gate", "check the copy; refuse it if invalid" + (" (--force)" if opts.force else "")),
         ("stage", f"load it into a scratch {target.executable}; compare it with the backup"),
     ]
     try:
@@ -152,13 +175,16 @@ def _plan_lines(
         earlier = None  # the restore itself says what is wrong with it
     if earlier is not None:
         plan.append(("undo", f"first roll back the earlier restore cut off at {earlier.last}"))
+    pause = "CLIENT PAUSE WRITE, then " if target.pausable else ""
     if target.running:
         if target.appendonly:
             plan.append(("save", "nothing: appendonly yes, the AOF is fsynced at shutdown"))
+        elif opts.stop_cmd:
+            plan.append(("save", f"{pause}BGSAVE: from here on writes wait for the restore"))
         else:
             plan.append(("save", "BGSAVE (a failed save stops the restore here, unchanged)"))
-        how = opts.stop_cmd or ("SHUTDOWN NOSAVE" if target.appendonly else "SHUTDOWN SAVE")
-        plan.append(("stop", f'CONFIG SET save "", then {how}; wait until the process is gone'))
+        how = opts.stop_cmd or ("SHUTDOWN" if target.appendonly else "SHUTDOWN SAVE")
+        plan.append(("stop", f"{pause}{how}; wait until the process is gone"))
     else:
         plan.append(("stop", "nothing: the target is not running"))
     plan.append(
@@ -167,17 +193,19 @@ def _plan_lines(
             f"move {', '.join(kept) or 'nothing (no data files there)'} into {folder.name}/",
         )
     )
-    plan.append(("install", f"copy, fsync, rename into place: {item.describe()}"))
+    plan.append(("install", f"sha256 checked again, renamed into place: {item.describe()}"))
+    user = f" as {target.run_as}" if target.run_as and opts.start_cmd is None else ""
     start = opts.start_cmd or shlex.join(
         [os.fspath(target.executable or "redis-server"), os.fspath(target.config.path or "?")]
     )
-    plan.append(("start", f"{start}; wait until loading ends"))
-    plan.append(("verify", "per-db keys, expires, types and key-name digest against the backup"))
+    plan.append(("start", f"{start}{user}; writes wait from its first answer on"))
+    values = "every key's value" if opts.verify_values else "the values of a sample of keys"
+    plan.append(("verify", f"per-db keys, expires, types, key names and {values}"))
     plan.append(("rollback", f"on any failure: put {folder.name}/ back, start, verify"))
     return plan
 
 
-def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, CheckResult]:
+def _preflight(report: RestoreReport, opts: Options, say: Say) -> Target:
     with journaled(report.steps, "preflight") as step:
         target = _discover(opts)
         report.target = target
@@ -191,25 +219,85 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
             raise _Refused(target.problems)
         if held := lock_holder(target.data_dir):
             raise _Refused([held])
+        if target.running:
+            _count_writes(report, target)
         step.detail = (
             f"redis {target.version} at {target.address}, "
             f"{'running' if target.running else 'not running'}, data dir {target.data_dir}, "
             f"appendonly {'yes' if target.appendonly else 'no'}"
         )
-    with journaled(report.steps, "gate") as step:
+    return target
+
+
+def _count_writes(report: RestoreReport, target: Target) -> None:
+    client = target.client(timeout=30)
+    try:
+        report.writes.names = write_commands(client)
+        report.writes.at_preflight = write_calls(client, report.writes.names)
+    except redis.RedisError as e:
+        raise RestoreError(f"{target.address}: {e}") from None
+    finally:
+        client.close()
+    if target.clients:
+        report.notes.append(
+            f"{target.clients} other clients are connected to the target: their writes until "
+            "the stop are saved in the kept files, not in the restored data; from the stop "
+            "until the restored server is verified, writes wait"
+            + ("" if target.pausable else " (not on this version: it has no CLIENT PAUSE WRITE)")
+        )
+
+
+def _locate(opts: Options, target: Target) -> Located:
+    try:
+        return locate(opts.backup, _backup_config(opts.backup, target))
+    except LocateError as e:
+        raise RestoreError(str(e)) from None
+
+
+def _copy(
+    report: RestoreReport, target: Target, opts: Options, found: Located
+) -> files.PrivateCopy:
+    with journaled(report.steps, "copy") as step:
         try:
-            result = check_backup(opts.backup, config=_backup_config(opts.backup, target))
+            need = sum(p.stat().st_size for p in files.backup_files(found))
+        except OSError as e:
+            raise RestoreError(f"{found.path}: {e.strerror or e}") from None
+        free = shutil.disk_usage(target.data_dir).free
+        if need > free:
+            raise _Refused(
+                [
+                    f"not enough room in {target.data_dir}: the copy needs {need} bytes, "
+                    f"{free} are free"
+                ]
+            )
+        try:
+            private = files.private_copy(found, target.data_dir)
+        except OSError as e:
+            raise _Refused([f"copying the backup into {target.data_dir}: {e}"]) from None
+        report.digests = dict(private.digests)
+        step.detail = f"{need} bytes into {private.directory.name}/, sha256 taken"
+        return private
+
+
+def _gate(report: RestoreReport, opts: Options, target: Target, path: Path) -> CheckResult:
+    with journaled(report.steps, "gate") as step:
+        config = _backup_config(opts.backup, target)
+        try:
+            result = check_backup(path, config=config)
         except BackupIOError as e:
             raise RestoreError(str(e)) from None
         report.result = result
-        report.backup = result.path
-        report.notes.extend(result.notes)
+        report.notes.extend(n for n in result.notes if n not in report.notes)
         verdict = gate(result.problems, opts.force, "restored anyway")
         if verdict.refusal:
             raise _Refused([verdict.refusal])
         step.detail = verdict.detail
         if verdict.forced:
             report.notes.append(verdict.forced)
+        return result
+
+
+def _fit(report: RestoreReport, opts: Options, target: Target, result: CheckResult) -> None:
     with journaled(report.steps, "fit") as step:
         binary = _binary(target)
         server = f"the target runs {target.version}"
@@ -228,57 +316,54 @@ def _preflight(report: RestoreReport, opts: Options, say: Say) -> tuple[Target, 
                 "aof-load-truncated no: it would refuse to start with it (set it to yes, "
                 "Redis's default, to drop the cut-off tail)"
             )
+        if opts.stop_cmd and target.running and not target.appendonly and not target.pausable:
+            reasons.append(
+                f"with --stop-cmd and appendonly no, rbkit holds writes off from its save to the "
+                f"stop (CLIENT PAUSE WRITE, Redis >= 6.2); the target runs {target.version}: "
+                "leave out --stop-cmd (rbkit stops it by SHUTDOWN SAVE)"
+            )
         if result.format != "rdb" and not target.appendonly:
             report.notes.append(
                 "an AOF backup into a target with appendonly no: the scratch server's SAVE "
                 "turns it into an RDB of the target's own version, and that is installed"
             )
-        free = shutil.disk_usage(target.data_dir).free
-        need_bytes = _backup_size(result)
-        if need_bytes > free:
-            reasons.append(
-                f"not enough room in {target.data_dir}: the copy needs {need_bytes} bytes, "
-                f"{free} are free"
-            )
         if reasons:
             raise _Refused(reasons)
-        step.detail = f"redis {target.version} reads it; databases {have} >= {need}; disk ok"
-    return target, result
+        step.detail = f"redis {target.version} reads it; databases {have} >= {need}"
 
 
 def _discover(opts: Options) -> Target:
     """The target, as :func:`discover` finds it. A target that is down after a restore cut
     off is started again with the executable that restore's journal names."""
+    executable = opts.redis_server
+    if executable is None and opts.config is not None:
+        executable = _recorded_executable(opts.config)
     try:
-        target = discover(
-            opts.config, opts.url, executable=opts.redis_server, start_cmd=opts.start_cmd
-        )
-        if target.running or opts.redis_server is not None:
-            return target
-        earlier = Journal.read(target.data_dir)
-        if earlier is None or not earlier.plan.get("executable"):
-            return target
         return discover(
             opts.config,
             opts.url,
-            executable=Path(earlier.plan["executable"]),
+            executable=executable,
             start_cmd=opts.start_cmd,
+            stop_cmd=opts.stop_cmd,
         )
     except TargetError as e:
         raise RestoreError(str(e)) from None
-    except JournalError:
-        return target  # the restore reads it again under the lock, and says what is wrong
+
+
+def _recorded_executable(config: Path) -> Path | None:
+    """The binary an earlier, cut-off restore in the data dir ``config`` names recorded."""
+    try:
+        earlier = Journal.read(read_config(config.absolute()).data_dir)
+    except (ConfigError, JournalError):
+        return None  # the restore reads them again, and says what is wrong
+    if earlier is None or not earlier.plan.get("executable"):
+        return None
+    return Path(earlier.plan["executable"])
 
 
 def _backup_config(backup: Path, target: Target) -> RedisConfig | None:
     """A data-directory backup is read with the target's file names (and appendonly)."""
     return target.config if backup.is_dir() else None
-
-
-def _backup_size(result: CheckResult) -> int:
-    if result.aof is not None:
-        return sum(f.size for f in result.aof.files)
-    return result.size
 
 
 # -- the restore -------------------------------------------------------------------------
@@ -293,23 +378,32 @@ def restore(
     """Run the staged restore. Raises RestoreError for usage/I/O problems before any change;
     everything else is in the report (``outcome``)."""
     report = RestoreReport(os.fspath(opts.backup))
+    private: files.PrivateCopy | None = None
     try:
-        target, result = _preflight(report, opts, say)
-    except _Refused as e:
-        return _refuse(report, e.reasons)
-    folder = rollback_folder(target.data_dir)
-    converted: Path | None = None
-    scratch = Path(tempfile.mkdtemp(prefix="rbkit-restore-"))
-    try:
-        if result.format != "rdb" and not target.appendonly:
-            converted = scratch / "converted.rdb"
-        item = _layout(result, target, converted or scratch / "converted.rdb")
-        report.plan = _plan_lines(target, item, opts, folder)
-        if opts.dry_run:
-            report.outcome = PLANNED
-            return report
         try:
+            target = _preflight(report, opts, say)
+            found = _locate(opts, target)
+            if opts.dry_run:  # nothing written: the plan is made from the backup as it is
+                result = _gate(report, opts, target, found.path)
+            else:
+                private = _copy(report, target, opts, found)
+                result = _gate(report, opts, target, private.backup)
+            result.notes[:0] = [n for n in found.notes if n not in result.notes]
+            _fit(report, opts, target, result)
+            folder = rollback_folder(target.data_dir)
+            converted = None
+            if result.format != "rdb":  # the stage saves it as an RDB: the values' reference
+                converted = (private.directory if private else target.data_dir) / "converted.rdb"
+            item = _layout(result, target, converted)
+            report.plan = _plan_lines(target, item, opts, folder)
+            if opts.dry_run:
+                report.outcome = PLANNED
+                return report
+            assert private is not None
             _stage(report, result, target, opts, converted, say)
+            if converted is not None:
+                private.add(converted)
+                report.digests = dict(private.digests)
         except _Refused as e:
             return _refuse(report, e.reasons)
         if not confirm(report):
@@ -321,32 +415,50 @@ def restore(
                 report.notes.extend(lock_notes)
                 earlier = Journal.read(target.data_dir)
                 if earlier is not None:
-                    cut = earlier.last
-                    say(f"an earlier restore was cut off at {cut}: rolling it back first")
-                    previous = rollback(earlier, target, opts, say)
-                    report.notes.append(
-                        f"an earlier restore was cut off at {cut}; rolled back first "
-                        f"({'verified' if previous.verified else previous.reason})"
-                    )
-                    if not previous.verified:
-                        why = f"the earlier restore's rollback: {previous.reason}"
-                        return _refuse(report, [why])
-                    # The rollback may have started (or left stopped) the target: look again.
-                    stale = target.notes
-                    target = report.target = _discover(opts)
-                    report.notes = [n for n in report.notes if n not in stale] + target.notes
-                    if target.problems:
-                        return _refuse(report, target.problems)
-                    folder = rollback_folder(target.data_dir)
-                    report.plan = _plan_lines(target, item, opts, folder)
-                _run(report, result, target, opts, item, folder, say)
+                    target, folder = _undo_earlier(report, earlier, target, opts, item, say)
+                    if report.outcome == REFUSED:
+                        return report
+                _run(report, result, target, opts, item, folder, private, converted, say)
         except LockHeld as e:
             return _refuse(report, [str(e)])
         except JournalError as e:
             raise RestoreError(str(e)) from None
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if private is not None:
+            private.remove()
     return report
+
+
+def _undo_earlier(
+    report: RestoreReport,
+    earlier: Journal,
+    target: Target,
+    opts: Options,
+    item: files.Item,
+    say: Say,
+) -> tuple[Target, Path]:
+    """Roll back the restore an earlier run left cut off; then look at the target again."""
+    cut = earlier.last
+    say(f"an earlier restore was cut off at {cut}: rolling it back first")
+    previous = rollback(earlier, target, opts, say)
+    report.notes.append(
+        f"an earlier restore was cut off at {cut}; rolled back first "
+        f"({'verified' if previous.verified else previous.reason})"
+    )
+    if not previous.verified:
+        _refuse(report, [f"the earlier restore's rollback: {previous.reason}"])
+        return target, rollback_folder(target.data_dir)
+    # The rollback may have started (or left stopped) the target: look again.
+    stale = target.notes
+    target = report.target = _discover(opts)
+    report.notes = [n for n in report.notes if n not in stale] + target.notes
+    if target.problems:
+        _refuse(report, target.problems)
+    elif target.running:
+        _count_writes(report, target)
+    folder = rollback_folder(target.data_dir)
+    report.plan = _plan_lines(target, item, opts, folder)
+    return target, folder
 
 
 def _refuse(report: RestoreReport, reasons: list[str]) -> RestoreReport:
@@ -391,6 +503,31 @@ def _stage(
             report.server_load_seconds = staged.server_load_seconds
 
 
+def _journal_plan(
+    report: RestoreReport, target: Target, opts: Options, item: files.Item, folder: Path
+) -> dict[str, object]:
+    d = target.data_dir
+    run_as = target.run_as
+    return {
+        "backup": report.backup,
+        "data_dir": os.fspath(d),
+        "rollback_dir": os.fspath(folder),
+        "names": _names(target),
+        "settings": {name: target.setting(name) for name in PERSISTENCE},
+        "was_running": target.running,
+        "run_id": target.run_id,
+        "pid": target.pid,
+        "run_as": [run_as.uid, run_as.gid, list(run_as.groups)] if run_as else None,
+        "config": os.fspath(target.config.path) if target.config.path else None,
+        "url": target.address,
+        "stop_cmd": opts.stop_cmd,
+        "start_cmd": opts.start_cmd,
+        "executable": os.fspath(target.executable) if target.executable else None,
+        "install": item.name,
+        "sha256": report.digests,
+    }
+
+
 def _run(
     report: RestoreReport,
     result: CheckResult,
@@ -398,90 +535,90 @@ def _run(
     opts: Options,
     item: files.Item,
     folder: Path,
+    private: files.PrivateCopy,
+    reference: Path | None,
     say: Say,
 ) -> None:
     d = target.data_dir
     names = _names(target)
-    owner = files.owner_for(d, names)
-    journal = Journal.create(
-        d,
-        {
-            "backup": report.backup,
-            "data_dir": os.fspath(d),
-            "rollback_dir": os.fspath(folder),
-            "names": names,
-            "settings": {name: target.setting(name) for name in PERSISTENCE},
-            "was_running": target.running,
-            "config": os.fspath(target.config.path) if target.config.path else None,
-            "url": target.address,
-            "stop_cmd": opts.stop_cmd,
-            "start_cmd": opts.start_cmd,
-            "executable": os.fspath(target.executable) if target.executable else None,
-            "install": item.name,
-            "started": time.time(),
-        },
-    )
+    owner = files.owner_for(d, names, target.run_as)
+    journal = Journal.create(d, _journal_plan(report, target, opts, item, folder))
     report.journal = journal.path
     report.rollback_dir = folder
     steps = report.steps
+    old_pause = pause_for(target) if target.running else None
+    new_pause = pause_for(target)
     try:
         if target.running and not target.appendonly:
             say("saving the target (BGSAVE)")
             with journaled(steps, "save", journal) as step:
                 try:
+                    if opts.stop_cmd and old_pause is not None:
+                        old_pause.hold()  # nothing acknowledged after the BGSAVE is lost
                     step.detail = control.save(target, opts.timeout, say)
-                except control.ControlError as e:
+                except (control.ControlError, redis.RedisError) as e:
                     step.status = "refused"
                     step.detail = str(e)
                     raise _Refused([f"the target could not save its current data: {e}"]) from None
         with journaled(steps, "stop", journal) as step:
             if target.running:
                 say("stopping the target")
-                step.detail = control.stop(
-                    target, opts.stop_cmd, not target.appendonly, opts.timeout
-                )
+                _writes_until_stop(report, target, old_pause)
+                try:
+                    step.detail = control.stop(target, opts.stop_cmd, opts.timeout)
+                except control.StillRunning as e:
+                    step.status = "refused"
+                    step.detail = str(e)
+                    raise _Refused([str(e)]) from None
             else:
                 step.detail = "not running"
+        if old_pause is not None:
+            old_pause.release()
         with journaled(steps, "keep", journal) as step:
             report.kept = files.move_all(names, d, folder)
             step.detail = f"{', '.join(report.kept) or 'no data files'} -> {folder.name}/"
+            if report.writes.during:
+                report.notes.append(
+                    f"{report.writes.during} writes reached the target after rbkit's preflight "
+                    "and before its stop: they are in the kept files ("
+                    + ", ".join(f"{folder.name}/{n}" for n in report.kept)
+                    + "), not in the restored data"
+                )
         with journaled(steps, "install", journal) as step:
             say(f"installing {item.describe()}")
-            files.install(item, d, owner)
+            files.install(item, d, owner, private)
             report.installed = [item.name]
-            step.detail = item.describe() + f", owner {owner.uid}:{owner.gid} mode {owner.mode:o}"
+            step.detail = f"{item.describe()}, sha256 as checked, owner {owner.uid}:{owner.gid}"
+            step.detail += f" mode {owner.mode:o}"
         with journaled(steps, "start", journal) as step:
             say("starting the target")
             since_ms = int(time.time() * 1000)
-            step.detail = control.start(target, opts.start_cmd, opts.timeout, say)
+            step.detail = control.start(
+                target, opts.start_cmd, opts.timeout, say, run_as=target.run_as, pause=new_pause
+            )
         with journaled(steps, "verify", journal) as step:
             say("verifying the restored keyspace")
-            keys = report.stage.keys if report.stage else None  # read once, by the stage
-            live, comparison = verify_target(target, result, since_ms, target.appendonly, keys)
-            report.live, report.comparison = live, comparison
-            if not comparison.verified:
-                first = comparison.mismatches[0].sentence
-                more = len(comparison.mismatches) - 1
-                step.status = "mismatch"
-                step.detail = first + (f" (and {more} more)" if more else "")
-                raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
-            step.detail = "counts" + (" and key names" if comparison.digest_compared else "")
-            step.detail += " match"
+            _verify(report, target, result, reference, opts, step, since_ms)
     except _Refused as e:
+        for pause in (old_pause, new_pause):
+            if pause is not None:
+                pause.release()
         journal.write("refused", "done", reason=e.reasons[0])
-        journal.close(folder)
-        report.journal = folder / journal.path.name
+        report.journal = journal.close(folder)
         _refuse(report, e.reasons)
         return
     except (
         _StepFailed,
         control.ControlError,
+        files.ChangedError,
         OSError,
         redis.RedisError,
         TargetError,
         KeyboardInterrupt,
         SystemExit,  # SIGTERM (restore_cli turns it into SystemExit)
     ) as e:
+        if old_pause is not None:
+            old_pause.release()
         if isinstance(e, KeyboardInterrupt | SystemExit):
             reason = "interrupted (Ctrl-C)" if isinstance(e, KeyboardInterrupt) else "terminated"
         elif isinstance(e, redis.RedisError):
@@ -491,11 +628,89 @@ def _run(
         report.reason = reason
         report.reasons = [reason]
         say(f"failed: {reason}; rolling back")
-        report.rollback = rollback(journal, target, opts, say)
-        report.outcome = ROLLED_BACK if report.rollback.verified else FAILED
-        report.journal = journal.path
+        report.rollback = rollback(journal, target, opts, say, restored_pause=new_pause)
+        if report.rollback.refused:
+            report.outcome = UNVERIFIED
+        else:
+            report.outcome = ROLLED_BACK if report.rollback.verified else FAILED
+        report.journal = journal.path if journal.path.exists() else None
         return
+    if new_pause is not None:
+        new_pause.release()
     journal.write("restored", "done")
-    journal.close(folder)
-    report.journal = journal.path
+    report.journal = journal.close(folder)
     report.outcome = RESTORED
+
+
+def _writes_until_stop(report: RestoreReport, target: Target, pause: WritePause | None) -> None:
+    """Hold writes off and count those the old server took since the preflight."""
+    if pause is not None and not pause.active:
+        pause.hold()
+    if report.writes.at_preflight is None:
+        return
+    client = target.client(timeout=30)
+    try:
+        now = write_calls(client, report.writes.names)
+    finally:
+        client.close()
+    report.writes.during = now - report.writes.at_preflight
+
+
+def _verify(
+    report: RestoreReport,
+    target: Target,
+    result: CheckResult,
+    reference: Path | None,
+    opts: Options,
+    step: Step,
+    since_ms: int,
+) -> None:
+    """Compare the target restarted at ``since_ms`` with the backup: counts, key names,
+    values."""
+    client = target.client(timeout=30)
+    try:
+        names = report.writes.names or write_commands(client)
+        early = write_calls(client, names)
+    finally:
+        client.close()
+    report.writes.before_pause = early
+    if early:
+        report.notes.append(
+            f"{early} client writes reached the restored server before rbkit held writes off"
+        )
+    keys = report.stage.keys if report.stage else None  # read once, by the stage
+    live, comparison = verify_target(target, result, since_ms, target.appendonly, keys)
+    report.live, report.comparison = live, comparison
+    if not comparison.verified:
+        first = comparison.mismatches[0].sentence
+        more = len(comparison.mismatches) - 1
+        step.status = "mismatch"
+        step.detail = first + (f" (and {more} more)" if more else "")
+        raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
+    step.detail = "counts" + (" and key names" if comparison.digest_compared else "")
+    values = _values(report, target, result, reference, opts)
+    if values is not None:
+        report.values = values
+        if not values.ok:
+            step.status = "mismatch"
+            step.detail = values.sentence()
+            raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
+        step.detail += f"; {values.sentence()}"
+    step.detail += " match"
+
+
+def _values(
+    report: RestoreReport,
+    target: Target,
+    result: CheckResult,
+    reference: Path | None,
+    opts: Options,
+) -> ValueCheck | None:
+    path = Path(result.path) if result.format == "rdb" else reference
+    if path is None or not path.is_file():
+        return None
+    total = sum(d.keys for d in result.inventory.databases.values()) if result.inventory else 0
+
+    return compare_values(
+        path, lambda db: target.client(timeout=60, db=db), total, everything=opts.verify_values
+    )

@@ -14,6 +14,7 @@ from toolkit.restore.procedure import (
     REFUSED,
     RESTORED,
     ROLLED_BACK,
+    UNVERIFIED,
     RestoreReport,
 )
 from toolkit.restore.rollback import RollbackReport
@@ -27,13 +28,22 @@ VERDICTS = {
     CANCELLED: "CANCELLED: nothing was changed",
     ROLLED_BACK: "ROLLED BACK: the restore failed; the target is back to its kept state, verified",
     FAILED: "FAILED: the restore failed and so did the rollback; see below what is where",
+    UNVERIFIED: (
+        "NOT VERIFIED: the restored server runs, but it differs from the backup and has taken "
+        "client writes, so it was not rolled back"
+    ),
 }
 
 
 def _rollback_json(rb: RollbackReport | None) -> dict[str, Any] | None:
     if rb is None:
         return None
-    return {"verified": rb.verified, "reason": rb.reason, "steps": steps_json(rb.steps)}
+    return {
+        "verified": rb.verified,
+        "refused": rb.refused,
+        "reason": rb.reason,
+        "steps": steps_json(rb.steps),
+    }
 
 
 def rollback_json(rb: RollbackReport) -> dict[str, Any]:
@@ -80,6 +90,11 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
         "stage": stage_json(report.stage) if report.stage else None,
         "kept": report.kept,
         "installed": report.installed,
+        "sha256": report.digests,
+        "writes": {
+            "during_restore": report.writes.during,
+            "before_pause": report.writes.before_pause,
+        },
         "rollback_dir": os.fspath(report.rollback_dir) if report.rollback_dir else None,
         "journal": os.fspath(report.journal) if report.journal else None,
         "verified": None
@@ -90,6 +105,16 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
             "keys": live.keys if live else None,
             "mismatches": [m.sentence for m in comparison.mismatches],
             "allowances": [a.sentence for a in comparison.allowances],
+            "values": None
+            if report.values is None
+            else {
+                "compared": report.values.compared,
+                "left_out": report.values.skipped,
+                "every_key": report.values.everything,
+                "differing": len(report.values.differing),
+                "missing": len(report.values.missing),
+                "ok": report.values.ok,
+            },
         },
         "rollback": _rollback_json(report.rollback),
         "notes": report.notes,
@@ -123,7 +148,10 @@ def render_restore(report: RestoreReport) -> str:
     rb = report.rollback
     if rb is not None:
         out.append("")
-        out.append("rollback: " + ("verified" if rb.verified else f"NOT verified: {rb.reason}"))
+        if rb.refused:
+            out.append(f"rollback: REFUSED: {rb.reason}")
+        else:
+            out.append("rollback: " + ("verified" if rb.verified else f"NOT verified: {rb.reason}"))
         if rb.steps:
             out.append(steps_table(rb.steps))
     if report.rollback_dir is not None and report.outcome != PLANNED:
@@ -135,7 +163,10 @@ def render_restore(report: RestoreReport) -> str:
 
 
 def render_rollback(rb: RollbackReport) -> str:
-    head = "rollback: " + ("done, verified" if rb.verified else f"FAILED: {rb.reason}")
+    if rb.refused:
+        head = f"rollback: REFUSED: {rb.reason}"
+    else:
+        head = "rollback: " + ("done, verified" if rb.verified else f"FAILED: {rb.reason}")
     if rb.verified and rb.reason:
         head += f" ({rb.reason})"
     return head + ("\n\n" + steps_table(rb.steps) if rb.steps else "")

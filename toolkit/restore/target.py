@@ -8,7 +8,6 @@ config file, so the two must agree on every setting that decides which file it l
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -19,6 +18,9 @@ from redis.retry import Retry
 
 from toolkit.live import parse_version
 from toolkit.redisconf import DEFAULTS, ConfigError, RedisConfig, read_config
+from toolkit.restore.process import RunAs, inspect, server_in
+from toolkit.restore.writes import can_pause
+from toolkit.servers import ServerError, binary_version
 from toolkit.urls import safe_url
 
 # The settings that decide which file the server loads, and where.
@@ -38,8 +40,12 @@ class Target:
     password: str | None = field(default=None, repr=False)  # from --config or REDISCLI_AUTH
     running: bool = False
     pid: int | None = None
-    version: str | None = None  # redis_version when running, else the executable's
-    executable: Path | None = None
+    run_id: str | None = None  # INFO's run_id: tells the server that ran from a new one
+    version: str | None = None  # the server's own version when running, else the executable's
+    executable: Path | None = None  # the binary it runs (or ran, or --redis-server)
+    run_as: RunAs | None = None  # the user it runs as (a stopped one: its data dir's owner)
+    clients: int = 0  # other clients connected when rbkit looked
+    pausable: bool = False  # CLIENT PAUSE ... WRITE can hold writes off
     module_paths: list[Path] = field(default_factory=list)
     module_names: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it was read
@@ -66,11 +72,15 @@ class Target:
     def version_tuple(self) -> tuple[int, ...]:
         return parse_version(self.version or "0")
 
-    def client(self, timeout: float = 10.0) -> redis.Redis:
+    def client(self, timeout: float = 10.0, db: int | None = None) -> redis.Redis:
         """A client that never retries on its own (callers poll and notice a dead server)."""
         if self.url is None:
             raise TargetError("the target has no address (no port or unixsocket in its config)")
-        extra = {} if urlsplit(self.url).password else {"password": self.password}
+        extra: dict[str, object] = (
+            {} if urlsplit(self.url).password else {"password": self.password}
+        )
+        if db is not None:
+            extra["db"] = db
         return redis.Redis.from_url(
             self.url,
             **extra,  # type: ignore[arg-type]
@@ -107,9 +117,14 @@ def discover(
     *,
     executable: Path | None = None,
     start_cmd: str | None = None,
+    stop_cmd: str | None = None,
 ) -> Target:
     """Describe the target from ``config_path`` and/or ``url``. Raises TargetError when
-    neither tells enough; reasons to refuse the restore go to ``Target.problems``."""
+    neither tells enough; reasons to refuse the restore go to ``Target.problems``.
+
+    ``executable`` is the binary a stopped target is started with (``--redis-server``, or the
+    one an earlier restore's journal recorded); a running target is started again with the
+    binary it runs, as the user it runs as."""
     file_config: RedisConfig | None = None
     if config_path is not None:
         file_config = _read(config_path)
@@ -126,7 +141,7 @@ def discover(
         password = file_config.get("requirepass") or None
     password = password or os.environ.get("REDISCLI_AUTH") or None
     target = Target(file_config or RedisConfig(None, {}), url, password)
-    live = _read_live(target)
+    live = _read_live(target, stop_cmd)
     if live is None:
         if file_config is None:
             raise TargetError(
@@ -135,10 +150,11 @@ def discover(
         target.sources = {name: _source(file_config, name) for name in PERSISTENCE}
         target.notes.append(f"the target is not running ({target.address}): nothing to save")
         target.module_paths = [_module_path(file_config, m) for m in file_config.modules]
+        _stopped_binary(target, executable)
     else:
         _merge_live(target, live, file_config)
-    _executable(target, executable)
-    if not target.running and (pid := _process_in(target.data_dir)) is not None:
+        _running_binary(target, executable)
+    if not target.running and (pid := server_in(target.data_dir)) is not None:
         target.problems.append(
             f"a redis-server (pid {pid}) runs in {target.data_dir} but does not answer at "
             f"{target.address}: it would save over the restored file; stop it or pass the "
@@ -156,7 +172,17 @@ def discover(
             "the target was started without a config file: rbkit cannot start it again as it "
             "was; pass --start-cmd (and --stop-cmd) or --config"
         )
+    if target.run_as is not None and start_cmd is None and not _may_start_as(target.run_as):
+        target.problems.append(
+            f"the target runs as user {target.run_as}, and rbkit (user {os.geteuid()}) cannot "
+            "start a process as another user: run rbkit as root or as that user, or pass "
+            "--start-cmd"
+        )
     return target
+
+
+def _may_start_as(run_as: RunAs) -> bool:
+    return run_as.is_current or os.geteuid() == 0
 
 
 def _read(path: Path) -> RedisConfig:
@@ -184,9 +210,22 @@ class _Live:
     settings: dict[str, str]
     info: dict[str, object]
     modules: list[dict[str, object]]
+    clients: int
+    problems: list[str]
 
 
-def _read_live(target: Target) -> _Live | None:
+# The commands a file restore sends to a running target, and what they are for.
+NEEDED = {
+    "config": "CONFIG GET reads where and how it keeps its data",
+    "info": "INFO reads its version, process and persistence state",
+    "bgsave": "BGSAVE proves it can save before anything changes",
+    "shutdown": "SHUTDOWN SAVE stops it with every acknowledged write on disk",
+    "client": "CLIENT PAUSE WRITE holds writes off while rbkit needs the keyspace still",
+    "command": "COMMAND tells which commands write",
+}
+
+
+def _read_live(target: Target, stop_cmd: str | None) -> _Live | None:
     """What the running server says of itself; None when nothing answers."""
     if target.url is None:
         return None
@@ -212,20 +251,67 @@ def _read_live(target: Target) -> _Live | None:
             return None
         settings: dict[str, str] = {}
         wanted = ("databases", "aof-load-truncated", "supervised", "daemonize", "logfile")
-        for name in (*PERSISTENCE, *wanted):
+        for name in (*PERSISTENCE, *wanted, "pidfile"):
             try:
                 got = client.config_get(name)
             except redis.ResponseError as e:
-                raise TargetError(f"{target.address}: CONFIG GET {name}: {e}") from None
+                raise TargetError(
+                    f"{target.address}: CONFIG GET {name}: {e}: rbkit reads where and how the "
+                    "target keeps its data with CONFIG GET; use a user that may run CONFIG "
+                    "(ACL: +config|get) on a server where it is not renamed"
+                ) from None
             if name in got:
                 settings[name] = str(got[name])
         info = client.info("server")
         modules = [_pairs(m) for m in client.execute_command("MODULE LIST")]
-        return _Live(settings, info, modules)
+        clients = max(0, int(client.info("clients").get("connected_clients", 1)) - 1)
+        problems = _denied(client, stop_cmd)
+        return _Live(settings, info, modules, clients, problems)
     except redis.RedisError as e:
         raise TargetError(f"{target.address}: {e}") from None
     finally:
         client.close()
+
+
+def _denied(client: redis.Redis, stop_cmd: str | None) -> list[str]:
+    """The commands the restore needs that this server renamed or this user may not run,
+    each with the way forward (checked before anything changes)."""
+    problems = []
+    needed = [n for n in NEEDED if not (n == "shutdown" and stop_cmd is not None)]
+    try:
+        infos = client.execute_command("COMMAND", "INFO", *needed)
+    except redis.ResponseError:
+        infos = [True] * len(needed)  # COMMAND itself renamed: each is tried when used
+    for name, found in zip(needed, infos, strict=False):
+        if not found:
+            way = "pass --stop-cmd" if name == "shutdown" else "undo the rename-command"
+            problems.append(
+                f"the target has no {name.upper()} command (renamed or removed by "
+                f"rename-command); {NEEDED[name]}: {way}"
+            )
+    try:
+        user = _s(client.execute_command("ACL", "WHOAMI"))
+    except redis.ResponseError:
+        return problems  # before Redis 6, or ACL not allowed: each is tried when used
+    probes = {
+        "config": ("CONFIG", "GET", "dir"),
+        "bgsave": ("BGSAVE",),
+        "shutdown": ("SHUTDOWN", "SAVE"),
+        "client": ("CLIENT", "PAUSE", "1", "WRITE"),
+    }
+    for name, args in probes.items():
+        if name not in needed:
+            continue
+        try:
+            answer = client.execute_command("ACL", "DRYRUN", user, *args)
+        except redis.ResponseError:
+            return problems  # before Redis 7.0, or ACL DRYRUN not allowed
+        if _s(answer) != "OK":
+            problems.append(
+                f"user {user!r} may not run {' '.join(args[:2])} ({_s(answer)}); "
+                f"{NEEDED[name]}: grant it (ACL SETUSER {user} +{name}) or use another user"
+            )
+    return problems
 
 
 def _pairs(item: object) -> dict[str, object]:
@@ -244,7 +330,12 @@ def _merge_live(target: Target, live: _Live, file_config: RedisConfig | None) ->
     target.running = True
     info = live.info
     target.pid = int(info["process_id"]) if info.get("process_id") else None  # type: ignore[call-overload]
-    target.version = _s(info.get("redis_version", "?"))
+    target.run_id = _s(info["run_id"]) if info.get("run_id") else None
+    # Valkey reports a Redis-compatible redis_version beside its own.
+    target.version = _s(info.get("valkey_version") or info.get("redis_version", "?"))
+    target.clients = live.clients
+    target.problems.extend(live.problems)
+    target.pausable = can_pause(target.version_tuple)
     if info.get("executable"):
         target.executable = Path(_s(info["executable"]))
     if file_config is None and info.get("config_file"):
@@ -288,58 +379,74 @@ def _merge_live(target: Target, live: _Live, file_config: RedisConfig | None) ->
         )
 
 
-def _executable(target: Target, override: Path | None) -> None:
-    from toolkit.servers import ServerError, binary_version
-
+def _running_binary(target: Target, override: Path | None) -> None:
+    """The binary and user of the running target, from its process; the binary's version must
+    be the one the server reports."""
+    assert target.pid is not None
+    proc = inspect(target.pid, target.executable)
+    try:
+        here = proc is not None and Path(f"/proc/{target.pid}/cwd").resolve() == (
+            target.data_dir.resolve()
+        )
+    except OSError:
+        here = False
+    if proc is None or not here:
+        target.problems.append(
+            f"the server at {target.address} (pid {target.pid}) is not a process rbkit can "
+            f"see working in {target.data_dir}: run the restore on the target's own host, "
+            "as root or as the user it runs as"
+        )
+        target.executable = override.absolute() if override else None
+        return
+    target.run_as = proc.run_as
     if override is not None:
         target.executable = override.absolute()
-    elif target.executable is not None and not target.executable.is_file():
-        # INFO's executable is argv[0] made absolute against the cwd: wrong for a server
-        # started through PATH. Its name on PATH is then what started it.
-        found = shutil.which(target.executable.name)
-        target.notes.append(
-            f"INFO names the executable {target.executable}, which does not exist; "
-            f"using {found or 'none'} from PATH"
+    elif proc.executable is None:
+        target.executable = None
+        target.problems.append(
+            f"cannot tell which binary to start the target with: {proc.note}; pass "
+            "--redis-server PATH"
         )
-        target.executable = Path(found) if found else None
-    if target.executable is None:
-        found = shutil.which("redis-server")
-        target.executable = Path(found) if found else None
-    if target.executable is None:
-        target.problems.append("no redis-server binary found to start the target (--redis-server)")
         return
-    if not target.running or override is not None:
-        try:
-            version = binary_version(target.executable)
-        except (ServerError, OSError) as e:
-            target.problems.append(f"{target.executable}: {e}")
-            return
-        if target.version is None:
-            target.version = ".".join(map(str, version))
+    else:
+        target.executable = proc.executable
+    _same_version(target, target.version_tuple)
 
 
-def _process_in(directory: Path) -> int | None:
-    """The pid of a redis-server whose working directory is ``directory`` (Redis chdirs into
-    its ``dir``), or None. Linux only (/proc)."""
+def _stopped_binary(target: Target, executable: Path | None) -> None:
+    """A stopped target is started with ``executable``; never a guess from PATH."""
     try:
-        want = directory.resolve()
-        entries = list(Path("/proc").iterdir())
+        target.run_as = RunAs.of_path(target.data_dir)
     except OSError:
-        return None
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (
-                "redis-server" not in (entry / "comm").read_text()
-                and b"redis-server" not in (entry / "cmdline").read_bytes().split(b"\0")[0]
-            ):
-                continue
-            if (entry / "cwd").resolve() == want:
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
+        target.run_as = None
+    if executable is None:
+        target.problems.append(
+            "the target is not running, so rbkit cannot tell which redis-server it runs on: "
+            "pass --redis-server PATH (the binary that starts it)"
+        )
+        return
+    target.executable = executable.absolute()
+    _same_version(target, None)
+
+
+def _same_version(target: Target, running: tuple[int, ...] | None) -> None:
+    """Read the binary's version; it must equal ``running`` (the server's own) if given."""
+    assert target.executable is not None
+    try:
+        version = binary_version(target.executable)
+    except (ServerError, OSError) as e:
+        target.problems.append(f"{target.executable}: {e}")
+        return
+    if running is None:
+        target.version = ".".join(map(str, version))
+        target.pausable = can_pause(version)
+    elif version != running[:3]:
+        target.problems.append(
+            f"the target runs {target.version}, but {target.executable} is "
+            f"{'.'.join(map(str, version))} (upgraded since it started?): it would come back "
+            "as another version; pass --redis-server PATH of a "
+            f"{target.version} binary"
+        )
 
 
 __all__ = ["DEFAULTS", "PERSISTENCE", "Target", "TargetError", "discover"]
