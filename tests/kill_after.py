@@ -1,30 +1,94 @@
-"""Run rbkit with a fault injected from outside the product: ``python tests/kill_after.py
-STEP[:TERM] ARGS...`` runs ``rbkit ARGS`` and kills it (SIGKILL, as a crash or ``kill -9``
-would; or SIGTERM, an operator's kill) right after its restore journal records STEP done."""
+"""Run rbkit with a fault injected from outside the product.
+
+    python tests/kill_after.py FAULT ARGS...   runs ``rbkit ARGS`` with FAULT:
+
+- ``STEP`` / ``STEP:TERM``: SIGKILL (a crash, ``kill -9``) or SIGTERM (an operator's kill)
+  right after the restore journal records STEP done;
+- ``STEP:begin``: SIGKILL right after the journal records STEP begun, before it runs;
+- ``call:MODULE.FUNCTION``: SIGKILL when that function is called (e.g. inside the stage);
+- ``replace:PATH``: once the restore has taken its private copy, overwrite the original
+  backup with the bytes of PATH;
+- ``tamper``: just before the install, flip a byte of the restore's private copy.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 from toolkit.cli import main
+from toolkit.restore import files, procedure
 from toolkit.restore.journal import Journal
 
 
-def _inject(step: str, sig: signal.Signals) -> None:
+def _kill(sig: signal.Signals = signal.SIGKILL) -> None:
+    os.kill(os.getpid(), sig)
+
+
+def _on_journal(step: str, status: str, sig: signal.Signals) -> None:
     original = Journal.write
 
-    def write(self: Journal, name: str, status: str, **detail: object) -> None:
-        original(self, name, status, **detail)
-        if name == step and status == "done":
-            os.kill(os.getpid(), sig)
+    def write(self: Journal, name: str, state: str, **detail: object) -> None:
+        original(self, name, state, **detail)
+        if name == step and state == status:
+            _kill(sig)
 
     Journal.write = write  # type: ignore[method-assign]
 
 
+def _on_call(target: str) -> None:
+    """SIGKILL when MODULE's global FUNCTION is called (the name as MODULE calls it)."""
+    module_name, _, function = target.rpartition(".")
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, function))
+    setattr(module, function, lambda *_a, **_k: _kill())
+
+
+def _replace_after_copy(source: Path, backup: Path) -> None:
+    original = procedure._copy
+
+    def copy(*args: object, **kwargs: object) -> files.PrivateCopy:
+        private = original(*args, **kwargs)  # type: ignore[arg-type]
+        backup.write_bytes(source.read_bytes())
+        return private
+
+    procedure._copy = copy  # type: ignore[assignment]
+
+
+def _tamper_before_install() -> None:
+    original = files.install
+
+    def install(
+        item: files.Item,
+        data_dir: Path,
+        owner: files.Owner,
+        private: files.PrivateCopy | None = None,
+    ) -> None:
+        assert private is not None
+        path = private.backup
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        original(item, data_dir, owner, private)
+
+    files.install = install  # type: ignore[assignment]
+
+
 if __name__ == "__main__":
-    name, _, how = sys.argv[1].partition(":")
-    _inject(name, signal.SIGTERM if how == "TERM" else signal.SIGKILL)
-    sys.argv = ["rbkit", *sys.argv[2:]]
+    fault, args = sys.argv[1], sys.argv[2:]
+    kind, _, arg = fault.partition(":")
+    if kind == "call":
+        _on_call(arg)
+    elif kind == "replace":
+        _replace_after_copy(Path(arg), Path(args[1]))
+    elif kind == "tamper":
+        _tamper_before_install()
+    elif arg == "begin":
+        _on_journal(kind, "begin", signal.SIGKILL)
+    else:
+        _on_journal(kind, "done", signal.SIGTERM if arg == "TERM" else signal.SIGKILL)
+    sys.argv = ["rbkit", *args]
     main()

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from toolkit.backup import check_backup
-from toolkit.servers import ServerBinary, falkordb_module, find_binary, free_port
+from toolkit.servers import (
+    ServerBinary,
+    falkordb_module,
+    find_binary,
+    free_port,
+    running_server,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RDB = ROOT / "fixtures" / "rdb"
@@ -433,3 +440,71 @@ def make_target(tmp_path: Path) -> Iterator[Callable[..., Target]]:
     yield make
     for t in made:
         t.cleanup()
+
+
+# -- writes that must not be lost ------------------------------------------------------------
+
+
+class AckWriter(threading.Thread):
+    """A client writing ``w:<n>`` keys to a target, one SET at a time, that records the n of
+    every write the server acknowledged (its reply arrived). A failed write is retried as a
+    new n after a short pause, so it goes on across a restart of the server."""
+
+    def __init__(self, t: Target, prefix: str = "w:") -> None:
+        super().__init__(daemon=True)
+        self.target = t
+        self.prefix = prefix
+        self.acked: list[int] = []
+        self.failed = 0
+        self.halt = threading.Event()
+        self.first = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        client = self.target.client(timeout=30)
+        while not self.halt.is_set():
+            try:
+                client.set(f"{self.prefix}{n}", n)
+                self.acked.append(n)
+                self.first.set()
+            except (redis.RedisError, OSError):
+                self.failed += 1
+                client.close()
+                time.sleep(0.01)
+                client = self.target.client(timeout=30)
+            n += 1
+        client.close()
+
+    def stop(self) -> list[bytes]:
+        """Stop writing; the acknowledged keys."""
+        self.halt.set()
+        self.join(60)
+        assert not self.is_alive(), "the writer is stuck"
+        return [f"{self.prefix}{n}".encode() for n in self.acked]
+
+
+def keys_of(path: Path, appendonly: bool = False, db: int = 0) -> set[bytes]:
+    """The keys a data file (an RDB, or an appendonlydir) holds, read by loading it into a
+    scratch redis-server 7.0 and scanning it: never rbkit's own parser."""
+    with tempfile.TemporaryDirectory(prefix="rbkit-test-kept-") as tmp:
+        config = {"appendonly": "no"}
+        if path.is_dir():
+            shutil.copytree(path, Path(tmp) / "appendonlydir")
+            config = {"appendonly": "yes", "appenddirname": "appendonlydir"}
+        else:
+            shutil.copyfile(path, Path(tmp) / "dump.rdb")
+        with running_server(binary("7.0"), directory=Path(tmp), config=config) as server:
+            client = server.client(db)
+            try:
+                return set(client.scan_iter(count=1000))
+            finally:
+                client.close()
+
+
+def kept_keys(t: Target, pattern: str = "w:") -> set[bytes]:
+    """Every ``pattern*`` key in any data file rbkit kept or rejected under the data dir."""
+    found: set[bytes] = set()
+    for folder in t.rollback_dirs():
+        for path in [*folder.rglob("dump.rdb"), *folder.rglob("appendonlydir")]:
+            found |= {k for k in keys_of(path) if k.startswith(pattern.encode())}
+    return found

@@ -26,6 +26,7 @@ DEFAULTS = {
     "daemonize": "no",
     "logfile": "",
     "pidfile": "",
+    "min-replicas-to-write": "0",
 }
 WANTED = tuple(DEFAULTS)
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a", '"': '"', "\\": "\\"}

@@ -32,7 +32,7 @@ import redis
 from toolkit.lifeline import pid_alive
 from toolkit.restore.process import RunAs, server_in
 from toolkit.restore.target import Target
-from toolkit.restore.writes import WritePause
+from toolkit.restore.writes import REFUSE_WRITES, WritePause
 
 Say = Callable[[str], None]
 
@@ -238,6 +238,9 @@ def _start(
             raise ControlError("no redis-server and config file to start the target with")
         args = [os.fspath(target.executable), os.fspath(target.config.path)]
         how, cwd = shlex.join(args), target.config.path.parent
+        if pause is not None:  # no write accepted before rbkit's pause (see writes.py)
+            args += REFUSE_WRITES
+            pause.refusing = True
         if run_as is not None:
             extra = run_as.popen_args()
             if extra:

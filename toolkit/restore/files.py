@@ -4,7 +4,7 @@ files it keeps, and the new ones it installs.
 The backup is copied once, before it is checked, into a private folder in the data directory
 (:func:`private_copy`, each file's SHA-256 taken as it is written); the check, the stage and
 the install all use that copy, and each file's digest is taken again just before it is
-renamed into place, so what is installed is exactly what was checked.
+linked into place, so what is installed is exactly what was checked.
 
 Every change is a rename within the data directory's filesystem (atomic), made durable with
 an fsync of the directory. Nothing here deletes a file that was there before: kept files move
@@ -233,7 +233,7 @@ def _place(src: Path, dest: Path, owner: Owner, private: PrivateCopy | None) -> 
     if private is not None and src.is_relative_to(private.directory):
         private.verify(src)
         owner.apply(src)
-        os.rename(src, dest)
+        os.link(src, dest)  # the copy stays, for the verification to read values from
         return
     with open(src, "rb") as fin, open(dest, "xb") as fout:
         shutil.copyfileobj(fin, fout, CHUNK)
@@ -251,9 +251,9 @@ def _write(text: str, dest: Path, owner: Owner) -> None:
 
 
 def install(item: Item, data_dir: Path, owner: Owner, private: PrivateCopy | None = None) -> None:
-    """Put ``item`` in place in ``data_dir``: under a temporary name first (files from the
-    ``private`` copy are renamed, after their digest is taken again; others are copied and
-    fsynced), then renamed into place."""
+    """Put ``item`` in place in ``data_dir``: under a temporary name first (files of the
+    ``private`` copy are hard-linked, after their digest is taken again; others are copied
+    and fsynced), then renamed into place."""
     tmp = data_dir / f"{TMP_PREFIX}{item.name}"
     remove_temporary(data_dir, item.name)
     if item.source is not None:

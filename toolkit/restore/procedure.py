@@ -443,7 +443,7 @@ def _undo_earlier(
     previous = rollback(earlier, target, opts, say)
     report.notes.append(
         f"an earlier restore was cut off at {cut}; rolled back first "
-        f"({'verified' if previous.verified else previous.reason})"
+        f"({previous.reason or 'verified'})"
     )
     if not previous.verified:
         _refuse(report, [f"the earlier restore's rollback: {previous.reason}"])

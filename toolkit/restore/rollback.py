@@ -58,7 +58,11 @@ def _run_as(plan: dict) -> RunAs | None:
 
 def pause_for(target: Target) -> WritePause | None:
     """A write pause on the target, where its version has one."""
-    return WritePause(lambda: target.client(timeout=10)) if target.pausable else None
+    if not target.pausable:
+        return None
+    return WritePause(
+        lambda: target.client(timeout=10), target.setting("min-replicas-to-write") or "0"
+    )
 
 
 def rollback(

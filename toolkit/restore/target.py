@@ -251,7 +251,7 @@ def _read_live(target: Target, stop_cmd: str | None) -> _Live | None:
             return None
         settings: dict[str, str] = {}
         wanted = ("databases", "aof-load-truncated", "supervised", "daemonize", "logfile")
-        for name in (*PERSISTENCE, *wanted, "pidfile"):
+        for name in (*PERSISTENCE, *wanted, "pidfile", "min-replicas-to-write"):
             try:
                 got = client.config_get(name)
             except redis.ResponseError as e:

@@ -9,6 +9,12 @@ knows whether the server it would stop holds writes that are nowhere else.
 
 A pause blocks writing clients (they wait; nothing is refused) and is renewed by a thread for
 as long as rbkit holds it; if rbkit dies, it lapses by itself within :data:`PAUSE_MS`.
+
+A server rbkit starts itself is started refusing writes (:data:`REFUSE_WRITES`: a
+``min-replicas-to-write`` no server can meet, so every write is answered ``-NOREPLICAS``),
+because a small dataset loads faster than rbkit can send its pause; the pause's release puts
+the setting back. If rbkit dies in between, the server goes on refusing writes (nothing is
+acknowledged, so nothing can be lost) until ``rbkit restore --rollback DIR`` or a rerun.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import redis
 
 PAUSE_MS = 10_000  # how long one CLIENT PAUSE lasts; renewed every RENEW_SECONDS
 RENEW_SECONDS = 2.0
+REFUSE_WRITES = ("--min-replicas-to-write", "1000000")  # start arguments: no write accepted
 
 
 def _text(value: object) -> str:
@@ -62,8 +69,10 @@ class WritePause:
     """``CLIENT PAUSE <PAUSE_MS> WRITE`` on the server ``connect()`` reaches, renewed until
     :meth:`release` (``CLIENT UNPAUSE``). Works on a server still loading its data."""
 
-    def __init__(self, connect: Callable[[], redis.Redis]) -> None:
+    def __init__(self, connect: Callable[[], redis.Redis], replicas_to_write: str = "0") -> None:
         self._connect = connect
+        self._replicas_to_write = replicas_to_write  # the setting to put back on release
+        self.refusing = False  # the server was started with REFUSE_WRITES
         self._client: redis.Redis | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,7 +106,13 @@ class WritePause:
             self._thread.join()
             self._thread = None
         client, self._client = self._client, None
+        if client is None and self.refusing:
+            with contextlib.suppress(redis.RedisError, OSError):
+                client = self._connect()
         if client is not None:
             with contextlib.suppress(redis.RedisError, OSError):
+                if self.refusing:
+                    client.config_set("min-replicas-to-write", self._replicas_to_write)
+                    self.refusing = False
                 client.execute_command("CLIENT", "UNPAUSE")
             client.close()
