@@ -11,6 +11,7 @@ types). SCAN may return a key twice; keys are counted once (by a 64-bit hash of 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
@@ -157,24 +158,34 @@ def scan_db(
     """
     tally = _Tally(watch)
     seen = tally.seen
+    stop = threading.Event()  # set when the caller is interrupted: the threads end at once
 
     def scan_type(type_name: str) -> set[int]:
+        hashes: set[int] = set()
         try:
-            return {_hash(key) for keys in _scan(client, batch, type_name) for key in keys}
+            for keys in _scan(client, batch, type_name):
+                if stop.is_set():
+                    break
+                hashes.update(_hash(key) for key in keys)
         except redis.ResponseError:
             return set()  # a type name this server's SCAN does not take: the plain SCAN finds them
+        return hashes
 
     if types:
         # redis-py's pool gives each thread a connection of its own.
         with ThreadPoolExecutor(max_workers=min(len(types), 8)) as pool:
             futures = [pool.submit(scan_type, t) for t in types]
-            for type_name in types:
-                hashes = futures.pop(0).result()
-                for h in hashes:
-                    if h not in seen:
-                        seen.add(h)
-                        tally.add(h, type_name)
-                del hashes  # merged: only `seen` keeps them
+            try:
+                for type_name in types:
+                    hashes = futures.pop(0).result()
+                    for h in hashes:
+                        if h not in seen:
+                            seen.add(h)
+                            tally.add(h, type_name)
+                    del hashes  # merged: only `seen` keeps them
+            except BaseException:  # Ctrl-C: the pool's exit waits for one batch, not a db
+                stop.set()
+                raise
     if types:
         n = client.connection_pool.connection_kwargs.get("db", 0)
         info = client.info("keyspace").get(f"db{n}", {})
