@@ -4,7 +4,9 @@ load time of that file (the floor any restore pays).
 A throwaway target (Debian's redis-server 7.0) runs from its own redis.conf in a temp dir,
 holding a little data of its own; rbkit restores benchmarks/data/bench.rdb into it with
 `--json --yes` and the table shows each step's seconds and its ratio to the load time that
-the target's log reports ("DB loaded from disk: N seconds") after the restore's start.
+the target's log reports ("DB loaded from disk: N seconds") after the restore's start, with
+the time the target is down (stop to the end of its start) and the time writes wait (the stop
+to the end of the verification, when rbkit lets them through).
 Run `benchmarks/make_data.py` first. Ratios, not absolute times: the machines are shared.
 
     .venv/bin/python benchmarks/restore.py                 # appendonly no, then yes
@@ -108,7 +110,12 @@ def run(rdb: Path, appendonly: str) -> list[list[object]]:
     rows: list[list[object]] = []
     for step in report["steps"]:
         rows.append([step["name"], f"{step['seconds']:.2f}", f"{step['seconds'] / load:.2f}x"])
+    seconds = {step["name"]: step["seconds"] for step in report["steps"]}
+    down = sum(seconds.get(n, 0.0) for n in ("stop", "keep", "install", "start"))
+    held = down + seconds.get("verify", 0.0)
     rows.append(["(all, wall)", f"{wall:.2f}", f"{wall / load:.2f}x"])
+    rows.append(["target down: stop..start", f"{down:.2f}", f"{down / load:.2f}x"])
+    rows.append(["writes wait: stop..verify", f"{held:.2f}", f"{held / load:.2f}x"])
     rows.append(["server's own load", f"{load:.2f}", "1.00x"])
     return rows
 
