@@ -66,11 +66,27 @@ def check(
             "--config", help="redis.conf: which file Redis loads (dir, appendonly, names)."
         ),
     ] = None,
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            metavar="NAME|PATH",
+            help="A module the loading server has (an AOF's commands of it are accepted); "
+            "repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Validate a backup (checksum, truncation, structure) and print its inventory."""
     progress = progress_for(f"checking {backup.name}")
     try:
-        result = check_backup(backup, config_path=config, top=top, deep=deep, progress=progress)
+        result = check_backup(
+            backup,
+            config_path=config,
+            top=top,
+            deep=deep,
+            progress=progress,
+            modules=tuple(module or ()),
+        )
     except BackupIOError as e:
         raise abort(str(e)) from None
     finally:

@@ -120,6 +120,12 @@ def _aof_lines(result: CheckResult, version: str, checksum: str) -> list[str]:
     if result.magic:
         head += f", RDB part {version}, checksum {checksum}"
     lines = [head]
+    if aof.command_table:
+        lines.append(
+            f"  commands judged by the {aof.command_table} table ({aof.command_table_why})"
+        )
+    if aof.modules:
+        lines.append(f"  modules the loading server has: {', '.join(aof.modules)}")
     if aof.approximate:
         lines.append("  inventory: approximate (see the warning)")
     lines.append("")

@@ -108,4 +108,6 @@ def _aof(aof: AofDetails) -> dict[str, Any]:
         "last_ts": aof.last_ts,
         "unknown_commands": dict(aof.unknown_commands.most_common()),
         "approximate": aof.approximate,
+        "command_table": {"server": aof.command_table, "why": aof.command_table_why},
+        "modules": aof.modules,
     }

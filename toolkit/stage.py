@@ -279,7 +279,7 @@ def stage(
     """
     report = StageReport(str(backup))
     try:
-        result = _gate(report, backup, config_path, now_ms, force, checked)
+        result = _gate(report, backup, config_path, now_ms, force, checked, modules)
         binary = _preflight(report, result, binary, modules, workdir, server_text)
         _load_and_compare(report, result, binary, modules, workdir, load_timeout, save_rdb_to)
     except _Stop:
@@ -307,9 +307,16 @@ def _gate(
     now_ms: int | None,
     force: bool,
     checked: CheckResult | None,
+    modules: Sequence[Path] = (),
 ) -> CheckResult:
     with timed(report.steps, "gate") as step:
-        result = checked or check_backup(backup, config_path=config_path, now_ms=now_ms)
+        # The scratch server loads ``modules``: an AOF's commands of theirs are accepted.
+        result = checked or check_backup(
+            backup,
+            config_path=config_path,
+            now_ms=now_ms,
+            modules=tuple(os.fspath(m) for m in modules),
+        )
         report.result = result
         report.backup = result.path
         report.notes.extend(result.notes)

@@ -15,6 +15,7 @@ where no terminal can confirm.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
@@ -110,7 +111,7 @@ def _run(
     yes: bool,
     modules: Sequence[Path] = (),
 ) -> None:
-    result = _gate(report, backup, config, force)
+    result = _gate(report, backup, config, force, modules)
     rdb_result, source = _source(report, stack, result, force, modules)
     with _step(report, "connect") as step:
         dbs = sorted(rdb_result.inventory.databases) if rdb_result.inventory else []
@@ -173,11 +174,22 @@ def _run(
         step.detail = f"{verification.mode}: {verification.checked} keys read back, as expected"
 
 
-def _gate(report: NetworkReport, backup: Path, config: Path | None, force: bool) -> CheckResult:
+def _gate(
+    report: NetworkReport,
+    backup: Path,
+    config: Path | None,
+    force: bool,
+    modules: Sequence[Path] = (),
+) -> CheckResult:
     with _step(report, "gate") as step:
         progress = progress_for(f"checking {backup.name}")
         try:
-            result = check_backup(backup, config_path=config, progress=progress)
+            result = check_backup(
+                backup,
+                config_path=config,
+                progress=progress,
+                modules=tuple(os.fspath(m) for m in modules),
+            )
         finally:
             if progress is not None:
                 progress.close()
