@@ -8,6 +8,10 @@ every other character that is not printable (C0 controls, ESC, DEL, C1 controls 
 one-byte CSI ``\\x9b``, bidi and other format characters, line separators) is written as the
 ``\\xNN`` escapes of its UTF-8 bytes; a byte that is not part of valid UTF-8 is ``\\xNN`` too.
 So the text ``lit\\xff`` shows as ``lit\\\\xff`` and the bytes ``lit`` + 0xFF as ``lit\\xff``.
+
+The same function guards whole outputs (``composed=True``): text already made of escaped
+names keeps its backslashes, and with ``lines=True`` its line breaks; anything else a
+terminal could act on is escaped as above.
 """
 
 from __future__ import annotations
@@ -15,16 +19,21 @@ from __future__ import annotations
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\a": "\\a", "\b": "\\b"}
 
 
-def printable(value: bytes | str) -> str:
-    """``value`` (bytes, or text) with every character a terminal could act on escaped."""
+def printable(value: bytes | str, *, composed: bool = False, lines: bool = False) -> str:
+    """``value`` (bytes, or text) with every character a terminal could act on escaped.
+
+    ``composed``: ``value`` is composed text, whose backslashes are kept as they are;
+    ``lines``: its line breaks ("\\n") are kept too.
+    """
     text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-    if text.isprintable() and "\\" not in text:
+    if text.isprintable() and (composed or "\\" not in text):
         return text
     out = []
     for ch in text:
         named = _NAMED.get(ch)
         if named is not None:
-            out.append(named)
+            keep = (ch == "\\" and composed) or (ch == "\n" and lines)
+            out.append(ch if keep else named)
         elif ch.isprintable():
             out.append(ch)
         elif "\udc80" <= ch <= "\udcff":  # a byte that is not valid UTF-8

@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from parsers.errors import FormatError
+from parsers.printable import printable
 from parsers.rdb.constants import DEFAULT_DATABASES, REDIS_RELEASE_FOR_VERSION
 from parsers.rdb.walker import release_for
 from toolkit.backup import check_backup
@@ -356,7 +357,9 @@ def _preflight(
         types, commands = needed_modules(result, binary.version)
         if types or commands:
             report.notes.append(
-                "the backup needs " + ", ".join([*types, *commands]) + ": the server will say "
+                "the backup needs "
+                + ", ".join(map(printable, [*types, *commands]))
+                + ": the server will say "
                 "whether the --module files provide them"
             )
         need = _copy_size(result)

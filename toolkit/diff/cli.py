@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from toolkit.diff.render import TOP_PREFIXES
+from toolkit.output import emit
 from toolkit.status import ExitCode
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
@@ -113,7 +114,7 @@ def diff(
         text = render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n")
     else:
         text = render.render_table(report, keys=keys, top_prefixes=top)
-    typer.echo(text)
+    emit(text)
     raise typer.Exit(int(ExitCode.OK if report.same else ExitCode.INVALID))
 
 
@@ -146,5 +147,5 @@ def _progress() -> tuple[Callable[[str], None] | None, Callable[[], None]]:
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    emit(f"error: {message}", err=True)
     raise typer.Exit(int(ExitCode.ERROR))

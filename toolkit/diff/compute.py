@@ -369,7 +369,7 @@ class _Tally:
         report.by_kind = dict(sorted(self.by_kind.items(), key=lambda kv: order[kv[0]]))
         ranked = sorted(self.prefixes.items(), key=lambda kv: (-sum(kv[1]), -kv[1][0], kv[0]))
         report.prefixes = [
-            PrefixDiff(display_key(p), removed=r, added=ad, changed=c)
+            PrefixDiff(display_key(p), removed=r, added=ad, changed=c, raw=p)
             for p, (r, ad, c) in ranked[:PREFIX_LIMIT]
         ]
         if len(ranked) > PREFIX_LIMIT:

@@ -42,6 +42,7 @@ from toolkit.network.report import (
 from toolkit.network.source import RdbSource, aof_to_rdb
 from toolkit.network.target import TargetError, TargetUrl, inspect_target
 from toolkit.network.verify import verify
+from toolkit.output import emit
 from toolkit.problems import gate
 from toolkit.progress import progress_for
 from toolkit.render import human_bytes
@@ -79,12 +80,12 @@ def restore_to(
         with ExitStack() as stack, suppress(_Stop):
             _run(report, stack, backup, target, config, cluster, replace, force, yes, modules)
     except (_Usage, TargetError, BackupIOError) as e:
-        typer.echo(f"error: {e}", err=True)
+        emit(f"error: {e}", err=True)
         return ExitCode.ERROR
     if json_out:
         typer.echo(json.dumps(network_json(report), indent=1))
     else:
-        typer.echo(render_network(report))
+        emit(render_network(report))
     return ExitCode.OK if report.ok else ExitCode.INVALID
 
 
@@ -242,7 +243,7 @@ def _confirm(report: NetworkReport, step: Step) -> None:
         )
     plan = report.plan
     assert plan is not None
-    typer.echo(render_network(report), err=True)
+    emit(render_network(report), err=True)
     question = f"Restore {plan.keys_to_restore} keys into {report.target}?"
     if not typer.confirm(question, default=False, err=True):
         raise _stop(report, step, CANCELLED, ["not confirmed at the prompt"])
