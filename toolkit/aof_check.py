@@ -22,7 +22,7 @@ from parsers.printable import printable
 from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
 from parsers.rdb.walker import RdbWalker, release_for
-from toolkit.aof_commands import CommandLedger, judge, writer_of
+from toolkit.aof_commands import SUB_MAX, CommandLedger, judge, writer_of
 from toolkit.check import ProgressFn, rdb_findings
 from toolkit.keyspace import Keyspace
 from toolkit.mapped import mapped, release_behind
@@ -221,7 +221,11 @@ class _Run:
         aof = self.result.aof
         assert aof is not None
         keyspace = self.keyspace
-        ledger_add = self.ledger.add
+        unknown = keyspace.unknown
+        # The ledger's shapes, filled inline (the hot path): see CommandLedger.
+        shapes = self.ledger.shapes
+        containers = self.ledger.containers
+        file_index = len(self.ledger.files) - 1
         count = 0
         released = 0
         try:
@@ -233,16 +237,22 @@ class _Run:
                         aof.first_ts = ts if aof.first_ts is None else aof.first_ts
                         aof.last_ts = ts
                     continue
-                upper = item.args[0].upper()
-                ledger_add(upper, item.args, item.offset)
-                name = upper.decode("latin-1")
-                aof.commands[name] += 1
+                args = item.args
+                upper = args[0].upper()
+                argc = len(args)
+                sub = args[1][:SUB_MAX].upper() if argc > 1 and upper in containers else None
+                shape = (upper, sub, argc)
+                seen = shapes.get(shape)
+                if seen is None:
+                    shapes[shape] = [1, file_index, item.offset]
+                else:
+                    seen[0] += 1
                 aof.commands_by_db[self.db] += 1
-                if name == "SELECT" and len(item.args) == 2 and item.args[1].isdigit():
-                    self.db = int(item.args[1])
-                keyspace.execute(item.args, self.ts)
-                if name in keyspace.unknown:
-                    self.touched.update((self.db, key) for key in keys_named(item.args))
+                if upper == b"SELECT" and argc == 2 and args[1].isdigit():
+                    self.db = int(args[1])
+                keyspace.execute(args, self.ts)
+                if unknown and upper[:SUB_MAX].decode("latin-1") in unknown:
+                    self.touched.update((self.db, key) for key in keys_named(args))
                 count += 1
                 if count % _RELEASE_EVERY == 0:
                     released = release_behind(mm, item.end, released)
@@ -295,6 +305,7 @@ class _Run:
         aof = result.aof
         assert aof is not None
         ks = self.keyspace
+        aof.commands = self.ledger.names()
         judged = judge(self.ledger, writer_of(result.aux), self.modules)
         result.problems.extend(judged.problems)
         aof.command_table = judged.table.label

@@ -21,6 +21,7 @@ lacks that a Valkey (or other) table has, then the newest table that knows them 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from parsers.aof import command_table as ct
@@ -29,15 +30,21 @@ from toolkit.problems import ERROR, Problem
 
 # Errors listed one by one; the rest are counted in one more line.
 _LISTED = 10
-# The second argument of a container command is kept up to this many bytes.
-_SUB_MAX = 64
+# The second argument of a container command is kept up to this many bytes (and command
+# names are counted by their first this many bytes, as the keyspace model counts them).
+SUB_MAX = 64
 
 Shape = tuple[bytes, bytes | None, int]  # upper-case name, upper-case subcommand, argc
 
 
 @dataclass
 class CommandLedger:
-    """Each distinct command shape of an AOF: how often, and where first (file, offset)."""
+    """Each distinct command shape of an AOF: how often, and where first (file, offset).
+
+    A shape is (``args[0].upper()``, ``args[1][:SUB_MAX].upper()`` when the name is a
+    container command in some table and there is a second argument, else None, ``len(args)``).
+    The AOF check fills ``shapes`` inline, per command, after ``start_file``.
+    """
 
     files: list[str] = field(default_factory=list)
     shapes: dict[Shape, list[int]] = field(default_factory=dict)  # [count, file, offset]
@@ -46,16 +53,12 @@ class CommandLedger:
     def start_file(self, name: str) -> None:
         self.files.append(name)
 
-    def add(self, name: bytes, args: tuple[bytes, ...], offset: int) -> None:
-        """Record one command; ``name`` is ``args[0].upper()``."""
-        argc = len(args)
-        sub = args[1][:_SUB_MAX].upper() if argc > 1 and name in self.containers else None
-        shape = (name, sub, argc)
-        seen = self.shapes.get(shape)
-        if seen is None:
-            self.shapes[shape] = [1, len(self.files) - 1, offset]
-        else:
-            seen[0] += 1
+    def names(self) -> Counter[str]:
+        """Commands per name (upper case, as latin-1 text)."""
+        out: Counter[str] = Counter()
+        for (name, _sub, _argc), (count, _file, _offset) in self.shapes.items():
+            out[name.decode("latin-1")] += count
+        return out
 
 
 @dataclass
@@ -122,7 +125,7 @@ def judge(
         verdict, spec = table.judge(name, sub, argc)
         if verdict == ct.OK:
             continue
-        label = name[:_SUB_MAX].decode("latin-1")  # as the keyspace model counts names
+        label = name[:SUB_MAX].decode("latin-1")  # as the keyspace model counts names
         if verdict == ct.UNKNOWN and (sub is None or name not in table.commands):
             provider = ct.module_providing(name)
             if provider is not None and provider[0].name in loaded:
