@@ -250,3 +250,12 @@ def test_cli_module_option_and_report(tmp_path: Path) -> None:
     assert report["aof"]["modules"] == ["ReJSON"]
     assert report["aof"]["command_table"]["server"] == ct.newest("redis").label
     assert report["approximate"] is True
+
+
+def test_diff_of_an_aof_with_module_commands_needs_the_module(tmp_path: Path) -> None:
+    source = AOF_FIXTURES / "redis-8.2-aof-base" / "appendonlydir"
+    refused = invoke_cli("diff", source, source)
+    assert refused.exit_code == 2
+    assert "GRAPH.QUERY" in refused.stderr and "--module graph" in refused.stderr
+    same = invoke_cli("diff", source, source, "--module", "graph")
+    assert same.exit_code == 0, same.stderr

@@ -78,6 +78,14 @@ def diff(
             help="TTLs closer than this are the same: ms, or with a unit (500ms, 2s, 1m).",
         ),
     ] = "1000ms",
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            metavar="NAME|PATH",
+            help="A module the AOF's loading server has, as for rbkit check; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Compare two backups or servers: keys lost, added or changed (exit 1 if any)."""
     if json_out and format_ not in (None, Format.json):
@@ -101,6 +109,7 @@ def diff(
             limit=limit,
             prefix_sep=prefix_sep or None,
             progress=progress,
+            modules=tuple(module or ()),
         )
     except DiffError as e:
         done()

@@ -115,8 +115,12 @@ class Side:
 # -- opening --------------------------------------------------------------------------------
 
 
-def open_side(spec: str, label: str, progress: Progress = None) -> Side:
-    """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input."""
+def open_side(
+    spec: str, label: str, progress: Progress = None, modules: tuple[str, ...] = ()
+) -> Side:
+    """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
+
+    ``modules`` are passed to the check of a backup (an AOF's module commands need them)."""
     if is_url(spec):
         return LiveSide(LiveServer(spec))
     path = Path(spec)
@@ -129,7 +133,9 @@ def open_side(spec: str, label: str, progress: Progress = None) -> Side:
             progress(f"checking {label} ({path.name}): {done * 100 // total}%")
 
     try:
-        result = check_backup(path, progress=checking if progress is not None else None)
+        result = check_backup(
+            path, progress=checking if progress is not None else None, modules=modules
+        )
     except BackupIOError as e:
         raise DiffError(str(e)) from None
     _refuse_invalid(result)
