@@ -6,6 +6,8 @@ key was being read, the db and key. ``str(error)`` is a single line ending with 
 
 from __future__ import annotations
 
+from parsers.printable import printable
+
 
 class FormatError(Exception):
     """Input that cannot be read as the format it claims to be."""
@@ -71,6 +73,6 @@ class UnsupportedError(FormatError):
 
 
 def format_key(key: bytes, limit: int = 80) -> str:
-    """Render a key for a one-line message: printable ASCII kept, other bytes escaped."""
-    text = repr(bytes(key[:limit]))[1:]
-    return text + ("..." if len(key) > limit else "")
+    """A key (or any name from the input) for a one-line message: quoted, escaped as
+    :func:`parsers.printable.printable` escapes names, cut after ``limit`` bytes."""
+    return f"'{printable(bytes(key[:limit]))}'" + ("..." if len(key) > limit else "")

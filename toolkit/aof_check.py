@@ -14,12 +14,15 @@ import mmap
 import time
 from pathlib import Path
 
+from parsers.aof.command_table import module_providing
 from parsers.aof.manifest import Manifest, parse_manifest
 from parsers.aof.resp import Annotation, TruncatedCommand, read_commands
 from parsers.errors import FormatError
+from parsers.printable import printable
 from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
 from parsers.rdb.walker import RdbWalker, release_for
+from toolkit.aof_commands import SUB_MAX, CommandLedger, judge, writer_of
 from toolkit.check import ProgressFn, rdb_findings
 from toolkit.keyspace import Keyspace
 from toolkit.mapped import mapped, release_behind
@@ -32,10 +35,18 @@ _RELEASE_EVERY = 1 << 16
 
 
 def check_aof(
-    path: Path, *, top: int = 10, now_ms: int | None = None, progress: ProgressFn | None = None
+    path: Path,
+    *,
+    top: int = 10,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+    modules: list[str] | tuple[str, ...] = (),
 ) -> CheckResult:
-    """Check a single-file AOF (Redis < 7 layout, with or without an RDB preamble)."""
-    run = _Run(path, "single", top, now_ms, progress)
+    """Check a single-file AOF (Redis < 7 layout, with or without an RDB preamble).
+
+    ``modules`` names the modules the loading server has (``--module NAME|PATH``).
+    """
+    run = _Run(path, "single", top, now_ms, progress, modules)
     run.read_file(path, AofFile(path.name, "single", _size(path)), last=True)
     return run.finish()
 
@@ -46,9 +57,10 @@ def check_multipart(
     top: int = 10,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
+    modules: list[str] | tuple[str, ...] = (),
 ) -> CheckResult:
     """Check a multi-part AOF from its manifest: base, then incr files in order."""
-    run = _Run(manifest_path, "multi-part", top, now_ms, progress)
+    run = _Run(manifest_path, "multi-part", top, now_ms, progress, modules)
     folder = manifest_path.parent
     try:
         text = manifest_path.read_bytes()
@@ -120,7 +132,13 @@ class _Run:
     """The state of one AOF check: the keyspace model, statistics, problems."""
 
     def __init__(
-        self, path: Path, layout: str, top: int, now_ms: int | None, progress: ProgressFn | None
+        self,
+        path: Path,
+        layout: str,
+        top: int,
+        now_ms: int | None,
+        progress: ProgressFn | None,
+        modules: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self.top = top
@@ -131,12 +149,15 @@ class _Run:
         self.db = 0
         self.ts: int | None = None
         self.touched: set[tuple[int, bytes]] = set()
+        self.ledger = CommandLedger()
+        self.modules = list(modules)
 
     # -- one file --------------------------------------------------------------------------
 
     def read_file(self, path: Path, info: AofFile, *, last: bool) -> None:
         assert self.result.aof is not None
         self.result.aof.files.append(info)
+        self.ledger.start_file(path.name)
         self.db = 0  # each file is loaded by a fresh client, in db 0
         try:
             with mapped(path) as mm:
@@ -200,6 +221,11 @@ class _Run:
         aof = self.result.aof
         assert aof is not None
         keyspace = self.keyspace
+        unknown = keyspace.unknown
+        # The ledger's shapes, filled inline (the hot path): see CommandLedger.
+        shapes = self.ledger.shapes
+        containers = self.ledger.containers
+        file_index = len(self.ledger.files) - 1
         count = 0
         released = 0
         try:
@@ -211,14 +237,22 @@ class _Run:
                         aof.first_ts = ts if aof.first_ts is None else aof.first_ts
                         aof.last_ts = ts
                     continue
-                name = item.args[0].upper().decode("latin-1")
-                aof.commands[name] += 1
+                args = item.args
+                upper = args[0].upper()
+                argc = len(args)
+                sub = args[1][:SUB_MAX].upper() if argc > 1 and upper in containers else None
+                shape = (upper, sub, argc)
+                seen = shapes.get(shape)
+                if seen is None:
+                    shapes[shape] = [1, file_index, item.offset]
+                else:
+                    seen[0] += 1
                 aof.commands_by_db[self.db] += 1
-                if name == "SELECT" and len(item.args) == 2 and item.args[1].isdigit():
-                    self.db = int(item.args[1])
-                keyspace.execute(item.args, self.ts)
-                if name in keyspace.unknown:
-                    self.touched.update((self.db, key) for key in keys_named(item.args))
+                if upper == b"SELECT" and argc == 2 and args[1].isdigit():
+                    self.db = int(args[1])
+                keyspace.execute(args, self.ts)
+                if unknown and upper[:SUB_MAX].decode("latin-1") in unknown:
+                    self.touched.update((self.db, key) for key in keys_named(args))
                 count += 1
                 if count % _RELEASE_EVERY == 0:
                     released = release_behind(mm, item.end, released)
@@ -270,24 +304,39 @@ class _Run:
         result = self.result
         aof = result.aof
         assert aof is not None
-        aof.unknown_commands = self.keyspace.unknown
-        aof.approximate = self.keyspace.approximate
-        result.inventory = self.keyspace.inventory(self.now_ms, self.top)
-        result.replay = AofReplay(self.keyspace, self.touched)
-        if self.keyspace.errors:
-            failing = "; ".join(f"{e} ({n}x)" for e, n in self.keyspace.errors.most_common(5))
+        ks = self.keyspace
+        aof.commands = self.ledger.names()
+        judged = judge(self.ledger, writer_of(result.aux), self.modules)
+        result.problems.extend(judged.problems)
+        aof.command_table = judged.table.label
+        aof.command_table_why = judged.why
+        aof.modules = self.modules
+        # Commands the server refuses are errors above, not reasons to call the inventory
+        # approximate; arity errors are not also "failing commands".
+        aof.unknown_commands = ks.unknown
+        unmodelled = [(n, c) for n, c in ks.unknown.most_common() if n not in judged.refused]
+        aof.approximate = ks.approximate_without(judged.refused)
+        result.inventory = ks.inventory(self.now_ms, self.top)
+        result.replay = AofReplay(ks, self.touched)
+        errors = [
+            (e, n)
+            for e, n in ks.errors.most_common()
+            if e.partition(":")[0] not in judged.arity
+            or not e.endswith(": wrong number of arguments")
+        ]
+        if errors:
+            failing = "; ".join(f"{printable(e)} ({n}x)" for e, n in errors[:5])
             result.problems.append(
                 Problem(
                     WARNING,
                     "failing_commands",
                     None,
-                    f"{sum(self.keyspace.errors.values())} command(s) fail when Redis loads "
+                    f"{sum(n for _, n in errors)} command(s) fail when Redis loads "
                     f"them (an error reply, no effect): {failing}",
                 )
             )
         if aof.approximate:
-            ks = self.keyspace
-            reasons = [f"unknown command {name} ({n}x)" for name, n in ks.unknown.most_common()]
+            reasons = [f"{_unmodelled(name, judged.assumed)} ({n}x)" for name, n in unmodelled]
             reasons += [f"{why} ({n}x)" for why, n in ks.approximations.most_common()]
             result.problems.append(
                 Problem(
@@ -298,6 +347,17 @@ class _Run:
                 )
             )
         return result
+
+
+def _unmodelled(name: str, assumed: dict[str, str]) -> str:
+    """Why a command the model does not apply makes the inventory approximate."""
+    shown = printable(name.encode("latin-1"))
+    if name in assumed:
+        return f"{shown}, assumed a command of the module {printable(assumed[name])}"
+    provider = module_providing(name.encode("latin-1"))
+    if provider is not None:
+        return f"module command {shown} ({provider[0].name})"
+    return f"command {shown} not modelled"
 
 
 def keys_named(args: tuple[bytes, ...]) -> list[bytes]:

@@ -20,10 +20,13 @@ def check_backup(
     deep: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
+    modules: tuple[str, ...] = (),
 ) -> CheckResult:
     """Check the backup at ``path``. Raises BackupIOError when there is nothing to check.
 
     ``config`` (or the file ``config_path``) says which file of a data directory Redis loads.
+    ``modules`` (names or library paths) are the modules the loading server has: an AOF's
+    commands of other modules are errors.
     """
     if config_path is not None:
         try:
@@ -38,7 +41,7 @@ def check_backup(
         from toolkit.aof_check import check_aof, check_multipart  # needs the keyspace model
 
         check = check_multipart if found.kind == MULTIPART else check_aof
-        result = check(found.path, top=top, now_ms=now_ms, progress=progress)
+        result = check(found.path, top=top, now_ms=now_ms, progress=progress, modules=modules)
     else:
         result = check_file(found.path, top=top, deep=deep, now_ms=now_ms, progress=progress)
     result.notes[:0] = found.notes

@@ -13,6 +13,7 @@ import typer
 from toolkit import __version__
 from toolkit.backup import check_backup
 from toolkit.diff.cli import diff
+from toolkit.output import emit
 from toolkit.progress import progress_for
 from toolkit.restore_cli import restore
 from toolkit.result import BackupIOError
@@ -27,7 +28,7 @@ app = typer.Typer(
 
 
 def abort(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    emit(f"error: {message}", err=True)
     return typer.Exit(int(code))
 
 
@@ -66,11 +67,27 @@ def check(
             "--config", help="redis.conf: which file Redis loads (dir, appendonly, names)."
         ),
     ] = None,
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            metavar="NAME|PATH",
+            help="A module the loading server has (an AOF's commands of it are accepted); "
+            "repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Validate a backup (checksum, truncation, structure) and print its inventory."""
     progress = progress_for(f"checking {backup.name}")
     try:
-        result = check_backup(backup, config_path=config, top=top, deep=deep, progress=progress)
+        result = check_backup(
+            backup,
+            config_path=config,
+            top=top,
+            deep=deep,
+            progress=progress,
+            modules=tuple(module or ()),
+        )
     except BackupIOError as e:
         raise abort(str(e)) from None
     finally:
@@ -83,7 +100,7 @@ def check(
     else:
         from toolkit.render import render_check  # tabulate: only when a table is wanted
 
-        typer.echo(render_check(result, strict=strict))
+        emit(render_check(result, strict=strict))
     failed = not result.valid or (strict and result.warnings)
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))
 
@@ -102,5 +119,5 @@ def main() -> None:
     except Exception as e:  # a bug of ours: one line, not a traceback (RBKIT_DEBUG=1 shows it)
         if os.environ.get("RBKIT_DEBUG"):
             raise
-        typer.echo(f"error: internal error ({type(e).__name__}: {e}); please report it", err=True)
+        emit(f"error: internal error ({type(e).__name__}: {e}); please report it", err=True)
         sys.exit(int(ExitCode.ERROR))

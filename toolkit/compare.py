@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.walker import RdbWalker
 from toolkit.inventory import DbStats
@@ -337,7 +338,9 @@ def _exact(
                 if e.digest is not None:
                     e.digest ^= h
         if undecided:
-            commands = ", ".join(sorted(bk.undecided_commands))
+            commands = ", ".join(
+                printable(c.encode("latin-1")) for c in sorted(bk.undecided_commands)
+            )
             _allow(
                 out,
                 db,
@@ -488,9 +491,9 @@ def _compare_functions(out: Comparison, expected: list[str], live: LiveKeyspace)
         extra = [f for f in found if f not in want]
         parts = []
         if missing:
-            parts.append("missing " + ", ".join(missing))
+            parts.append("missing " + ", ".join(map(printable, missing)))
         if extra:
-            parts.append("unexpected " + ", ".join(extra))
+            parts.append("unexpected " + ", ".join(map(printable, extra)))
         out.mismatches.append(
             Mismatch(None, "functions", want, found, "function libraries: " + "; ".join(parts))
         )

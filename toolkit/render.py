@@ -6,8 +6,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
-from toolkit.keys import display_key
 from toolkit.result import CheckResult
 
 _TYPES = REDIS_TYPES
@@ -22,6 +22,11 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _line(text: str) -> str:
+    """Composed text (a path, a note, a problem) kept on one line, nothing left raw."""
+    return printable(text, composed=True)
+
+
 def render_check(result: CheckResult, *, strict: bool = False) -> str:
     """The check report as text: verdict, problems, per-db table, biggest keys, extras."""
     out: list[str] = []
@@ -34,9 +39,9 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
         else "unknown"
     )
     checksum = result.checksum.status if result.checksum else "unverified"
-    out.append(f"{result.path}: {verdict}")
+    out.append(f"{_line(result.path)}: {verdict}")
     for note in result.notes:
-        out.append(f"  note: {note}")
+        out.append(f"  note: {_line(note)}")
     if result.aof is not None:
         out.extend(_aof_lines(result, version, checksum))
     else:
@@ -49,7 +54,7 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
         out.append(
             tabulate(
                 [
-                    (p.severity, p.code, "" if p.offset is None else p.offset, p.message)
+                    (p.severity, p.code, "" if p.offset is None else p.offset, _line(p.message))
                     for p in result.problems
                 ],
                 headers=("severity", "code", "offset", "message"),
@@ -58,6 +63,7 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
     inv = result.inventory
     if inv is not None and inv.databases:
         extra = sorted({t for s in inv.databases.values() for t in s.by_type} - set(_TYPES))
+        shown_extra = [printable(t) for t in extra]  # module type names come from the file
         rows: list[list[Any]] = []
         for db, s in inv.databases.items():
             rows.append(
@@ -80,7 +86,7 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
         out.append(
             tabulate(
                 rows,
-                headers=("db", "keys", "expires", "expired now", "bytes", *_TYPES, *extra),
+                headers=("db", "keys", "expires", "expired now", "bytes", *_TYPES, *shown_extra),
                 disable_numparse=True,
             )
         )
@@ -92,7 +98,13 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
         out.append(
             tabulate(
                 [
-                    (k.db, display_key(k.key)[:60], k.type, k.elements, human_bytes(k.bytes))
+                    (
+                        k.db,
+                        printable(k.key[:60]),
+                        printable(k.type),
+                        k.elements,
+                        human_bytes(k.bytes),
+                    )
                     for k in inv.biggest_by_bytes
                 ],
                 headers=("db", "biggest keys", "type", "elements", "bytes"),
@@ -101,14 +113,14 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
     if inv is not None and (inv.functions or inv.modules):
         out.append("")
         if inv.functions:
-            out.append("functions: " + ", ".join(inv.functions))
+            out.append("functions: " + ", ".join(map(printable, inv.functions)))
         if inv.modules:
-            out.append("modules: " + ", ".join(inv.modules))
+            out.append("modules: " + ", ".join(map(printable, inv.modules)))
     if result.aux:
         shown = {k: v for k, v in result.aux.items() if k in ("redis-ver", "valkey-ver", "ctime")}
         if shown:
             out.append("")
-            out.append("  ".join(f"{k}={v}" for k, v in shown.items()))
+            out.append("  ".join(f"{k}={printable(v)}" for k, v in shown.items()))
     return "\n".join(out)
 
 
@@ -120,6 +132,12 @@ def _aof_lines(result: CheckResult, version: str, checksum: str) -> list[str]:
     if result.magic:
         head += f", RDB part {version}, checksum {checksum}"
     lines = [head]
+    if aof.command_table:
+        why = _line(aof.command_table_why)
+        lines.append(f"  commands judged by the {aof.command_table} table ({why})")
+    if aof.modules:
+        given = ", ".join(map(printable, aof.modules))
+        lines.append(f"  modules the loading server has: {given}")
     if aof.approximate:
         lines.append("  inventory: approximate (see the warning)")
     lines.append("")
@@ -127,7 +145,7 @@ def _aof_lines(result: CheckResult, version: str, checksum: str) -> list[str]:
         tabulate(
             [
                 (
-                    f.name,
+                    printable(f.name),
                     f.role,
                     "" if f.seq is None else f.seq,
                     human_bytes(f.size),
@@ -140,7 +158,9 @@ def _aof_lines(result: CheckResult, version: str, checksum: str) -> list[str]:
         )
     )
     if aof.commands:
-        top = ", ".join(f"{name} {n}" for name, n in aof.commands.most_common(8))
+        top = ", ".join(
+            f"{printable(name.encode('latin-1'))} {n}" for name, n in aof.commands.most_common(8)
+        )
         lines.append("")
         lines.append(f"commands: {top}")
     if aof.first_ts is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from toolkit.inventory import BigKey
-from toolkit.keys import display_key
+from toolkit.keys import key_fields
 from toolkit.result import AofDetails, CheckResult
 
 SCHEMA = "rbkit.check/1"
@@ -79,7 +79,7 @@ def _hex(value: int | None) -> str | None:
 def _big(k: BigKey) -> dict[str, Any]:
     return {
         "db": k.db,
-        "key": display_key(k.key),
+        **key_fields(k.key),
         "type": k.type,
         "elements": k.elements,
         "bytes": k.bytes,
@@ -108,4 +108,6 @@ def _aof(aof: AofDetails) -> dict[str, Any]:
         "last_ts": aof.last_ts,
         "unknown_commands": dict(aof.unknown_commands.most_common()),
         "approximate": aof.approximate,
+        "command_table": {"server": aof.command_table, "why": aof.command_table_why},
+        "modules": aof.modules,
     }

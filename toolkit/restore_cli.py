@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from toolkit.output import emit
 from toolkit.result import BackupIOError
 from toolkit.stage_report import render_stage, stage_json
 from toolkit.status import ExitCode
@@ -199,12 +200,12 @@ def restore(
     if json_out:
         typer.echo(json.dumps(stage_json(report), indent=1))
     else:
-        typer.echo(render_stage(report))
+        emit(render_stage(report))
     raise typer.Exit(int(ExitCode.OK if report.verified else ExitCode.INVALID))
 
 
 def _say(text: str) -> None:
-    typer.echo(f"rbkit: {text}", err=True)
+    emit(f"rbkit: {text}", err=True)
 
 
 def _restore(opts: object, yes: bool, json_out: bool) -> NoReturn:
@@ -223,7 +224,7 @@ def _restore(opts: object, yes: bool, json_out: bool) -> NoReturn:
     def confirm(report: RestoreReport) -> bool:
         if yes:
             return True
-        typer.echo(render_restore(report), err=True)
+        emit(render_restore(report), err=True)
         return typer.confirm("Go ahead with the restore?", err=True)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -236,7 +237,7 @@ def _restore(opts: object, yes: bool, json_out: bool) -> NoReturn:
     if json_out:
         typer.echo(json.dumps(restore_json(report), indent=1))
     else:
-        typer.echo(render_restore(report))
+        emit(render_restore(report))
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.INVALID))
 
 
@@ -270,7 +271,7 @@ def _rollback(
     if json_out:
         typer.echo(json.dumps(rollback_json(rb), indent=1))
     else:
-        typer.echo(render_rollback(rb))
+        emit(render_rollback(rb))
     raise typer.Exit(int(ExitCode.OK if rb.verified else ExitCode.INVALID))
 
 
@@ -312,5 +313,5 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    emit(f"error: {message}", err=True)
     raise typer.Exit(int(ExitCode.ERROR))

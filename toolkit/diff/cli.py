@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from toolkit.diff.render import TOP_PREFIXES
+from toolkit.output import emit
 from toolkit.status import ExitCode
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
@@ -77,6 +78,14 @@ def diff(
             help="TTLs closer than this are the same: ms, or with a unit (500ms, 2s, 1m).",
         ),
     ] = "1000ms",
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            metavar="NAME|PATH",
+            help="A module the AOF's loading server has, as for rbkit check; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Compare two backups or servers: keys lost, added or changed (exit 1 if any)."""
     if json_out and format_ not in (None, Format.json):
@@ -100,6 +109,7 @@ def diff(
             limit=limit,
             prefix_sep=prefix_sep or None,
             progress=progress,
+            modules=tuple(module or ()),
         )
     except DiffError as e:
         done()
@@ -113,7 +123,7 @@ def diff(
         text = render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n")
     else:
         text = render.render_table(report, keys=keys, top_prefixes=top)
-    typer.echo(text)
+    emit(text)
     raise typer.Exit(int(ExitCode.OK if report.same else ExitCode.INVALID))
 
 
@@ -146,5 +156,5 @@ def _progress() -> tuple[Callable[[str], None] | None, Callable[[], None]]:
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    emit(f"error: {message}", err=True)
     raise typer.Exit(int(ExitCode.ERROR))

@@ -103,8 +103,12 @@ def compute_diff(
     limit: int = 100,
     prefix_sep: str | None = None,
     progress: Progress = None,
+    modules: tuple[str, ...] = (),
 ) -> DiffReport:
-    """Diff side ``a`` (before) against side ``b`` (after). Raises DiffError for bad input."""
+    """Diff side ``a`` (before) against side ``b`` (after). Raises DiffError for bad input.
+
+    ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
+    """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
     if limit < 0:
@@ -115,9 +119,9 @@ def compute_diff(
     if db_set is not None and any(d < 0 for d in db_set):
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
     with contextlib.ExitStack() as stack:
-        side_a = open_side(a, "A", progress)
+        side_a = open_side(a, "A", progress, modules)
         stack.callback(side_a.close)
-        side_b = open_side(b, "B", progress)
+        side_b = open_side(b, "B", progress, modules)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS
@@ -369,7 +373,7 @@ class _Tally:
         report.by_kind = dict(sorted(self.by_kind.items(), key=lambda kv: order[kv[0]]))
         ranked = sorted(self.prefixes.items(), key=lambda kv: (-sum(kv[1]), -kv[1][0], kv[0]))
         report.prefixes = [
-            PrefixDiff(display_key(p), removed=r, added=ad, changed=c)
+            PrefixDiff(display_key(p), removed=r, added=ad, changed=c, raw=p)
             for p, (r, ad, c) in ranked[:PREFIX_LIMIT]
         ]
         if len(ranked) > PREFIX_LIMIT:

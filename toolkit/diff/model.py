@@ -81,6 +81,7 @@ class PrefixDiff:
     removed: int = 0
     added: int = 0
     changed: int = 0
+    raw: bytes = b""  # the prefix's bytes (what tables show, escaped)
 
     @property
     def total(self) -> int:

@@ -2,8 +2,9 @@
 
 Pure functions of a ``DiffReport`` (toolkit/diff/model.py); no IO. Counts that a side could
 not give (a saved ``check --json`` report has no key names) are None: "-" in tables, null in
-JSON. Key names go through ``display_key`` (UTF-8, else ``\\xNN`` escapes, as ``check`` shows
-them); tables also escape control characters so that one key stays on one line.
+JSON. Key names in JSON go through ``display_key`` (UTF-8, else ``\\xNN`` escapes), with the
+exact bytes in ``key_b64`` when they are not valid UTF-8; in tables and Markdown through
+``printable`` (control characters, C1 codes and backslashes escaped, one key on one line).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
 from toolkit.diff.model import (
     ADDED,
@@ -36,7 +38,7 @@ from toolkit.diff.model import (
     KeyState,
     Source,
 )
-from toolkit.keys import display_key
+from toolkit.keys import key_fields
 
 SCHEMA = "rbkit.diff/1"
 TOP_PREFIXES = 10  # key families shown by default
@@ -45,7 +47,6 @@ _COUNT_FIELDS = ("a", "b", "added", "removed", "expired", "changed", "unchanged"
 _COUNT_HEADERS = ("A", "B", "added", "removed", "expired", "changed", "unchanged")
 # The password of a URL, in case a name or note still carries one: redis://user:PASS@host.
 _URL_PASSWORD = re.compile(r"(?i)\b(rediss?|unix|valkeys?)://([^:/@\s]*):([^@\s]*)@")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TYPE_NOTE = "(a key whose type changed counts as changed under its type in B)"
 _KIND_WORDS = {
     REMOVED: "removed",
@@ -137,7 +138,7 @@ def _counts_json(c: Counts) -> dict[str, int | None]:
 def _key_json(k: KeyDiff, report: DiffReport) -> dict[str, Any]:
     return {
         "db": k.db,
-        "key": display_key(k.key),
+        **key_fields(k.key),
         "kinds": list(k.kinds),
         "a": _state_json(k.a, report.a),
         "b": _state_json(k.b, report.b),
@@ -471,7 +472,9 @@ def _prefix_table(report: DiffReport, top: int, fmt: str) -> str:
     shown = report.prefixes[:top]
     rows = [
         (
-            _code(p.prefix) if fmt == "pipe" and p.prefix else _one_line(p.prefix) or "(none)",
+            _code(printable(p.raw or p.prefix))
+            if fmt == "pipe" and p.prefix
+            else printable(p.raw or p.prefix) or "(none)",
             p.removed,
             p.added,
             p.changed,
@@ -503,7 +506,7 @@ def _keys_table(report: DiffReport, fmt: str, *, code: bool) -> str:
     rows = [
         (
             str(k.db),
-            _code(display_key(k.key)) if code else _one_line(display_key(k.key)),
+            _code(printable(k.key)) if code else printable(k.key),
             ", ".join(_KIND_WORDS.get(kind, kind) for kind in k.kinds),
             _state_text(k.a, report.a),
             _state_text(k.b, report.b),
@@ -524,8 +527,10 @@ def _table(
 
 
 def _one_line(text: str) -> str:
-    """Control characters (newline, tab, escape...) as ``\\n``, ``\\t``, ``\\x1b``."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    """Composed text on one line: control characters (newline, tab, ESC, C1...) escaped as
+    :func:`parsers.printable.printable` escapes them; backslashes kept (names in the text
+    were escaped when it was composed)."""
+    return printable(text, composed=True)
 
 
 def redact(text: str) -> str:

@@ -14,7 +14,6 @@ was current.
 from __future__ import annotations
 
 import contextlib
-import json
 import mmap
 import os
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import redis
 
 from parsers.errors import FormatError
+from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value
 from parsers.rdb.dump import decode_dump
@@ -36,6 +36,7 @@ from toolkit.backup import check_backup
 from toolkit.diff.errors import DiffError
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
+from toolkit.diff.saved_report import SavedReport, read_report
 from toolkit.diff.table import (
     BUCKET_SHIFT,
     MASK64,
@@ -52,7 +53,6 @@ from toolkit.result import BackupIOError, CheckResult
 from toolkit.servers import RedisServer, ServerError, free_port
 from toolkit.urls import is_url
 
-REPORT_SCHEMA = "rbkit.check/1"
 Progress = Callable[[str], None] | None
 Matcher = Callable[[bytes], object] | None
 # Keys per pipeline when reading a scratch server's values.
@@ -114,12 +114,16 @@ class Side:
 # -- opening --------------------------------------------------------------------------------
 
 
-def open_side(spec: str, label: str, progress: Progress = None) -> Side:
-    """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input."""
+def open_side(
+    spec: str, label: str, progress: Progress = None, modules: tuple[str, ...] = ()
+) -> Side:
+    """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
+
+    ``modules`` are passed to the check of a backup (an AOF's module commands need them)."""
     if is_url(spec):
         return LiveSide(LiveServer(spec))
     path = Path(spec)
-    report = _read_report(path)
+    report = read_report(path)
     if report is not None:
         return ReportSide(path, report)
 
@@ -128,41 +132,15 @@ def open_side(spec: str, label: str, progress: Progress = None) -> Side:
             progress(f"checking {label} ({path.name}): {done * 100 // total}%")
 
     try:
-        result = check_backup(path, progress=checking if progress is not None else None)
+        result = check_backup(
+            path, progress=checking if progress is not None else None, modules=modules
+        )
     except BackupIOError as e:
         raise DiffError(str(e)) from None
     _refuse_invalid(result)
     if result.format == "rdb":
         return RdbSide(result)
     return AofSide(result)
-
-
-def _read_report(path: Path) -> dict[str, Any] | None:
-    """The report in ``path`` when it is a saved check --json report, else None."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64).lstrip()
-    except IsADirectoryError:
-        return None
-    except FileNotFoundError:
-        raise DiffError(f"{path}: no such file, directory or server URL") from None
-    except OSError as e:
-        raise DiffError(f"{path}: {e.strerror or e}") from None
-    if not head.startswith(b"{"):
-        return None
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise DiffError(f"{path}: a JSON file that cannot be read as a check report: {e}") from None
-    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        schema = data.get("schema") if isinstance(data, dict) else None
-        raise DiffError(
-            f"{path}: a JSON file with schema {schema!r}, expected {REPORT_SCHEMA!r} "
-            "(a saved rbkit check --json report)"
-        )
-    if not isinstance(data.get("databases"), dict):
-        raise DiffError(f"{path}: check report without a 'databases' object")
-    return data
 
 
 def _refuse_invalid(result: CheckResult) -> None:
@@ -199,43 +177,25 @@ def _aux_ctime_ms(aux: dict[str, Any]) -> int | None:
 class ReportSide(Side):
     kind = "report"
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        aux = data.get("aux") if isinstance(data.get("aux"), dict) else {}
-        source = Source("report", str(path), version=aux.get("redis-ver"))
-        ctime = _aux_ctime_ms(aux)
-        last_ts = (
-            (data.get("aof") or {}).get("last_ts") if isinstance(data.get("aof"), dict) else None
-        )
-        if isinstance(last_ts, int):
-            source.time_ms, source.time_source = last_ts * 1000, "report aof last #TS"
-        elif ctime is not None:
-            source.time_ms, source.time_source = ctime, "report aux ctime"
+    def __init__(self, path: Path, report: SavedReport) -> None:
+        source = Source("report", str(path), version=report.redis_ver)
+        if report.last_ts is not None:
+            source.time_ms, source.time_source = report.last_ts * 1000, "report aof last #TS"
+        elif report.ctime_s is not None:
+            source.time_ms, source.time_source = report.ctime_s * 1000, "report aux ctime"
         super().__init__(source)
-        if data.get("valid") is False:
-            errors = [p for p in data.get("problems", []) if p.get("severity") == ERROR]
-            first = errors[0].get("message", "?") if errors else "invalid"
-            raise DiffError(
-                f"{path}: a check report of an invalid backup ({first}); a diff of a damaged "
-                "backup would be meaningless"
-            )
-        try:
-            self._counts = {
-                int(db): DbCounts(
-                    int(s.get("keys", 0)),
-                    int(s.get("expires", 0)),
-                    {str(t): int(n) for t, n in (s.get("by_type") or {}).items()},
-                )
-                for db, s in data["databases"].items()
-            }
-        except (AttributeError, TypeError, ValueError) as e:
-            raise DiffError(f"{path}: check report with malformed 'databases': {e}") from None
+        self._counts = {
+            db: DbCounts(c.keys, c.expires, dict(c.by_type)) for db, c in report.databases.items()
+        }
         source.keys_read = sum(c.keys for c in self._counts.values())
         source.notes.append(f"{path} is a saved check report: counts only")
-        for name, text in (
-            ("expired_at_check", "keys already expired when it was checked"),
-            ("empty", "empty collections"),
+        for n, text in (
+            (
+                sum(c.expired_at_check for c in report.databases.values()),
+                "keys already expired when it was checked",
+            ),
+            (sum(c.empty for c in report.databases.values()), "empty collections"),
         ):
-            n = sum(int(s.get(name, 0) or 0) for s in data["databases"].values())
             if n:
                 source.notes.append(f"its counts include {n:,} {text}, which a server drops")
 
@@ -453,7 +413,8 @@ class AofSide(Side):
         self._server: RedisServer | None = None
         self._directory: Path | None = None
         if aof is not None and aof.approximate:
-            unknown = ", ".join(sorted(aof.unknown_commands)) or "see rbkit check"
+            names = sorted(aof.unknown_commands)
+            unknown = ", ".join(printable(n.encode("latin-1")) for n in names) or "see rbkit check"
             source.notes.append(
                 f"{path.name}: the AOF's keyspace model is approximate (commands it does not "
                 f"apply: {unknown}); keys those touched may differ from what Redis loads"

@@ -64,6 +64,12 @@ class KeyspaceModel:
         """
         return self._approximate or bool(self.unknown or self.approximations)
 
+    def approximate_without(self, names: set[str]) -> bool:
+        """``approximate``, not counting the commands ``names`` (ones a check reports as
+        errors: the server refuses them, so they are no reason to doubt the inventory)."""
+        unknown = any(n not in names for n in self.unknown)
+        return self._approximate or unknown or bool(self.approximations)
+
     @approximate.setter
     def approximate(self, value: bool) -> None:
         """A caller may mark the model approximate for reasons of its own."""

@@ -15,6 +15,7 @@ where no terminal can confirm.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
@@ -42,6 +43,7 @@ from toolkit.network.report import (
 from toolkit.network.source import RdbSource, aof_to_rdb
 from toolkit.network.target import TargetError, TargetUrl, inspect_target
 from toolkit.network.verify import verify
+from toolkit.output import emit
 from toolkit.problems import gate
 from toolkit.progress import progress_for
 from toolkit.render import human_bytes
@@ -79,12 +81,12 @@ def restore_to(
         with ExitStack() as stack, suppress(_Stop):
             _run(report, stack, backup, target, config, cluster, replace, force, yes, modules)
     except (_Usage, TargetError, BackupIOError) as e:
-        typer.echo(f"error: {e}", err=True)
+        emit(f"error: {e}", err=True)
         return ExitCode.ERROR
     if json_out:
         typer.echo(json.dumps(network_json(report), indent=1))
     else:
-        typer.echo(render_network(report))
+        emit(render_network(report))
     return ExitCode.OK if report.ok else ExitCode.INVALID
 
 
@@ -111,7 +113,7 @@ def _run(
     yes: bool,
     modules: Sequence[Path] = (),
 ) -> None:
-    result = _gate(report, backup, config, force)
+    result = _gate(report, backup, config, force, modules)
     rdb_result, source = _source(report, stack, result, force, modules)
     with _step(report, "connect") as step:
         dbs = sorted(rdb_result.inventory.databases) if rdb_result.inventory else []
@@ -174,11 +176,22 @@ def _run(
         step.detail = f"{verification.mode}: {verification.checked} keys read back, as expected"
 
 
-def _gate(report: NetworkReport, backup: Path, config: Path | None, force: bool) -> CheckResult:
+def _gate(
+    report: NetworkReport,
+    backup: Path,
+    config: Path | None,
+    force: bool,
+    modules: Sequence[Path] = (),
+) -> CheckResult:
     with _step(report, "gate") as step:
         progress = progress_for(f"checking {backup.name}")
         try:
-            result = check_backup(backup, config_path=config, progress=progress)
+            result = check_backup(
+                backup,
+                config_path=config,
+                progress=progress,
+                modules=tuple(os.fspath(m) for m in modules),
+            )
         finally:
             if progress is not None:
                 progress.close()
@@ -231,7 +244,7 @@ def _confirm(report: NetworkReport, step: Step) -> None:
         )
     plan = report.plan
     assert plan is not None
-    typer.echo(render_network(report), err=True)
+    emit(render_network(report), err=True)
     question = f"Restore {plan.keys_to_restore} keys into {report.target}?"
     if not typer.confirm(question, default=False, err=True):
         raise _stop(report, step, CANCELLED, ["not confirmed at the prompt"])

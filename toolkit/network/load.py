@@ -26,9 +26,9 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, MovedError
 
 from parsers.errors import FormatError
+from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES
 from parsers.rdb.crc64 import crc64
-from toolkit.keys import display_key
 from toolkit.network.commands import Command, NoCommands, command_bytes, rebuild
 from toolkit.network.payload import dump_payload
 from toolkit.network.plan import (
@@ -49,7 +49,7 @@ _CRC = struct.Struct("<Q").pack
 @dataclass
 class Failure:
     db: int | None
-    key: str | None  # display form
+    key: bytes | None
     error: str
 
 
@@ -328,7 +328,9 @@ def load_libraries(plan: Plan, url: TargetUrl, stats: LoadStats) -> None:
                     errors.append(str(e))
             if errors:
                 stats.failed += 1
-                stats.failures.append(Failure(None, None, f"FUNCTION LOAD {lib.name}: {errors[0]}"))
+                stats.failures.append(
+                    Failure(None, None, f"FUNCTION LOAD {printable(lib.name)}: {errors[0]}")
+                )
             else:
                 stats.libraries.append(lib.name)
     finally:
@@ -559,7 +561,7 @@ def _collect(writer: Writer, batch: Batch, stats: LoadStats) -> bool:
     for db, key, error in failed:
         stats.failed += 1
         if len(stats.failures) < MAX_FAILURES_LISTED:
-            stats.failures.append(Failure(db, display_key(key), error))
+            stats.failures.append(Failure(db, key, error))
     if failed and stats.stopped is None:
         stats.stopped = (
             f"{len(failed)} of {batch.count} keys of a batch failed; the load stopped there"

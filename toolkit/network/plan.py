@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, VALKEY_HASH_2, ValueType
 from parsers.rdb.decode import HashValue
-from toolkit.keys import display_key
 from toolkit.network.commands import Capabilities
 from toolkit.network.payload import payload_readable
 from toolkit.network.source import Library, RdbSource
@@ -355,7 +355,7 @@ def _field_ttls(plan: Plan, result: CheckResult, source: RdbSource) -> None:
     plan.field_ttls = "drop"
     plan.losses.append(
         f"{_n(fields, 'hash field')} in {_n(hashes, 'hash', 'es')} (e.g. "
-        f"'{display_key(example)}') have a TTL of their own, which needs HPEXPIREAT (Redis "
+        f"'{printable(example)}') have a TTL of their own, which needs HPEXPIREAT (Redis "
         f">= 7.4); the target is {plan.target.name} (--force restores those fields without "
         "their TTL)"
     )

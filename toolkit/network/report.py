@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from parsers.printable import printable
+from toolkit.keys import key_fields
 from toolkit.live import LiveKeyspace
-from toolkit.network.load import LoadStats
+from toolkit.network.load import Failure, LoadStats
 from toolkit.network.plan import Plan
 from toolkit.network.verify import Verification
 from toolkit.result import CheckResult
@@ -174,7 +176,14 @@ def _stats_json(stats: LoadStats) -> dict[str, Any]:
         "field_ttls_dropped": stats.field_ttls_dropped,
         "pending_entries_lost": stats.pel_lost,
         "failed": stats.failed,
-        "failures": [{"db": f.db, "key": f.key, "error": f.error} for f in stats.failures],
+        "failures": [
+            {
+                "db": f.db,
+                **(key_fields(f.key) if f.key is not None else {"key": None}),
+                "error": f.error,
+            }
+            for f in stats.failures
+        ],
         "stopped": stats.stopped,
     }
 
@@ -308,7 +317,7 @@ def render_network(report: NetworkReport) -> str:
         out.append("")
         out.append("failures:")
         for f in stats.failures:
-            where = f"db {f.db}: '{f.key}': " if f.key is not None else ""
+            where = f"db {f.db}: '{printable(f.key)}': " if f.key is not None else ""
             out.append(f"  {where}{f.error}")
         if stats.failed > len(stats.failures):
             out.append(f"  ... {stats.failed - len(stats.failures)} more")
@@ -339,3 +348,8 @@ def _verified_text(v: Verification) -> str:
             what += ", key names (digest)"
         return what + " and function libraries, as the backup holds them"
     return f"each of the {v.checked} restored keys exists with the backup's type and TTL"
+
+
+def _failure_json(f: Failure) -> dict[str, object]:
+    key = key_fields(f.key) if f.key is not None else {"key": None}
+    return {"db": f.db, **key, "error": f.error}

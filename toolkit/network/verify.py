@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from parsers.printable import printable
 from toolkit.compare import BackupKeys, Comparison
-from toolkit.keys import display_key
 from toolkit.live import LiveDb, LiveKeyspace, parse_version
 from toolkit.network.load import LoadStats
 from toolkit.network.plan import Plan, all_fields_expired, field_ttl_types, is_empty_collection
@@ -220,7 +220,7 @@ def _check_batch(
     now = time.time() * 1000
     for item, (type_name, ttl) in zip(items, replies, strict=True):
         out.checked += 1
-        where = f"db {item.db}: '{display_key(item.key)}'"
+        where = f"db {item.db}: '{printable(item.key)}'"
         if type_name == "none":
             if item.expire_ms is not None and item.expire_ms <= now:
                 continue  # its TTL ran out since it was restored
