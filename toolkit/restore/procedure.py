@@ -282,8 +282,10 @@ def _copy(
 def _gate(report: RestoreReport, opts: Options, target: Target, path: Path) -> CheckResult:
     with journaled(report.steps, "gate") as step:
         config = _backup_config(opts.backup, target)
+        # The modules the target loads: an AOF's commands of those are no error.
+        modules = (*target.module_names, *(os.fspath(m) for m in target.module_paths))
         try:
-            result = check_backup(path, config=config)
+            result = check_backup(path, config=config, modules=modules)
         except BackupIOError as e:
             raise RestoreError(str(e)) from None
         report.result = result
