@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -56,12 +58,19 @@ def pid_alive(pid: int) -> bool:
         return sys.platform != "linux"
 
 
-def die_with_parent() -> None:
-    """A ``preexec_fn``: the child gets SIGKILL when the thread that started it exits (Linux)."""
-    if sys.platform == "linux":
-        import ctypes
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGKILL when the thread that started it exits (Linux),
+    and exits at once if that thread is already gone by the time it asks."""
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    def arm() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def _send(line: str) -> None:

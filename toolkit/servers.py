@@ -170,7 +170,7 @@ class RedisServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=lifeline.die_with_parent,  # a prctl, nothing that could deadlock
+            preexec_fn=lifeline.die_with_parent(),  # a prctl, nothing that could deadlock
         )
         lifeline.watch_process(self.process.pid)
         try:

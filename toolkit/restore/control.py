@@ -9,9 +9,10 @@ nothing else has changed. ``--stop-cmd`` is run only with writes held off since 
 Starting runs the same binary as the same user (see process.py), or ``--start-cmd``, in a
 session of its own (it outlives rbkit), and watches it: the process it started, the
 redis-server that appears in the data directory (a daemonized server, ``systemctl start``),
-and the address. A server that dies while loading is noticed at once; a command that brings
-nothing up within :data:`START_GRACE` seconds is killed with its process group, and the server
-is then started directly from its config file.
+and the address. A server that dies while loading is noticed at once, and so is a command that
+exits 0 with no server left running; a command that hangs, bringing nothing up within
+:data:`START_GRACE` seconds, is killed with its process group, and the server is then started
+directly from its config file.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class ControlError(Exception):
 
 class StillRunning(ControlError):
     """The target refused to stop (it could not save its data): it runs on, unchanged."""
+
+
+class NothingCameUp(ControlError):
+    """A start command that still runs brought nothing up in time (it hangs)."""
 
 
 def _quiet(_text: str) -> None:
@@ -214,7 +219,7 @@ def start(
         return _start(target, None, timeout, say, run_as, pause)
     try:
         return _start(target, start_cmd, timeout, say, run_as, pause)
-    except ControlError as e:
+    except NothingCameUp as e:
         if is_up(target) or target.executable is None or target.config.path is None:
             raise
         say(f"{e}; starting {target.executable} {target.config.path} instead")
@@ -325,16 +330,18 @@ def wait_loaded(
                     f"and nothing answers at {target.address}" + _log_hint(target)
                 )
             elif now > grace and (process is None or process.poll() is None):
-                raise ControlError(
+                raise NothingCameUp(
                     f"{name}: nothing answers at {target.address} after "
                     f"{now - began:.0f} s and no redis-server runs in {target.data_dir}"
                     + _log_hint(target)
                 )
         if now > deadline:
-            raise ControlError(
+            raise NothingCameUp(
                 f"the target did not come up within {timeout:.0f} s" + _log_hint(target)
             )
-        time.sleep(POLL)
+        # Poll hard until it first answers: the sooner rbkit's pause is in, the fewer writes
+        # a server it could not start refusing them (--start-cmd) takes before it.
+        time.sleep(0.002 if pause is not None and not pause.active else POLL)
 
 
 def _log_hint(target: Target) -> str:

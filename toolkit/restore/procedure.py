@@ -37,6 +37,7 @@ from toolkit.problems import gate
 from toolkit.redisconf import ConfigError, RedisConfig, read_config
 from toolkit.restore import control, files
 from toolkit.restore.journal import (
+    JOURNAL,
     Journal,
     JournalError,
     LockHeld,
@@ -607,6 +608,7 @@ def _run(
                 pause.release()
         journal.write("refused", "done", reason=e.reasons[0])
         report.journal = journal.close(folder)
+        report.rollback_dir = folder if folder.is_dir() else None
         _refuse(report, e.reasons)
         return
     except (
@@ -634,13 +636,16 @@ def _run(
         if report.rollback.refused:
             report.outcome = UNVERIFIED
         else:
-            report.outcome = ROLLED_BACK if report.rollback.verified else FAILED
+            finished = not (target.data_dir / JOURNAL).exists()  # else --rollback DIR finishes
+            report.outcome = ROLLED_BACK if report.rollback.verified or finished else FAILED
         report.journal = journal.path if journal.path.exists() else None
+        report.rollback_dir = folder if folder.is_dir() else None
         return
     if new_pause is not None:
         new_pause.release()
     journal.write("restored", "done")
     report.journal = journal.close(folder)
+    report.rollback_dir = folder if folder.is_dir() else None
     report.outcome = RESTORED
 
 

@@ -26,7 +26,7 @@ VERDICTS = {
     PLANNED: "PLAN (--dry-run): nothing was changed",
     REFUSED: "REFUSED: nothing was changed",
     CANCELLED: "CANCELLED: nothing was changed",
-    ROLLED_BACK: "ROLLED BACK: the restore failed; the target is back to its kept state, verified",
+    ROLLED_BACK: "ROLLED BACK: the restore failed; the target is back to its kept state",
     FAILED: "FAILED: the restore failed and so did the rollback; see below what is where",
     UNVERIFIED: (
         "NOT VERIFIED: the restored server runs, but it differs from the backup and has taken "
@@ -122,7 +122,10 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
 
 
 def render_restore(report: RestoreReport) -> str:
-    out = [f"restore of {report.backup}: {VERDICTS[report.outcome]}"]
+    verdict = VERDICTS[report.outcome]
+    if report.outcome == ROLLED_BACK and report.rollback is not None:
+        verdict += ", verified" if report.rollback.verified else ", not verified"
+    out = [f"restore of {report.backup}: {verdict}"]
     for reason in report.reasons:
         out.append(f"  reason: {reason}")
     t = report.target

@@ -42,6 +42,7 @@ class RollbackReport:
     steps: list[Step] = field(default_factory=list)
     verified: bool = False
     refused: bool = False  # a server holding client writes was left running
+    early_writes: int = 0  # client writes the restarted server took before rbkit's pause
     reason: str | None = None
     comparison: Comparison | None = None
     live: LiveKeyspace | None = None
@@ -122,6 +123,18 @@ def rollback(
                 step.detail = "matches the kept files" if out.verified else (out.reason or "")
                 if not out.verified:
                     step.status = "mismatch"
+                if not out.verified and out.early_writes:
+                    # The kept files are back and running, with writes clients made before
+                    # rbkit could hold them off (a --start-cmd start): nothing to undo again.
+                    out.reason = (
+                        f"the kept files are back and the server runs them, but {out.early_writes}"
+                        " client writes reached it before rbkit could hold writes off, so it "
+                        "cannot be compared with them exactly"
+                    )
+                    step.detail = out.reason
+                    journal.write("rolled-back", "done", verified=False)
+                    journal.close(folder)
+                    return out
         else:
             out.verified = True
             out.reason = None
@@ -231,6 +244,11 @@ def _verify_kept(out: RollbackReport, target: Target, d: Path, settings: dict[st
     """Compare the running target with the kept files, found by the restore's own settings
     (``settings``: a server now running from another config must not decide what they are)."""
     since_ms = int(time.time() * 1000)
+    client = target.client(timeout=30)
+    try:
+        out.early_writes = write_calls(client, write_commands(client))
+    finally:
+        client.close()
     config = RedisConfig(target.config.path, {**target.config.settings, **settings})
     try:
         found = locate(d, config)

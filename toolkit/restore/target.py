@@ -19,7 +19,7 @@ from redis.retry import Retry
 from toolkit.live import parse_version
 from toolkit.redisconf import DEFAULTS, ConfigError, RedisConfig, read_config
 from toolkit.restore.process import RunAs, inspect, server_in
-from toolkit.restore.writes import can_pause
+from toolkit.restore.writes import REFUSE_WRITES, can_pause
 from toolkit.servers import ServerError, binary_version
 from toolkit.urls import safe_url
 
@@ -279,11 +279,11 @@ def _denied(client: redis.Redis, stop_cmd: str | None) -> list[str]:
     problems = []
     needed = [n for n in NEEDED if not (n == "shutdown" and stop_cmd is not None)]
     try:
-        infos = client.execute_command("COMMAND", "INFO", *needed)
+        known = {_s(name).lower() for name in client.command()}
     except redis.ResponseError:
-        infos = [True] * len(needed)  # COMMAND itself renamed: each is tried when used
-    for name, found in zip(needed, infos, strict=False):
-        if not found:
+        known = set(needed)  # COMMAND itself renamed: each is tried when used
+    for name in needed:
+        if name not in known:
             way = "pass --stop-cmd" if name == "shutdown" else "undo the rename-command"
             problems.append(
                 f"the target has no {name.upper()} command (renamed or removed by "
@@ -346,6 +346,12 @@ def _merge_live(target: Target, live: _Live, file_config: RedisConfig | None) ->
         except ConfigError as e:
             target.problems.append(f"the server's config file cannot be read: {e}")
     settings = dict(live.settings)
+    if settings.get("min-replicas-to-write") == REFUSE_WRITES[1]:
+        # Started refusing writes by a restore that was cut off: not the target's own value.
+        del settings["min-replicas-to-write"]
+        target.notes.append(
+            "the server refuses writes (started so by an rbkit restore that was cut off)"
+        )
     target.sources = {name: "CONFIG GET" for name in settings}
     if file_config is not None:
         for name in PERSISTENCE:
