@@ -187,11 +187,23 @@ def test_missing_end_marker():
     assert info.value.offset == len(blob) - 1
 
 
-@pytest.mark.parametrize("tail", [0, 9, 13, 1000])
-def test_tail_outside_the_entries_fails_cheaply(tail):
+@pytest.mark.parametrize("tail", [13, 1000])
+def test_tail_past_the_end_marker_fails_cheaply(tail):
     blob = zl(1, tail=tail)
-    with pytest.raises(CorruptError, match=f"tail offset {tail} is outside"):
+    with pytest.raises(CorruptError, match=f"tail offset {tail} is past the end marker at 12"):
         ziplist.count(blob)
+
+
+@pytest.mark.parametrize("tail", [0, 9])
+def test_tail_before_the_entries_fails_only_the_walk(tail):
+    # ziplist.c's header check only bounds the tail above; the walk compares it with the last entry.
+    blob = zl(1, tail=tail)
+    assert ziplist.count(blob) == 1
+    assert corrupt(blob).what == f"ziplist tail offset is {tail}, the last entry starts at 10"
+
+
+def test_empty_ziplist_tail_is_not_checked_as_in_redis():
+    assert ziplist.validate(zl(tail=0)) == 0
 
 
 def test_tail_pointing_at_another_entry():

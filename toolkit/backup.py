@@ -17,13 +17,14 @@ def check_backup(
     config_path: Path | None = None,
     config: RedisConfig | None = None,
     top: int = 10,
-    deep: bool = False,
+    quick: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
 ) -> CheckResult:
     """Check the backup at ``path``. Raises BackupIOError when there is nothing to check.
 
     ``config`` (or the file ``config_path``) says which file of a data directory Redis loads.
+    ``quick`` reads an RDB's framing only (the values are not checked).
     """
     if config_path is not None:
         try:
@@ -40,6 +41,6 @@ def check_backup(
         check = check_multipart if found.kind == MULTIPART else check_aof
         result = check(found.path, top=top, now_ms=now_ms, progress=progress)
     else:
-        result = check_file(found.path, top=top, deep=deep, now_ms=now_ms, progress=progress)
+        result = check_file(found.path, top=top, quick=quick, now_ms=now_ms, progress=progress)
     result.notes[:0] = found.notes
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import lzf as _lzf
 
-from parsers.errors import CorruptError
+from parsers.errors import BAD_LZF, CorruptError
 
 DEFAULT_MAX_LEN = 1 << 30
 # One LZF input byte yields at most 88 output bytes: a 3-byte back-reference copies 264 bytes.
@@ -20,23 +20,32 @@ def decompress(
     data: bytes | memoryview, expected_len: int, max_len: int = DEFAULT_MAX_LEN
 ) -> bytes:
     """Inflate data to exactly expected_len bytes, refusing lengths above max_len or impossible
-    for len(data) before allocating anything."""
+    for len(data) before allocating anything.
+
+    A declared length of 0 inflates to nothing whatever the data: Redis's lzf_decompress
+    reports every failure as 0 bytes written, which then matches the length it was asked for.
+    """
+    if expected_len == 0:
+        return b""
     if expected_len < 0:
-        raise CorruptError(f"LZF length {expected_len} is negative", 0)
+        raise _bad(f"LZF length {expected_len} is negative")
     if expected_len > max_len:
-        raise CorruptError(f"LZF length {expected_len} is above the {max_len}-byte limit", 0)
+        raise _bad(f"LZF length {expected_len} is above the {max_len}-byte limit")
     if expected_len > len(data) * MAX_EXPANSION:
-        raise CorruptError(
-            f"LZF data of {len(data)} bytes cannot decompress to {expected_len} bytes", 0
-        )
-    if expected_len == 0:  # the binding rejects empty input; nothing inflates to 0 bytes else
-        if len(data) == 0:
-            return b""
-        raise CorruptError(f"LZF data of {len(data)} bytes does not decompress to 0 bytes", 0)
+        raise _bad(f"LZF data of {len(data)} bytes cannot decompress to {expected_len} bytes")
     try:
         out = _lzf.decompress(bytes(data), expected_len)
     except ValueError:
         out = None
     if out is None or len(out) != expected_len:
-        raise CorruptError(f"LZF data does not decompress to {expected_len} bytes", 0)
+        raise _bad(f"LZF data does not decompress to {expected_len} bytes")
     return out
+
+
+def check(data: bytes | memoryview, expected_len: int, max_len: int = DEFAULT_MAX_LEN) -> None:
+    """Raise unless data inflates to exactly expected_len bytes (what Redis checks on load)."""
+    decompress(data, expected_len, max_len)
+
+
+def _bad(what: str) -> CorruptError:
+    return CorruptError(what, 0, code=BAD_LZF)
