@@ -105,3 +105,14 @@ def test_random_bytes_give_bytes_of_that_length_or_corrupt_error(data, n):
     except CorruptError:
         return
     assert len(out) == n
+
+
+@given(st.binary(max_size=64), st.integers(0, 300))
+def test_fits_says_what_decompress_finds(data: bytes, expected_len: int) -> None:
+    """The position-only walk (used before allocating for a large length) agrees with liblzf."""
+    try:
+        lzf.decompress(data, expected_len)
+        inflates = True
+    except CorruptError:
+        inflates = False
+    assert lzf.fits(data, expected_len) == inflates or expected_len == 0

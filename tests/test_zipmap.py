@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import struct
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rdb_bytes import zm
 
 from parsers.errors import CorruptError
 from parsers.rdb import zipmap
-
-
-def length(n: int) -> bytes:
-    return bytes([n]) if n < 254 else b"\xfe" + struct.pack("<I", n)
-
-
-def zm(*pairs: tuple[bytes, bytes], count: int | None = None, free: int = 0) -> bytes:
-    """A zipmap of (field, value) pairs, each value followed by `free` unused bytes."""
-    n = len(pairs) if count is None else count
-    body = b"".join(
-        length(len(k)) + k + length(len(v)) + bytes([free]) + v + b"\x00" * free for k, v in pairs
-    )
-    return bytes([n]) + body + b"\xff"
 
 
 def corrupt(blob: bytes) -> CorruptError:

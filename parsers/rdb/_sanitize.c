@@ -1024,7 +1024,7 @@ static int stream(Sanitizer *S, Py_ssize_t *p, int type, uint64_t *n)
         return 0;
     if (read_len(B, p, &n_groups) || !fits(B, *p, n_groups, 4))
         return 0;
-    Dups *groups = &S->d[1], *pel = &S->d[2], *names = &S->d[3], *mine = &S->d[0];
+    Dups *groups = &S->d[1], *pel = &S->d[2], *names = &S->d[3];
     dups_reset(groups);
     for (uint64_t g = 0; g < n_groups; g++) {
         const uint8_t *s;
@@ -1068,11 +1068,9 @@ static int stream(Sanitizer *S, Py_ssize_t *p, int type, uint64_t *n)
             *p += times;
             if (read_len(B, p, &n_cpel) || !fits(B, *p, n_cpel, 16))
                 return 0;
-            dups_reset(mine);
-            for (uint64_t i = 0; i < n_cpel; i++) {
-                const uint8_t *raw = B->b + *p;
-                Py_ssize_t at = dups_find(pel, raw, 16);
-                if (at < 0 || dups_add(mine, raw, 16) != 1)
+            for (uint64_t i = 0; i < n_cpel; i++) { /* each in the group's, one consumer's */
+                Py_ssize_t at = dups_find(pel, B->b + *p, 16);
+                if (at < 0 || S->owned[at])
                     return 0;
                 S->owned[at] = 1;
                 *p += 16;

@@ -230,7 +230,7 @@ static int value(const Buf *B, int t, Py_ssize_t *p, uint64_t *n)
             uint8_t container = B->b[*p];
             *p += 1;
             if (container == 2) {
-                if (!packed(B, p, 1, 1, &k) || k == 0)
+                if (!packed(B, p, 1, 1, &k))
                     return 0;
                 *n += k;
             } else if (container == 1) {

@@ -14,6 +14,9 @@ from parsers.errors import BAD_LZF, CorruptError
 DEFAULT_MAX_LEN = 1 << 30
 # One LZF input byte yields at most 88 output bytes: a 3-byte back-reference copies 264 bytes.
 MAX_EXPANSION = 88
+# Above this declared length the data is walked (no output written) before anything is
+# allocated for it: a length that lies costs no memory.
+WALK_FIRST = 1 << 20
 
 
 def decompress(
@@ -33,6 +36,8 @@ def decompress(
         raise _bad(f"LZF length {expected_len} is above the {max_len}-byte limit")
     if expected_len > len(data) * MAX_EXPANSION:
         raise _bad(f"LZF data of {len(data)} bytes cannot decompress to {expected_len} bytes")
+    if expected_len > WALK_FIRST and not fits(data, expected_len):
+        raise _bad(f"LZF data does not decompress to {expected_len} bytes")
     try:
         out = _lzf.decompress(bytes(data), expected_len)
     except ValueError:
@@ -45,6 +50,37 @@ def decompress(
 def check(data: bytes | memoryview, expected_len: int, max_len: int = DEFAULT_MAX_LEN) -> None:
     """Raise unless data inflates to exactly expected_len bytes (what Redis checks on load)."""
     decompress(data, expected_len, max_len)
+
+
+def fits(data: bytes | memoryview, expected_len: int) -> bool:
+    """Would lzf_decompress (redis ``src/lzf_d.c``) write exactly expected_len bytes? Only the
+    positions are followed: literal runs and back references must stay inside the input, the
+    output and what was written so far."""
+    ip, end, op = 0, len(data), 0
+    while ip < end:
+        ctrl = data[ip]
+        ip += 1
+        if ctrl < 32:  # a literal run of ctrl + 1 bytes
+            ctrl += 1
+            if op + ctrl > expected_len or ip + ctrl > end:
+                return False
+            ip += ctrl
+            op += ctrl
+            continue
+        size, back = ctrl >> 5, ((ctrl & 0x1F) << 8) + 1  # a back reference
+        if ip >= end:
+            return False
+        if size == 7:
+            size += data[ip]
+            ip += 1
+            if ip >= end:
+                return False
+        back += data[ip]
+        ip += 1
+        if op + size + 2 > expected_len or back > op:
+            return False
+        op += size + 2
+    return op == expected_len
 
 
 def _bad(what: str) -> CorruptError:

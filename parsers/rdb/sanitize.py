@@ -15,7 +15,8 @@ in 6.2 to 8.x for each type a release knows) refuses the value:
 - hash field expiries: above 2^48-1, and in a listpack not integers or out of order;
 - streams: each listpack as t_stream.c streamValidateListpackIntegrity walks it, 16-byte and
   distinct master ids, a length with no listpack, duplicate groups, consumers and pending
-  entries, a consumer's pending entry missing from its group's, a group's without a consumer;
+  entries, a consumer's pending entry missing from its group's or held by two consumers
+  (Debian's 7.0.15 refuses that, upstream 8.2 does not), a group's without a consumer;
 - module values: the opcode framing (without the module, nothing else can be read).
 
 Errors carry the file offset of the damaged part (for a blob stored raw, of the damaged byte
@@ -569,7 +570,10 @@ def _stream(type_id: int) -> Skipper:
             _, pos = read_length(buf, pos)  # last id; first id, max deleted id, entries added
         if length and not n_listpacks:
             raise CorruptError(
-                f"stream length is {length} but it holds no listpack", at, code=BAD_STREAM
+                f"stream length is {length} but it holds no listpack (Redis 7.0 and later "
+                "refuse that)",
+                at,
+                code=BAD_STREAM,
             )
         n_groups, pos = _count(buf, pos, "consumer groups", 4)
         names: set[bytes] = set()
@@ -594,14 +598,14 @@ def _stream_group(buf: Buffer, pos: int, type_id: int) -> int:
     for _ in range(2 if type_id < T.STREAM_LISTPACKS_2 else 3):
         _, pos = read_length(buf, pos)
     n_pel, pos = _count(buf, pos, "pending entries", 25)
-    pel: set[bytes] = set()
+    pel: dict[bytes, int] = {}  # id -> where it is
     for _ in range(n_pel):
         at = pos
         raw = bytes(buf[pos : pos + 16])
         _, pos = read_length(buf, pos + 24)  # after the id and delivery time: delivery count
         if raw in pel:
             raise CorruptError("duplicate entry in a consumer group's PEL", at, code=BAD_STREAM)
-        pel.add(raw)
+        pel[raw] = at
     n_consumers, pos = _count(buf, pos, "consumers", 10)
     consumers: set[bytes] = set()
     owned: set[bytes] = set()
@@ -614,22 +618,26 @@ def _stream_group(buf: Buffer, pos: int, type_id: int) -> int:
         consumers.add(name)
         _need(buf, pos, times, "a consumer's times")
         n_cpel, pos = _count(buf, pos + times, "consumer pending entries", 16)
-        mine: set[bytes] = set()
         for _ in range(n_cpel):
             raw = bytes(buf[pos : pos + 16])
             if raw not in pel:
                 raise CorruptError(
                     "Consumer entry not found in group global PEL", pos, code=BAD_STREAM
                 )
-            if raw in mine:
-                raise CorruptError("duplicate entry in a consumer's PEL", pos, code=BAD_STREAM)
-            mine.add(raw)
+            if raw in owned:  # twice in a consumer's PEL, or in two consumers' PELs
+                raise CorruptError(
+                    "pending entry already has a consumer assigned (Debian's Redis 7.0.15 "
+                    "refuses that)",
+                    pos,
+                    code=BAD_STREAM,
+                )
             owned.add(raw)
             pos += 16
-    if len(owned) != len(pel):
+    orphans = [at for raw, at in pel.items() if raw not in owned]
+    if orphans:
         raise CorruptError(
-            f"{len(pel) - len(owned)} pending entries of the group have no consumer",
-            pos,
+            f"{len(orphans)} pending entries of the group have no consumer (the first here)",
+            orphans[0],
             code=BAD_STREAM,
         )
     return pos
