@@ -10,7 +10,8 @@ setup(
     ext_modules=[
         Extension(
             "parsers.rdb._speedups",
-            ["parsers/rdb/_speedups.c"],
+            ["parsers/rdb/_speedups.c", "parsers/rdb/_sanitize.c"],
+            depends=["parsers/rdb/_speedups.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
         ),

@@ -339,7 +339,7 @@ def commands(path: Path, args: argparse.Namespace) -> list[Command]:
     listed = [
         Command("redis-check-rdb", [REDIS_CHECK_RDB, file]),
         Command("rbkit check --json", [args.rbkit, "check", "--json", file]),
-        Command("rbkit check --json --deep", [args.rbkit, "check", "--json", "--deep", file]),
+        Command("rbkit check --json --quick", [args.rbkit, "check", "--json", "--quick", file]),
     ]
     if args.with_rdbtools:
         rdb = shutil.which("rdb") or str(Path(sys.executable).with_name("rdb"))

@@ -5,7 +5,7 @@ The public API: the errors every parser raises, and the RDB walker with its reco
 
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
 from parsers.rdb.constants import TYPE_NAMES, Opcode, ValueType
-from parsers.rdb.records import Aux, Checksum, Function, KeyEntry, ModuleAux, Tally
+from parsers.rdb.records import Aux, Checksum, Function, KeyEntry, ModuleAux, PartialTally, Tally
 from parsers.rdb.walker import RdbWalker, read_header, release_for
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "KeyEntry",
     "ModuleAux",
     "Opcode",
+    "PartialTally",
     "RdbWalker",
     "Tally",
     "TruncatedError",

@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from parsers.printable import printable
 
+# Codes of the checks Redis makes when it loads a value with ``sanitize-dump-payload yes``
+# (rdbLoadObject and the *ValidateIntegrity functions); ``FormatError.code`` holds one of these
+# or, for anything else, the error's kind (``truncated``, ``corrupt``, ``unsupported``).
+BAD_LZF = "bad_lzf"  # an LZF string that does not inflate to its declared length
+BAD_LISTPACK = "bad_listpack"
+BAD_ZIPLIST = "bad_ziplist"
+BAD_INTSET = "bad_intset"
+BAD_ZIPMAP = "bad_zipmap"
+BAD_QUICKLIST = "bad_quicklist"  # a node container other than 1 or 2, an empty node
+BAD_STREAM = "bad_stream"  # entries, master ids, groups, consumers, pending entries
+DUPLICATE = "duplicate"  # a set member, sorted set member or hash field stored twice
+BAD_SCORE = "bad_score"  # a sorted set score that is NaN or not a number
+BAD_FIELD_TTL = "bad_field_ttl"  # a hash field expiry out of range or out of order
+BAD_MODULE_VALUE = "bad_module_value"  # a module value's opcode framing
+
 
 class FormatError(Exception):
     """Input that cannot be read as the format it claims to be."""

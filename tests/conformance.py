@@ -272,18 +272,17 @@ def first_error(result: CheckResult, message: bool = False) -> str:
 
 def rbkit_short(result: CheckResult) -> str:
     """'valid, db0=3 (1 expired, 2 empty)' or 'invalid: truncated @100'."""
-    deep = " (--deep)" if result.deep else ""
     if not result.valid:
-        return f"invalid{deep}: {first_error(result)}"
+        return f"invalid: {first_error(result)}"
     dbs = result.inventory.databases if result.inventory else {}
     if not dbs:
-        return f"valid{deep}, no keys"
+        return "valid, no keys"
     parts = []
     for db, s in dbs.items():
         extra = [f"{n} {what}" for n, what in ((s.expired_at_check, "expired"), (s.empty, "empty"))]
         extra = [x for x in extra if not x.startswith("0 ")]
         parts.append(f"db{db}={s.keys}" + (f" ({', '.join(extra)})" if extra else ""))
-    return f"valid{deep}, " + ", ".join(parts)
+    return "valid, " + ", ".join(parts)
 
 
 def warning_summary(result: CheckResult) -> str | None:
@@ -361,10 +360,7 @@ def judge(path: Path, entry: Entry, said: Said, result: CheckResult) -> tuple[st
         why.append(f"Redis: {said.detail}")
         if not result.valid:
             return "yes", why
-        deep = check_file(path, deep=True, now_ms=result.checked_at_ms)
-        if not deep.valid:
-            return "yes", [*why, f"found with --deep: {first_error(deep)}"]
-        return "no", [*why, "rbkit finds nothing, even with --deep"]
+        return "no", [*why, "rbkit finds nothing"]
     # version or signature: no server could read it
     if result.rdb_version is None and first_error(result).startswith("unsupported_version"):
         return "yes", ["rbkit: unsupported version too"]

@@ -211,11 +211,13 @@ def test_top_option_limits_biggest_in_json(
     assert len(json.loads(out)["biggest"]) == min(top, len(walked))
 
 
-def test_deep_check_agrees_with_default_check(rdb_file: Path, expected: dict[str, Any]) -> None:
+def test_quick_check_agrees_with_the_full_check_but_says_so(
+    rdb_file: Path, expected: dict[str, Any]
+) -> None:
     now_ms = expected["saved_at_ms"]
-    default = check_report(check_file(rdb_file, now_ms=now_ms))
-    deep = check_report(check_file(rdb_file, now_ms=now_ms, deep=True))
-    assert default.pop("deep") is False
-    assert deep.pop("deep") is True
-    assert deep == default
-    assert deep["valid"]
+    full = check_report(check_file(rdb_file, now_ms=now_ms))
+    quick = check_report(check_file(rdb_file, now_ms=now_ms, quick=True))
+    assert (full.pop("validation"), full.pop("verdict")) == ("full", "valid")
+    assert (quick.pop("validation"), quick.pop("verdict")) == ("quick", "structure not validated")
+    assert quick == full
+    assert quick["valid"]

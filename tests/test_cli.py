@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import toolkit
+from parsers.rdb.strings import string_span
 from parsers.rdb.walker import RdbWalker
 from toolkit.keys import display_key
 
@@ -321,3 +322,59 @@ def test_version_via_python_m() -> None:
     assert proc.returncode == 0, proc.stderr
     assert toolkit.__version__ in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+# -- the full check and --quick -----------------------------------------------------------------
+
+
+def damaged_inside_a_listpack(src: Path, dst_dir: Path) -> Path:
+    """A copy whose first hash listpack has an entry with an encoding byte listpack.c does not
+    know (0xf5), and no checksum: only a check of the entries can tell."""
+    data = bytearray(src.read_bytes())
+    keys = RdbWalker(bytes(data)).walk()
+    value_at = next(value for _db, t, _k, value, _end, _n, _e in keys if t == 16)
+    blob = string_span(bytes(data), value_at)
+    assert blob is not None
+    data[blob[0] + 6] = 0xF5  # the first entry's encoding byte, after the listpack header
+    data[-8:] = bytes(8)
+    dst = dst_dir / "damaged-listpack.rdb"
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_quick_says_structure_not_validated(
+    named_rdb: Callable[[str], Path], run_cli: RunCli
+) -> None:
+    code, out, _err = run_cli("check", named_rdb(ALL_TYPES), "--quick")
+    assert code == 0
+    assert out.splitlines()[0].endswith(
+        ": STRUCTURE NOT VALIDATED (--quick: the framing has no errors; values unchecked)"
+    )
+    assert "VALID" not in out.splitlines()[0].replace("NOT VALIDATED", "")
+    code, report = json_report(run_cli, named_rdb(ALL_TYPES), "--quick")
+    assert (code, report["validation"], report["verdict"]) == (
+        0,
+        "quick",
+        "structure not validated",
+    )
+
+
+def test_damage_inside_a_value_is_invalid_by_default_and_unseen_by_quick(
+    named_rdb: Callable[[str], Path], run_cli: RunCli, tmp_path: Path
+) -> None:
+    path = damaged_inside_a_listpack(named_rdb(ALL_TYPES), tmp_path)
+    code, report = json_report(run_cli, path)
+    assert (code, report["verdict"]) == (1, "invalid")
+    assert [p["code"] for p in report["problems"] if p["severity"] == "error"] == ["bad_listpack"]
+    code, report = json_report(run_cli, path, "--quick")
+    assert (code, report["verdict"]) == (0, "structure not validated")
+
+
+def test_deep_is_accepted_and_changes_nothing(
+    named_rdb: Callable[[str], Path], run_cli: RunCli
+) -> None:
+    plain = run_cli("check", named_rdb(ALL_TYPES))
+    deep = run_cli("check", named_rdb(ALL_TYPES), "--deep")
+    assert deep == plain and plain[0] == 0
+    code, _out, err = run_cli("check", named_rdb(ALL_TYPES), "--deep", "--quick")
+    assert code == 2 and "contradict" in err

@@ -16,6 +16,7 @@ import redis
 from alarms import alarm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rdb_bytes import length, lp, rstr
 
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
 from parsers.rdb.decode import (
@@ -51,37 +52,6 @@ MODULES_NEEDING_FALKORDB = {"graphdata"}
 
 
 # -- inline encoders ---------------------------------------------------------------------------
-
-
-def length(n: int) -> bytes:
-    """An RDB length in the smallest of its 6, 14, 32 or 64-bit forms."""
-    if n < 64:
-        return bytes([n])
-    if n < 16384:
-        return bytes([0x40 | (n >> 8), n & 0xFF])
-    if n < 1 << 32:
-        return b"\x80" + struct.pack(">I", n)
-    return b"\x81" + struct.pack(">Q", n)
-
-
-def rstr(data: bytes) -> bytes:
-    """An RDB string stored raw."""
-    return length(len(data)) + data
-
-
-def lp_entry(v: bytes | int) -> bytes:
-    """One listpack entry (short strings, 7-bit and 64-bit integers) with its backlen."""
-    if isinstance(v, int):
-        body = bytes([v]) if 0 <= v < 128 else b"\xf4" + struct.pack("<q", v)
-    else:
-        assert len(v) < 64
-        body = bytes([0x80 | len(v)]) + v
-    return body + bytes([len(body)])
-
-
-def lp(*values: bytes | int) -> bytes:
-    body = b"".join(lp_entry(v) for v in values)
-    return struct.pack("<IH", 6 + len(body) + 1, len(values)) + body + b"\xff"
 
 
 def decode(type_id: int, payload: bytes, magic: str = "REDIS") -> Value:

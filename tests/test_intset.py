@@ -8,17 +8,10 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rdb_bytes import iset
 
 from parsers.errors import CorruptError
 from parsers.rdb import intset
-
-FORMATS = {2: "<h", 4: "<i", 8: "<q"}
-
-
-def iset(width: int, *values: int, length: int | None = None) -> bytes:
-    """An intset of the given width; length defaults to the number of values."""
-    n = len(values) if length is None else length
-    return struct.pack("<II", width, n) + b"".join(struct.pack(FORMATS[width], v) for v in values)
 
 
 def test_hand_written_16bit():

@@ -7,54 +7,10 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rdb_bytes import backlen, encode, lp, pack
 
 from parsers.errors import CorruptError
 from parsers.rdb import listpack
-
-
-def backlen(n: int) -> bytes:
-    """The backlen listpack.c writes for an n-byte entry: 7 bits a byte, highest group first,
-    every byte but the first flagged with 0x80; widths by lpEncodeBacklen's thresholds."""
-    width = 1 if n <= 127 else 2 if n < 16383 else 3 if n < 2097151 else 4 if n < 268435455 else 5
-    groups = [(n >> (7 * i)) & 127 for i in range(width)]  # lowest group first
-    return bytes([groups[-1]] + [g | 0x80 for g in reversed(groups[:-1])])
-
-
-def encode(value: bytes | int) -> bytes:
-    """One entry, encoded as the smallest encoding Redis would pick, with its backlen."""
-    if isinstance(value, int):
-        if 0 <= value <= 127:
-            body = bytes([value])
-        elif -4096 <= value <= 4095:
-            v = value & 0x1FFF
-            body = bytes([0xC0 | (v >> 8), v & 0xFF])
-        elif -(2**15) <= value < 2**15:
-            body = b"\xf1" + struct.pack("<h", value)
-        elif -(2**23) <= value < 2**23:
-            body = b"\xf2" + (value & 0xFFFFFF).to_bytes(3, "little")
-        elif -(2**31) <= value < 2**31:
-            body = b"\xf3" + struct.pack("<i", value)
-        else:
-            body = b"\xf4" + struct.pack("<q", value)
-    elif len(value) < 64:
-        body = bytes([0x80 | len(value)]) + value
-    elif len(value) < 4096:
-        body = bytes([0xE0 | (len(value) >> 8), len(value) & 0xFF]) + value
-    else:
-        body = b"\xf0" + struct.pack("<I", len(value)) + value
-    return body + backlen(len(body))
-
-
-def pack(*raw: bytes, count: int | None = None, total: int | None = None) -> bytes:
-    """A listpack of already encoded entries; count and total default to the true ones."""
-    body = b"".join(raw)
-    size = 6 + len(body) + 1
-    n = len(raw) if count is None else count
-    return struct.pack("<IH", size if total is None else total, n) + body + b"\xff"
-
-
-def lp(*values: bytes | int) -> bytes:
-    return pack(*(encode(v) for v in values))
 
 
 def corrupt(blob: bytes) -> CorruptError:

@@ -7,67 +7,10 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rdb_bytes import encoding, frame, prevlen, zl
 
 from parsers.errors import CorruptError
 from parsers.rdb import ziplist
-
-
-def encoding(value: bytes | int) -> bytes:
-    """Encoding byte(s) and data, as the smallest encoding Redis would pick."""
-    if isinstance(value, int):
-        if 0 <= value <= 12:
-            return bytes([0xF1 + value])
-        if -(2**7) <= value < 2**7:
-            return b"\xfe" + struct.pack("<b", value)
-        if -(2**15) <= value < 2**15:
-            return b"\xc0" + struct.pack("<h", value)
-        if -(2**23) <= value < 2**23:
-            return b"\xf0" + (value & 0xFFFFFF).to_bytes(3, "little")
-        if -(2**31) <= value < 2**31:
-            return b"\xd0" + struct.pack("<i", value)
-        return b"\xe0" + struct.pack("<q", value)
-    n = len(value)
-    if n <= 63:
-        return bytes([n]) + value
-    if n <= 16383:
-        return bytes([0x40 | (n >> 8), n & 0xFF]) + value
-    return b"\x80" + struct.pack(">I", n) + value
-
-
-def prevlen(n: int, big: bool = False) -> bytes:
-    return bytes([n]) if n < 254 and not big else b"\xfe" + struct.pack("<I", n)
-
-
-def zl(
-    *values: bytes | int,
-    count: int | None = None,
-    tail: int | None = None,
-    total: int | None = None,
-) -> bytes:
-    """A ziplist of values; header fields default to the true ones."""
-    body = bytearray()
-    prev = 0
-    last = 10
-    for v in values:
-        entry = prevlen(prev) + encoding(v)
-        last = 10 + len(body)
-        body += entry
-        prev = len(entry)
-    return frame(bytes(body), len(values) if count is None else count, last, tail, total)
-
-
-def frame(body: bytes, count: int, last: int = 10, tail=None, total=None) -> bytes:
-    size = 10 + len(body) + 1
-    return (
-        struct.pack(
-            "<IIH",
-            size if total is None else total,
-            last if tail is None else tail,
-            count,
-        )
-        + body
-        + b"\xff"
-    )
 
 
 def corrupt(blob: bytes) -> CorruptError:
@@ -187,11 +130,23 @@ def test_missing_end_marker():
     assert info.value.offset == len(blob) - 1
 
 
-@pytest.mark.parametrize("tail", [0, 9, 13, 1000])
-def test_tail_outside_the_entries_fails_cheaply(tail):
+@pytest.mark.parametrize("tail", [13, 1000])
+def test_tail_past_the_end_marker_fails_cheaply(tail):
     blob = zl(1, tail=tail)
-    with pytest.raises(CorruptError, match=f"tail offset {tail} is outside"):
+    with pytest.raises(CorruptError, match=f"tail offset {tail} is past the end marker at 12"):
         ziplist.count(blob)
+
+
+@pytest.mark.parametrize("tail", [0, 9])
+def test_tail_before_the_entries_fails_only_the_walk(tail):
+    # ziplist.c's header check only bounds the tail above; the walk compares it with the last entry.
+    blob = zl(1, tail=tail)
+    assert ziplist.count(blob) == 1
+    assert corrupt(blob).what == f"ziplist tail offset is {tail}, the last entry starts at 10"
+
+
+def test_empty_ziplist_tail_is_not_checked_as_in_redis():
+    assert ziplist.validate(zl(tail=0)) == 0
 
 
 def test_tail_pointing_at_another_entry():

@@ -17,7 +17,7 @@ def check_backup(
     config_path: Path | None = None,
     config: RedisConfig | None = None,
     top: int = 10,
-    deep: bool = False,
+    quick: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
     modules: tuple[str, ...] = (),
@@ -26,7 +26,8 @@ def check_backup(
 
     ``config`` (or the file ``config_path``) says which file of a data directory Redis loads.
     ``modules`` (names or library paths) are the modules the loading server has: an AOF's
-    commands of other modules are errors.
+    commands of other modules are errors. ``quick`` reads an RDB's framing only (the values
+    are not checked).
     """
     if config_path is not None:
         try:
@@ -43,6 +44,6 @@ def check_backup(
         check = check_multipart if found.kind == MULTIPART else check_aof
         result = check(found.path, top=top, now_ms=now_ms, progress=progress, modules=modules)
     else:
-        result = check_file(found.path, top=top, deep=deep, now_ms=now_ms, progress=progress)
+        result = check_file(found.path, top=top, quick=quick, now_ms=now_ms, progress=progress)
     result.notes[:0] = found.notes
     return result

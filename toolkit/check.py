@@ -1,8 +1,11 @@
 """``rbkit check`` of an RDB file: judge it and take its inventory.
 
 Opens the file (the only IO here), maps it, runs the parser, and turns what the parser found
-into a verdict: errors, warnings and the inventory. Rendering lives in render.py/report.py;
-AOF backups in aof_check.py; which file a BACKUP argument means, in backup.py.
+into a verdict: errors, warnings and the inventory. By default every value is checked as Redis
+checks it when it loads it with ``sanitize-dump-payload yes``; ``quick`` reads the framing
+only. On damage, what was read before it is kept (``CheckResult.partial``). Rendering lives in
+render.py/report.py; AOF backups in aof_check.py; which file a BACKUP argument means, in
+backup.py.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from pathlib import Path
 from parsers.errors import FormatError
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
 from parsers.rdb.walker import RdbWalker, release_for
-from toolkit.inventory import Inventory, inventory_of_rdb
+from toolkit.inventory import Inventory, inventory_of_rdb, inventory_of_tally
 from toolkit.mapped import mapped, release_behind
 from toolkit.problems import ERROR, WARNING, Problem
-from toolkit.result import BackupIOError, CheckResult
+from toolkit.result import BackupIOError, CheckResult, Partial
 
 ProgressFn = Callable[[int, int], None]
 
@@ -30,7 +33,7 @@ def check_file(
     path: str | os.PathLike[str],
     *,
     top: int = 10,
-    deep: bool = False,
+    quick: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
 ) -> CheckResult:
@@ -40,13 +43,13 @@ def check_file(
     try:
         with mapped(path) as mm:
             if mm is None:
-                result = CheckResult(str(path), "rdb", 0, now_ms, deep)
+                result = CheckResult(str(path), "rdb", 0, now_ms, quick)
                 result.problems.append(
                     Problem(ERROR, "truncated", 0, "empty file: expected the RDB header")
                 )
                 return result
             return check_rdb(
-                mm, path=str(path), top=top, deep=deep, now_ms=now_ms, progress=progress
+                mm, path=str(path), top=top, quick=quick, now_ms=now_ms, progress=progress
             )
     except IsADirectoryError:
         raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
@@ -59,16 +62,16 @@ def check_rdb(
     *,
     path: str = "<buffer>",
     top: int = 10,
-    deep: bool = False,
+    quick: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
 ) -> CheckResult:
     """Check an RDB held in ``buf``: the verdict, its problems and the inventory."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     size = len(buf)
-    result = CheckResult(path, "rdb", size, now_ms, deep)
+    result = CheckResult(path, "rdb", size, now_ms, quick)
     try:
-        walker = RdbWalker(buf, deep=deep, on_progress=_progress_hook(buf, progress))
+        walker = RdbWalker(buf, deep=not quick, on_progress=_progress_hook(buf, progress))
     except FormatError as e:
         result.problems.append(Problem.from_error(e.located()))
         return result
@@ -78,12 +81,28 @@ def check_rdb(
         result.inventory = inventory_of_rdb(walker, now_ms, top)
     except FormatError as e:
         result.problems.append(Problem.from_error(e))
+        result.partial = _partial(walker, e.offset)
     result.aux = {
         a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
     }
     result.checksum = walker.checksum
     result.problems.extend(rdb_findings(walker, result))
     return result
+
+
+def _partial(walker: RdbWalker, damage_at: int | None) -> Partial | None:
+    """What the walk had read when it met damage (like redis-check-rdb's "N keys read")."""
+    if walker.partial is None:
+        return None
+    last = walker.partial.last_key
+    last_key = None
+    if last is not None:
+        db, start = last
+        try:
+            last_key = (db, bytes(walker.key_at(start + 1)), start)
+        except (FormatError, IndexError):
+            last_key = None
+    return Partial(inventory_of_tally(walker, walker.partial.tally), last_key, damage_at)
 
 
 def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Callable[[int], None]:

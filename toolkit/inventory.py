@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from parsers.rdb.constants import TYPE_NAMES, ValueType
+from parsers.rdb.records import Tally
 from parsers.rdb.walker import RdbWalker
 
 
@@ -50,8 +51,13 @@ class Inventory:
 
 
 def inventory_of_rdb(walker: RdbWalker, now_ms: int, top: int = 10) -> Inventory:
-    """Walk every key of ``walker`` and count. Raises the walker's FormatError on damage."""
-    tally = walker.tally(now_ms, top)
+    """Walk every key of ``walker`` and count. Raises the walker's FormatError on damage
+    (``walker.partial`` then holds the counts of what was read before it)."""
+    return inventory_of_tally(walker, walker.tally(now_ms, top))
+
+
+def inventory_of_tally(walker: RdbWalker, tally: Tally) -> Inventory:
+    """The inventory of what ``walker`` counted in ``tally`` (all of it, or up to damage)."""
     inv = Inventory()
     for db in sorted(tally.dbs):
         t = tally.dbs[db]

@@ -8,7 +8,8 @@ from tabulate import tabulate
 
 from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
-from toolkit.result import CheckResult
+from toolkit.inventory import Inventory
+from toolkit.result import CheckResult, Partial
 
 _TYPES = REDIS_TYPES
 
@@ -30,7 +31,12 @@ def _line(text: str) -> str:
 def render_check(result: CheckResult, *, strict: bool = False) -> str:
     """The check report as text: verdict, problems, per-db table, biggest keys, extras."""
     out: list[str] = []
-    verdict = "VALID" if result.valid and not (strict and result.warnings) else "INVALID"
+    if not result.valid or (strict and result.warnings):
+        verdict = "INVALID"
+    elif result.quick:
+        verdict = "STRUCTURE NOT VALIDATED (--quick: the framing has no errors; values unchecked)"
+    else:
+        verdict = "VALID"
     version = (
         f"{result.magic} RDB {result.rdb_version} (Redis {result.min_release}+)"
         if result.magic == "REDIS"
@@ -45,10 +51,7 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
     if result.aof is not None:
         out.extend(_aof_lines(result, version, checksum))
     else:
-        out.append(
-            f"  format {version}, {human_bytes(result.size)}, checksum {checksum}"
-            + (", deep" if result.deep else "")
-        )
+        out.append(f"  format {version}, {human_bytes(result.size)}, checksum {checksum}")
     if result.problems:
         out.append("")
         out.append(
@@ -60,36 +63,13 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
                 headers=("severity", "code", "offset", "message"),
             )
         )
+    if result.partial is not None:
+        out.append("")
+        out.extend(_partial_lines(result.partial))
     inv = result.inventory
     if inv is not None and inv.databases:
-        extra = sorted({t for s in inv.databases.values() for t in s.by_type} - set(_TYPES))
-        shown_extra = [printable(t) for t in extra]  # module type names come from the file
-        rows: list[list[Any]] = []
-        for db, s in inv.databases.items():
-            rows.append(
-                [db, s.keys, s.expires, s.expired_at_check, human_bytes(s.bytes)]
-                + [s.by_type.get(t, 0) for t in (*_TYPES, *extra)]
-            )
-        if len(inv.databases) > 1:
-            totals = [sum(r[i] for r in rows) for i in range(5, len(rows[0]))]
-            rows.append(
-                [
-                    "all",
-                    inv.keys,
-                    inv.expires,
-                    sum(s.expired_at_check for s in inv.databases.values()),
-                    human_bytes(sum(s.bytes for s in inv.databases.values())),
-                    *totals,
-                ]
-            )
         out.append("")
-        out.append(
-            tabulate(
-                rows,
-                headers=("db", "keys", "expires", "expired now", "bytes", *_TYPES, *shown_extra),
-                disable_numparse=True,
-            )
-        )
+        out.append(_db_table(inv))
     elif inv is not None:
         out.append("")
         out.append("no keys")
@@ -122,6 +102,50 @@ def render_check(result: CheckResult, *, strict: bool = False) -> str:
             out.append("")
             out.append("  ".join(f"{k}={printable(v)}" for k, v in shown.items()))
     return "\n".join(out)
+
+
+def _db_table(inv: Inventory) -> str:
+    """Per db: keys, expiries, bytes and keys per type; a total row when there are several."""
+    extra = sorted({t for s in inv.databases.values() for t in s.by_type} - set(_TYPES))
+    shown_extra = [printable(t) for t in extra]  # module type names come from the file
+    rows: list[list[Any]] = []
+    for db, s in inv.databases.items():
+        rows.append(
+            [db, s.keys, s.expires, s.expired_at_check, human_bytes(s.bytes)]
+            + [s.by_type.get(t, 0) for t in (*_TYPES, *extra)]
+        )
+    if len(inv.databases) > 1:
+        totals = [sum(r[i] for r in rows) for i in range(5, len(rows[0]))]
+        rows.append(
+            [
+                "all",
+                inv.keys,
+                inv.expires,
+                sum(s.expired_at_check for s in inv.databases.values()),
+                human_bytes(sum(s.bytes for s in inv.databases.values())),
+                *totals,
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=("db", "keys", "expires", "expired now", "bytes", *_TYPES, *shown_extra),
+        disable_numparse=True,
+    )
+
+
+def _partial_lines(partial: Partial) -> list[str]:
+    """What was read before the damage (redis-check-rdb says "N keys read")."""
+    inv = partial.inventory
+    where = "" if partial.damage_at is None else f" at offset {partial.damage_at}"
+    head = f"read before the damage{where}: {inv.keys} keys"
+    last = partial.last_key
+    if last is not None:
+        db, key, offset = last
+        head += f"; the last good key is '{printable(key[:60])}' in db {db} at offset {offset}"
+    lines = [head]
+    if inv.databases:
+        lines.append(_db_table(inv))
+    return lines
 
 
 def _aof_lines(result: CheckResult, version: str, checksum: str) -> list[str]:

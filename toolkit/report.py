@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolkit.inventory import BigKey
+from toolkit.inventory import BigKey, Inventory
 from toolkit.keys import key_fields
-from toolkit.result import AofDetails, CheckResult
+from toolkit.result import AofDetails, CheckResult, Partial
 
 SCHEMA = "rbkit.check/1"
 
@@ -24,7 +24,8 @@ def check_report(result: CheckResult) -> dict[str, Any]:
         "magic": result.magic,
         "rdb_version": result.rdb_version,
         "min_release": result.min_release,
-        "deep": result.deep,
+        "validation": "quick" if result.quick else "full",
+        "verdict": result.verdict,
         "checked_at_ms": result.checked_at_ms,
         "checksum": {
             "status": checksum.status if checksum else "unverified",
@@ -47,29 +48,51 @@ def check_report(result: CheckResult) -> dict[str, Any]:
     }
     if result.aof is not None:
         report["aof"] = _aof(result.aof)
+    report["partial"] = _partial(result.partial) if result.partial is not None else None
     if inv is not None:
-        report["databases"] = {
-            str(db): {
-                "keys": s.keys,
-                "expires": s.expires,
-                "expired_at_check": s.expired_at_check,
-                "empty": s.empty,
-                "bytes": s.bytes,
-                "by_type": s.by_type,
-            }
-            for db, s in inv.databases.items()
-        }
-        report["totals"] = {
-            "keys": inv.keys,
-            "expires": inv.expires,
-            "expired_at_check": sum(s.expired_at_check for s in inv.databases.values()),
-            "bytes": sum(s.bytes for s in inv.databases.values()),
-        }
+        report["databases"] = _databases(inv)
+        report["totals"] = _totals(inv)
         report["functions"] = inv.functions
         report["modules"] = inv.modules
         report["biggest"] = [_big(k) for k in inv.biggest_by_bytes]
         report["biggest_by_elements"] = [_big(k) for k in inv.biggest_by_elements]
     return report
+
+
+def _databases(inv: Inventory) -> dict[str, Any]:
+    return {
+        str(db): {
+            "keys": s.keys,
+            "expires": s.expires,
+            "expired_at_check": s.expired_at_check,
+            "empty": s.empty,
+            "bytes": s.bytes,
+            "by_type": s.by_type,
+        }
+        for db, s in inv.databases.items()
+    }
+
+
+def _totals(inv: Inventory) -> dict[str, int]:
+    return {
+        "keys": inv.keys,
+        "expires": inv.expires,
+        "expired_at_check": sum(s.expired_at_check for s in inv.databases.values()),
+        "bytes": sum(s.bytes for s in inv.databases.values()),
+    }
+
+
+def _partial(partial: Partial) -> dict[str, Any]:
+    """What was read before the damage: the keys per db and type, and the last good key."""
+    last = partial.last_key
+    return {
+        "databases": _databases(partial.inventory),
+        "totals": _totals(partial.inventory),
+        "last_good_key": (
+            {"db": last[0], **key_fields(last[1]), "offset": last[2]} if last else None
+        ),
+        "damage_at": partial.damage_at,
+    }
 
 
 def _hex(value: int | None) -> str | None:

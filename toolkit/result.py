@@ -56,13 +56,23 @@ class AofReplay:
     touched: set[tuple[int, bytes]] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Partial:
+    """What the check of an invalid backup read before the damage: the inventory of those keys,
+    the last of them (db, name, offset of its record) and the offset of the damage."""
+
+    inventory: Inventory
+    last_key: tuple[int, bytes, int] | None
+    damage_at: int | None
+
+
 @dataclass
 class CheckResult:
     path: str
     format: str  # rdb or aof
     size: int
     checked_at_ms: int
-    deep: bool = False
+    quick: bool = False  # --quick: only the framing was read, values were not checked
     magic: str | None = None
     rdb_version: int | None = None
     min_release: str | None = None
@@ -73,10 +83,18 @@ class CheckResult:
     aof: AofDetails | None = None
     notes: list[str] = field(default_factory=list)  # which file was chosen, and why
     replay: AofReplay | None = None  # AOF only: the rebuilt keyspace (not in the report)
+    partial: Partial | None = None  # invalid: what was read before the damage
 
     @property
     def valid(self) -> bool:
         return not any(p.severity == ERROR for p in self.problems)
+
+    @property
+    def verdict(self) -> str:
+        """valid, invalid, or (--quick, no errors found) structure not validated."""
+        if not self.valid:
+            return "invalid"
+        return "structure not validated" if self.quick else "valid"
 
     @property
     def warnings(self) -> list[Problem]:

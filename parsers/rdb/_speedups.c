@@ -1,80 +1,35 @@
 /*
- * Optional accelerator for RdbWalker.tally(): counts runs of common key records in C.
+ * Optional accelerator for RdbWalker.tally(): counts (and, for a deep walk, checks) runs of key
+ * records in C.
  *
- * scan() walks records from `pos` for as long as each one is of a shape it fully understands
- * and accepts exactly as the Python walker's fast paths do (values.py `_packed`, strings.py,
- * walker.py). At the first record that is anything else -- another opcode, a type it does not
- * handle, an empty collection, a key big enough for the top lists, anything that does not add
- * up, the end of the input -- it stops *before* that record and returns. The Python walker
- * then reads that record itself, so every error is found and worded by the Python code, and
- * this file never decides that input is bad: it only declines to go on.
+ * Both scans walk records from `pos` for as long as each one is of a shape they fully
+ * understand and accept exactly as the Python walker does. At the first record that is anything
+ * else -- another opcode, a type left to Python, anything that does not add up, the end of the
+ * input -- they stop *before* that record and return. The Python walker then reads that record
+ * itself, so every error is found and worded by the Python code, and this file never decides
+ * that input is bad: it only declines to go on.
  *
  * scan(buf, pos, limit, now_ms, min_bytes, min_elements, ntypes)
- *   -> (pos, counts[27], key_bytes, expires, expired)
- * `limit`: stop at the first record that starts at or after it. `ntypes`: count only value
- * types below it (the caller's version rules). `counts[t]`: keys of type t.
+ *   -> (pos, counts[27], key_bytes, expires, expired, last_key)
+ * The quick walk (values.py's skippers): a record is counted from its headers. It also stops
+ * before an empty collection and a key big enough for the top lists. `ntypes`: count only
+ * value types below it (the caller's version rules).
+ *
+ * scan_full(buf, pos, limit, now_ms, min_bytes, min_elements, valkey)
+ *   -> (pos, counts[27], key_bytes, expires, expired, opcodes, last_key, extra)
+ * The deep walk: each record is checked as Redis loads it with sanitize-dump-payload yes
+ * (_sanitize.c, the rules of sanitize.py). An empty collection or a key big enough for the
+ * top lists is checked, then handed back uncounted as `extra` = (type, key offset, value
+ * offset, end, elements, expire or None), `pos` after it. `opcodes`: bit 1 EXPIRETIME_MS,
+ * 2 IDLE, 4 FREQ read before the keys. `valkey`: the file's magic is VALKEY (type 22 is
+ * another type there).
+ *
+ * For both: `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of
+ * type t. `last_key`: the type byte offset of the last key counted, or -1.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
+#include "_speedups.h"
 
 #define NTYPES 27
-
-typedef struct {
-    const uint8_t *b;
-    Py_ssize_t end;
-} Buf;
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-
-/* An RDB length at *p (6, 14, 32 or 64 bit). 0 and *p moved past it, or -1. */
-static int read_len(const Buf *B, Py_ssize_t *p, uint64_t *out)
-{
-    Py_ssize_t q = *p;
-    if (q >= B->end)
-        return -1;
-    uint8_t c = B->b[q];
-    switch (c >> 6) {
-    case 0:
-        *out = c & 0x3F;
-        *p = q + 1;
-        return 0;
-    case 1:
-        if (B->end - q < 2)
-            return -1;
-        *out = ((uint64_t)(c & 0x3F) << 8) | B->b[q + 1];
-        *p = q + 2;
-        return 0;
-    case 2:
-        if (c == 0x80) {
-            if (B->end - q < 5)
-                return -1;
-            *out = ((uint64_t)B->b[q + 1] << 24) | ((uint64_t)B->b[q + 2] << 16) |
-                   ((uint64_t)B->b[q + 3] << 8) | B->b[q + 4];
-            *p = q + 5;
-            return 0;
-        }
-        if (c == 0x81) {
-            if (B->end - q < 9)
-                return -1;
-            uint64_t v = 0;
-            for (int i = 1; i <= 8; i++)
-                v = (v << 8) | B->b[q + i];
-            *out = v;
-            *p = q + 9;
-            return 0;
-        }
-        return -1;
-    default:
-        return -1;
-    }
-}
 
 /* Skip a string in any encoding (raw, integer, LZF). 0 and *p moved past it, or -1. */
 static int skip_str(const Buf *B, Py_ssize_t *p)
@@ -275,7 +230,7 @@ static int value(const Buf *B, int t, Py_ssize_t *p, uint64_t *n)
             uint8_t container = B->b[*p];
             *p += 1;
             if (container == 2) {
-                if (!packed(B, p, 1, 1, &k) || k == 0)
+                if (!packed(B, p, 1, 1, &k))
                     return 0;
                 *n += k;
             } else if (container == 1) {
@@ -296,18 +251,84 @@ static int value(const Buf *B, int t, Py_ssize_t *p, uint64_t *n)
 static int is_collection(int t)
 {
     switch (t) {
-    case 1: case 2: case 3: case 4: case 5: case 10: case 11: case 12: case 13: case 14:
-    case 16: case 17: case 18: case 20:
+    case 1: case 2: case 3: case 4: case 5: case 9: case 10: case 11: case 12: case 13: case 14:
+    case 16: case 17: case 18: case 20: case 22: case 23: case 24: case 25:
         return 1;
     default:
         return 0;
     }
 }
 
+/* What both scans add up. */
+typedef struct {
+    uint64_t counts[NTYPES];
+    long long key_bytes, expires, expired;
+} Counts;
+
+/* The opcodes that may come before a key (EXPIRETIME_MS, IDLE, FREQ), read from *q: 1 with *q
+ * at the type byte, 0 to stop. `seen` collects 1, 2, 4 for each. */
+static int key_prefix(const Buf *B, Py_ssize_t *q, int *has_expire, long long *expire, int *seen)
+{
+    uint8_t op = B->b[*q];
+    while (op == 252 || op == 248 || op == 249) {
+        if (op == 252) {
+            if (B->end - *q < 9)
+                return 0;
+            *expire = (long long)le64(B->b + *q + 1);
+            *has_expire = 1;
+            *q += 9;
+            *seen |= 1;
+        } else if (op == 248) {
+            uint64_t idle;
+            *q += 1;
+            if (read_len(B, q, &idle))
+                return 0;
+            *seen |= 2;
+        } else {
+            if (B->end - *q < 2)
+                return 0;
+            *q += 2;
+            *seen |= 4;
+        }
+        if (*q >= B->end)
+            return 0;
+        op = B->b[*q];
+    }
+    return 1;
+}
+
+static void count_key(Counts *C, int op, long long size, int has_expire, long long expire,
+                      long long now_ms)
+{
+    C->counts[op]++;
+    C->key_bytes += size;
+    if (has_expire) {
+        C->expires++;
+        if (expire <= now_ms)
+            C->expired++;
+    }
+}
+
+static PyObject *counts_tuple(const Counts *C)
+{
+    PyObject *tuple = PyTuple_New(NTYPES);
+    if (!tuple)
+        return NULL;
+    for (int i = 0; i < NTYPES; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(C->counts[i]);
+        if (!v) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, v);
+    }
+    return tuple;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args)
 {
     PyObject *obj;
-    Py_ssize_t pos, limit;
+    Py_ssize_t pos, limit, last_key = -1;
     long long now_ms, min_bytes, min_elems;
     int ntypes; /* count only types below this; 0 declines everything */
     if (!PyArg_ParseTuple(args, "OnnLLLi", &obj, &pos, &limit, &now_ms, &min_bytes, &min_elems,
@@ -319,8 +340,8 @@ static PyObject *scan(PyObject *self, PyObject *args)
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     Buf B = {(const uint8_t *)view.buf, view.len};
-    uint64_t counts[NTYPES] = {0};
-    long long key_bytes = 0, expires = 0, expired = 0;
+    Counts C = {{0}, 0, 0, 0};
+    int seen = 0;
     if (pos < 0)
         pos = B.end;
 
@@ -328,32 +349,9 @@ static PyObject *scan(PyObject *self, PyObject *args)
         Py_ssize_t rec = pos, q = pos;
         int has_expire = 0;
         long long expire = 0;
+        if (!key_prefix(&B, &q, &has_expire, &expire, &seen))
+            goto stop;
         uint8_t op = B.b[q];
-        /* EXPIRETIME_MS, IDLE and FREQ may come before a key. */
-        while (op == 252 || op == 248 || op == 249) {
-            if (op == 252) {
-                if (B.end - q < 9)
-                    goto stop;
-                uint64_t v = 0;
-                for (int i = 8; i >= 1; i--)
-                    v = (v << 8) | B.b[q + i];
-                expire = (long long)v;
-                has_expire = 1;
-                q += 9;
-            } else if (op == 248) {
-                uint64_t idle;
-                q += 1;
-                if (read_len(&B, &q, &idle))
-                    goto stop;
-            } else {
-                if (B.end - q < 2)
-                    goto stop;
-                q += 2;
-            }
-            if (q >= B.end)
-                goto stop;
-            op = B.b[q];
-        }
         if (op >= ntypes)
             goto stop;
         Py_ssize_t type_at = q;
@@ -366,13 +364,8 @@ static PyObject *scan(PyObject *self, PyObject *args)
             goto stop;
         if (size > min_bytes || (long long)n > min_elems)
             goto stop;
-        counts[op]++;
-        key_bytes += size;
-        if (has_expire) {
-            expires++;
-            if (expire <= now_ms)
-                expired++;
-        }
+        count_key(&C, op, size, has_expire, expire, now_ms);
+        last_key = type_at;
         pos = q;
         continue;
     stop:
@@ -380,23 +373,100 @@ static PyObject *scan(PyObject *self, PyObject *args)
         break;
     }
     PyBuffer_Release(&view);
-
-    PyObject *tuple = PyTuple_New(NTYPES);
+    PyObject *tuple = counts_tuple(&C);
     if (!tuple)
         return NULL;
-    for (int i = 0; i < NTYPES; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(counts[i]);
-        if (!v) {
-            Py_DECREF(tuple);
-            return NULL;
+    return Py_BuildValue("(nNLLLn)", pos, tuple, C.key_bytes, C.expires, C.expired, last_key);
+}
+
+static PyObject *scan_full(PyObject *self, PyObject *args)
+{
+    PyObject *obj;
+    Py_ssize_t pos, limit, last_key = -1;
+    long long now_ms, min_bytes, min_elems;
+    int valkey;
+    if (!PyArg_ParseTuple(args, "OnnLLLp", &obj, &pos, &limit, &now_ms, &min_bytes, &min_elems,
+                          &valkey))
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Buf B = {(const uint8_t *)view.buf, view.len};
+    Sanitizer *S = sanitizer_for(&B);
+    Counts C = {{0}, 0, 0, 0};
+    int seen = 0, has_extra = 0;
+    long long x_expire = 0;
+    int x_op = 0, x_has_expire = 0;
+    Py_ssize_t x_key = 0, x_value = 0, x_end = 0;
+    uint64_t x_n = 0;
+    if (pos < 0)
+        pos = B.end;
+
+    while (pos < limit && pos < B.end) {
+        Py_ssize_t rec = pos, q = pos;
+        int has_expire = 0;
+        long long expire = 0;
+        if (!key_prefix(&B, &q, &has_expire, &expire, &seen))
+            goto stop;
+        uint8_t op = B.b[q];
+        if (op >= NTYPES || (valkey && op >= 22))
+            goto stop;
+        Py_ssize_t type_at = q;
+        q += 1;
+        if (!sanitize_string(S, &q))
+            goto stop;
+        Py_ssize_t value_at = q;
+        uint64_t n;
+        if (!sanitize_value(S, op, valkey, &q, &n))
+            goto stop;
+        long long size = (long long)(q - type_at);
+        if ((n == 0 && is_collection(op)) || size > min_bytes || (long long)n > min_elems) {
+            has_extra = 1;
+            x_op = op;
+            x_key = type_at + 1;
+            x_value = value_at;
+            x_end = q;
+            x_n = n;
+            x_has_expire = has_expire;
+            x_expire = expire;
+            pos = q;
+            break;
         }
-        PyTuple_SET_ITEM(tuple, i, v);
+        count_key(&C, op, size, has_expire, expire, now_ms);
+        last_key = type_at;
+        pos = q;
+        continue;
+    stop:
+        pos = rec;
+        break;
     }
-    return Py_BuildValue("(nNLLL)", pos, tuple, key_bytes, expires, expired);
+    PyBuffer_Release(&view);
+    PyObject *tuple = counts_tuple(&C);
+    if (!tuple)
+        return NULL;
+    PyObject *extra;
+    if (!has_extra) {
+        extra = Py_None;
+        Py_INCREF(extra);
+    } else if (x_has_expire) {
+        extra = Py_BuildValue("(innnKL)", x_op, x_key, x_value, x_end, (unsigned long long)x_n,
+                              x_expire);
+    } else {
+        extra = Py_BuildValue("(innnKO)", x_op, x_key, x_value, x_end, (unsigned long long)x_n,
+                              Py_None);
+    }
+    if (!extra) {
+        Py_DECREF(tuple);
+        return NULL;
+    }
+    return Py_BuildValue("(nNLLLinN)", pos, tuple, C.key_bytes, C.expires, C.expired, seen,
+                         last_key, extra);
 }
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
+    {"scan_full", scan_full, METH_VARARGS,
+     "Check and count a run of key records; see the file header."},
     {NULL, NULL, 0, NULL},
 };
 

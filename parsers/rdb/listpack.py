@@ -78,14 +78,43 @@ def validate(blob: Blob) -> int:
     return n
 
 
-def entries(blob: Blob) -> Iterator[bytes | int]:
-    """Every entry, strings as bytes and integers as int, checked as ``validate`` does."""
-    return _walk(blob, decode=True)
+def entries(blob: Blob, *, loose_end: bool = False) -> Iterator[bytes | int]:
+    """Every entry, strings as bytes and integers as int, checked as ``validate`` does.
+
+    ``loose_end`` stops at the first end marker and checks neither where it is nor the header's
+    count: the listpack of a stream is walked that way (t_stream.c
+    streamValidateListpackIntegrity checks the header, then only the entries it reads).
+    """
+    return (v for _, v in _walk(blob, decode=True, loose_end=loose_end))
 
 
-def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
-    """Check each entry, then yield its value (decode) or its offset; check the end and count."""
-    numele = _header(blob)
+def located_entries(blob: Blob, *, loose_end: bool = False) -> Iterator[tuple[int, bytes | int]]:
+    """``(offset in the blob, value)`` of every entry, as ``entries`` yields the values."""
+    return _walk(blob, decode=True, loose_end=loose_end)
+
+
+def check_header(blob: Blob) -> None:
+    """What lpValidateIntegrity checks without walking: the size, total bytes, end marker."""
+    size = len(blob)
+    if size < HEADER_SIZE + 1:
+        raise CorruptError(f"listpack needs at least 7 bytes, blob has {size}", 0)
+    total = _U32.unpack_from(blob, 0)[0]
+    if total != size:
+        raise CorruptError(f"listpack header says {total} bytes, blob has {size}", 0)
+    if blob[size - 1] != END:
+        raise CorruptError(
+            f"listpack last byte is 0x{blob[size - 1]:02x}, expected end marker 0xff", size - 1
+        )
+
+
+def _walk(blob: Blob, *, decode: bool, loose_end: bool = False) -> Iterator:
+    """Check each entry, then yield (offset, value) (decode) or its offset; check the end and
+    count."""
+    if loose_end:
+        check_header(blob)
+        numele = UNKNOWN_COUNT
+    else:
+        numele = _header(blob)
     end = len(blob) - 1  # position of the end marker; no entry may reach it
     p = HEADER_SIZE
     n = 0
@@ -108,7 +137,8 @@ def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
             head = 5
             if p + head > end:
                 raise _truncated_header(p, head, end)
-            size = 5 + _U32.unpack_from(blob, p + 1)[0]
+            # A 32-bit sum in listpack.c (lpCurrentEncodedSizeUnsafe): it wraps, and so here.
+            size = (5 + _U32.unpack_from(blob, p + 1)[0]) & 0xFFFFFFFF
         elif b <= 0xF4:  # 16, 24, 32 or 64-bit signed integer
             head = 1
             size = (3, 4, 5, 9)[b - 0xF1]
@@ -124,9 +154,11 @@ def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
             )
         if size > 127 or blob[nxt - 1] != size:  # a one-byte backlen equal to size is fine
             _check_backlen(blob, p + size, nxt, size)
-        yield _decode(blob, p, b, head, size) if decode else p
+        yield (p, _decode(blob, p, b, head, size)) if decode else p
         n += 1
         p = nxt
+    if loose_end:
+        return
     if p != end:
         raise CorruptError(
             f"listpack end marker found at {p}, expected at {end} (the last byte)", p

@@ -127,3 +127,12 @@ class Tally:
         if found is None:
             found = self.dbs[number] = DbTally()
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class PartialTally:
+    """What :meth:`RdbWalker.tally` had counted when it met damage: the counts of the keys read
+    before it, and ``last_key``, the (db, offset of the type byte) of the last of them."""
+
+    tally: Tally
+    last_key: tuple[int, int] | None

@@ -82,7 +82,7 @@ def skip_stream(
             n_cpel, pos = read_length(buf, pos)
             pos = _advance(pos, n_cpel, 16, end)
     if type_id >= ValueType.STREAM_LISTPACKS_4:
-        pos = _skip_v4_extras(buf, pos)
+        pos = skip_v4_extras(buf, pos)
     if pos > end:
         raise TruncatedError("truncated: stream runs past the end of the input", end)
     return pos, StreamSummary(length, n_listpacks, n_groups, pending, consumers)
@@ -105,7 +105,7 @@ def _walk_pel(buf: Buffer, pos: int, count: int) -> int:
     return pos
 
 
-def _skip_v4_extras(buf: Buffer, pos: int) -> int:
+def skip_v4_extras(buf: Buffer, pos: int) -> int:
     """Type 26 (Redis 8.6): the idempotent-producer (IDMP) state after entries_added."""
     _, pos = read_length(buf, pos)  # idmp duration
     _, pos = read_length(buf, pos)  # idmp max entries

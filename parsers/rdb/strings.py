@@ -27,10 +27,14 @@ MAX_LZF_LEN = 1 << 31
 
 
 def read_length(buf: Buffer, pos: int) -> tuple[int, int]:
-    """A length (6, 14, 32 or 64 bit). Returns (length, new offset)."""
+    """A length (6, 14, 32 or 64 bit). Returns (length, new offset).
+
+    As Redis's rdbLoadLen reads it: a byte with the two top bits set (a string encoding, where
+    a length is expected) counts as its low 6 bits; 0x82 to 0xBF are no length at all.
+    """
     b = buf[pos]
     t = b >> 6
-    if t == 0:
+    if t == 0 or t == 3:
         return b & 0x3F, pos + 1
     if t == 1:
         return ((b & 0x3F) << 8) | buf[pos + 1], pos + 2
@@ -73,6 +77,21 @@ def skip_string(buf: Buffer, pos: int) -> int:
             f"truncated: string runs {end - len(buf)} bytes past the end of the input", pos
         )
     return end
+
+
+def skip_string_checked(buf: Buffer, pos: int) -> int:
+    """Skip a string as :func:`skip_string` does, checking that an LZF-compressed one inflates
+    to exactly its declared length (Redis: "Invalid LZF compressed string")."""
+    if buf[pos] != 0xC0 | ENC_LZF:
+        return skip_string(buf, pos)
+    clen, p = read_length(buf, pos + 1)
+    ulen, p = read_length(buf, p)
+    _check(buf, p + clen, pos)
+    try:
+        lzf.check(buf[p : p + clen], ulen, max_len=MAX_LZF_LEN)
+    except CorruptError as e:
+        raise e.located(offset=pos) from None
+    return p + clen
 
 
 def read_string(buf: Buffer, pos: int) -> tuple[bytes, int]:

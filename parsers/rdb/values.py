@@ -229,9 +229,7 @@ def skip_quicklist2(buf: Buffer, mv: memoryview, pos: int, deep: bool) -> tuple[
         container = buf[pos]
         if container == QUICKLIST_NODE_PACKED:
             pos, n = _QUICKLIST_LISTPACK(buf, mv, pos + 1, deep)
-            if n == 0:
-                raise CorruptError("empty listpack node in a quicklist", pos)
-            total += n
+            total += n  # an empty node is skipped by Redis, not refused
         elif container == QUICKLIST_NODE_PLAIN:
             pos = skip_string(buf, pos + 1)
             total += 1

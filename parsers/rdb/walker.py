@@ -2,8 +2,10 @@
 
 ``RdbWalker(buf).walk()`` yields one plain tuple per key (see :class:`KeyEntry`) and collects
 everything else (aux fields, functions, module aux data, resize hints, the checksum) on the
-walker. Values are skipped and counted, not decoded. The CRC-64 is computed as the walk goes,
-in windows, so each page of the input is touched while it is hot.
+walker. Values are skipped and counted, not decoded; ``deep=True`` checks each of them as
+Redis does when it loads it with ``sanitize-dump-payload yes`` (:mod:`parsers.rdb.sanitize`).
+The CRC-64 is computed as the walk goes, in windows, so each page of the input is touched
+while it is hot.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from parsers.rdb.records import (
     Checksum,
     Function,
     ModuleAux,
+    PartialTally,
     ResizeHint,
     SlotImport,
     SlotInfo,
     Tally,
 )
-from parsers.rdb.strings import Buffer, read_length, read_string, skip_string
+from parsers.rdb.sanitize import VALIDATORS, VALKEY_VALIDATORS
+from parsers.rdb.strings import Buffer, read_length, read_string, skip_string, skip_string_checked
 from parsers.rdb.values import SKIPPERS, VALKEY_SKIPPERS, Skipper
 
 _I32LE = struct.Struct("<i").unpack_from
@@ -51,6 +55,8 @@ _FREQ = int(Opcode.FREQ)
 _MODULE_2 = int(ValueType.MODULE_2)
 _I64LE = struct.Struct("<q").unpack_from
 _U64LE = struct.Struct("<Q").unpack_from
+# What the accelerator's full scan says it read before the keys it counted (a bit each).
+_SCANNED_OPCODES = ((1, _EXPIRETIME_MS), (2, _IDLE), (4, _FREQ))
 
 # CRC and progress run once per this many bytes walked.
 WINDOW = 8 << 20
@@ -106,9 +112,13 @@ def release_for(magic: str, version: int) -> str:
 class RdbWalker:
     """One pass over an RDB held in ``buf`` (bytes or mmap).
 
-    ``deep`` walks every entry of every listpack/ziplist/intset (as ``sanitize-dump-payload
-    yes`` does); the default checks their headers and end markers only. ``on_progress`` is
-    called with the offset reached about every 8 MB (the caller may release pages before it).
+    ``deep`` checks every value as Redis does when it loads it with ``sanitize-dump-payload
+    yes`` (every string, every entry of every listpack, ziplist, intset and zipmap, duplicates,
+    scores, streams...; see :mod:`parsers.rdb.sanitize`); without it only the framing is read,
+    and the headers and end markers of the packed encodings. ``on_progress`` is called with the
+    offset reached about every 8 MB (the caller may release pages before it).
+
+    When :meth:`tally` fails, ``partial`` holds what it had counted before the damage.
     """
 
     def __init__(
@@ -135,7 +145,12 @@ class RdbWalker:
         self.checksum: Checksum | None = None
         self.eof_offset: int | None = None
         self.trailing_bytes = 0
-        self._skippers = VALKEY_SKIPPERS if self.magic == "VALKEY" else SKIPPERS
+        self.partial: PartialTally | None = None
+        if deep:
+            self._skippers = VALKEY_VALIDATORS if self.magic == "VALKEY" else VALIDATORS
+        else:
+            self._skippers = VALKEY_SKIPPERS if self.magic == "VALKEY" else SKIPPERS
+        self._skip_string = skip_string_checked if deep else skip_string
         self._crc = 0
         self._crc_pos = 0
 
@@ -164,7 +179,7 @@ class RdbWalker:
         Raises a :class:`FormatError` subclass at the first problem, with the offset, the
         db and the key being read.
         """
-        buf, mv, deep = self.buf, self.mv, self.deep
+        buf, mv, deep, skip = self.buf, self.mv, self.deep, self._skip_string
         skippers = self._skipper_table()
         end = len(buf)
         pos = self.header_size
@@ -182,9 +197,9 @@ class RdbWalker:
                 if op == 0:  # a string: the commonest record, read inline
                     key_at = pos + 1
                     b = buf[key_at]
-                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
+                    vpos = key_at + 1 + b if b < 0x40 else skip(buf, key_at)
                     b = buf[vpos]
-                    nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
+                    nxt = vpos + 1 + b if b < 0x40 else skip(buf, vpos)
                     n = 1
                 elif op < 0xF0:
                     skipper = skippers[op]
@@ -192,7 +207,7 @@ class RdbWalker:
                         raise self._unknown_type(op, pos)
                     key_at = pos + 1
                     b = buf[key_at]
-                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
+                    vpos = key_at + 1 + b if b < 0x40 else skip(buf, key_at)
                     nxt, n = skipper(buf, mv, vpos, deep)
                 else:
                     key_at = -1
@@ -214,15 +229,17 @@ class RdbWalker:
         names, and the ``top`` biggest keys by bytes and by elements.
 
         The same walk as :meth:`walk`, with the counting folded into the loop: on files of
-        millions of keys the per-key cost of a generator is most of the time.
+        millions of keys the per-key cost of a generator is most of the time. On a failure,
+        ``self.partial`` holds the counts of the keys read before it.
         """
-        buf, mv, deep = self.buf, self.mv, self.deep
+        buf, mv, deep, skip = self.buf, self.mv, self.deep, self._skip_string
         skippers = self._skipper_table()
         end = len(buf)
         pos = self.header_size
         db = 0
         expire: int | None = None
         key_at = -1
+        last_key: tuple[int, int] | None = None  # (db, type byte offset) of the last key read
         next_tick = WINDOW
         tally = Tally(top)
         cur = tally.db(0)
@@ -231,68 +248,88 @@ class RdbWalker:
         collections = COLLECTION_TYPES
         by_bytes, by_elems = tally.by_bytes, tally.by_elements
         min_bytes = min_elems = -1  # thresholds to enter the top lists, once they are full
-        scan = None if deep or _speedups is None or not USE_SPEEDUPS else _speedups.scan
+        fast = _speedups if USE_SPEEDUPS else None
+        full_scan = fast.scan_full if fast is not None and deep else None
+        # Before RDB 8 the count-only accelerator counts nothing: opcodes it reads
+        # (EXPIRETIME_MS, IDLE, FREQ) must then be seen by _opcode, which notes each opcode a
+        # version should not hold. The full scan says which it read.
+        scan = fast.scan if fast is not None and not deep and self.version >= 8 else None
+        valkey = int(self.magic == "VALKEY")
         scan_from = pos  # the accelerator is tried again once the walk passes this offset
-        # Before RDB 8 the accelerator counts nothing: opcodes it reads (EXPIRETIME_MS, IDLE,
-        # FREQ) must then be seen by _opcode, which notes each opcode a version should not hold.
-        scan_types = 27 if self.version >= 8 else 0
         try:
             while True:
                 if pos >= next_tick:
                     self._advance_crc(pos)
                     next_tick = pos + WINDOW
-                if scan is not None and pos >= scan_from and expire is None:
-                    # Counts a run of common records in C and stops before any other record,
-                    # which the Python code below then reads (and judges) itself.
-                    pos, found, nbytes, nexp, nexpired = scan(
-                        buf, pos, next_tick, now_ms, min_bytes, min_elems, scan_types
-                    )
+                extra = None
+                if pos >= scan_from and expire is None and (scan or full_scan) is not None:
+                    # Counts a run of records in C and stops before any other record, which the
+                    # Python code below then reads (and judges) itself; the full scan may also
+                    # hand back one record it checked that Python must count (extra).
+                    if full_scan is not None:
+                        pos, found, nbytes, nexp, nexpired, seen, last_at, extra = full_scan(
+                            buf, pos, next_tick, now_ms, min_bytes, min_elems, valkey
+                        )
+                        for bit, opcode in _SCANNED_OPCODES:
+                            if seen & bit:
+                                self.opcodes_seen.add(opcode)
+                    else:
+                        pos, found, nbytes, nexp, nexpired, last_at = scan(  # type: ignore[misc]
+                            buf, pos, next_tick, now_ms, min_bytes, min_elems, 27
+                        )
+                    if last_at >= 0:
+                        last_key = (db, last_at)
                     for t, c in enumerate(found):
                         if c:
                             counts[t] += c
                     db_bytes += nbytes
                     cur.expires += nexp
                     cur.expired += nexpired
-                    scan_from = pos + 1
-                    if pos >= next_tick:
+                    scan_from = pos if extra is not None else pos + 1
+                    if extra is None and pos >= next_tick:
                         continue
-                op = buf[pos]
-                if op == 0:
-                    key_at = pos + 1
-                    b = buf[key_at]
-                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
-                    b = buf[vpos]
-                    nxt = vpos + 1 + b if b < 0x40 else skip_string(buf, vpos)
-                    n = 1
-                elif op < 0xF0:
-                    skipper = skippers[op]
-                    if skipper is None:
-                        raise self._unknown_type(op, pos)
-                    key_at = pos + 1
-                    b = buf[key_at]
-                    vpos = key_at + 1 + b if b < 0x40 else skip_string(buf, key_at)
-                    nxt, n = skipper(buf, mv, vpos, deep)
-                    if n == 0 and op in collections:
-                        cur.empty += 1
-                    elif op == _MODULE_2:
-                        name = self.module_name_at(vpos)
-                        cur.modules[name] = cur.modules.get(name, 0) + 1
+                if extra is not None:
+                    op, key_at, vpos, nxt, n, expire = extra
+                    start = key_at - 1
                 else:
-                    key_at = -1
-                    pos, new_db, expire = self._opcode(op, pos, db, expire)
-                    if pos < 0:
-                        cur.bytes += db_bytes
-                        return tally
-                    if new_db != db:
-                        cur.bytes += db_bytes
-                        db_bytes = 0
-                        db = new_db
-                        cur = tally.db(db)
-                        counts = cur.counts
-                    continue
-                if nxt > end:
-                    raise _past_end(nxt, end, vpos)
-                size = nxt - pos
+                    start = pos
+                    op = buf[pos]
+                    if op == 0:
+                        key_at = pos + 1
+                        b = buf[key_at]
+                        vpos = key_at + 1 + b if b < 0x40 else skip(buf, key_at)
+                        b = buf[vpos]
+                        nxt = vpos + 1 + b if b < 0x40 else skip(buf, vpos)
+                        n = 1
+                    elif op < 0xF0:
+                        skipper = skippers[op]
+                        if skipper is None:
+                            raise self._unknown_type(op, pos)
+                        key_at = pos + 1
+                        b = buf[key_at]
+                        vpos = key_at + 1 + b if b < 0x40 else skip(buf, key_at)
+                        nxt, n = skipper(buf, mv, vpos, deep)
+                    else:
+                        key_at = -1
+                        pos, new_db, expire = self._opcode(op, pos, db, expire)
+                        if pos < 0:
+                            cur.bytes += db_bytes
+                            return tally
+                        if new_db != db:
+                            cur.bytes += db_bytes
+                            db_bytes = 0
+                            db = new_db
+                            cur = tally.db(db)
+                            counts = cur.counts
+                        continue
+                    if nxt > end:
+                        raise _past_end(nxt, end, vpos)
+                if n == 0 and op in collections:
+                    cur.empty += 1
+                elif op == _MODULE_2:
+                    name = self.module_name_at(vpos)
+                    cur.modules[name] = cur.modules.get(name, 0) + 1
+                size = nxt - start
                 counts[op] += 1
                 db_bytes += size
                 if expire is not None:
@@ -304,8 +341,11 @@ class RdbWalker:
                     min_bytes = _offer(by_bytes, top, size, (size, db, op, key_at, vpos, nxt, n))
                 if n > min_elems:
                     min_elems = _offer(by_elems, top, n, (n, db, op, key_at, vpos, nxt, size))
+                last_key = (db, start)
                 pos = nxt
         except (FormatError, IndexError) as e:
+            cur.bytes += db_bytes
+            self.partial = PartialTally(tally, last_key)
             raise self._located(e, key_at, pos, db) from None
 
     def _skipper_table(self) -> list[Skipper | None]:
@@ -429,14 +469,14 @@ class RdbWalker:
         if when_opcode != MODULE_OPCODE_UINT:
             raise CorruptError(f"module aux 'when' opcode {when_opcode}, expected 2", at)
         when, pos = read_length(self.buf, pos)
-        pos, _ = skip_opcodes(self.buf, pos)
+        pos, _ = skip_opcodes(self.buf, pos, check=self.deep)
         self.module_aux.append(ModuleAux(module_type_name(module_id), when, at))
         return pos
 
     def _function_pre_ga(self, at: int, pos: int) -> int:
         buf = self.buf
         name, pos = read_string(buf, pos)
-        pos = skip_string(buf, pos)  # engine
+        pos = self._skip_string(buf, pos)  # engine
         has_desc, pos = read_length(buf, pos)
         if has_desc:
             pos = skip_string(buf, pos)

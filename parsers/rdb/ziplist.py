@@ -47,10 +47,8 @@ def _header(blob: Blob) -> tuple[int, int]:
         raise CorruptError(
             f"ziplist last byte is 0x{blob[size - 1]:02x}, expected end marker 0xff", size - 1
         )
-    if not HEADER_SIZE <= zltail < size:
-        raise CorruptError(
-            f"ziplist tail offset {zltail} is outside the entries (10 to {size - 1})", 4
-        )
+    if zltail > size - 1:
+        raise CorruptError(f"ziplist tail offset {zltail} is past the end marker at {size - 1}", 4)
     if zllen != UNKNOWN_COUNT and zllen * MIN_ENTRY_SIZE > size - HEADER_SIZE - 1:
         raise CorruptError(
             f"ziplist header says {zllen} entries, {size} bytes hold at most "
@@ -78,11 +76,17 @@ def validate(blob: Blob) -> int:
 
 def entries(blob: Blob) -> Iterator[bytes | int]:
     """Every entry, strings as bytes and integers as int, checked as ``validate`` does."""
+    return (v for _, v in _walk(blob, decode=True))
+
+
+def located_entries(blob: Blob) -> Iterator[tuple[int, bytes | int]]:
+    """``(offset in the blob, value)`` of every entry, as ``entries`` yields the values."""
     return _walk(blob, decode=True)
 
 
-def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
-    """Check each entry, then yield its value (decode) or its offset; check the end and tail."""
+def _walk(blob: Blob, *, decode: bool) -> Iterator:
+    """Check each entry, then yield (offset, value) (decode) or its offset; check the end and
+    tail."""
     zltail, zllen = _header(blob)
     end = len(blob) - 1  # position of the end marker; no entry may reach it
     p = HEADER_SIZE
@@ -128,18 +132,15 @@ def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
             raise CorruptError(
                 f"ziplist entry needs {nxt - p} bytes, {end - p} remain before the end marker", p
             )
-        yield _decode(blob, enc, data, size) if decode else p
+        yield (p, _decode(blob, enc, data, size)) if decode else p
         n += 1
         prev_size = nxt - p
         last = p
         p = nxt
     if p != end:
         raise CorruptError(f"ziplist end marker found at {p}, expected at {end} (the last byte)", p)
-    expected_tail = HEADER_SIZE if last < 0 else last
-    if zltail != expected_tail:
-        raise CorruptError(
-            f"ziplist tail offset is {zltail}, the last entry starts at {expected_tail}", 4
-        )
+    if last >= 0 and zltail != last:  # ziplist.c checks the tail only when there are entries
+        raise CorruptError(f"ziplist tail offset is {zltail}, the last entry starts at {last}", 4)
     if zllen != UNKNOWN_COUNT and zllen != n:
         raise CorruptError(f"ziplist header says {zllen} entries, found {n}", 8)
 

@@ -2,7 +2,7 @@
 
 Layout (redis ``src/zipmap.c``): ``<zmlen u8> (<len> field <len> <free u8> value <free bytes>)*
 0xFF``. A len is one byte below 254, or 0xFE and a u32 LE. ``zmlen`` counts pairs; 254
-means "unknown", 255 is invalid. Redis rejects an empty zipmap. ``count`` and ``validate``
+means "unknown". Redis rejects an empty zipmap. ``count`` and ``validate``
 return pairs, as zmlen does; ``entries`` yields field and value in turn. Offsets in errors are
 within the blob.
 """
@@ -16,9 +16,7 @@ from parsers.errors import CorruptError
 
 END = 0xFF
 BIG_LEN = 0xFE
-UNKNOWN_COUNT = 254  # zmlen 254 means "walk to count"; 255 is not a valid zmlen
-# The smallest pair: a zero-length field and a zero-length value with no free bytes.
-MIN_PAIR_SIZE = 3
+UNKNOWN_COUNT = 254  # zmlen 254 means "walk to count"
 
 _U32 = struct.Struct("<I")
 
@@ -26,7 +24,7 @@ Blob = bytes | memoryview
 
 
 def _header(blob: Blob) -> int:
-    """Check the size and end marker; return zmlen (pairs, or >= 254 for unknown)."""
+    """Check the size and end marker; return zmlen (pairs, or 254 for unknown)."""
     size = len(blob)
     if size < 2:
         raise CorruptError(f"zipmap needs at least 2 bytes, blob has {size}", 0)
@@ -34,16 +32,7 @@ def _header(blob: Blob) -> int:
         raise CorruptError(
             f"zipmap last byte is 0x{blob[size - 1]:02x}, expected end marker 0xff", size - 1
         )
-    zmlen = blob[0]
-    if zmlen > UNKNOWN_COUNT:
-        raise CorruptError(f"zipmap pair count byte is 0x{zmlen:02x}, at most 0xfe", 0)
-    if zmlen < UNKNOWN_COUNT and zmlen * MIN_PAIR_SIZE > size - 2:
-        raise CorruptError(
-            f"zipmap header says {zmlen} pairs, {size} bytes hold at most "
-            f"{(size - 2) // MIN_PAIR_SIZE}",
-            0,
-        )
-    return zmlen
+    return blob[0]
 
 
 def count(blob: Blob) -> int:
@@ -66,12 +55,15 @@ def entries(blob: Blob) -> Iterator[bytes | int]:
 
 
 def _length(blob: Blob, p: int, end: int, what: str) -> tuple[int, int]:
-    """Read the length at p (checked to end before the end marker); return (length, after)."""
+    """Read the length at p (checked to end before the end marker); return (length, after).
+
+    As zipmap.c reads it: a first byte of 254 or more (0xff too) means a u32 LE follows.
+    """
     b = blob[p]
     if b < BIG_LEN:
+        if p + 1 > end:
+            raise CorruptError(f"zipmap {what} length is the end marker", p)
         return b, p + 1
-    if b == END:
-        raise CorruptError(f"zipmap {what} length is the end marker 0xff", p)
     if p + 5 > end:
         raise CorruptError(
             f"zipmap 5-byte {what} length needs 5 bytes, {end - p} remain before the end marker", p
@@ -80,7 +72,8 @@ def _length(blob: Blob, p: int, end: int, what: str) -> tuple[int, int]:
 
 
 def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
-    """Check each pair, then yield field and value (decode) or their offsets; check the end."""
+    """Check each pair as zipmapValidateIntegrity does, then yield field and value (decode) or
+    their offsets; then the count."""
     zmlen = _header(blob)
     end = len(blob) - 1
     p = 1
@@ -93,7 +86,7 @@ def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
         vlen, free_at = _length(blob, v_at, end, "value")
         free = blob[free_at]  # free_at <= end: _length kept the length before the marker
         v = free_at + 1
-        nxt = v + vlen + free
+        nxt = v + ((vlen + free) & 0xFFFFFFFF)  # a 32-bit sum in zipmap.c
         if nxt > end:
             raise CorruptError(
                 f"zipmap value of {vlen} bytes plus {free} free runs past the end marker at {end}",
@@ -107,9 +100,7 @@ def _walk(blob: Blob, *, decode: bool) -> Iterator[bytes | int]:
             yield v_at
         pairs += 1
         p = nxt
-    if p != end:
-        raise CorruptError(f"zipmap end marker found at {p}, expected at {end} (the last byte)", p)
     if pairs == 0:
         raise CorruptError("zipmap is empty", 0)
-    if zmlen < UNKNOWN_COUNT and zmlen != pairs:
+    if zmlen != UNKNOWN_COUNT and zmlen != pairs:
         raise CorruptError(f"zipmap header says {zmlen} pairs, found {pairs}", 0)

