@@ -15,6 +15,7 @@ from pathlib import Path
 
 import lzf
 import pytest
+from aof_support import aof, server_load
 from rdb_bytes import (
     Group,
     encode,
@@ -53,6 +54,7 @@ from parsers.errors import (
 from parsers.rdb.decode import StreamValue, decode_value
 from parsers.rdb.strings import read_length
 from parsers.rdb.walker import RdbWalker
+from toolkit.backup import check_backup
 from toolkit.check import check_rdb
 from toolkit.problems import ERROR
 from toolkit.servers import falkordb_module, find_binary
@@ -573,3 +575,24 @@ def test_a_stream_keeps_its_stored_length_when_decoded() -> None:
     assert isinstance(value, StreamValue)
     assert value.length == 3
     assert [entry_id for entry_id, _ in value.entries] == [(1000, 0), (1000, 1)]
+
+
+PREAMBLE_CASES = [c for c in CASES if c.name in ("intset-order", "lzf-contents")]
+
+
+@pytest.mark.parametrize("case", PREAMBLE_CASES, ids=[c.name for c in PREAMBLE_CASES])
+def test_an_aof_preamble_is_checked_as_fully_as_an_rdb(case: Case, tmp_path: Path) -> None:
+    """The same damaged value as the RDB preamble of an AOF (commands after it): a server
+    with appendonly yes and sanitize-dump-payload yes refuses to start with it, its intact
+    twin loads, and rbkit calls the damaged one INVALID with the same code."""
+    tail = aof((b"SET", b"after", b"1"))
+    for name, value in (("good", case.good), ("bad", case.bad)):
+        data = rdb_file([(case.type_id, b"k", value)], case.version).data + tail
+        (tmp_path / f"{name}.aof").write_bytes(data)
+    binary = find_binary("7.0")
+    assert server_load(binary, tmp_path / "good.aof", **{"sanitize-dump-payload": "yes"}).loads
+    assert not server_load(binary, tmp_path / "bad.aof", **{"sanitize-dump-payload": "yes"}).loads
+    assert check_backup(tmp_path / "good.aof").valid
+    bad = check_backup(tmp_path / "bad.aof")
+    assert not bad.valid
+    assert [p.code for p in bad.problems if p.severity == ERROR] == [case.code]

@@ -184,7 +184,7 @@ class _Run:
         """
         result = self.result
         try:
-            walker = RdbWalker(mm)
+            walker = RdbWalker(mm, deep=True)  # every value as Redis loads it, as an RDB's
             if result.rdb_version is None:
                 result.magic, result.rdb_version = walker.magic, walker.version
                 result.min_release = release_for(walker.magic, walker.version)
