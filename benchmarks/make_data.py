@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from toolkit.servers import RedisServer, find_binary, running_server  # noqa: E402
+from toolkit.server.process import RedisServer, find_binary, running_server  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

@@ -30,7 +30,7 @@ from tabulate import tabulate
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from toolkit.servers import find_binary, free_port  # noqa: E402
+from toolkit.server.process import find_binary, free_port  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 LOADED = re.compile(r"DB loaded from (disk|append only file|base file [^:]*): ([\d.]+) seconds")

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from toolkit.servers import RedisServer, ServerBinary, ServerError, free_port
+from toolkit.server.process import RedisServer, ServerBinary, ServerError, free_port
 
 LOAD_TIMEOUT = 30.0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from toolkit.servers import RedisServer, find_binary, running_server
+from toolkit.server.process import RedisServer, find_binary, running_server
 
 PIVOT_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 HOUR_MS = 3_600_000

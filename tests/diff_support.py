@@ -26,7 +26,7 @@ from toolkit.diff.model import (
     VALUE,
     DiffReport,
 )
-from toolkit.servers import RedisServer
+from toolkit.server.process import RedisServer
 
 # A fixed absolute expiry far ahead, so files saved by different servers hold the same one.
 FAR = 4_102_444_800_000  # 2100-01-01 in ms

@@ -35,7 +35,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from restore_support import ROOT, Run, Target
 
-from toolkit.servers import ServerBinary, running_server
+from toolkit.server.process import ServerBinary, running_server
 
 MARK = "RBKIT_FAULTS_MARK"
 WRITE_PREFIX = b"w:"

@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from toolkit.cli import main
+from toolkit.cli.app import main
 from toolkit.restore import files, procedure
 from toolkit.restore.journal import Journal
 

@@ -29,8 +29,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from toolkit.backup import check_backup
-from toolkit.servers import (
+from toolkit.check.backup import check_backup
+from toolkit.server.process import (
     ServerBinary,
     falkordb_module,
     find_binary,

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.servers import RedisServer, ServerBinary, ServerError, find_binary, free_port
+from toolkit.server.process import RedisServer, ServerBinary, ServerError, find_binary, free_port
 
 _PORT_ATTEMPTS = 5
 # The newest RDB version each test server reads.

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from toolkit.backup import check_backup
-from toolkit.result import CheckResult
+from toolkit.check.backup import check_backup
+from toolkit.check.result import CheckResult
 
 AOF = Path(__file__).parent.parent / "fixtures" / "aof"
 GOOD = sorted(AOF.glob("*.expected.json"))

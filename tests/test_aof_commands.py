@@ -16,8 +16,8 @@ from aof_support import aof, resp, server_load
 from conftest import invoke_cli
 
 from parsers.aof import command_table as ct
-from toolkit.backup import check_backup
-from toolkit.servers import (
+from toolkit.check.backup import check_backup
+from toolkit.server.process import (
     ServerBinary,
     falkordb_module,
     find_binaries,

@@ -33,8 +33,8 @@ if str(TESTS) not in sys.path:  # run as a script
 from aof_support import resp, server_load  # noqa: E402
 
 from parsers.aof.resp import Command, read_commands  # noqa: E402
-from toolkit.backup import check_backup  # noqa: E402
-from toolkit.servers import falkordb_module, find_binary  # noqa: E402
+from toolkit.check.backup import check_backup  # noqa: E402
+from toolkit.server.process import falkordb_module, find_binary  # noqa: E402
 
 AOF = TESTS.parent / "fixtures" / "aof"
 SEED = 20261202

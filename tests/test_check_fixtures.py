@@ -12,9 +12,9 @@ import pytest
 
 from parsers.rdb.constants import TYPE_NAMES, ValueType
 from parsers.rdb.walker import RdbWalker
-from toolkit.check import CheckResult, check_file
-from toolkit.keys import display_key
-from toolkit.report import check_report
+from toolkit.check.keys import display_key
+from toolkit.check.rdb import CheckResult, check_file
+from toolkit.check.report import check_report
 
 FAR_FUTURE_MS = 1 << 62
 

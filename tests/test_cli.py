@@ -14,7 +14,7 @@ import pytest
 import toolkit
 from parsers.rdb.strings import string_span
 from parsers.rdb.walker import RdbWalker
-from toolkit.keys import display_key
+from toolkit.check.keys import display_key
 
 RunCli = Callable[..., tuple[int, str, str]]
 ROOT = Path(__file__).resolve().parent.parent

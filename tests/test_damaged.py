@@ -19,8 +19,8 @@ import pytest
 
 from parsers.errors import format_key
 from parsers.rdb.walker import RdbWalker
-from toolkit.check import CheckResult, check_file, check_rdb
-from toolkit.problems import ERROR, Problem
+from toolkit.check.problems import ERROR, Problem
+from toolkit.check.rdb import CheckResult, check_file, check_rdb
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 RDB_NAMES = sorted(p.name.removesuffix(".rdb") for p in FIXTURES.glob("*.rdb"))

@@ -18,7 +18,7 @@ import pytest
 from conftest import invoke_cli
 from diff_cases import write_pair
 
-from toolkit.servers import RedisServer, find_binary, running_server
+from toolkit.server.process import RedisServer, find_binary, running_server
 
 PASSWORD = "pa55-w0rd-never-shown"
 

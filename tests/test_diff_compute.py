@@ -35,7 +35,8 @@ from diff_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolkit.backup import check_backup
+from toolkit.check.backup import check_backup
+from toolkit.check.report import check_report
 from toolkit.diff.compute import DiffError, compute_diff, join_tables
 from toolkit.diff.model import (
     ADDED,
@@ -49,8 +50,13 @@ from toolkit.diff.model import (
     Source,
 )
 from toolkit.diff.table import KeyTable, TypeCodes
-from toolkit.report import check_report
-from toolkit.servers import RedisServer, ServerBinary, ServerError, find_binary, running_server
+from toolkit.server.process import (
+    RedisServer,
+    ServerBinary,
+    ServerError,
+    find_binary,
+    running_server,
+)
 
 
 def _binary(version: str) -> ServerBinary:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from diff_cases import PIVOT_MS, write_pair
 
-from toolkit.diff.cli import parse_duration_ms
+from toolkit.cli.diff import parse_duration_ms
 from toolkit.diff.model import (
     COUNTS,
     KEYS,

@@ -32,7 +32,7 @@ from parsers.rdb.decode import (
 from parsers.rdb.dump import decode_dump
 from toolkit.diff.compute import compute_diff
 from toolkit.diff.values import size_of
-from toolkit.servers import falkordb_module, find_binary, running_server
+from toolkit.server.process import falkordb_module, find_binary, running_server
 
 VERSIONS = ("6.2", "7.0", "8.2")
 RDB_VERSION = {"6.2": 9, "7.0": 10, "8.2": 12}

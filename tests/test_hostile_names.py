@@ -16,9 +16,9 @@ from aof_support import resp
 from conftest import invoke_cli
 
 from parsers.printable import printable
-from toolkit.render import render_check
-from toolkit.result import CheckResult
-from toolkit.servers import find_binary, running_server
+from toolkit.check.render import render_check
+from toolkit.check.result import CheckResult
+from toolkit.server.process import find_binary, running_server
 
 HOSTILE = [
     b"\x1b[2J\x1b[Hfake.rdb: VALID",  # clear the screen, home, print a verdict
@@ -162,7 +162,7 @@ def test_check_and_diff_of_an_aof_with_hostile_keys_and_command_names(
 
 
 def test_aux_functions_and_module_names_are_escaped_in_the_check_text() -> None:
-    from toolkit.inventory import Inventory
+    from toolkit.check.inventory import Inventory
 
     result = CheckResult("x.rdb", "rdb", 10, 0)
     result.aux = {"redis-ver": "7.0.15\x1b[2J\nfake.rdb: VALID", "ctime": "1\r2"}

@@ -27,8 +27,14 @@ from parsers.aof.manifest import parse_manifest
 from parsers.aof.resp import Annotation, read_commands
 from parsers.rdb.decode import decode_key_values
 from parsers.rdb.walker import RdbWalker
-from toolkit.keyspace import Keyspace
-from toolkit.servers import RedisServer, ServerBinary, ServerError, find_binary, running_server
+from toolkit.check.keyspace import Keyspace
+from toolkit.server.process import (
+    RedisServer,
+    ServerBinary,
+    ServerError,
+    find_binary,
+    running_server,
+)
 
 DBS = range(3)
 AOF_CONFIG = {

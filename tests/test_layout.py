@@ -58,7 +58,7 @@ def test_import_scan_sees_forbidden_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(
         "import redis.client\n"
-        "from toolkit.cli import app\n"
+        "from toolkit.cli.app import app\n"
         "def f():\n    import typer\n"
         "try:\n    from tabulate import tabulate\nexcept ImportError:\n    pass\n"
         "from . import sibling\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from toolkit.cli import app
-from toolkit.locate import AOF, MULTIPART, RDB, LocateError, locate
-from toolkit.redisconf import ConfigError, read_config, split_args
+from toolkit.check.locate import AOF, MULTIPART, RDB, LocateError, locate
+from toolkit.cli.app import app
+from toolkit.server.config import ConfigError, read_config, split_args
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "rdb" / "redis-7.0-strings-only.rdb"
 MANIFEST = b"file appendonly.aof.1.base.rdb seq 1 type b\n"

@@ -36,23 +36,23 @@ from parsers.rdb.decode import (
 )
 from parsers.rdb.stream_meta import read_stream_meta
 from parsers.rdb.walker import RdbWalker
-from toolkit.backup import check_backup
-from toolkit.keys import display_key
+from toolkit.check.backup import check_backup
+from toolkit.check.keys import display_key
 from toolkit.mapped import mapped
-from toolkit.network.commands import CHUNK, Capabilities, NoCommands, rebuild, score_text
-from toolkit.network.load import Batch, ClusterWriter, load
-from toolkit.network.payload import (
+from toolkit.restore.network.commands import CHUNK, Capabilities, NoCommands, rebuild, score_text
+from toolkit.restore.network.load import Batch, ClusterWriter, load
+from toolkit.restore.network.payload import (
     PayloadError,
     dump_payload,
     payload_readable,
     readable_rdb_version,
     split_payload,
 )
-from toolkit.network.plan import COMMANDS, make_plan
-from toolkit.network.source import RdbSource
-from toolkit.network.target import TargetUrl, display_url, inspect_target, reply_names
-from toolkit.network.verify import verify
-from toolkit.servers import (
+from toolkit.restore.network.plan import COMMANDS, make_plan
+from toolkit.restore.network.source import RdbSource
+from toolkit.restore.network.target import TargetUrl, display_url, inspect_target, reply_names
+from toolkit.restore.network.verify import verify
+from toolkit.server.process import (
     RedisServer,
     ServerBinary,
     ServerError,
@@ -813,9 +813,9 @@ def test_a_write_failing_midway_stops_the_load_and_says_so() -> None:
 def test_the_prompt_asks_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from toolkit.cli import app
+    from toolkit.cli.app import app
 
-    monkeypatch.setattr("toolkit.network.command._interactive", lambda: True)
+    monkeypatch.setattr("toolkit.restore.network.command._interactive", lambda: True)
     path = fixture("redis-7.0-strings-only")
     with target("7.0") as server:
         args = ["restore", str(path), "--to", url_of(server)]

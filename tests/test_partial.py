@@ -20,8 +20,8 @@ from conftest import CliRun
 
 from parsers.rdb.constants import TYPE_NAMES
 from parsers.rdb.walker import RdbWalker
-from toolkit.check import check_file
-from toolkit.report import check_report
+from toolkit.check.rdb import check_file
+from toolkit.check.report import check_report
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 NAMES = ("redis-6.2-all-types", "redis-7.0-all-types")  # RDB 9 and 10: redis-check-rdb 7.0 reads

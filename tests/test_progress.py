@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from toolkit import progress as progress_module
-from toolkit.progress import MIN_SIZE, Progress, progress_for
+from toolkit.cli import progress as progress_module
+from toolkit.cli.progress import MIN_SIZE, Progress, progress_for
 
 
 def test_large_input_draws_percent_and_close_clears_it() -> None:

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from parsers.errors import FormatError
 from parsers.rdb.walker import RdbWalker
-from toolkit.check import CheckResult, check_rdb
-from toolkit.problems import ERROR
+from toolkit.check.problems import ERROR
+from toolkit.check.rdb import CheckResult, check_rdb
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 RDB_NAMES = sorted(p.name.removesuffix(".rdb") for p in FIXTURES.glob("*.rdb"))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.redisconf import RedisConfig
 from toolkit.restore import files
 from toolkit.restore.journal import (
     JOURNAL,
@@ -28,7 +27,8 @@ from toolkit.restore.journal import (
 from toolkit.restore.options import Options
 from toolkit.restore.rollback import rollback
 from toolkit.restore.target import Target
-from toolkit.servers import free_port
+from toolkit.server.config import RedisConfig
+from toolkit.server.process import free_port
 
 NAMES = ["dump.rdb", "appendonlydir", "appendonly.aof"]
 

@@ -54,10 +54,10 @@ from parsers.errors import (
 from parsers.rdb.decode import StreamValue, decode_value
 from parsers.rdb.strings import read_length
 from parsers.rdb.walker import RdbWalker
-from toolkit.backup import check_backup
-from toolkit.check import check_rdb
-from toolkit.problems import ERROR
-from toolkit.servers import falkordb_module, find_binary
+from toolkit.check.backup import check_backup
+from toolkit.check.problems import ERROR
+from toolkit.check.rdb import check_rdb
+from toolkit.server.process import falkordb_module, find_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 NOW_MS = 1_700_000_000_000

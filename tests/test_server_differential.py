@@ -20,8 +20,8 @@ from pathlib import Path
 from server_verdict import refusal, servers_reading
 
 from parsers.rdb.walker import RdbWalker
-from toolkit.check import check_rdb
-from toolkit.servers import ServerBinary, falkordb_module
+from toolkit.check.rdb import check_rdb
+from toolkit.server.process import ServerBinary, falkordb_module
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 # Every fixture with values other than strings, except the one whose module values need the

@@ -16,12 +16,18 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, RDB_FILES, invoke_cli, load_expected
 
-from toolkit.backup import check_backup
-from toolkit.compare import BackupKeys, compare
-from toolkit.inventory import DbStats
-from toolkit.live import TYPES, key_hash, read_live, scan_db
-from toolkit.servers import ServerBinary, ServerError, falkordb_module, find_binary, running_server
-from toolkit.stage import choose_binary, refusals, stage
+from toolkit.check.backup import check_backup
+from toolkit.check.inventory import DbStats
+from toolkit.server.process import (
+    ServerBinary,
+    ServerError,
+    falkordb_module,
+    find_binary,
+    running_server,
+)
+from toolkit.server.read import TYPES, key_hash, read_live, scan_db
+from toolkit.stage.compare import BackupKeys, compare
+from toolkit.stage.drill import choose_binary, refusals, stage
 
 AOF = FIXTURES.parent / "aof"
 AOF_FIXTURES = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.urls import is_url, safe_url
+from toolkit.server.connect import is_url, safe_url
 
 
 def test_mask_keeps_a_placeholder_where_the_password_was() -> None:

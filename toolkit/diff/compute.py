@@ -46,6 +46,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from toolkit.check.keys import display_key
 from toolkit.diff.errors import DiffError
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import (
@@ -80,7 +81,6 @@ from toolkit.diff.table import (
     glob_matcher,
     unpack_meta,
 )
-from toolkit.keys import display_key
 
 __all__ = ["DiffError", "compute_diff"]
 

@@ -23,7 +23,7 @@ from parsers.errors import FormatError
 from parsers.rdb.dump import DumpPayload, decode_dump
 from toolkit.diff.errors import DiffError
 from toolkit.diff.values import digest, size_of
-from toolkit.urls import safe_url
+from toolkit.server.connect import safe_url
 
 SCAN_COUNT = 1000
 SIZE_COMMANDS = {

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
+from toolkit.check.keys import key_fields
 from toolkit.diff.model import (
     ADDED,
     COUNTS,
@@ -38,7 +39,6 @@ from toolkit.diff.model import (
     KeyState,
     Source,
 )
-from toolkit.keys import key_fields
 
 SCHEMA = "rbkit.diff/1"
 TOP_PREFIXES = 10  # key families shown by default

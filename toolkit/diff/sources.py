@@ -32,7 +32,10 @@ from parsers.rdb.dump import decode_dump
 from parsers.rdb.strings import read_length, read_string, skip_string
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
-from toolkit.backup import check_backup
+from toolkit.check.backup import check_backup
+from toolkit.check.keyspace import UNKNOWN_TIME
+from toolkit.check.problems import ERROR
+from toolkit.check.result import BackupIOError, CheckResult
 from toolkit.diff.errors import DiffError
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
@@ -45,13 +48,10 @@ from toolkit.diff.table import (
     clamp_expiry,
 )
 from toolkit.diff.values import digest, size_of, string_digest
-from toolkit.keyspace import UNKNOWN_TIME
-from toolkit.live import parse_version, scan_db
 from toolkit.mapped import release_behind
-from toolkit.problems import ERROR
-from toolkit.result import BackupIOError, CheckResult
-from toolkit.servers import RedisServer, ServerError, free_port
-from toolkit.urls import is_url
+from toolkit.server.connect import is_url
+from toolkit.server.process import RedisServer, ServerError, free_port
+from toolkit.server.read import parse_version, scan_db
 
 Progress = Callable[[str], None] | None
 Matcher = Callable[[bytes], object] | None
@@ -510,7 +510,7 @@ class AofSide(Side):
 
     def _start_server(self, progress: Progress) -> RedisServer:
         """A scratch redis-server that loaded the AOF (as the restore drill stages it)."""
-        from toolkit.stage import (  # the restore drill's own staging rules
+        from toolkit.stage.drill import (  # the restore drill's own staging rules
             choose_binary,
             install_backup,
             refusals,
@@ -592,8 +592,8 @@ class LiveSide(Side):
 
     def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
         """Per type, the keys SCAN ... TYPE finds (the restore drill's way,
-        toolkit.live.scan_db: no command per key on Redis 6.0+); then INFO keyspace's keys and
-        expires (read after the scan, which drops the expired keys it meets)."""
+        toolkit.server.read.scan_db: no command per key on Redis 6.0+); then INFO keyspace's
+        keys and expires (read after the scan, which drops the expired keys it meets)."""
         started = time.monotonic()
         types = REDIS_TYPES if parse_version(self.server.version) >= (6, 0) else ()
         by_type: dict[int, dict[str, int]] = {}

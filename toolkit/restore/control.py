@@ -31,9 +31,9 @@ from pathlib import Path
 import redis
 
 from toolkit.lifeline import pid_alive
-from toolkit.restore.process import RunAs, server_in
 from toolkit.restore.target import Target
 from toolkit.restore.writes import REFUSE_WRITES, WritePause
+from toolkit.server.identity import RunAs, server_in
 
 Say = Callable[[str], None]
 
@@ -305,11 +305,13 @@ def wait_loaded(
                     f"{name} exited with {process.returncode} while starting" + _log_hint(target)
                 )
             exited_at = exited_at or now
+        if pause is not None and not pause.active:
+            # The pause is the probe: it goes in with the first connection that succeeds,
+            # even while the server loads, before any client can have written much.
+            with contextlib.suppress(redis.RedisError, OSError):
+                pause.hold()
         answer = look(target)
         if answer.up:
-            if pause is not None and not pause.active:
-                with contextlib.suppress(redis.RedisError, OSError):
-                    pause.hold()  # as early as it answers: no client writes before rbkit's
             if not answer.loading and answer.run_id is not None:
                 return
             server_pid = answer.pid or server_pid

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from parsers.aof.manifest import parse_manifest
 from toolkit import lifeline
-from toolkit.locate import MULTIPART, Located
+from toolkit.check.locate import MULTIPART, Located
 from toolkit.restore.journal import fsync_dir
-from toolkit.restore.process import RunAs
+from toolkit.server.identity import RunAs
 
 TMP_PREFIX = ".rbkit-install-"
 PRIVATE_PREFIX = ".rbkit-restore-"

@@ -29,12 +29,10 @@ from pathlib import Path
 import redis
 
 from parsers.errors import FormatError
-from toolkit.backup import check_backup
-from toolkit.compare import Comparison
-from toolkit.live import LiveKeyspace
-from toolkit.locate import Located, LocateError, locate
-from toolkit.problems import gate
-from toolkit.redisconf import ConfigError, RedisConfig, read_config
+from toolkit.check.backup import check_backup
+from toolkit.check.locate import Located, LocateError, locate
+from toolkit.check.problems import gate
+from toolkit.check.result import BackupIOError, CheckResult
 from toolkit.restore import control, files
 from toolkit.restore.journal import (
     JOURNAL,
@@ -52,9 +50,11 @@ from toolkit.restore.target import PERSISTENCE, Target, TargetError, discover
 from toolkit.restore.values import ValueCheck, compare_values
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
-from toolkit.result import BackupIOError, CheckResult
-from toolkit.servers import ServerBinary, ServerError, binary_version
-from toolkit.stage import StageReport, needed_databases, refusals, stage
+from toolkit.server.config import ConfigError, RedisConfig, read_config
+from toolkit.server.process import ServerBinary, ServerError, binary_version
+from toolkit.server.read import LiveKeyspace
+from toolkit.stage.compare import Comparison
+from toolkit.stage.drill import StageReport, needed_databases, refusals, stage
 from toolkit.steps import Step
 
 # Outcomes.

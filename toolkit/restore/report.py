@@ -18,7 +18,7 @@ from toolkit.restore.procedure import (
     RestoreReport,
 )
 from toolkit.restore.rollback import RollbackReport
-from toolkit.stage_report import SCHEMA, backup_json, comparison_lines, stage_json
+from toolkit.stage.report import SCHEMA, backup_json, comparison_lines, stage_json
 from toolkit.steps import steps_json, steps_table
 
 VERDICTS = {

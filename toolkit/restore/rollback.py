@@ -22,18 +22,18 @@ from pathlib import Path
 
 import redis
 
-from toolkit.backup import check_backup
-from toolkit.compare import Comparison
-from toolkit.live import LiveKeyspace
-from toolkit.locate import RDB, LocateError, locate
-from toolkit.redisconf import RedisConfig
+from toolkit.check.backup import check_backup
+from toolkit.check.locate import RDB, LocateError, locate
 from toolkit.restore import control, files
 from toolkit.restore.journal import Journal, JournalError, journaled, locked
 from toolkit.restore.options import Options, RestoreError, Say
-from toolkit.restore.process import RunAs
 from toolkit.restore.target import Target, TargetError, discover
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
+from toolkit.server.config import RedisConfig
+from toolkit.server.identity import RunAs
+from toolkit.server.read import LiveKeyspace
+from toolkit.stage.compare import Comparison
 from toolkit.steps import Step
 
 

@@ -16,12 +16,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from toolkit.live import parse_version
-from toolkit.redisconf import DEFAULTS, ConfigError, RedisConfig, read_config
-from toolkit.restore.process import RunAs, inspect, server_in
 from toolkit.restore.writes import REFUSE_WRITES, can_pause
-from toolkit.servers import ServerError, binary_version
-from toolkit.urls import safe_url
+from toolkit.server.config import DEFAULTS, ConfigError, RedisConfig, read_config
+from toolkit.server.connect import safe_url
+from toolkit.server.identity import RunAs, inspect, server_in
+from toolkit.server.process import ServerError, binary_version
+from toolkit.server.read import parse_version
 
 # The settings that decide which file the server loads, and where.
 PERSISTENCE = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")

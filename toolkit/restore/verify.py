@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from parsers.errors import FormatError
-from toolkit.compare import BackupKeys, Comparison, backup_keys
-from toolkit.live import LiveKeyspace
+from toolkit.check.result import CheckResult
 from toolkit.restore.target import Target
-from toolkit.result import CheckResult
-from toolkit.stage import compare_expected, read_expected
+from toolkit.server.read import LiveKeyspace
+from toolkit.stage.compare import BackupKeys, Comparison, backup_keys
+from toolkit.stage.drill import compare_expected, read_expected
 
 
 def verify_target(

@@ -82,10 +82,10 @@ class WritePause:
         return self._client is not None
 
     def hold(self) -> None:
-        """Pause writes now (raises redis.RedisError if the server refuses)."""
-        if self._client is None:
-            self._client = self._connect()
-        self._client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
+        """Pause writes now (raises redis.RedisError if the server refuses or is not up)."""
+        client = self._client or self._connect()
+        client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
+        self._client = client
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._renew, name="rbkit-pause", daemon=True)

@@ -1,0 +1,370 @@
+"""``rbkit check`` of an AOF: a single file (commands, maybe after an RDB preamble) or a Redis 7+
+multi-part AOF (manifest, base, incr files).
+
+Each file is read and judged on its own (its RDB part checked like any RDB, its commands
+framed as Redis frames them), then the whole is judged together: the manifest, the order of
+the files, a cut-off tail (forgiven by ``aof-load-truncated yes`` only in the last file), and
+the keyspace the commands rebuild, replayed by the keyspace model into the same inventory an
+RDB check gives.
+"""
+
+from __future__ import annotations
+
+import mmap
+import time
+from pathlib import Path
+
+from parsers.aof.command_table import module_providing
+from parsers.aof.manifest import Manifest, parse_manifest
+from parsers.aof.resp import Annotation, TruncatedCommand, read_commands
+from parsers.errors import FormatError
+from parsers.printable import printable
+from parsers.rdb.constants import MAGICS
+from parsers.rdb.decode import decode_value
+from parsers.rdb.walker import RdbWalker, release_for
+from toolkit.check.commands import SUB_MAX, CommandLedger, judge, writer_of
+from toolkit.check.keyspace import Keyspace
+from toolkit.check.problems import ERROR, WARNING, Problem
+from toolkit.check.rdb import ProgressFn, rdb_findings
+from toolkit.check.result import AofDetails, AofFile, AofReplay, BackupIOError, CheckResult
+from toolkit.mapped import mapped, release_behind
+
+_SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))
+# Release mapped pages behind the reader every this many commands.
+_RELEASE_EVERY = 1 << 16
+
+
+def check_aof(
+    path: Path,
+    *,
+    top: int = 10,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+    modules: list[str] | tuple[str, ...] = (),
+) -> CheckResult:
+    """Check a single-file AOF (Redis < 7 layout, with or without an RDB preamble).
+
+    ``modules`` names the modules the loading server has (``--module NAME|PATH``).
+    """
+    run = _Run(path, "single", top, now_ms, progress, modules)
+    run.read_file(path, AofFile(path.name, "single", _size(path)), last=True)
+    return run.finish()
+
+
+def check_multipart(
+    manifest_path: Path,
+    *,
+    top: int = 10,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+    modules: list[str] | tuple[str, ...] = (),
+) -> CheckResult:
+    """Check a multi-part AOF from its manifest: base, then incr files in order."""
+    run = _Run(manifest_path, "multi-part", top, now_ms, progress, modules)
+    folder = manifest_path.parent
+    try:
+        text = manifest_path.read_bytes()
+    except OSError as e:
+        raise BackupIOError(f"{manifest_path}: {e.strerror or e}") from None
+    try:
+        manifest = parse_manifest(text)
+    except FormatError as e:
+        e.source = manifest_path.name
+        run.result.problems.append(Problem(ERROR, "bad_manifest", e.offset, str(e)))
+        return run.finish()
+    assert run.result.aof is not None
+    run.result.aof.manifest = manifest_path.name
+    for warning in manifest.warnings:
+        run.result.problems.append(
+            Problem(WARNING, "manifest", None, f"{manifest_path.name}: {warning}")
+        )
+    files = _manifest_files(run, folder, manifest)
+    if files is None:
+        return run.finish()
+    for i, (entry_path, info) in enumerate(files):
+        run.read_file(entry_path, info, last=i == len(files) - 1)
+    for entry in manifest.history:
+        run.result.aof.files.append(
+            AofFile(entry.name, "history", _size(folder / entry.name), entry.seq, checked=False)
+        )
+    if manifest.history:
+        names = ", ".join(h.name for h in manifest.history)
+        run.result.notes.append(f"history files ({names}) are left over from rewrites: not read")
+    return run.finish()
+
+
+def _manifest_files(
+    run: _Run, folder: Path, manifest: Manifest
+) -> list[tuple[Path, AofFile]] | None:
+    """The files to read in order, or None (with errors noted) when one is missing."""
+    out = []
+    entries = ([manifest.base] if manifest.base else []) + list(manifest.incrs)
+    missing = False
+    for entry in entries:
+        path = folder / entry.name
+        role = "base" if entry.type == "b" else "incr"
+        if not path.is_file():
+            missing = True
+            run.result.problems.append(
+                Problem(
+                    ERROR,
+                    "missing_file",
+                    entry.offset,
+                    f"{run.result.path}: line {entry.line} names {entry.name}, which is not "
+                    f"in {folder}",
+                )
+            )
+            continue
+        out.append((path, AofFile(entry.name, role, _size(path), entry.seq)))
+    if not entries:
+        run.result.notes.append("the manifest lists no base and no incr file: an empty dataset")
+    return None if missing else out
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class _Run:
+    """The state of one AOF check: the keyspace model, statistics, problems."""
+
+    def __init__(
+        self,
+        path: Path,
+        layout: str,
+        top: int,
+        now_ms: int | None,
+        progress: ProgressFn | None,
+        modules: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self.top = top
+        self.progress = progress
+        self.keyspace = Keyspace()
+        self.result = CheckResult(str(path), "aof", _size(path), self.now_ms)
+        self.result.aof = AofDetails(layout)
+        self.db = 0
+        self.ts: int | None = None
+        self.touched: set[tuple[int, bytes]] = set()
+        self.ledger = CommandLedger()
+        self.modules = list(modules)
+
+    # -- one file --------------------------------------------------------------------------
+
+    def read_file(self, path: Path, info: AofFile, *, last: bool) -> None:
+        assert self.result.aof is not None
+        self.result.aof.files.append(info)
+        self.ledger.start_file(path.name)
+        self.db = 0  # each file is loaded by a fresh client, in db 0
+        try:
+            with mapped(path) as mm:
+                if mm is not None:
+                    self._read_mapped(mm, path, info, last=last)
+        except OSError as e:
+            raise BackupIOError(f"{path}: {e.strerror or e}") from None
+
+    def _read_mapped(self, mm: mmap.mmap, path: Path, info: AofFile, *, last: bool) -> None:
+        start = 0
+        if mm[:6].startswith(MAGICS):
+            start = self._read_rdb_part(mm, path, info)
+            if start is None:
+                return
+            info.format = "rdb" if start >= len(mm) else "rdb+resp"
+            if start >= len(mm):
+                return
+        self._read_commands(mm, path, info, start, last=last)
+
+    def _read_rdb_part(self, mm: mmap.mmap, path: Path, info: AofFile) -> int | None:
+        """Check the RDB at the start of the file and seed the model with its keys.
+
+        Returns where the commands after it start, or None when the RDB part is damaged.
+        """
+        result = self.result
+        try:
+            walker = RdbWalker(mm, deep=True)  # every value as Redis loads it, as an RDB's
+            if result.rdb_version is None:
+                result.magic, result.rdb_version = walker.magic, walker.version
+                result.min_release = release_for(walker.magic, walker.version)
+            for db, t, key_off, value_off, _end, _n, expire in walker.walk():
+                value = decode_value(mm, t, value_off, magic=walker.magic)
+                self.keyspace.load_key(db, walker.key_at(key_off), value, expire)
+        except FormatError as e:
+            e.source = path.name
+            result.problems.append(Problem.from_error(e))
+            return None
+        for function in walker.functions:
+            self.keyspace.load_function(function.library)
+        result.checksum = result.checksum or walker.checksum
+        result.aux = result.aux or {
+            a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace")
+            for a in walker.aux
+        }
+        for problem in rdb_findings(walker, result):
+            if problem.code in ("trailing_bytes", "resize_hint"):
+                continue  # the commands after the preamble; hints count keys, not commands
+            result.problems.append(
+                Problem(
+                    problem.severity,
+                    problem.code,
+                    problem.offset,
+                    f"{path.name}: {problem.message}",
+                )
+            )
+        return len(mm) - walker.trailing_bytes
+
+    def _read_commands(
+        self, mm: mmap.mmap, path: Path, info: AofFile, start: int, *, last: bool
+    ) -> None:
+        aof = self.result.aof
+        assert aof is not None
+        keyspace = self.keyspace
+        unknown = keyspace.unknown
+        # The ledger's shapes, filled inline (the hot path): see CommandLedger.
+        shapes = self.ledger.shapes
+        containers = self.ledger.containers
+        file_index = len(self.ledger.files) - 1
+        count = 0
+        released = 0
+        try:
+            for item in read_commands(mm, start):
+                if isinstance(item, Annotation):
+                    ts = item.timestamp
+                    if ts is not None:
+                        self.ts = ts * 1000
+                        aof.first_ts = ts if aof.first_ts is None else aof.first_ts
+                        aof.last_ts = ts
+                    continue
+                args = item.args
+                upper = args[0].upper()
+                argc = len(args)
+                sub = args[1][:SUB_MAX].upper() if argc > 1 and upper in containers else None
+                shape = (upper, sub, argc)
+                seen = shapes.get(shape)
+                if seen is None:
+                    shapes[shape] = [1, file_index, item.offset]
+                else:
+                    seen[0] += 1
+                aof.commands_by_db[self.db] += 1
+                if upper == b"SELECT" and argc == 2 and args[1].isdigit():
+                    self.db = int(args[1])
+                keyspace.execute(args, self.ts)
+                if unknown and upper[:SUB_MAX].decode("latin-1") in unknown:
+                    self.touched.update((self.db, key) for key in keys_named(args))
+                count += 1
+                if count % _RELEASE_EVERY == 0:
+                    released = release_behind(mm, item.end, released)
+                    if self.progress is not None:
+                        self.progress(item.end, len(mm))
+        except TruncatedCommand as e:
+            self._truncated(e, path, last=last)
+        except FormatError as e:
+            e.source = path.name
+            self.result.problems.append(Problem.from_error(e))
+        info.commands = count
+        if keyspace.in_multi:
+            keyspace.execute((b"DISCARD",))
+            self._unterminated_multi(path, last=last)
+
+    def _truncated(self, e: TruncatedCommand, path: Path, *, last: bool) -> None:
+        what = f"a {e.name.decode('latin-1').upper()} command" if e.name else "a command"
+        if last:
+            message = (
+                f"{path.name}: the last {e.missing_hint} bytes ({what} cut off at offset "
+                f"{e.start}) would be dropped by a server with aof-load-truncated yes; "
+                "with aof-load-truncated no it refuses to start"
+            )
+            self.result.problems.append(Problem(WARNING, "truncated_tail", e.start, message))
+        else:
+            message = (
+                f"{path.name}: {what} is cut off at offset {e.start}, and this is not the last "
+                "file: Redis refuses to load it whatever aof-load-truncated says"
+            )
+            self.result.problems.append(Problem(ERROR, "truncated", e.start, message))
+
+    def _unterminated_multi(self, path: Path, *, last: bool) -> None:
+        if last:
+            message = (
+                f"{path.name}: ends inside MULTI (no EXEC): Redis drops that transaction only "
+                "with aof-load-truncated yes, and refuses to start with no"
+            )
+            self.result.problems.append(Problem(WARNING, "unterminated_multi", None, message))
+        else:
+            message = (
+                f"{path.name}: ends inside MULTI (no EXEC) and is not the last file: "
+                "Redis refuses to load it"
+            )
+            self.result.problems.append(Problem(ERROR, "unterminated_multi", None, message))
+
+    # -- the whole -------------------------------------------------------------------------
+
+    def finish(self) -> CheckResult:
+        result = self.result
+        aof = result.aof
+        assert aof is not None
+        ks = self.keyspace
+        aof.commands = self.ledger.names()
+        judged = judge(self.ledger, writer_of(result.aux), self.modules)
+        result.problems.extend(judged.problems)
+        aof.command_table = judged.table.label
+        aof.command_table_why = judged.why
+        aof.modules = self.modules
+        # Commands the server refuses are errors above, not reasons to call the inventory
+        # approximate; arity errors are not also "failing commands".
+        aof.unknown_commands = ks.unknown
+        unmodelled = [(n, c) for n, c in ks.unknown.most_common() if n not in judged.refused]
+        aof.approximate = ks.approximate_without(judged.refused)
+        result.inventory = ks.inventory(self.now_ms, self.top)
+        result.replay = AofReplay(ks, self.touched)
+        errors = [
+            (e, n)
+            for e, n in ks.errors.most_common()
+            if e.partition(":")[0] not in judged.arity
+            or not e.endswith(": wrong number of arguments")
+        ]
+        if errors:
+            failing = "; ".join(f"{printable(e)} ({n}x)" for e, n in errors[:5])
+            result.problems.append(
+                Problem(
+                    WARNING,
+                    "failing_commands",
+                    None,
+                    f"{sum(n for _, n in errors)} command(s) fail when Redis loads "
+                    f"them (an error reply, no effect): {failing}",
+                )
+            )
+        if aof.approximate:
+            reasons = [f"{_unmodelled(name, judged.assumed)} ({n}x)" for name, n in unmodelled]
+            reasons += [f"{why} ({n}x)" for why, n in ks.approximations.most_common()]
+            result.problems.append(
+                Problem(
+                    WARNING,
+                    "approximate",
+                    None,
+                    "the inventory is approximate: " + "; ".join(reasons[:8]),
+                )
+            )
+        return result
+
+
+def _unmodelled(name: str, assumed: dict[str, str]) -> str:
+    """Why a command the model does not apply makes the inventory approximate."""
+    shown = printable(name.encode("latin-1"))
+    if name in assumed:
+        return f"{shown}, assumed a command of the module {printable(assumed[name])}"
+    provider = module_providing(name.encode("latin-1"))
+    if provider is not None:
+        return f"module command {shown} ({provider[0].name})"
+    return f"command {shown} not modelled"
+
+
+def keys_named(args: tuple[bytes, ...]) -> list[bytes]:
+    """The keys a command the model does not apply names (scripts: their KEYS; else the
+    first argument)."""
+    if args[0].upper() in _SCRIPTS:
+        if len(args) > 2 and args[2].isdigit():
+            return list(args[3 : 3 + int(args[2])])
+        return []
+    return [args[1]] if len(args) > 1 else []

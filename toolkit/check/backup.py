@@ -1,0 +1,49 @@
+"""Check any backup: find out what the path holds (locate.py), then check it as an RDB or an
+AOF. The one entry point restore and diff use too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.check.locate import AOF, MULTIPART, LocateError, locate
+from toolkit.check.rdb import ProgressFn, check_file
+from toolkit.check.result import BackupIOError, CheckResult
+from toolkit.server.config import ConfigError, RedisConfig, read_config
+
+
+def check_backup(
+    path: Path,
+    *,
+    config_path: Path | None = None,
+    config: RedisConfig | None = None,
+    top: int = 10,
+    quick: bool = False,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+    modules: tuple[str, ...] = (),
+) -> CheckResult:
+    """Check the backup at ``path``. Raises BackupIOError when there is nothing to check.
+
+    ``config`` (or the file ``config_path``) says which file of a data directory Redis loads.
+    ``modules`` (names or library paths) are the modules the loading server has: an AOF's
+    commands of other modules are errors. ``quick`` reads an RDB's framing only (the values
+    are not checked).
+    """
+    if config_path is not None:
+        try:
+            config = read_config(config_path)
+        except ConfigError as e:
+            raise BackupIOError(str(e)) from None
+    try:
+        found = locate(path, config)
+    except LocateError as e:
+        raise BackupIOError(str(e)) from None
+    if found.kind in (AOF, MULTIPART):
+        from toolkit.check.aof import check_aof, check_multipart  # needs the keyspace model
+
+        check = check_multipart if found.kind == MULTIPART else check_aof
+        result = check(found.path, top=top, now_ms=now_ms, progress=progress, modules=modules)
+    else:
+        result = check_file(found.path, top=top, quick=quick, now_ms=now_ms, progress=progress)
+    result.notes[:0] = found.notes
+    return result

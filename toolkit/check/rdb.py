@@ -1,0 +1,249 @@
+"""``rbkit check`` of an RDB file: judge it and take its inventory.
+
+Opens the file (the only IO here), maps it, runs the parser, and turns what the parser found
+into a verdict: errors, warnings and the inventory. By default every value is checked as Redis
+checks it when it loads it with ``sanitize-dump-payload yes``; ``quick`` reads the framing
+only. On damage, what was read before it is kept (``CheckResult.partial``). Rendering lives in
+render.py/report.py; AOF backups in aof_check.py; which file a BACKUP argument means, in
+backup.py.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from parsers.errors import FormatError
+from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
+from parsers.rdb.walker import RdbWalker, release_for
+from toolkit.check.inventory import Inventory, inventory_of_rdb, inventory_of_tally
+from toolkit.check.problems import ERROR, WARNING, Problem
+from toolkit.check.result import BackupIOError, CheckResult, Partial
+from toolkit.mapped import mapped, release_behind
+
+ProgressFn = Callable[[int, int], None]
+
+__all__ = ["BackupIOError", "CheckResult", "check_file", "check_rdb"]
+
+
+def check_file(
+    path: str | os.PathLike[str],
+    *,
+    top: int = 10,
+    quick: bool = False,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+) -> CheckResult:
+    """Check the RDB file at ``path``. Raises BackupIOError when it cannot be read."""
+    path = Path(path)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        with mapped(path) as mm:
+            if mm is None:
+                result = CheckResult(str(path), "rdb", 0, now_ms, quick)
+                result.problems.append(
+                    Problem(ERROR, "truncated", 0, "empty file: expected the RDB header")
+                )
+                return result
+            return check_rdb(
+                mm, path=str(path), top=top, quick=quick, now_ms=now_ms, progress=progress
+            )
+    except IsADirectoryError:
+        raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
+    except OSError as e:
+        raise BackupIOError(f"{path}: {e.strerror or e}") from None
+
+
+def check_rdb(
+    buf: mmap.mmap | bytes,
+    *,
+    path: str = "<buffer>",
+    top: int = 10,
+    quick: bool = False,
+    now_ms: int | None = None,
+    progress: ProgressFn | None = None,
+) -> CheckResult:
+    """Check an RDB held in ``buf``: the verdict, its problems and the inventory."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    size = len(buf)
+    result = CheckResult(path, "rdb", size, now_ms, quick)
+    try:
+        walker = RdbWalker(buf, deep=not quick, on_progress=_progress_hook(buf, progress))
+    except FormatError as e:
+        result.problems.append(Problem.from_error(e.located()))
+        return result
+    result.magic, result.rdb_version = walker.magic, walker.version
+    result.min_release = release_for(walker.magic, walker.version)
+    try:
+        result.inventory = inventory_of_rdb(walker, now_ms, top)
+    except FormatError as e:
+        result.problems.append(Problem.from_error(e))
+        result.partial = _partial(walker, e.offset)
+    result.aux = {
+        a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
+    }
+    result.checksum = walker.checksum
+    result.problems.extend(rdb_findings(walker, result))
+    return result
+
+
+def _partial(walker: RdbWalker, damage_at: int | None) -> Partial | None:
+    """What the walk had read when it met damage (like redis-check-rdb's "N keys read")."""
+    if walker.partial is None:
+        return None
+    last = walker.partial.last_key
+    last_key = None
+    if last is not None:
+        db, start = last
+        try:
+            last_key = (db, bytes(walker.key_at(start + 1)), start)
+        except (FormatError, IndexError):
+            last_key = None
+    return Partial(inventory_of_tally(walker, walker.partial.tally), last_key, damage_at)
+
+
+def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Callable[[int], None]:
+    """Release mapped pages behind the walk and report progress."""
+    released = 0
+    total = len(buf)
+
+    def hook(offset: int) -> None:
+        nonlocal released
+        if isinstance(buf, mmap.mmap):
+            released = release_behind(buf, offset, released)
+        if progress is not None:
+            progress(offset, total)
+
+    return hook
+
+
+def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
+    """Warnings and checksum errors that follow from a walk that reached its end (or not)."""
+    out: list[Problem] = []
+    checksum = walker.checksum
+    if checksum is not None:
+        if checksum.status == "mismatch":
+            out.append(
+                Problem(
+                    ERROR,
+                    "checksum_mismatch",
+                    checksum.offset,
+                    f"checksum mismatch: stored {checksum.stored:016x}, "
+                    f"computed {checksum.computed:016x}",
+                )
+            )
+        elif checksum.status == "disabled":
+            out.append(
+                Problem(
+                    WARNING,
+                    "checksum_disabled",
+                    checksum.offset,
+                    "checksum is zero (saved with rdbchecksum no): content cannot be verified",
+                )
+            )
+    if walker.trailing_bytes:
+        at = len(walker.buf) - walker.trailing_bytes
+        out.append(
+            Problem(
+                WARNING,
+                "trailing_bytes",
+                at,
+                f"{walker.trailing_bytes} bytes after the end of the RDB at offset {at}",
+            )
+        )
+    seen: set[int] = set()
+    for db in walker.dbs:
+        if db in seen:
+            out.append(
+                Problem(
+                    WARNING,
+                    "repeated_db",
+                    None,
+                    f"db {db} is selected more than once: keys may repeat, and Redis refuses "
+                    "duplicated keys when loading",
+                )
+            )
+        seen.add(db)
+    big = [db for db in sorted(seen) if db >= DEFAULT_DATABASES]
+    if big:
+        out.append(
+            Problem(
+                WARNING,
+                "databases",
+                None,
+                f"db {big[-1]} needs a server with 'databases {big[-1] + 1}' or more "
+                f"(the default is {DEFAULT_DATABASES})",
+            )
+        )
+    inv = result.inventory
+    if inv is not None:
+        for hint in walker.resize_hints:
+            stats = inv.databases.get(hint.db)
+            found = stats.keys if stats else 0
+            if hint.keys != found:
+                out.append(
+                    Problem(
+                        WARNING,
+                        "resize_hint",
+                        hint.offset,
+                        f"db {hint.db}: the resize hint says {hint.keys} keys, the file holds "
+                        f"{found}",
+                    )
+                )
+        empty = sum(s.empty for s in inv.databases.values())
+        if empty:
+            out.append(
+                Problem(
+                    WARNING,
+                    "empty_keys",
+                    None,
+                    f"{empty} empty collection(s): Redis skips them when loading",
+                )
+            )
+    if walker.magic == "REDIS":
+        out.extend(_anachronisms(walker, inv))
+    if any(f.pre_ga for f in walker.functions):
+        out.append(
+            Problem(
+                WARNING,
+                "function_pre_ga",
+                None,
+                "functions in the Redis 7.0 release-candidate format: Redis 7.0 and later "
+                "refuse to load them",
+            )
+        )
+    return out
+
+
+def _anachronisms(walker: RdbWalker, inv: Inventory | None) -> list[Problem]:
+    """Types and opcodes newer than the header's version: Redis reads them all the same, but
+    the version is probably wrong, and a server that only reads that version may refuse them."""
+    version = walker.version
+    out = []
+    last_type = MAX_TYPE_FOR_VERSION.get(version, 255)
+    newer = sorted(t for t in (inv.type_ids if inv else ()) if t > last_type)
+    if newer:
+        out.append(
+            Problem(
+                WARNING,
+                "type_too_new",
+                None,
+                f"value type(s) {', '.join(map(str, newer))} came after RDB {version}, "
+                "the version in the header",
+            )
+        )
+    ops = sorted(op for op in walker.opcodes_seen if OPCODE_SINCE.get(op, 0) > version)
+    if ops:
+        names = ", ".join(f"{Opcode(op).name} (RDB {OPCODE_SINCE[op]})" for op in ops)
+        out.append(
+            Problem(
+                WARNING,
+                "opcode_too_new",
+                None,
+                f"opcodes newer than RDB {version}, the version in the header: {names}",
+            )
+        )
+    return out

@@ -1,0 +1,160 @@
+"""``rbkit diff A B``: the command function, registered in toolkit/cli.py.
+
+Parse the options, call ``compute_diff`` (compute.py), hand the report to render.py, exit like
+diff(1): 0 the same, 1 different, 2 an error (one ``error:`` line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, NoReturn
+
+import typer
+
+from toolkit.cli.output import emit
+from toolkit.diff.render import TOP_PREFIXES
+from toolkit.errors import ExitCode
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+def diff(
+    a: Annotated[
+        str,
+        typer.Argument(
+            metavar="A",
+            help="Before: a backup check reads, a saved check --json report, or redis:// URL.",
+        ),
+    ],
+    b: Annotated[str, typer.Argument(metavar="B", help="After: the same kinds of source as A.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    format_: Annotated[
+        Format | None,
+        typer.Option("--format", help="table (default), json (rbkit.diff/1) or markdown."),
+    ] = None,
+    keys: Annotated[
+        bool,
+        typer.Option(
+            "--keys", help="List the differing keys (the first --limit; Markdown always does)."
+        ),
+    ] = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=0, help="How many differing keys --keys (and Markdown) list."),
+    ] = 50,
+    match: Annotated[
+        str | None,
+        typer.Option("--match", help="Compare only key names matching this glob (as SCAN)."),
+    ] = None,
+    values: Annotated[
+        bool, typer.Option("--values", help="Compare values (logical content) too.")
+    ] = False,
+    db: Annotated[
+        list[int] | None,
+        typer.Option("--db", min=0, help="Compare only this db (repeat for more)."),
+    ] = None,
+    prefix_sep: Annotated[
+        str,
+        typer.Option("--prefix-sep", help="Key families: name up to this separator ('' for none)."),
+    ] = ":",
+    top: Annotated[
+        int, typer.Option("--top", min=0, help="How many key families to show.")
+    ] = TOP_PREFIXES,
+    ttl_tolerance: Annotated[
+        str,
+        typer.Option(
+            "--ttl-tolerance",
+            help="TTLs closer than this are the same: ms, or with a unit (500ms, 2s, 1m).",
+        ),
+    ] = "1000ms",
+    module: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--module",
+            metavar="NAME|PATH",
+            help="A module the AOF's loading server has, as for rbkit check; repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Compare two backups or servers: keys lost, added or changed (exit 1 if any)."""
+    if json_out and format_ not in (None, Format.json):
+        _fail("--json and --format are one choice: give one of them")
+    fmt = Format.json if json_out else format_ or Format.table
+    tolerance_ms = parse_duration_ms(ttl_tolerance)
+    if tolerance_ms is None:
+        _fail(f"--ttl-tolerance {ttl_tolerance!r}: expected milliseconds or e.g. 500ms, 2s, 1m")
+    from toolkit.diff import render
+    from toolkit.diff.compute import DiffError, compute_diff
+
+    progress, done = _progress()
+    try:
+        report = compute_diff(
+            a,
+            b,
+            dbs=sorted(set(db)) if db else None,
+            match=match,
+            values=values,
+            ttl_tolerance_ms=tolerance_ms,
+            limit=limit,
+            prefix_sep=prefix_sep or None,
+            progress=progress,
+            modules=tuple(module or ()),
+        )
+    except DiffError as e:
+        done()
+        _fail(render.redact(str(e)))  # compute never names a password; this makes sure
+    done()
+
+    if fmt is Format.json:
+        text = json.dumps(render.diff_json(report, keys=keys, top_prefixes=top), indent=1)
+    elif fmt is Format.markdown:
+        # The review document wants the first keys: Markdown lists them without --keys too.
+        text = render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n")
+    else:
+        text = render.render_table(report, keys=keys, top_prefixes=top)
+    emit(text)
+    raise typer.Exit(int(ExitCode.OK if report.same else ExitCode.INVALID))
+
+
+def parse_duration_ms(text: str) -> int | None:
+    """``"1500"`` or ``"1500ms"`` -> 1500, ``"2s"`` -> 2000, ``"1m"`` -> 60000; None if bad."""
+    m = _DURATION.fullmatch(text)
+    if not m:
+        return None
+    return round(float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()])
+
+
+def _progress() -> tuple[Callable[[str], None] | None, Callable[[], None]]:
+    """A status line on stderr (a terminal only) and the function that clears it."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    width = [0]
+
+    def show(line: str) -> None:
+        line = line[:100]
+        sys.stderr.write("\r" + line.ljust(width[0]))
+        sys.stderr.flush()
+        width[0] = max(width[0], len(line))
+
+    def clear() -> None:
+        if width[0]:
+            sys.stderr.write("\r" + " " * width[0] + "\r")
+            sys.stderr.flush()
+
+    return show, clear
+
+
+def _fail(message: str) -> NoReturn:
+    emit(f"error: {message}", err=True)
+    raise typer.Exit(int(ExitCode.ERROR))

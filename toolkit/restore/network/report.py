@@ -1,0 +1,355 @@
+"""The network restore's report: the model, its ``rbkit.restore/1`` JSON (``"mode":
+"network"``) and the text with its tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from parsers.printable import printable
+from toolkit.check.keys import key_fields
+from toolkit.check.result import CheckResult
+from toolkit.restore.network.load import Failure, LoadStats
+from toolkit.restore.network.plan import Plan
+from toolkit.restore.network.verify import Verification
+from toolkit.server.read import LiveKeyspace
+from toolkit.stage.report import SCHEMA, backup_json
+from toolkit.steps import Step, steps_json, steps_table
+
+VERIFIED = "verified"  # restored and read back: the target holds what the backup holds
+PLANNED = "planned"  # --dry-run: the restore may go ahead; nothing written
+REFUSED = "refused"  # the gate or the preflight said no; nothing written
+CANCELLED = "cancelled"  # not confirmed at the prompt; nothing written
+FAILED = "failed"  # a write or the read-back failed midway (no rollback over the network)
+MISMATCH = "mismatch"  # restored, but the target does not hold what the backup holds
+
+
+@dataclass
+class NetworkReport:
+    """What a network restore did and found."""
+
+    backup: str
+    target: str  # the URL without its password
+    dry_run: bool
+    outcome: str = VERIFIED
+    reason: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    result: CheckResult | None = None  # the backup's check
+    restored_file: CheckResult | None = None  # the RDB sent, when it is not the backup (AOF)
+    plan: Plan | None = None
+    stats: LoadStats | None = None
+    verification: Verification | None = None
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    keys_after: dict[int, int] | None = None  # INFO keyspace once written
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (VERIFIED, PLANNED)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.steps)
+
+    def stop(self, outcome: str, reasons: list[str]) -> None:
+        self.outcome = outcome
+        self.reasons = list(reasons)
+        self.reason = "; ".join(reasons)
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def network_json(report: NetworkReport) -> dict[str, Any]:
+    """The ``rbkit restore --to URL --json`` object (schema rbkit.restore/1, mode network)."""
+    result = report.result
+    plan = report.plan
+    return {
+        "schema": SCHEMA,
+        "mode": "network",
+        "backup": report.backup,
+        **backup_json(result),
+        "dry_run": report.dry_run,
+        "outcome": report.outcome,
+        "verified": report.outcome == VERIFIED,
+        "reason": report.reason,
+        "reasons": report.reasons,
+        "target": _target_json(report),
+        "path": plan.path if plan else None,
+        "path_reason": plan.path_reason if plan else None,
+        "plan": _plan_json(plan) if plan else None,
+        "steps": steps_json(report.steps),
+        "seconds": round(report.seconds, 6),
+        "restored": _stats_json(report.stats) if report.stats else None,
+        "verification": _verification_json(report.verification),
+        "keys_after": _dbmap(report.keys_after) if report.keys_after is not None else None,
+        "notes": report.notes,
+        "problems": [
+            {"severity": p.severity, "code": p.code, "offset": p.offset, "message": p.message}
+            for p in (result.problems if result else [])
+        ],
+    }
+
+
+def _dbmap(d: dict[int, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in sorted(d.items())}
+
+
+def _target_json(report: NetworkReport) -> dict[str, Any]:
+    out: dict[str, Any] = {"url": report.target}
+    t = report.plan.target if report.plan else None
+    if t is None:
+        return out
+    out.update(
+        {
+            "server_name": t.server_name,
+            "version": t.version_text,
+            "role": t.role,
+            "cluster": t.cluster_enabled,
+            "cluster_state": t.cluster_state,
+            "nodes": [
+                {
+                    "address": n.address,
+                    "version": n.version,
+                    "keys": _dbmap({db: k for db, (k, _e) in n.keyspace.items()}),
+                }
+                for n in t.nodes
+            ],
+            "rdb_version": t.rdb_version,
+            "databases": t.databases,
+            "databases_source": t.databases_source,
+            "modules": t.modules,
+            "functions": t.functions,
+            "keys_before": _dbmap(t.keys_by_db()),
+        }
+    )
+    return out
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "databases": {
+            str(db): {
+                "keys": d.keys,
+                "expired": d.expired,
+                "empty": d.empty,
+                "left_out": d.left_out,
+                "to_restore": d.to_restore,
+                "target_before": d.target_before,
+            }
+            for db, d in sorted(plan.dbs.items())
+        },
+        "keys_to_restore": plan.keys_to_restore,
+        "target_empty": plan.target_empty,
+        "replace": plan.replace,
+        "forced": plan.force and bool(plan.losses),
+        "libraries": [lib.name for lib in plan.libraries],
+        "libraries_action": plan.libraries_action,
+        "field_ttls": plan.field_ttls,
+        "blockers": plan.blockers,
+        "losses": plan.losses,
+        "inexact": plan.inexact,
+        "notes": plan.notes,
+    }
+
+
+def _stats_json(stats: LoadStats) -> dict[str, Any]:
+    dbs = sorted(set(stats.restored) | set(stats.expired) | set(stats.empty) | set(stats.left_out))
+    return {
+        "databases": {
+            str(db): {
+                "keys": stats.restored[db],
+                "expired_skipped": stats.expired[db],
+                "empty_skipped": stats.empty[db],
+                "left_out": stats.left_out[db],
+            }
+            for db in dbs
+        },
+        "keys": stats.keys,
+        "expired_skipped": sum(stats.expired.values()),
+        "libraries": stats.libraries,
+        "commands": stats.commands,
+        "bytes": stats.bytes,
+        "batches": stats.batches,
+        "seconds": round(stats.seconds, 6),
+        "fields_expired": stats.fields_expired,
+        "field_ttls_dropped": stats.field_ttls_dropped,
+        "pending_entries_lost": stats.pel_lost,
+        "failed": stats.failed,
+        "failures": [
+            {
+                "db": f.db,
+                **(key_fields(f.key) if f.key is not None else {"key": None}),
+                "error": f.error,
+            }
+            for f in stats.failures
+        ],
+        "stopped": stats.stopped,
+    }
+
+
+def _verification_json(v: Verification | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {
+        "mode": v.mode,
+        "verified": v.verified,
+        "checked": v.checked,
+        "mismatch_count": v.mismatch_count,
+        "mismatches": v.mismatches,
+        "allowances": v.allowances,
+        "libraries_missing": v.libraries_missing,
+        "key_names_compared": bool(v.comparison and v.comparison.digest_compared),
+        "read": _live_json(v.live) if v.live is not None else None,
+        "seconds": round(v.seconds, 6),
+    }
+
+
+def _live_json(live: LiveKeyspace) -> dict[str, Any]:
+    """What the read-back found, per db (the drill's ``loaded`` shape, in short)."""
+    return {
+        "version": live.version,
+        "databases": {
+            str(db): {
+                "keys": d.scanned,
+                "info_keys": d.keys,
+                "expires": d.expires,
+                "by_type": d.by_type,
+                "digest": f"{d.digest:016x}",
+            }
+            for db, d in live.databases.items()
+        },
+        "functions": live.functions,
+        "sources": live.sources,
+    }
+
+
+# -- text ------------------------------------------------------------------------------------
+
+_VERDICTS = {
+    VERIFIED: "VERIFIED: restored, and the target holds what the backup holds",
+    PLANNED: "PLAN (--dry-run): nothing was written",
+    REFUSED: "REFUSED: nothing was written",
+    CANCELLED: "CANCELLED: nothing was written",
+    FAILED: "FAILED",
+    MISMATCH: "MISMATCH: restored, but the target does not hold what the backup holds",
+}
+
+
+def render_network(report: NetworkReport) -> str:
+    """The report as text: verdict, backup and target, the plan per db, steps, read-back."""
+    from tabulate import tabulate
+
+    from toolkit.check.render import human_bytes
+
+    out: list[str] = []
+    verdict = _VERDICTS[report.outcome]
+    if report.outcome == REFUSED and report.dry_run:
+        verdict = "REFUSED (--dry-run): the restore would be refused"
+    out.append(f"network restore of {report.backup} into {report.target}: {verdict}")
+    if not report.ok:
+        for reason in report.reasons or [report.reason or "?"]:
+            out.append(f"  reason: {reason}")
+    result = report.result
+    if result is not None:
+        what = f"{result.magic} RDB {result.rdb_version}" if result.magic else ""
+        if result.min_release:
+            what += f" ({'' if result.magic == 'VALKEY' else 'Redis '}{result.min_release}+)"
+        size = result.size
+        if result.aof is not None:
+            size = sum(f.size for f in result.aof.files)
+            what = f"{result.aof.layout} AOF" + (f", RDB part {what}" if what else "")
+        out.append(
+            f"  backup: {what}, {human_bytes(size)}, {'valid' if result.valid else 'INVALID'}"
+        )
+        for p in result.problems:
+            where = f" at offset {p.offset}" if p.offset is not None else ""
+            out.append(f"  {p.severity} ({p.code}{where}): {p.message}")
+    plan = report.plan
+    if plan is not None:
+        t = plan.target
+        kind = f"cluster of {len(t.nodes)} primaries" if t.cluster_enabled else "standalone"
+        dbs = f", databases {t.databases}" if t.databases and not t.cluster_enabled else ""
+        state = "empty" if plan.target_empty else "holds keys"
+        out.append(f"  target: {t.name}, {kind}{dbs}, reads RDB <= {t.rdb_version}; {state}")
+        out.append(f"  path: {plan.path}: {plan.path_reason}")
+        if plan.libraries:
+            names = ", ".join(lib.name for lib in plan.libraries)
+            out.append(f"  functions: {names} ({plan.libraries_action})")
+        if plan.losses and plan.force:
+            for loss in plan.losses:
+                out.append(f"  left out (--force): {loss}")
+        for item in plan.inexact:
+            out.append(f"  not exact: {item}")
+    for note in report.notes + (plan.notes if plan else []):
+        out.append(f"  note: {note}")
+    if plan is not None and plan.dbs:
+        stats = report.stats
+        after = report.keys_after
+        headers = ["db", "in backup", "expired", "empty", "left out", "to restore", "before"]
+        if stats is not None:
+            headers.append("restored")
+        if after is not None:
+            headers.append("after")
+        rows = []
+        for db, d in sorted(plan.dbs.items()):
+            row: list[object] = [
+                db,
+                d.keys,
+                d.expired,
+                d.empty,
+                d.left_out,
+                d.to_restore,
+                d.target_before,
+            ]
+            if stats is not None:
+                row.append(stats.restored[db])
+            if after is not None:
+                row.append(after.get(db, 0))
+            rows.append(row)
+        out.append("")
+        out.append(tabulate(rows, headers=headers, disable_numparse=True))
+    if report.steps:
+        out.append("")
+        out.append(steps_table(report.steps))
+    stats = report.stats
+    if stats is not None and (stats.failures or stats.stopped):
+        out.append("")
+        out.append("failures:")
+        for f in stats.failures:
+            where = f"db {f.db}: '{printable(f.key)}': " if f.key is not None else ""
+            out.append(f"  {where}{f.error}")
+        if stats.failed > len(stats.failures):
+            out.append(f"  ... {stats.failed - len(stats.failures)} more")
+        if stats.stopped:
+            out.append(f"  {stats.stopped}")
+    v = report.verification
+    if v is not None:
+        if v.allowances:
+            out.append("")
+            out.append("allowed for:")
+            out.extend(f"  {a}" for a in v.allowances)
+        if v.mismatches:
+            out.append("")
+            out.append("mismatches:")
+            out.extend(f"  {m}" for m in v.mismatches)
+            if v.mismatch_count > len(v.mismatches):
+                out.append(f"  ... {v.mismatch_count - len(v.mismatches)} more")
+        elif v.verified:
+            out.append("")
+            out.append(f"verified: {_verified_text(v)}")
+    return "\n".join(out)
+
+
+def _verified_text(v: Verification) -> str:
+    if v.mode == "keyspace":
+        what = "per-db keys, expires, types"
+        if v.comparison and v.comparison.digest_compared:
+            what += ", key names (digest)"
+        return what + " and function libraries, as the backup holds them"
+    return f"each of the {v.checked} restored keys exists with the backup's type and TTL"
+
+
+def _failure_json(f: Failure) -> dict[str, object]:
+    key = key_fields(f.key) if f.key is not None else {"key": None}
+    return {"db": f.db, **key, "error": f.error}

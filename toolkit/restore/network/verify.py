@@ -1,0 +1,257 @@
+"""Reading the target back after a network restore.
+
+Two ways, by what the target held before:
+
+- ``keyspace`` (the dbs written to were empty, nothing was left out): the restore drill's
+  comparison (toolkit/stage.py read_expected/compare_expected over toolkit/live.py and
+  toolkit/compare.py): per db the keys, keys with a TTL, keys per type and the key-name
+  digest must equal the backup's, allowing for keys whose TTL ran out; on a cluster the
+  primaries' keyspaces are added up first.
+- ``keys`` (other keys were there, or some were left out): every restored key is asked for
+  with pipelined TYPE and PEXPIRETIME (PTTL before 7.0): it must exist with the backup's
+  type and TTL, unless its TTL has run out since.
+
+Function libraries must be on the target (on every primary of a cluster) either way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import redis
+
+from parsers.printable import printable
+from toolkit.check.result import CheckResult
+from toolkit.restore.network.load import LoadStats
+from toolkit.restore.network.plan import (
+    Plan,
+    all_fields_expired,
+    field_ttl_types,
+    is_empty_collection,
+)
+from toolkit.restore.network.source import Item, RdbSource
+from toolkit.restore.network.target import TargetUrl, reply_names
+from toolkit.server.read import LiveDb, LiveKeyspace, parse_version
+from toolkit.stage.compare import BackupKeys, Comparison
+from toolkit.stage.drill import compare_expected, read_expected
+
+KEYSPACE = "keyspace"
+KEYS = "keys"
+BATCH = 1000
+# A hash whose last field TTL runs out this soon may be gone by the time it is asked for.
+FIELD_SLACK_MS = 60_000
+MAX_LISTED = 10
+
+
+@dataclass
+class Verification:
+    mode: str  # keyspace or keys
+    checked: int = 0  # keys asked for (keys mode) or read (keyspace mode)
+    mismatches: list[str] = field(default_factory=list)
+    mismatch_count: int = 0
+    allowances: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None
+    live: LiveKeyspace | None = None
+    libraries_missing: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def verified(self) -> bool:
+        return not self.mismatch_count
+
+    def mismatch(self, sentence: str) -> None:
+        self.mismatch_count += 1
+        if len(self.mismatches) < MAX_LISTED:
+            self.mismatches.append(sentence)
+
+
+def verify(
+    plan: Plan,
+    result: CheckResult,
+    source: RdbSource,
+    url: TargetUrl,
+    stats: LoadStats,
+    keys: BackupKeys | None,
+) -> Verification:
+    """Read the target back and compare with the backup. Raises redis errors to the caller."""
+    started = time.monotonic()
+    exact = plan.target_empty and keys is not None and not stats.all_fields_expired
+    exact = exact and not any(d.left_out for d in plan.dbs.values())
+    if exact:
+        assert keys is not None
+        out = _keyspace(plan, result, url, stats, keys)
+    else:
+        out = _keys(plan, source, url)
+    _libraries(out, plan, url, stats)
+    out.seconds = time.monotonic() - started
+    return out
+
+
+def _clients(plan: Plan, url: TargetUrl) -> Iterator[redis.Redis]:
+    if not plan.target.cluster_enabled:
+        client = url.client()
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with url.cluster() as rc:
+        for node in rc.get_primaries():
+            yield rc.get_redis_connection(node)
+
+
+def _keyspace(
+    plan: Plan, result: CheckResult, url: TargetUrl, stats: LoadStats, keys: BackupKeys
+) -> Verification:
+    out = Verification(KEYSPACE)
+    since = stats.started_ms
+    lives = [read_expected(client, result, keys, since) for client in _clients(plan, url)]
+    live = lives[0] if len(lives) == 1 else merge(lives)
+    wanted = set(plan.dbs)
+    live.databases = {db: d for db, d in live.databases.items() if db in wanted}
+    comparison = compare_expected(result, live, keys, since, False)
+    comparison.mismatches = [m for m in comparison.mismatches if m.what != "functions"]
+    out.comparison, out.live = comparison, live
+    out.checked = sum(d.scanned for d in live.databases.values())
+    for m in comparison.mismatches:
+        out.mismatch(m.sentence)
+    out.allowances = [a.sentence for a in comparison.allowances]
+    return out
+
+
+def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
+    """The keyspaces of a cluster's primaries as one: counts added, digests XORed, function
+    libraries those that every primary has."""
+    first = lives[0]
+    functions = None
+    if all(lv.functions is not None for lv in lives):
+        functions = sorted(set.intersection(*(set(lv.functions or []) for lv in lives)))
+    out = LiveKeyspace(
+        min((lv.version for lv in lives), key=parse_version),
+        first.server_name,
+        first.executable,
+        first.modules,
+        functions,
+        {},
+    )
+    for lv in lives:
+        for db, d in lv.databases.items():
+            m = out.databases.setdefault(db, LiveDb())
+            m.keys += d.keys
+            m.expires += d.expires
+            m.scanned += d.scanned
+            m.digest ^= d.digest
+            m.watched.update(d.watched)
+            for t, n in d.by_type.items():
+                m.by_type[t] = m.by_type.get(t, 0) + n
+        out.time_ms = max(out.time_ms, lv.time_ms)
+        out.seconds += lv.seconds
+    out.sources["cluster"] = f"{len(lives)} primaries added up"
+    return out
+
+
+def _keys(plan: Plan, source: RdbSource, url: TargetUrl) -> Verification:
+    out = Verification(KEYS)
+    exact_ttl = plan.target.version >= (7, 0)
+    ttl_types = field_ttl_types(source.magic)
+    batch: list[Item] = []
+    with _Reader(plan, url, "PEXPIRETIME" if exact_ttl else "PTTL") as reader:
+        for item in source.items():
+            if item.db in plan.skip_dbs or item.type_name in plan.skip_types:
+                continue
+            if is_empty_collection(item.type_id, item.elements):
+                continue
+            if item.expire_ms is not None and item.expire_ms <= time.time() * 1000:
+                continue
+            if item.type_id in ttl_types:  # skipped by the load when all its fields expired
+                value, _meta = source.decode(item)
+                if all_fields_expired(value, time.time() * 1000 + FIELD_SLACK_MS):
+                    continue
+            batch.append(item)
+            if len(batch) >= BATCH:
+                _check_batch(out, reader.read(batch), batch, exact_ttl)
+                batch = []
+        if batch:
+            _check_batch(out, reader.read(batch), batch, exact_ttl)
+    return out
+
+
+class _Reader:
+    """TYPE and a TTL command for batches of keys, pipelined per db (or by the cluster)."""
+
+    def __init__(self, plan: Plan, url: TargetUrl, ttl_cmd: str) -> None:
+        self.url = url
+        self.ttl_cmd = ttl_cmd
+        self.rc = url.cluster() if plan.target.cluster_enabled else None
+        self.clients: dict[int, redis.Redis] = {}
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.rc is not None:
+            self.rc.close()
+        for client in self.clients.values():
+            client.close()
+
+    def read(self, items: list[Item]) -> list[tuple[str, int]]:
+        """(TYPE, TTL reply) of each item."""
+        groups: dict[int, list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(0 if self.rc is not None else item.db, []).append(i)
+        out: list[tuple[str, int]] = [("none", -2)] * len(items)
+        for db, indexes in groups.items():
+            if self.rc is not None:
+                pipe = self.rc.pipeline()
+            else:
+                client = self.clients.get(db)
+                if client is None:
+                    client = self.clients[db] = self.url.client(db)
+                pipe = client.pipeline(transaction=False)
+            for i in indexes:
+                pipe.execute_command("TYPE", items[i].key)
+                pipe.execute_command(self.ttl_cmd, items[i].key)
+            got = pipe.execute()
+            for n, i in enumerate(indexes):
+                out[i] = (_text(got[2 * n]), int(got[2 * n + 1]))
+        return out
+
+
+def _check_batch(
+    out: Verification, replies: list[tuple[str, int]], items: list[Item], exact_ttl: bool
+) -> None:
+    now = time.time() * 1000
+    for item, (type_name, ttl) in zip(items, replies, strict=True):
+        out.checked += 1
+        where = f"db {item.db}: '{printable(item.key)}'"
+        if type_name == "none":
+            if item.expire_ms is not None and item.expire_ms <= now:
+                continue  # its TTL ran out since it was restored
+            out.mismatch(f"{where} is missing")
+            continue
+        if type_name != item.type_name:
+            out.mismatch(f"{where} is a {type_name}, expected a {item.type_name}")
+        if item.expire_ms is None and ttl != -1:
+            out.mismatch(f"{where} has a TTL, expected none")
+        elif item.expire_ms is not None and ttl == -1:
+            out.mismatch(f"{where} has no TTL, expected one (expires at {item.expire_ms})")
+        elif item.expire_ms is not None and exact_ttl and ttl != item.expire_ms:
+            out.mismatch(f"{where} expires at {ttl}, expected {item.expire_ms}")
+
+
+def _libraries(out: Verification, plan: Plan, url: TargetUrl, stats: LoadStats) -> None:
+    wanted = set(stats.libraries)
+    if not wanted:
+        return
+    for client in _clients(plan, url):
+        have = set(reply_names(client.execute_command("FUNCTION LIST"), "library_name"))
+        for name in sorted(wanted - have):
+            if name not in out.libraries_missing:
+                out.libraries_missing.append(name)
+                out.mismatch(f"function library {name} is not on the target")
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

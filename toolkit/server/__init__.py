@@ -1,0 +1,1 @@
+"""Redis servers: binaries, scratch processes, reading and reaching live ones."""

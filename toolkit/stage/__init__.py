@@ -1,0 +1,1 @@
+"""The restore drill: load a backup into a scratch server and compare."""
