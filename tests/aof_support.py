@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from toolkit.server.process import RedisServer, ServerBinary, ServerError, free_port
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, ServerBinary, free_port
 
 LOAD_TIMEOUT = 30.0
 

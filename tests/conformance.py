@@ -33,7 +33,8 @@ from tabulate import tabulate
 from toolkit.check.backup import check_backup
 from toolkit.check.problems import ERROR, Problem
 from toolkit.check.rdb import CheckResult, check_file
-from toolkit.server.process import RedisServer, ServerBinary, ServerError, find_binary, free_port
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, ServerBinary, find_binary, free_port
 
 # Expiry at load time is judged against the manifest run's date; with the time zone unknown,
 # keys expiring within this slack either side of that day may have gone either way.

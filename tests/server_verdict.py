@@ -13,7 +13,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.server.process import RedisServer, ServerBinary, ServerError, find_binary, free_port
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, ServerBinary, find_binary, free_port
 
 _PORT_ATTEMPTS = 5
 # The newest RDB version each test server reads.

@@ -283,10 +283,17 @@ def test_unreadable_path_is_exit_2_with_error_on_stderr(
     code, out, err = run_cli(*args)
     no_traceback(out, err)
     assert code == 2
-    assert out == ""
     assert err.startswith("error: ")
     assert str(path) in err
     assert len(err.strip().splitlines()) == 1
+    if json_flag:  # the error is a JSON object on stdout too, for what reads --json
+        assert json.loads(out) == {
+            "schema": "rbkit.error/1",
+            "error": err.strip().removeprefix("error: "),
+            "exit_code": 2,
+        }
+    else:
+        assert out == ""
 
 
 @pytest.mark.parametrize(

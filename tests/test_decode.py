@@ -35,13 +35,8 @@ from parsers.rdb.decode import (
     read_value,
 )
 from parsers.rdb.walker import RdbWalker
-from toolkit.server.process import (
-    RedisServer,
-    ServerError,
-    falkordb_module,
-    find_binary,
-    running_server,
-)
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, falkordb_module, find_binary, running_server
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 RDB_FILES = sorted(FIXTURES.glob("*.rdb"))

@@ -50,13 +50,8 @@ from toolkit.diff.model import (
     Source,
 )
 from toolkit.diff.table import KeyTable, TypeCodes
-from toolkit.server.process import (
-    RedisServer,
-    ServerBinary,
-    ServerError,
-    find_binary,
-    running_server,
-)
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, ServerBinary, find_binary, running_server
 
 
 def _binary(version: str) -> ServerBinary:

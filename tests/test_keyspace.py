@@ -19,7 +19,8 @@ import redis
 
 from parsers.rdb.decode import HashValue, ModuleValue, SetValue, StreamValue, StringValue
 from toolkit.check.keyspace import UNKNOWN_TIME, Keyspace
-from toolkit.server.process import RedisServer, ServerError, find_binary, running_server
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, find_binary, running_server
 
 FUT = 4_102_444_800_000  # 2100-01-01, in ms: "far in the future" for every expiry below
 FUT_S = FUT // 1000

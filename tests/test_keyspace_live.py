@@ -28,13 +28,8 @@ from parsers.aof.resp import Annotation, read_commands
 from parsers.rdb.decode import decode_key_values
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.keyspace import Keyspace
-from toolkit.server.process import (
-    RedisServer,
-    ServerBinary,
-    ServerError,
-    find_binary,
-    running_server,
-)
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, ServerBinary, find_binary, running_server
 
 DBS = range(3)
 AOF_CONFIG = {

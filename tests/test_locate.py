@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from toolkit.check.locate import AOF, MULTIPART, RDB, LocateError, locate
+from toolkit.check.locate import AOF, MULTIPART, RDB, locate
 from toolkit.cli.app import app
-from toolkit.server.config import ConfigError, read_config, split_args
+from toolkit.errors import BackupIOError, ConfigError
+from toolkit.server.config import read_config, split_args
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "rdb" / "redis-7.0-strings-only.rdb"
 MANIFEST = b"file appendonly.aof.1.base.rdb seq 1 type b\n"
@@ -77,7 +78,7 @@ def test_appendonly_yes_with_a_single_file_aof(tmp_path: Path) -> None:
 
 def test_appendonly_yes_without_any_aof_would_start_empty(tmp_path: Path) -> None:
     d = data_dir(tmp_path)
-    with pytest.raises(LocateError, match="start empty"):
+    with pytest.raises(BackupIOError, match="start empty"):
         locate(d, read_config(conf(tmp_path, "appendonly yes\n")))
 
 
@@ -85,7 +86,7 @@ def test_an_aof_without_appendonly_is_not_loaded(tmp_path: Path) -> None:
     d = data_dir(tmp_path, rdb=False, aof_dir=True)
     (d / "appendonlydir" / "appendonly.aof.manifest").unlink()
     (d / "appendonly.aof").write_bytes(b"*1\r\n$4\r\nPING\r\n")
-    with pytest.raises(LocateError, match="only with appendonly yes"):
+    with pytest.raises(BackupIOError, match="only with appendonly yes"):
         locate(d)
 
 

@@ -38,6 +38,7 @@ from parsers.rdb.stream_meta import read_stream_meta
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.keys import display_key
+from toolkit.errors import ServerError
 from toolkit.mapped import mapped
 from toolkit.restore.network.commands import CHUNK, Capabilities, NoCommands, rebuild, score_text
 from toolkit.restore.network.load import Batch, ClusterWriter, load
@@ -55,7 +56,6 @@ from toolkit.restore.network.verify import verify
 from toolkit.server.process import (
     RedisServer,
     ServerBinary,
-    ServerError,
     falkordb_module,
     find_binary,
     free_port,
@@ -815,7 +815,7 @@ def test_the_prompt_asks_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from toolkit.cli.app import app
 
-    monkeypatch.setattr("toolkit.restore.network.command._interactive", lambda: True)
+    monkeypatch.setattr("toolkit.cli.restore._interactive", lambda: True)
     path = fixture("redis-7.0-strings-only")
     with target("7.0") as server:
         args = ["restore", str(path), "--to", url_of(server)]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.errors import JournalError
 from toolkit.restore import files
 from toolkit.restore.journal import (
     JOURNAL,
     LOCK,
     Journal,
-    JournalError,
     LockHeld,
     lock_holder,
     locked,

@@ -18,13 +18,8 @@ from conftest import FIXTURES, RDB_FILES, invoke_cli, load_expected
 
 from toolkit.check.backup import check_backup
 from toolkit.check.inventory import DbStats
-from toolkit.server.process import (
-    ServerBinary,
-    ServerError,
-    falkordb_module,
-    find_binary,
-    running_server,
-)
+from toolkit.errors import ServerError
+from toolkit.server.process import ServerBinary, falkordb_module, find_binary, running_server
 from toolkit.server.read import TYPES, key_hash, read_live, scan_db
 from toolkit.stage.compare import BackupKeys, compare
 from toolkit.stage.drill import choose_binary, refusals, stage

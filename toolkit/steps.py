@@ -1,14 +1,31 @@
-"""Timed steps: how the restore drill, the restore and the network restore report their work."""
+"""Timed steps: how the restore drill, the restore and the network restore report their work;
+and the shape of a progress display, which the command line passes down (cli/progress.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tabulate import tabulate
+
+
+class Progress(Protocol):
+    """Told how far a long step is (``done`` of ``total`` units), then closed."""
+
+    def __call__(self, done: int, total: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# Makes a progress display for a step named by its label; None where none is wanted.
+ProgressFactory = Callable[[str], Progress | None]
+
+
+def no_progress(_label: str) -> None:
+    return None
 
 
 @dataclass

@@ -26,7 +26,8 @@ from toolkit.check.commands import SUB_MAX, CommandLedger, judge, writer_of
 from toolkit.check.keyspace import Keyspace
 from toolkit.check.problems import ERROR, WARNING, Problem
 from toolkit.check.rdb import ProgressFn, rdb_findings
-from toolkit.check.result import AofDetails, AofFile, AofReplay, BackupIOError, CheckResult
+from toolkit.check.result import AofDetails, AofFile, AofReplay, CheckResult
+from toolkit.errors import BackupIOError
 from toolkit.mapped import mapped, release_behind
 
 _SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))

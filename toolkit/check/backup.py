@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.check.locate import AOF, MULTIPART, LocateError, locate
+from toolkit.check.locate import AOF, MULTIPART, locate
 from toolkit.check.rdb import ProgressFn, check_file
-from toolkit.check.result import BackupIOError, CheckResult
-from toolkit.server.config import ConfigError, RedisConfig, read_config
+from toolkit.check.result import CheckResult
+from toolkit.errors import BackupIOError, ConfigError
+from toolkit.server.config import RedisConfig, read_config
 
 
 def check_backup(
@@ -36,7 +37,7 @@ def check_backup(
             raise BackupIOError(str(e)) from None
     try:
         found = locate(path, config)
-    except LocateError as e:
+    except BackupIOError as e:
         raise BackupIOError(str(e)) from None
     if found.kind in (AOF, MULTIPART):
         from toolkit.check.aof import check_aof, check_multipart  # needs the keyspace model

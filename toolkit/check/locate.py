@@ -8,15 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsers.rdb.constants import MAGICS
+from toolkit.errors import BackupIOError
 from toolkit.server.config import RedisConfig
 
 RDB = "rdb"
 AOF = "aof"  # a single file: commands, possibly after an RDB preamble
 MULTIPART = "aof-multipart"
-
-
-class LocateError(Exception):
-    """Nothing checkable at that path (exit code 2)."""
 
 
 @dataclass
@@ -32,7 +29,7 @@ def sniff(path: Path) -> str:
         with open(path, "rb") as f:
             head = f.read(9)
     except OSError as e:
-        raise LocateError(f"{path}: {e.strerror or e}") from None
+        raise BackupIOError(f"{path}: {e.strerror or e}") from None
     if head.startswith(MAGICS) or not head:  # Redis loads an empty AOF as empty
         return AOF if ".aof" in path.name else RDB
     if head[:1] in (b"*", b"#"):
@@ -47,9 +44,9 @@ def locate(path: Path, config: RedisConfig | None = None) -> Located:
             return Located(MULTIPART, path)
         return Located(sniff(path), path)
     if not path.exists():
-        raise LocateError(f"{path}: no such file or directory")
+        raise BackupIOError(f"{path}: no such file or directory")
     if not path.is_dir():
-        raise LocateError(f"{path}: not a file or directory")
+        raise BackupIOError(f"{path}: not a file or directory")
     manifests = sorted(path.glob("*.manifest"))
     if manifests:
         return Located(MULTIPART, _pick_manifest(path, manifests, config))
@@ -63,7 +60,7 @@ def _pick_manifest(folder: Path, manifests: list[Path], config: RedisConfig | No
     if len(manifests) == 1:
         return manifests[0]
     names = ", ".join(m.name for m in manifests)
-    raise LocateError(f"{folder}: several manifests ({names}); name the one to check")
+    raise BackupIOError(f"{folder}: several manifests ({names}); name the one to check")
 
 
 def _data_dir(folder: Path, config: RedisConfig | None) -> Located:
@@ -90,7 +87,7 @@ def _data_dir(folder: Path, config: RedisConfig | None) -> Located:
                 f"Redis 7+ turns it into {dirname}/ on start){also}"
             )
             return Located(AOF, single, notes)
-        raise LocateError(
+        raise BackupIOError(
             f"{folder}: appendonly yes, but neither {dirname}/{manifest.name} nor {aofname} "
             "is here: Redis would start empty"
         )
@@ -101,8 +98,8 @@ def _data_dir(folder: Path, config: RedisConfig | None) -> Located:
         return Located(RDB, rdb, notes)
     if manifest.is_file() or single.is_file():
         found = manifest if manifest.is_file() else single
-        raise LocateError(
+        raise BackupIOError(
             f"{folder}: no {dbfilename}, but {found.relative_to(folder)} is here: "
             "Redis loads it only with appendonly yes (pass --config, or the file itself)"
         )
-    raise LocateError(f"{folder}: no {dbfilename}, {dirname}/ or {aofname} here")
+    raise BackupIOError(f"{folder}: no {dbfilename}, {dirname}/ or {aofname} here")

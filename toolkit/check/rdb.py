@@ -21,7 +21,8 @@ from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCOD
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.check.inventory import Inventory, inventory_of_rdb, inventory_of_tally
 from toolkit.check.problems import ERROR, WARNING, Problem
-from toolkit.check.result import BackupIOError, CheckResult, Partial
+from toolkit.check.result import CheckResult, Partial
+from toolkit.errors import BackupIOError
 from toolkit.mapped import mapped, release_behind
 
 ProgressFn = Callable[[int, int], None]

@@ -14,10 +14,6 @@ if TYPE_CHECKING:
     from toolkit.check.keyspace import Keyspace
 
 
-class BackupIOError(Exception):
-    """The backup could not be opened or read (exit code 2, not a verdict)."""
-
-
 @dataclass
 class AofFile:
     """One file of an AOF: its place in the manifest and what reading it found."""

@@ -1,40 +1,50 @@
-"""The ``rbkit`` command line: parse options, call the toolkit, render, exit."""
+"""The ``rbkit`` command line: the Typer app, and the one place errors become exit codes.
+
+Commands (one module each: check.py, restore.py, diff.py) parse their options, call the
+toolkit, render and raise ``typer.Exit`` with their verdict. Anything that goes wrong on the
+way is an :class:`~toolkit.errors.RbkitError` and ends here, in :func:`main`: one ``error:``
+line on stderr (with ``--json``, a JSON object on stdout too) and exit code 2. A usage error
+of the command line itself is exit 2 as well; Ctrl-C is 130; a bug of rbkit's is one line
+too, with its traceback only under ``--debug``. A reader that closes the pipe (``| head``)
+changes nothing: the exit code is the verdict's.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import functools
+import signal
 import sys
-from pathlib import Path
-from typing import Annotated
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from toolkit import __version__
-from toolkit.check.backup import check_backup
-from toolkit.check.result import BackupIOError
+from toolkit.cli.check import EXAMPLES as CHECK_EXAMPLES
+from toolkit.cli.check import check
+from toolkit.cli.diff import EXAMPLES as DIFF_EXAMPLES
 from toolkit.cli.diff import diff
-from toolkit.cli.output import emit
-from toolkit.cli.progress import progress_for
+from toolkit.cli.output import emit, emit_json
+from toolkit.cli.restore import EXAMPLES as RESTORE_EXAMPLES
 from toolkit.cli.restore import restore
-from toolkit.errors import ExitCode
+from toolkit.errors import ExitCode, RbkitError
+
+ERROR_SCHEMA = "rbkit.error/1"
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     help="Inspect, validate, restore and compare Redis backups (RDB and AOF).",
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
 )
-
-
-def abort(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
-    emit(f"error: {message}", err=True)
-    return typer.Exit(int(code))
+_state = {"debug": False}
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"rbkit {__version__}")
+        emit(f"rbkit {__version__}")
         raise typer.Exit()
 
 
@@ -43,92 +53,65 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error.")
+    ] = False,
 ) -> None:
     """rbkit: check a backup before you restore it."""
+    _state["debug"] = debug
 
 
-@app.command()
-def check(
-    backup: Annotated[
-        Path,
-        typer.Argument(
-            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir."
-        ),
-    ],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Warnings make it invalid.")] = False,
-    top: Annotated[int, typer.Option("--top", min=0, help="How many biggest keys.")] = 10,
-    quick: Annotated[
-        bool,
-        typer.Option(
-            "--quick",
-            help="Read the framing only, not the values: faster, and the verdict says "
-            "'structure not validated'.",
-        ),
-    ] = False,
-    deep: Annotated[
-        bool,
-        typer.Option("--deep", hidden=True, help="Accepted for compatibility: the default."),
-    ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="redis.conf: which file Redis loads (dir, appendonly, names)."
-        ),
-    ] = None,
-    module: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--module",
-            metavar="NAME|PATH",
-            help="A module the loading server has (an AOF's commands of it are accepted); "
-            "repeatable.",
-        ),
-    ] = None,
-) -> None:
-    """Validate a backup as the server loading it would, and print its inventory."""
-    if quick and deep:
-        raise abort("--quick and --deep contradict each other")
-    progress = progress_for(f"checking {backup.name}")
+def _report(message: str, code: ExitCode, as_json: bool) -> None:
+    emit(f"error: {message}", err=True)
+    if as_json:
+        emit_json({"schema": ERROR_SCHEMA, "error": message, "exit_code": int(code)})
+
+
+def _asked_for_json(options: dict[str, Any]) -> bool:
+    """--json (with no other --format), or --format json."""
+    fmt = options.get("format_")
+    if fmt is not None:
+        return str(getattr(fmt, "value", fmt)) == "json"
+    return bool(options.get("json_out"))
+
+
+def reported(command: Callable[..., None]) -> Callable[..., None]:
+    """``command``, with its RbkitErrors turned into one ``error:`` line (and, when it was
+    asked for JSON, a JSON object) and their exit code: the one mapping of errors to codes."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except RbkitError as e:
+            as_json = _asked_for_json(kwargs)
+            _report(str(e), e.exit_code, as_json)
+            raise typer.Exit(int(e.exit_code)) from None
+
+    return run
+
+
+app.command(epilog=CHECK_EXAMPLES, context_settings=CONTEXT)(reported(check))
+app.command(epilog=RESTORE_EXAMPLES, context_settings=CONTEXT)(reported(restore))
+app.command(epilog=DIFF_EXAMPLES, context_settings=CONTEXT)(reported(diff))
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM ends rbkit as Ctrl-C does: through the code that cleans up and rolls back."""
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console-script entry: run the app and exit with its code (see the module docstring).
+    Typer itself turns usage errors into exit 2 and Ctrl-C into 130."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = check_backup(
-            backup,
-            config_path=config,
-            top=top,
-            quick=quick,
-            progress=progress,
-            modules=tuple(module or ()),
-        )
-    except BackupIOError as e:
-        raise abort(str(e)) from None
-    finally:
-        if progress is not None:
-            progress.close()
-    if json_out:
-        from toolkit.check.report import check_report
-
-        typer.echo(json.dumps(check_report(result), indent=1))
-    else:
-        from toolkit.check.render import render_check  # tabulate: only when a table is wanted
-
-        emit(render_check(result, strict=strict))
-    failed = not result.valid or (strict and result.warnings)
-    raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))
-
-
-app.command()(restore)
-app.command()(diff)
-
-
-def main() -> None:
-    """Console-script entry: run the app; a closed stdout (``| head``) ends quietly."""
-    try:
-        app()
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(int(ExitCode.OK))
-    except Exception as e:  # a bug of ours: one line, not a traceback (RBKIT_DEBUG=1 shows it)
-        if os.environ.get("RBKIT_DEBUG"):
-            raise
-        emit(f"error: internal error ({type(e).__name__}: {e}); please report it", err=True)
+        app(args=args, prog_name="rbkit")
+    except Exception as e:  # a bug of ours: one line, not a traceback
+        if _state["debug"] or "--debug" in args:
+            traceback.print_exc()
+        message = f"internal error ({type(e).__name__}: {e}); please report it"
+        _report(message, ExitCode.ERROR, "--json" in args)
         sys.exit(int(ExitCode.ERROR))
+    sys.exit(int(ExitCode.OK))

@@ -6,21 +6,29 @@ diff(1): 0 the same, 1 different, 2 an error (one ``error:`` line on stderr).
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from toolkit.cli.output import emit
+from toolkit.cli.output import emit, emit_json
 from toolkit.diff.render import TOP_PREFIXES
-from toolkit.errors import ExitCode
+from toolkit.errors import DiffError, ExitCode, UsageError
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+EXAMPLES = """\b
+Examples:
+  rbkit diff monday.rdb tuesday.rdb                  # what changed, per db and type
+  rbkit diff dump.rdb redis://127.0.0.1:6379 --keys  # a backup against the live server
+  rbkit diff before.rdb after.rdb --values --json    # values too, as JSON
+  rbkit diff a.rdb b.rdb --match 'user:*' --format markdown
+"""
 
 
 class Format(str, Enum):
@@ -89,13 +97,15 @@ def diff(
 ) -> None:
     """Compare two backups or servers: keys lost, added or changed (exit 1 if any)."""
     if json_out and format_ not in (None, Format.json):
-        _fail("--json and --format are one choice: give one of them")
+        raise UsageError("--json and --format are one choice: give one of them")
     fmt = Format.json if json_out else format_ or Format.table
     tolerance_ms = parse_duration_ms(ttl_tolerance)
     if tolerance_ms is None:
-        _fail(f"--ttl-tolerance {ttl_tolerance!r}: expected milliseconds or e.g. 500ms, 2s, 1m")
+        raise UsageError(
+            f"--ttl-tolerance {ttl_tolerance!r}: expected milliseconds or e.g. 500ms, 2s, 1m"
+        )
     from toolkit.diff import render
-    from toolkit.diff.compute import DiffError, compute_diff
+    from toolkit.diff.compute import compute_diff
 
     progress, done = _progress()
     try:
@@ -111,19 +121,17 @@ def diff(
             progress=progress,
             modules=tuple(module or ()),
         )
-    except DiffError as e:
+    except DiffError as e:  # compute never names a password; redact makes sure
+        raise DiffError(render.redact(str(e))) from None
+    finally:
         done()
-        _fail(render.redact(str(e)))  # compute never names a password; this makes sure
-    done()
-
     if fmt is Format.json:
-        text = json.dumps(render.diff_json(report, keys=keys, top_prefixes=top), indent=1)
+        emit_json(render.diff_json(report, keys=keys, top_prefixes=top))
     elif fmt is Format.markdown:
         # The review document wants the first keys: Markdown lists them without --keys too.
-        text = render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n")
+        emit(render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n"))
     else:
-        text = render.render_table(report, keys=keys, top_prefixes=top)
-    emit(text)
+        emit(render.render_table(report, keys=keys, top_prefixes=top))
     raise typer.Exit(int(ExitCode.OK if report.same else ExitCode.INVALID))
 
 
@@ -153,8 +161,3 @@ def _progress() -> tuple[Callable[[str], None] | None, Callable[[], None]]:
             sys.stderr.flush()
 
     return show, clear
-
-
-def _fail(message: str) -> NoReturn:
-    emit(f"error: {message}", err=True)
-    raise typer.Exit(int(ExitCode.ERROR))

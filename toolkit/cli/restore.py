@@ -1,306 +1,77 @@
-"""``rbkit restore``: the command function, registered in cli.py.
+"""``rbkit restore``: four modes, one per function below, each flag belonging to one of them.
 
-Three modes: the staged restore into a data directory (toolkit/restore/), the restore drill
-``--stage-only`` (toolkit/stage.py), and the network restore ``--to URL`` (toolkit/network/).
+- a file restore into a data directory (``--config`` / ``--url``): toolkit/restore/
+- a network restore (``--to URL``): toolkit/restore/network/
+- a restore drill (``--stage-only``): toolkit/stage/
+- finishing a restore cut off (``--rollback DIR``): toolkit/restore/rollback.py
+
+A flag of one mode with another mode's is a usage error naming both: a drill must never reach
+a server, whatever else is added to its command line.
 """
 
 from __future__ import annotations
 
-import json
-import signal
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from toolkit.check.result import BackupIOError
-from toolkit.cli.output import emit
-from toolkit.errors import ExitCode
-from toolkit.stage.report import render_stage, stage_json
+from toolkit.cli.output import emit, emit_json
+from toolkit.errors import ExitCode, UsageError
+
+FILE, NETWORK, DRILL, ROLLBACK, COMMON = (
+    "File restore (--config / --url)",
+    "Network restore (--to)",
+    "Drill (--stage-only)",
+    "Rollback (--rollback DIR)",
+    "Common",
+)
+
+EXAMPLES = """\b
+Examples:
+  rbkit restore dump.rdb --config /etc/redis/redis.conf --dry-run
+  rbkit restore dump.rdb --config /etc/redis/redis.conf --yes
+  rbkit restore appendonlydir/ --url redis://127.0.0.1:6379 --yes
+  rbkit restore dump.rdb --stage-only
+  rbkit restore dump.rdb --to redis://10.0.0.5:6379 --yes
+  rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
+  rbkit restore --rollback /var/lib/redis
+"""
 
 
-def restore(
-    backup: Annotated[
-        Path | None,
-        typer.Argument(
-            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir."
-        ),
-    ] = None,
-    stage_only: Annotated[
-        bool,
-        typer.Option(
-            "--stage-only",
-            help="Restore drill: load into a scratch redis-server, verify, touch nothing else.",
-        ),
-    ] = False,
-    redis_server: Annotated[
-        Path | None,
-        typer.Option(
-            "--redis-server",
-            help="The redis-server binary to stage with (default: one that reads the backup).",
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="The target's redis.conf (with --stage-only: the backup's)."),
-    ] = None,
-    url: Annotated[
-        str | None,
-        typer.Option("--url", help="The target server: learn its files from CONFIG GET/INFO."),
-    ] = None,
-    stop_cmd: Annotated[
-        str | None,
-        typer.Option("--stop-cmd", help="Stop the target this way (default: SHUTDOWN)."),
-    ] = None,
-    start_cmd: Annotated[
-        str | None,
-        typer.Option("--start-cmd", help="Start it this way (default: redis-server CONFIG)."),
-    ] = None,
-    rollback: Annotated[
-        Path | None,
-        typer.Option("--rollback", help="Undo a restore cut off in this data dir."),
-    ] = None,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=1, help="Seconds each save, stop, start or load may take."),
-    ] = 600.0,
-    module: Annotated[
-        list[Path] | None,
-        typer.Option("--module", help="A module (.so) to load into the scratch server."),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Go on with a backup the check finds invalid (--to: also leave out what the "
-            "target cannot take).",
-        ),
-    ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
-    to: Annotated[
-        str | None,
-        typer.Option(
-            "--to", help="Restore over the network into this server (redis:// or rediss:// URL)."
-        ),
-    ] = None,
-    cluster: Annotated[
-        bool, typer.Option("--cluster", help="With --to: the URL is a node of a Redis Cluster.")
-    ] = False,
-    replace: Annotated[
-        bool,
-        typer.Option("--replace", help="With --to: overwrite keys that already exist there."),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the plan for the real target; touch nothing.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    verify_values: Annotated[
-        bool,
-        typer.Option(
-            "--verify-values",
-            help="Compare every key's value after the restore (default: a sample of keys).",
-        ),
-    ] = False,
-    discard_writes: Annotated[
-        bool,
-        typer.Option(
-            "--discard-writes",
-            help="Roll back even a restored server that took client writes (its data is "
-            "saved into the rollback folder first).",
-        ),
-    ] = False,
-) -> None:
-    """Restore a backup. With --stage-only: prove it restorable without touching production."""
-    _exclusive(
-        {
-            "--stage-only": stage_only,
-            "--to": to is not None,
-            "--rollback": rollback is not None,
-            "--url": url is not None,
-            "--stop-cmd": stop_cmd is not None,
-            "--start-cmd": start_cmd is not None,
-            "--cluster": cluster,
-            "--replace": replace,
-            "--verify-values": verify_values,
-            "--discard-writes": discard_writes,
-            "--dry-run": dry_run,
-            "BACKUP": backup is not None,
-        }
-    )
-    if to is not None:
-        from toolkit.restore.network.command import restore_to
+@dataclass(frozen=True)
+class RestoreArgs:
+    """Every option of ``rbkit restore``, as given."""
 
-        code = restore_to(
-            backup,
-            to,
-            cluster=cluster,
-            replace=replace,
-            force=force,
-            yes=yes,
-            dry_run=dry_run,
-            json_out=json_out,
-            config=config,
-            modules=list(module or []),
-        )
-        raise typer.Exit(int(code))
-    if rollback is not None:
-        _rollback(rollback, config, url, stop_cmd, start_cmd, timeout, json_out, discard_writes)
-    if backup is None:
-        _fail("missing BACKUP (or --rollback DIR)")
-    if not stage_only:
-        from toolkit.restore.options import Options
-
-        if config is None and url is None:
-            _fail(
-                "say which server to restore into: --config redis.conf or --url URL "
-                "(or --stage-only for a restore drill)"
-            )
-
-        opts = Options(
-            backup,
-            config=config,
-            url=url,
-            stop_cmd=stop_cmd,
-            start_cmd=start_cmd,
-            redis_server=redis_server,
-            force=force,
-            dry_run=dry_run,
-            timeout=timeout,
-            verify_values=verify_values,
-            discard_writes=discard_writes,
-        )
-        _restore(opts, yes, json_out)
-    from subprocess import SubprocessError
-
-    from toolkit.server.process import ServerBinary, ServerError, binary_version
-    from toolkit.stage.drill import stage
-
-    modules = list(module or [])
-    for m in modules:
-        if not m.is_file():
-            _fail(f"{m}: no such module file")
-    binary = None
-    if redis_server is not None:
-        try:
-            binary = ServerBinary(
-                redis_server.absolute(), binary_version(redis_server), "--redis-server"
-            )
-        except ServerError as e:
-            _fail(str(e))
-        except (OSError, SubprocessError) as e:
-            _fail(f"{redis_server}: {getattr(e, 'strerror', None) or e}")
-    # A SIGTERM ends the drill as Ctrl-C does: through the code that stops the scratch server.
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        report = stage(backup, binary=binary, config_path=config, modules=modules, force=force)
-    except (BackupIOError, ServerError) as e:
-        _fail(str(e))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if json_out:
-        typer.echo(json.dumps(stage_json(report), indent=1))
-    else:
-        emit(render_stage(report))
-    raise typer.Exit(int(ExitCode.OK if report.verified else ExitCode.INVALID))
+    backup: Path | None
+    stage_only: bool
+    to: str | None
+    rollback: Path | None
+    config: Path | None
+    url: str | None
+    stop_cmd: str | None
+    start_cmd: str | None
+    redis_server: Path | None
+    cluster: bool
+    replace: bool
+    module: tuple[Path, ...]
+    force: bool
+    dry_run: bool
+    yes: bool
+    json_out: bool
+    timeout: float
+    verify_values: bool
+    discard_writes: bool
 
 
-def _say(text: str) -> None:
-    emit(f"rbkit: {text}", err=True)
-
-
-def _restore(opts: object, yes: bool, json_out: bool) -> NoReturn:
-    import sys
-
-    from toolkit.restore.options import Options, RestoreError
-    from toolkit.restore.procedure import RestoreReport
-    from toolkit.restore.procedure import restore as run_restore
-    from toolkit.restore.report import render_restore, restore_json
-
-    assert isinstance(opts, Options)
-    interactive = sys.stdin.isatty()
-    if not (yes or opts.dry_run or interactive):
-        _fail("the restore replaces the target's data: pass --yes (stdin is not a terminal)")
-
-    def confirm(report: RestoreReport) -> bool:
-        if yes:
-            return True
-        emit(render_restore(report), err=True)
-        return typer.confirm("Go ahead with the restore?", err=True)
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        report = run_restore(opts, confirm=confirm, say=_say)
-    except RestoreError as e:
-        _fail(str(e))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if json_out:
-        typer.echo(json.dumps(restore_json(report), indent=1))
-    else:
-        emit(render_restore(report))
-    raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.INVALID))
-
-
-def _rollback(
-    data_dir: Path,
-    config: Path | None,
-    url: str | None,
-    stop_cmd: str | None,
-    start_cmd: str | None,
-    timeout: float,
-    json_out: bool,
-    discard_writes: bool,
-) -> NoReturn:
-    from toolkit.restore.options import Options, RestoreError
-    from toolkit.restore.report import render_rollback, rollback_json
-    from toolkit.restore.rollback import rollback_dir
-
-    opts = Options(
-        data_dir,
-        config=config,
-        url=url,
-        stop_cmd=stop_cmd,
-        start_cmd=start_cmd,
-        timeout=timeout,
-        discard_writes=discard_writes,
-    )
-    try:
-        rb = rollback_dir(data_dir, opts, say=_say)
-    except RestoreError as e:
-        _fail(str(e))
-    if json_out:
-        typer.echo(json.dumps(rollback_json(rb), indent=1))
-    else:
-        emit(render_rollback(rb))
-    raise typer.Exit(int(ExitCode.OK if rb.verified else ExitCode.INVALID))
-
-
-# The modes, and the options that belong to each; an option of one mode with another mode's
-# flag is a usage error that names both (a drill must never reach a server, whatever is added).
+# The modes, and the options that belong to each (besides the common ones).
 _MODE_OPTIONS = {
-    "--stage-only": {"BACKUP", "--dry-run"},
+    "--stage-only": {"BACKUP", "--dry-run", "--redis-server"},
     "--to": {"BACKUP", "--cluster", "--replace", "--dry-run"},
-    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes"},
+    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"},
 }
-
-
-def _exclusive(given: dict[str, bool]) -> None:
-    """Refuse (exit 2) flags of two modes at once, naming both."""
-    on = [name for name, present in given.items() if present]
-    modes = [m for m in _MODE_OPTIONS if m in on]
-    if len(modes) > 1:
-        _fail(f"{modes[0]} and {modes[1]} cannot be used together: they are different modes")
-    if modes:
-        mode = modes[0]
-        for name in on:
-            if name != mode and name not in _MODE_OPTIONS[mode]:
-                _fail(f"{name} cannot be used with {mode}: {_MODE_TEXT[mode]}")
-    else:
-        for name in ("--cluster", "--replace"):
-            if name in on:
-                _fail(f"{name} goes with --to URL")
-
-
 _MODE_TEXT = {
     "--stage-only": "a restore drill touches no server but its own scratch one",
     "--to": "a network restore writes keys into a server; it stops and starts nothing",
@@ -308,10 +79,328 @@ _MODE_TEXT = {
 }
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _given(a: RestoreArgs) -> list[str]:
+    flags = {
+        "--stage-only": a.stage_only,
+        "--to": a.to is not None,
+        "--rollback": a.rollback is not None,
+        "--url": a.url is not None,
+        "--stop-cmd": a.stop_cmd is not None,
+        "--start-cmd": a.start_cmd is not None,
+        "--redis-server": a.redis_server is not None,
+        "--cluster": a.cluster,
+        "--replace": a.replace,
+        "--verify-values": a.verify_values,
+        "--discard-writes": a.discard_writes,
+        "--dry-run": a.dry_run,
+        "BACKUP": a.backup is not None,
+    }
+    return [name for name, on in flags.items() if on]
 
 
-def _fail(message: str) -> NoReturn:
-    emit(f"error: {message}", err=True)
-    raise typer.Exit(int(ExitCode.ERROR))
+def mode_of(a: RestoreArgs) -> str:
+    """Which mode the options ask for; a UsageError naming both flags when they mix."""
+    on = _given(a)
+    modes = [m for m in _MODE_OPTIONS if m in on]
+    if len(modes) > 1:
+        raise UsageError(f"{modes[0]} and {modes[1]} cannot be used together: they are modes")
+    if modes:
+        mode = modes[0]
+        for name in on:
+            if name != mode and name not in _MODE_OPTIONS[mode]:
+                raise UsageError(f"{name} cannot be used with {mode}: {_MODE_TEXT[mode]}")
+        return mode
+    for name in ("--cluster", "--replace"):
+        if name in on:
+            raise UsageError(f"{name} goes with --to URL")
+    return "file"
+
+
+def restore(
+    backup: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="BACKUP",
+            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="REDIS.CONF",
+            help="The target's config file (with --stage-only: the backup's).",
+            rich_help_panel=FILE,
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="URL",
+            help="The running target: its files from CONFIG GET and INFO.",
+            rich_help_panel=FILE,
+        ),
+    ] = None,
+    stop_cmd: Annotated[
+        str | None,
+        typer.Option(
+            "--stop-cmd",
+            metavar="CMD",
+            help="Stop the target this way (default: SHUTDOWN SAVE).",
+            rich_help_panel=FILE,
+        ),
+    ] = None,
+    start_cmd: Annotated[
+        str | None,
+        typer.Option(
+            "--start-cmd",
+            metavar="CMD",
+            help="Start it this way (default: its own binary and config file, as its user).",
+            rich_help_panel=FILE,
+        ),
+    ] = None,
+    redis_server: Annotated[
+        Path | None,
+        typer.Option(
+            "--redis-server",
+            metavar="PATH",
+            help="The redis-server binary of a stopped target (with --stage-only: to stage with).",
+            rich_help_panel=FILE,
+        ),
+    ] = None,
+    verify_values: Annotated[
+        bool,
+        typer.Option(
+            "--verify-values",
+            help="Compare every key's value after the restore (default: a sample).",
+            rich_help_panel=FILE,
+        ),
+    ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="URL",
+            help="Write the keys into this running server (redis://, rediss://).",
+            rich_help_panel=NETWORK,
+        ),
+    ] = None,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster", help="The URL is a node of a Redis Cluster.", rich_help_panel=NETWORK
+        ),
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Overwrite keys that already exist there.", rich_help_panel=NETWORK
+        ),
+    ] = False,
+    stage_only: Annotated[
+        bool,
+        typer.Option(
+            "--stage-only",
+            help="Load into a scratch redis-server and verify; touch nothing else.",
+            rich_help_panel=DRILL,
+        ),
+    ] = False,
+    rollback: Annotated[
+        Path | None,
+        typer.Option(
+            "--rollback",
+            metavar="DIR",
+            help="Undo the restore cut off in this data dir.",
+            rich_help_panel=ROLLBACK,
+        ),
+    ] = None,
+    discard_writes: Annotated[
+        bool,
+        typer.Option(
+            "--discard-writes",
+            help="Roll back even a restored server that took client writes (saved first).",
+            rich_help_panel=ROLLBACK,
+        ),
+    ] = False,
+    module: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--module",
+            metavar="PATH",
+            help="A module (.so) for the scratch server; repeatable.",
+            rich_help_panel=COMMON,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Go on with a backup the check finds invalid (--to: leave out what the "
+            "target cannot take).",
+            rich_help_panel=COMMON,
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan for the real target; touch nothing.",
+            rich_help_panel=COMMON,
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Do not ask for confirmation.", rich_help_panel=COMMON),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the JSON report.", rich_help_panel=COMMON)
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=1,
+            metavar="SECONDS",
+            help="How long each save, stop, start or load may take.",
+            rich_help_panel=COMMON,
+        ),
+    ] = 600.0,
+) -> None:
+    """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
+    args = RestoreArgs(
+        backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
+        cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
+        verify_values, discard_writes,
+    )  # fmt: skip
+    mode = mode_of(args)
+    run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
+    report, text, ok = run[mode](args)
+    if args.json_out:
+        emit_json(report)
+    else:
+        emit(text)
+    raise typer.Exit(int(ExitCode.OK if ok else ExitCode.INVALID))
+
+
+def _say(text: str) -> None:
+    emit(f"rbkit: {text}", err=True)
+
+
+def _need_backup(a: RestoreArgs) -> Path:
+    if a.backup is None:
+        raise UsageError("missing BACKUP (or --rollback DIR)")
+    return a.backup
+
+
+def _interactive() -> bool:
+    """Can a person answer a question here (stdin is a terminal)?"""
+    return sys.stdin.isatty()
+
+
+def _may_ask(a: RestoreArgs, what: str) -> None:
+    if not (a.yes or a.dry_run or _interactive()):
+        raise UsageError(f"{what}: pass --yes (stdin is not a terminal)")
+
+
+def _file(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
+    from toolkit.restore.options import Options
+    from toolkit.restore.procedure import RestoreReport
+    from toolkit.restore.procedure import restore as run_restore
+    from toolkit.restore.report import render_restore, restore_json
+
+    backup = _need_backup(a)
+    if a.config is None and a.url is None:
+        raise UsageError(
+            "say which server to restore into: --config redis.conf or --url URL "
+            "(or --stage-only for a restore drill)"
+        )
+    _may_ask(a, "the restore replaces the target's data")
+    opts = Options(
+        backup,
+        config=a.config,
+        url=a.url,
+        stop_cmd=a.stop_cmd,
+        start_cmd=a.start_cmd,
+        redis_server=a.redis_server,
+        force=a.force,
+        dry_run=a.dry_run,
+        timeout=a.timeout,
+        verify_values=a.verify_values,
+        discard_writes=a.discard_writes,
+    )
+
+    def confirm(report: RestoreReport) -> bool:
+        if a.yes:
+            return True
+        emit(render_restore(report), err=True)
+        return typer.confirm("Go ahead with the restore?", err=True)
+
+    report = run_restore(opts, confirm=confirm, say=_say)
+    return restore_json(report), render_restore(report), report.ok
+
+
+def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
+    from toolkit.cli.progress import progress_for
+    from toolkit.restore.network.command import restore_to
+    from toolkit.restore.network.report import NetworkReport, network_json, render_network
+
+    backup = _need_backup(a)
+    assert a.to is not None
+    _may_ask(a, f"a restore writes into {a.to.rsplit('@', 1)[-1]}")
+
+    def confirm(report: NetworkReport) -> bool:
+        if a.yes:
+            return True
+        emit(render_network(report), err=True)
+        plan = report.plan
+        keys = plan.keys_to_restore if plan is not None else "the"
+        return typer.confirm(f"Restore {keys} keys into {report.target}?", err=True)
+
+    report = restore_to(
+        backup,
+        a.to,
+        progress=progress_for,
+        cluster=a.cluster,
+        replace=a.replace,
+        force=a.force,
+        dry_run=a.dry_run,
+        config=a.config,
+        modules=a.module,
+        confirm=confirm,
+    )
+    return network_json(report), render_network(report), report.ok
+
+
+def _drill(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
+    from toolkit.server.process import binary_at
+    from toolkit.stage.drill import stage
+    from toolkit.stage.report import render_stage, stage_json
+
+    backup = _need_backup(a)
+    for m in a.module:
+        if not m.is_file():
+            raise UsageError(f"{m}: no such module file")
+    binary = binary_at(a.redis_server, "--redis-server") if a.redis_server else None
+    report = stage(backup, binary=binary, config_path=a.config, modules=a.module, force=a.force)
+    return stage_json(report), render_stage(report), report.verified
+
+
+def _rollback(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
+    from toolkit.restore.options import Options
+    from toolkit.restore.report import render_rollback, rollback_json
+    from toolkit.restore.rollback import rollback_dir
+
+    assert a.rollback is not None
+    opts = Options(
+        a.rollback,
+        config=a.config,
+        url=a.url,
+        stop_cmd=a.stop_cmd,
+        start_cmd=a.start_cmd,
+        timeout=a.timeout,
+        discard_writes=a.discard_writes,
+    )
+    rb = rollback_dir(a.rollback, opts, say=_say)
+    return rollback_json(rb), render_rollback(rb), rb.verified

@@ -47,7 +47,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from toolkit.check.keys import display_key
-from toolkit.diff.errors import DiffError
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import (
     ADDED,
@@ -81,6 +80,7 @@ from toolkit.diff.table import (
     glob_matcher,
     unpack_meta,
 )
+from toolkit.errors import DiffError
 
 __all__ = ["DiffError", "compute_diff"]
 

@@ -21,8 +21,8 @@ import redis
 
 from parsers.errors import FormatError
 from parsers.rdb.dump import DumpPayload, decode_dump
-from toolkit.diff.errors import DiffError
 from toolkit.diff.values import digest, size_of
+from toolkit.errors import DiffError
 from toolkit.server.connect import safe_url
 
 SCAN_COUNT = 1000

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.diff.errors import DiffError
+from toolkit.errors import DiffError
 
 SCHEMA = "rbkit.check/1"
 MAX_COUNT = 2**63 - 1

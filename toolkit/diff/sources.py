@@ -35,8 +35,7 @@ from toolkit import lifeline
 from toolkit.check.backup import check_backup
 from toolkit.check.keyspace import UNKNOWN_TIME
 from toolkit.check.problems import ERROR
-from toolkit.check.result import BackupIOError, CheckResult
-from toolkit.diff.errors import DiffError
+from toolkit.check.result import CheckResult
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
 from toolkit.diff.saved_report import SavedReport, read_report
@@ -48,9 +47,10 @@ from toolkit.diff.table import (
     clamp_expiry,
 )
 from toolkit.diff.values import digest, size_of, string_digest
+from toolkit.errors import BackupIOError, DiffError, ServerError
 from toolkit.mapped import release_behind
 from toolkit.server.connect import is_url
-from toolkit.server.process import RedisServer, ServerError, free_port
+from toolkit.server.process import RedisServer, free_port
 from toolkit.server.read import parse_version, scan_db
 
 Progress = Callable[[str], None] | None

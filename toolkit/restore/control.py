@@ -30,6 +30,7 @@ from pathlib import Path
 
 import redis
 
+from toolkit.errors import RbkitError
 from toolkit.lifeline import pid_alive
 from toolkit.restore.target import Target
 from toolkit.restore.writes import REFUSE_WRITES, WritePause
@@ -42,7 +43,7 @@ DAEMON_GRACE = 5.0  # after a start command exits 0, seconds for the server to s
 POLL = 0.05
 
 
-class ControlError(Exception):
+class ControlError(RbkitError):
     """The target could not be saved, stopped or started."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from parsers.aof.manifest import parse_manifest
 from toolkit import lifeline
 from toolkit.check.locate import MULTIPART, Located
+from toolkit.errors import RbkitError
 from toolkit.restore.journal import fsync_dir
 from toolkit.server.identity import RunAs
 
@@ -33,7 +34,7 @@ REJECTED = "rejected"
 CHUNK = 8 << 20
 
 
-class ChangedError(Exception):
+class ChangedError(RbkitError):
     """A file of the private copy no longer has the digest it had when it was checked."""
 
 

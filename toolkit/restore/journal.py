@@ -24,16 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.errors import JournalError
 from toolkit.lifeline import pid_alive
 from toolkit.steps import Step, timed
 
 JOURNAL = "rbkit-restore.journal"
 LOCK = "rbkit-restore.lock"
 ROLLBACK_PREFIX = "rbkit-rollback-"
-
-
-class JournalError(Exception):
-    """The journal or lock cannot be read or written (exit code 2)."""
 
 
 class LockHeld(JournalError):

@@ -1,4 +1,4 @@
-"""What a restore was asked to do, and the error for a usage or I/O problem."""
+"""What a restore was asked to do."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 Say = Callable[[str], None]
-
-
-class RestoreError(Exception):
-    """A usage or I/O problem before anything changed (exit code 2)."""
 
 
 @dataclass

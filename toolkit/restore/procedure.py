@@ -30,28 +30,35 @@ import redis
 
 from parsers.errors import FormatError
 from toolkit.check.backup import check_backup
-from toolkit.check.locate import Located, LocateError, locate
+from toolkit.check.locate import Located, locate
 from toolkit.check.problems import gate
-from toolkit.check.result import BackupIOError, CheckResult
+from toolkit.check.result import CheckResult
+from toolkit.errors import (
+    BackupIOError,
+    ConfigError,
+    JournalError,
+    RestoreError,
+    ServerError,
+    TargetError,
+)
 from toolkit.restore import control, files
 from toolkit.restore.journal import (
     JOURNAL,
     Journal,
-    JournalError,
     LockHeld,
     journaled,
     lock_holder,
     locked,
     rollback_folder,
 )
-from toolkit.restore.options import Options, RestoreError, Say
+from toolkit.restore.options import Options, Say
 from toolkit.restore.rollback import RollbackReport, pause_for, rollback
-from toolkit.restore.target import PERSISTENCE, Target, TargetError, discover
+from toolkit.restore.target import PERSISTENCE, Target, discover
 from toolkit.restore.values import ValueCheck, compare_values
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
-from toolkit.server.config import ConfigError, RedisConfig, read_config
-from toolkit.server.process import ServerBinary, ServerError, binary_version
+from toolkit.server.config import RedisConfig, read_config
+from toolkit.server.process import ServerBinary, binary_version
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.compare import Comparison
 from toolkit.stage.drill import StageReport, needed_databases, refusals, stage
@@ -251,7 +258,7 @@ def _count_writes(report: RestoreReport, target: Target) -> None:
 def _locate(opts: Options, target: Target) -> Located:
     try:
         return locate(opts.backup, _backup_config(opts.backup, target))
-    except LocateError as e:
+    except BackupIOError as e:
         raise RestoreError(str(e)) from None
 
 

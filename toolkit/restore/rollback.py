@@ -23,11 +23,12 @@ from pathlib import Path
 import redis
 
 from toolkit.check.backup import check_backup
-from toolkit.check.locate import RDB, LocateError, locate
+from toolkit.check.locate import RDB, locate
+from toolkit.errors import BackupIOError, JournalError, RestoreError, TargetError
 from toolkit.restore import control, files
-from toolkit.restore.journal import Journal, JournalError, journaled, locked
-from toolkit.restore.options import Options, RestoreError, Say
-from toolkit.restore.target import Target, TargetError, discover
+from toolkit.restore.journal import Journal, journaled, locked
+from toolkit.restore.options import Options, Say
+from toolkit.restore.target import Target, discover
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
 from toolkit.server.config import RedisConfig
@@ -252,7 +253,7 @@ def _verify_kept(out: RollbackReport, target: Target, d: Path, settings: dict[st
     config = RedisConfig(target.config.path, {**target.config.settings, **settings})
     try:
         found = locate(d, config)
-    except LocateError:
+    except BackupIOError:
         found = None  # no data files: the server must be empty
     if found is None:
         client = target.client(timeout=60)

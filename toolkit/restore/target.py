@@ -16,19 +16,16 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from toolkit.errors import ConfigError, ServerError, TargetError
 from toolkit.restore.writes import REFUSE_WRITES, can_pause
-from toolkit.server.config import DEFAULTS, ConfigError, RedisConfig, read_config
+from toolkit.server.config import DEFAULTS, RedisConfig, read_config
 from toolkit.server.connect import safe_url
 from toolkit.server.identity import RunAs, inspect, server_in
-from toolkit.server.process import ServerError, binary_version
+from toolkit.server.process import binary_version
 from toolkit.server.read import parse_version
 
 # The settings that decide which file the server loads, and where.
 PERSISTENCE = ("dir", "dbfilename", "appendonly", "appenddirname", "appendfilename")
-
-
-class TargetError(Exception):
-    """The target cannot be reached or described (exit code 2)."""
 
 
 @dataclass

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.errors import ConfigError
+
 DEFAULTS = {
     "dir": ".",
     "dbfilename": "dump.rdb",
@@ -30,10 +32,6 @@ DEFAULTS = {
 }
 WANTED = tuple(DEFAULTS)
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a", '"': '"', "\\": "\\"}
-
-
-class ConfigError(Exception):
-    """The config file cannot be read or a line cannot be split."""
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from toolkit import lifeline
+from toolkit.errors import ServerError
 
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
-
-
-class ServerError(RuntimeError):
-    """A redis-server could not be found, started or stopped."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,15 @@ def binary_version(path: str | os.PathLike[str]) -> tuple[int, int, int]:
         raise ServerError(f"{path}: not a redis-server (--version printed {out[:80]!r})")
     major, minor, patch = (int(x) for x in match.groups())
     return (major, minor, patch)
+
+
+def binary_at(path: Path, source: str) -> ServerBinary:
+    """The redis-server at ``path`` (named by ``source``, e.g. an option), with its version;
+    a ServerError saying why when it is none."""
+    try:
+        return ServerBinary(path.absolute(), binary_version(path), source)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ServerError(f"{path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _package_binary(package: str, *parts: str) -> Path | None:

@@ -35,13 +35,8 @@ from toolkit import lifeline
 from toolkit.check.backup import check_backup
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
-from toolkit.server.process import (
-    RedisServer,
-    ServerBinary,
-    ServerError,
-    find_binaries,
-    free_port,
-)
+from toolkit.errors import ServerError
+from toolkit.server.process import RedisServer, ServerBinary, find_binaries, free_port
 from toolkit.server.read import LiveKeyspace, read_live
 from toolkit.stage.compare import BackupKeys, Comparison, backup_keys, compare
 from toolkit.steps import Step, timed

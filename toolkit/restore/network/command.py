@@ -1,38 +1,32 @@
-"""The network restore's entry point, called by ``rbkit restore --to`` (toolkit/restore_cli.py).
+"""The network restore (``rbkit restore --to URL``): its steps, from a backup to a report.
 
 Steps: gate (check the backup; invalid -> refused unless --force), convert (an AOF only: the
 restore drill loads it into a scratch server here, which saves it as an RDB), connect (what
 the target says about itself), preflight (the plan: path, per-db counts, refusals), confirm
-(--yes, or a question on a terminal), load, verify. ``--dry-run`` stops after the preflight.
+(the caller's ``confirm``), load, verify. A dry run stops after the preflight.
 
-Exit codes: 0 restored and verified (or, with --dry-run, the restore may go ahead); 1 refused
-(by the gate or the preflight, or not confirmed at the prompt), failed midway, or the target
-does not hold what the backup holds; 2 a usage or I/O error: the backup cannot be read, the
-URL is unusable, the target cannot be reached or refuses the password, or --yes is missing
-where no terminal can confirm.
+The report's outcome says how it ended: restored and verified, planned, refused (by the gate
+or the preflight, or not confirmed), failed midway, or the target does not hold what the
+backup holds. A backup that cannot be read, an unusable URL, or a target that cannot be
+reached or refuses the password raise an RbkitError instead.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
 
 import redis
-import typer
 
 from parsers.errors import FormatError
 from toolkit import lifeline
 from toolkit.check.backup import check_backup
 from toolkit.check.problems import gate
 from toolkit.check.render import human_bytes
-from toolkit.check.result import BackupIOError, CheckResult
-from toolkit.cli.output import emit
-from toolkit.cli.progress import progress_for
-from toolkit.errors import ExitCode
+from toolkit.check.result import CheckResult
+from toolkit.errors import TargetError
 from toolkit.restore.network.load import load
 from toolkit.restore.network.plan import make_plan
 from toolkit.restore.network.report import (
@@ -42,18 +36,12 @@ from toolkit.restore.network.report import (
     PLANNED,
     REFUSED,
     NetworkReport,
-    network_json,
-    render_network,
 )
 from toolkit.restore.network.source import RdbSource, aof_to_rdb
-from toolkit.restore.network.target import TargetError, TargetUrl, inspect_target
+from toolkit.restore.network.target import TargetUrl, inspect_target
 from toolkit.restore.network.verify import verify
 from toolkit.stage.compare import BackupKeys, backup_keys
-from toolkit.steps import Step, timed
-
-
-class _Usage(Exception):
-    """A usage or I/O error: one line on stderr, exit code 2."""
+from toolkit.steps import ProgressFactory, Step, no_progress, timed
 
 
 class _Stop(Exception):
@@ -67,27 +55,23 @@ def restore_to(
     cluster: bool,
     replace: bool,
     force: bool,
-    yes: bool,
     dry_run: bool,
-    json_out: bool,
     config: Path | None = None,
     modules: Sequence[Path] = (),
-) -> ExitCode:
-    """Restore ``backup`` into the server (or cluster) at ``url``; print the report; return
-    the exit code."""
-    try:
-        target = TargetUrl.parse(url)
-        report = NetworkReport(str(backup), target.display, dry_run)
-        with ExitStack() as stack, suppress(_Stop):
-            _run(report, stack, backup, target, config, cluster, replace, force, yes, modules)
-    except (_Usage, TargetError, BackupIOError) as e:
-        emit(f"error: {e}", err=True)
-        return ExitCode.ERROR
-    if json_out:
-        typer.echo(json.dumps(network_json(report), indent=1))
-    else:
-        emit(render_network(report))
-    return ExitCode.OK if report.ok else ExitCode.INVALID
+    confirm: Callable[[NetworkReport], bool] = lambda _r: True,
+    progress: ProgressFactory | None = None,
+) -> NetworkReport:
+    """Restore ``backup`` into the server (or cluster) at ``url`` and report; ``confirm`` is
+    asked once the plan is made. Raises an RbkitError for a usage or I/O problem."""
+    target = TargetUrl.parse(url)
+    report = NetworkReport(str(backup), target.display, dry_run)
+    progress = progress or no_progress
+    with ExitStack() as stack, suppress(_Stop):
+        _run(
+            report, stack, backup, target, config, cluster, replace, force, modules, confirm,
+            progress,
+        )  # fmt: skip
+    return report
 
 
 def _step(report: NetworkReport, name: str) -> AbstractContextManager[Step]:
@@ -110,10 +94,11 @@ def _run(
     cluster: bool,
     replace: bool,
     force: bool,
-    yes: bool,
-    modules: Sequence[Path] = (),
+    modules: Sequence[Path],
+    confirm: Callable[[NetworkReport], bool],
+    progress_for: ProgressFactory,
 ) -> None:
-    result = _gate(report, backup, config, force, modules)
+    result = _gate(report, backup, config, force, modules, progress_for)
     rdb_result, source = _source(report, stack, result, force, modules)
     with _step(report, "connect") as step:
         dbs = sorted(rdb_result.inventory.databases) if rdb_result.inventory else []
@@ -138,9 +123,9 @@ def _run(
         report.outcome = PLANNED
         return
     with _step(report, "confirm") as step:
-        step.detail = "--yes" if yes else "confirmed at the prompt"
-        if not yes:
-            _confirm(report, step)
+        if not confirm(report):
+            raise _stop(report, step, CANCELLED, ["not confirmed"])
+        step.detail = "confirmed"
     progress = progress_for(f"restoring {backup.name}")
     with _step(report, "load") as step:
         try:
@@ -181,7 +166,8 @@ def _gate(
     backup: Path,
     config: Path | None,
     force: bool,
-    modules: Sequence[Path] = (),
+    modules: Sequence[Path],
+    progress_for: ProgressFactory,
 ) -> CheckResult:
     with _step(report, "gate") as step:
         progress = progress_for(f"checking {backup.name}")
@@ -229,25 +215,6 @@ def _source(
             f"loaded, verified and saved as RDB {rdb_result.rdb_version} by a scratch server here"
         )
     return rdb_result, stack.enter_context(RdbSource(converted.path))
-
-
-def _interactive() -> bool:
-    """Can a person answer a question here (stdin is a terminal)?"""
-    return sys.stdin.isatty()
-
-
-def _confirm(report: NetworkReport, step: Step) -> None:
-    if not _interactive():
-        raise _Usage(
-            f"{report.target}: a restore writes into the target and stdin is not a terminal "
-            "to confirm it: pass --yes (or --dry-run to see the plan)"
-        )
-    plan = report.plan
-    assert plan is not None
-    emit(render_network(report), err=True)
-    question = f"Restore {plan.keys_to_restore} keys into {report.target}?"
-    if not typer.confirm(question, default=False, err=True):
-        raise _stop(report, step, CANCELLED, ["not confirmed at the prompt"])
 
 
 def _backup_keys(result: CheckResult) -> BackupKeys | None:

@@ -23,7 +23,8 @@ from parsers.rdb.decode import Value, read_value
 from parsers.rdb.stream_meta import StreamMeta, read_stream_meta
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
-from toolkit.check.result import BackupIOError, CheckResult
+from toolkit.check.result import CheckResult
+from toolkit.errors import BackupIOError
 from toolkit.mapped import mapped, release_behind
 
 _MODULE_2 = int(ValueType.MODULE_2)
@@ -153,7 +154,7 @@ def aof_to_rdb(
     Returns (the RDB, []) or (None, the reasons it could not be done). The caller removes
     ``Converted.directory``.
     """
-    from toolkit.server.process import ServerError
+    from toolkit.errors import ServerError
     from toolkit.stage.drill import stage
 
     directory = lifeline.scratch_dir("rbkit-network-")

@@ -20,6 +20,7 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from toolkit.errors import TargetError
 from toolkit.restore.network.payload import readable_rdb_version
 from toolkit.server.read import info_keyspace, parse_version
 
@@ -28,10 +29,6 @@ Version = tuple[int, ...]
 CONNECT_TIMEOUT = 10.0
 # A RESTORE of a large value (or a pipeline of many) may keep the server busy for a while.
 SOCKET_TIMEOUT = 300.0
-
-
-class TargetError(Exception):
-    """The target cannot be reached or read (a usage or I/O error: exit code 2)."""
 
 
 @dataclass(frozen=True)
