@@ -6,7 +6,8 @@ The public API: the errors every parser raises, and the RDB walker with its reco
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
 from parsers.rdb.constants import TYPE_NAMES, Opcode, ValueType
 from parsers.rdb.records import Aux, Checksum, Function, KeyEntry, ModuleAux, PartialTally, Tally
-from parsers.rdb.walker import RdbWalker, read_header, release_for
+from parsers.rdb.versions import release_for
+from parsers.rdb.walker import RdbWalker, read_header
 
 __all__ = [
     "TYPE_NAMES",

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL_TYPES = "redis-7.0-all-types"
 DATABASES_32 = "redis-7.0-databases-32"
 
-# The check --json fields DESIGN.md promises (schema rbkit.check/1); extra fields are allowed.
+# The check --json fields the README promises (schema rbkit.check/1); extra fields are allowed.
 TOP_LEVEL = {
     "schema", "path", "format", "valid", "rdb_version", "magic", "checksum", "problems",
     "aux", "databases", "totals", "functions", "modules", "biggest",

@@ -23,7 +23,7 @@ import pytest
 import redis
 from conftest import FIXTURES, invoke_cli, load_expected
 
-from parsers.errors import TruncatedError
+from parsers.errors import CorruptError, TruncatedError
 from parsers.rdb.decode import (
     HashValue,
     ModuleValue,
@@ -34,7 +34,10 @@ from parsers.rdb.decode import (
     decode_key_values,
     decode_value,
 )
+from parsers.rdb.dump import dump_payload, split_dump
 from parsers.rdb.stream_meta import read_stream_meta
+from parsers.rdb.versions import readable_rdb_version
+from parsers.rdb.versions import server_reads as payload_readable
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.keys import display_key
@@ -42,13 +45,6 @@ from toolkit.errors import ServerError
 from toolkit.mapped import mapped
 from toolkit.restore.network.commands import CHUNK, Capabilities, NoCommands, rebuild, score_text
 from toolkit.restore.network.load import Batch, ClusterWriter, load
-from toolkit.restore.network.payload import (
-    PayloadError,
-    dump_payload,
-    payload_readable,
-    readable_rdb_version,
-    split_payload,
-)
 from toolkit.restore.network.plan import COMMANDS, make_plan
 from toolkit.restore.network.source import RdbSource
 from toolkit.restore.network.target import TargetUrl, display_url, inspect_target, reply_names
@@ -281,9 +277,9 @@ def test_payload_is_byte_for_byte_what_dump_returns(tmp_path: Path) -> None:
                 for _db, t, k, v, end, _n, _e in walker.walk()
             }
     assert built == dumps
-    assert split_payload(dumps[b"str"]) == (0, 10)
-    with pytest.raises(PayloadError, match="checksum"):
-        split_payload(dumps[b"str"][:-1] + b"\x00")
+    assert split_dump(dumps[b"str"])[:2] == (0, 10)
+    with pytest.raises(CorruptError, match="checksum"):
+        split_dump(dumps[b"str"][:-1] + b"\x00")
 
 
 def test_payload_versions_per_server_family() -> None:

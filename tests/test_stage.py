@@ -22,7 +22,8 @@ from toolkit.errors import ServerError
 from toolkit.server.process import ServerBinary, falkordb_module, find_binary, running_server
 from toolkit.server.read import TYPES, key_hash, read_live, scan_db
 from toolkit.stage.compare import BackupKeys, compare
-from toolkit.stage.drill import choose_binary, refusals, stage
+from toolkit.stage.compat import choose_binary, refusals
+from toolkit.stage.drill import stage
 
 AOF = FIXTURES.parent / "aof"
 AOF_FIXTURES = [

@@ -11,6 +11,17 @@ from typing import Any, Protocol
 
 from tabulate import tabulate
 
+# How a drill, a restore, a network restore or a rollback ended (the reports' "outcome").
+VERIFIED = "verified"  # done and read back: the server holds what the backup holds
+RESTORED = "restored"  # a file restore: the target runs the backup's data, verified
+PLANNED = "planned"  # --dry-run: the plan, nothing changed
+REFUSED = "refused"  # the gate or a preflight said no: nothing changed
+CANCELLED = "cancelled"  # not confirmed: nothing changed
+MISMATCH = "mismatch"  # done, but the server does not hold what the backup holds
+ROLLED_BACK = "rolled-back"  # a file restore failed and was undone
+UNVERIFIED = "unverified"  # the restored server took client writes: left running, not undone
+FAILED = "failed"  # failed midway (and, for a file restore, so did its rollback)
+
 
 class Progress(Protocol):
     """Told how far a long step is (``done`` of ``total`` units), then closed."""

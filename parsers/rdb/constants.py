@@ -166,23 +166,6 @@ SUPPORTED_VERSIONS: dict[bytes, range] = {
 }
 MAGICS = tuple(SUPPORTED_VERSIONS)  # an RDB (or an AOF's RDB preamble) starts with one
 
-# The first Redis release that writes (and so reads) each RDB version.
-REDIS_RELEASE_FOR_VERSION: dict[int, str] = {
-    1: "1.0",
-    2: "2.2",
-    3: "2.4",
-    4: "2.6",
-    5: "2.6",
-    6: "2.8",
-    7: "3.2",
-    8: "4.0",
-    9: "5.0",
-    10: "7.0",
-    11: "7.2",
-    12: "7.4",
-    13: "8.6",
-}
-VALKEY_RELEASE_FOR_VERSION: dict[int, str] = {80: "9.0", 81: "9.2"}
 
 # Module value opcodes inside MODULE_2 values and MODULE_AUX (module.c).
 MODULE_OPCODE_EOF = 0

@@ -19,12 +19,11 @@ from parsers.errors import CorruptError, FormatError, TruncatedError
 from parsers.rdb.constants import TYPE_NAMES
 from parsers.rdb.crc64 import crc64
 from parsers.rdb.decode import ModuleValue, Value, read_value
+from parsers.rdb.versions import VALKEY_FIRST_VERSION
 
 FOOTER = 10  # 2-byte RDB version + 8-byte CRC-64
 _U16LE = struct.Struct("<H").unpack_from
 _U64LE = struct.Struct("<Q").unpack_from
-# Valkey's RDB versions start here (VALKEY080).
-VALKEY_FIRST_VERSION = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +43,19 @@ class DumpPayload:
         if isinstance(self.value, ModuleValue):
             return self.value.module
         return TYPE_NAMES.get(self.type_id, "?")
+
+
+_TYPE_BYTES = [bytes([t]) for t in range(256)]
+_U16LE_PACK = struct.Struct("<H").pack
+_U64LE_PACK = struct.Struct("<Q").pack
+
+
+def dump_payload(type_id: int, value: bytes | memoryview, rdb_version: int) -> bytes:
+    """The DUMP payload of a value of ``type_id`` serialized as ``value`` (the bytes after
+    the key in an RDB), marked with ``rdb_version`` (the file's: the encoding is that
+    version's). RESTORE reads it on a server whose own version is at least that."""
+    body = b"".join((_TYPE_BYTES[type_id], value, _U16LE_PACK(rdb_version)))
+    return body + _U64LE_PACK(crc64(body))
 
 
 def split_dump(payload: bytes) -> tuple[int, int, bytes]:

@@ -156,3 +156,21 @@ def _check(buf: Buffer, end: int, at: int) -> None:
         raise TruncatedError(
             f"truncated: field runs {end - len(buf)} bytes past the end of the input", at
         )
+
+
+def string_length(buf: Buffer, pos: int) -> int:
+    """STRLEN of the string encoded at ``pos``, read from its header where it can be (an
+    integer-encoded string's length is that of its decimal text; an LZF string's is its
+    uncompressed length): no decompression."""
+    b = buf[pos]
+    t = b >> 6
+    if t == 0:
+        return b & 0x3F
+    if t == 1:
+        return ((b & 0x3F) << 8) | buf[pos + 1]
+    if t == 2:
+        return read_length(buf, pos)[0]
+    if b & 0x3F == 3:  # LZF: compressed length, then the uncompressed length
+        _, p = read_length(buf, pos + 1)
+        return read_length(buf, p)[0]
+    return len(read_string(buf, pos)[0])

@@ -19,9 +19,7 @@ from parsers.errors import CorruptError, FormatError, TruncatedError, Unsupporte
 from parsers.rdb.constants import (
     COLLECTION_TYPES,
     MODULE_OPCODE_UINT,
-    REDIS_RELEASE_FOR_VERSION,
     SUPPORTED_VERSIONS,
-    VALKEY_RELEASE_FOR_VERSION,
     VALKEY_SLOT_IMPORT,
     Opcode,
     ValueType,
@@ -100,13 +98,6 @@ def read_header(buf: Buffer) -> tuple[str, int, int]:
             code="unsupported_version",
         )
     return magic.decode(), version, 9
-
-
-def release_for(magic: str, version: int) -> str:
-    """The first server release that writes this RDB version ("7.0", "Valkey 9.0")."""
-    if magic == "VALKEY":
-        return f"Valkey {VALKEY_RELEASE_FOR_VERSION.get(version, '?')}"
-    return REDIS_RELEASE_FOR_VERSION.get(version, "?")
 
 
 class RdbWalker:

@@ -21,7 +21,8 @@ from parsers.errors import FormatError
 from parsers.printable import printable
 from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
-from parsers.rdb.walker import RdbWalker, release_for
+from parsers.rdb.versions import release_for
+from parsers.rdb.walker import RdbWalker
 from toolkit.check.commands import SUB_MAX, CommandLedger, judge, writer_of
 from toolkit.check.keyspace import Keyspace
 from toolkit.check.problems import ERROR, WARNING, Problem

@@ -21,6 +21,15 @@ class Problem:
     def from_error(cls, error: FormatError) -> Problem:
         return cls(ERROR, error.code, error.offset, str(error))
 
+    def to_json(self) -> dict[str, object]:
+        """As every report's ``problems`` list holds it."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "offset": self.offset,
+            "message": self.message,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Gate:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from parsers.errors import FormatError
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
-from parsers.rdb.walker import RdbWalker, release_for
+from parsers.rdb.versions import release_for
+from parsers.rdb.walker import RdbWalker
 from toolkit.check.inventory import Inventory, inventory_of_rdb, inventory_of_tally
 from toolkit.check.problems import ERROR, WARNING, Problem
 from toolkit.check.result import CheckResult, Partial

@@ -12,7 +12,7 @@ SCHEMA = "rbkit.check/1"
 
 
 def check_report(result: CheckResult) -> dict[str, Any]:
-    """The JSON object for one checked backup (see ../shared/DESIGN.md)."""
+    """The JSON object for one checked backup (schema rbkit.check/1, README "rbkit check")."""
     inv = result.inventory
     checksum = result.checksum
     report: dict[str, Any] = {
@@ -32,10 +32,7 @@ def check_report(result: CheckResult) -> dict[str, Any]:
             "stored": _hex(checksum.stored) if checksum else None,
             "computed": _hex(checksum.computed) if checksum else None,
         },
-        "problems": [
-            {"severity": p.severity, "code": p.code, "offset": p.offset, "message": p.message}
-            for p in result.problems
-        ],
+        "problems": [p.to_json() for p in result.problems],
         "aux": result.aux,
         "databases": {},
         "totals": {"keys": 0, "expires": 0, "expired_at_check": 0, "bytes": 0},

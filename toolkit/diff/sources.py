@@ -29,7 +29,7 @@ from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value
 from parsers.rdb.dump import decode_dump
-from parsers.rdb.strings import read_length, read_string, skip_string
+from parsers.rdb.strings import read_length, read_string, skip_string, string_length
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
 from toolkit.check.backup import check_backup
@@ -206,22 +206,6 @@ class ReportSide(Side):
 # -- an RDB file ---------------------------------------------------------------------------
 
 
-def _string_len(buf: Any, pos: int) -> int:
-    """STRLEN of the string value at ``pos`` (integer-encoded: its decimal text)."""
-    b = buf[pos]
-    t = b >> 6
-    if t == 0:
-        return b & 0x3F
-    if t == 1:
-        return ((b & 0x3F) << 8) | buf[pos + 1]
-    if t == 2:
-        return read_length(buf, pos)[0]
-    if b & 0x3F == 3:  # LZF: compressed length, then the uncompressed length
-        _, p = read_length(buf, pos + 1)
-        return read_length(buf, p)[0]
-    return len(read_string(buf, pos)[0])
-
-
 class RdbSide(Side):
     kind = "rdb"
 
@@ -344,7 +328,7 @@ class RdbSide(Side):
                 continue
             if t == _STRING:
                 code = codes[t]
-                size: int | None = _string_len(buf, vpos)
+                size: int | None = string_length(buf, vpos)
             elif t == _MODULE_2:
                 module_id = read_length(buf, vpos)[0]
                 code = module_codes.get(module_id, -1)
@@ -510,12 +494,9 @@ class AofSide(Side):
 
     def _start_server(self, progress: Progress) -> RedisServer:
         """A scratch redis-server that loaded the AOF (as the restore drill stages it)."""
-        from toolkit.stage.drill import (  # the restore drill's own staging rules
-            choose_binary,
-            install_backup,
-            refusals,
-            scratch_settings,
-        )
+        # The restore drill's own staging rules.
+        from toolkit.stage.compat import choose_binary, refusals
+        from toolkit.stage.scratch import install_backup, scratch_settings
 
         result = self.result
         try:

@@ -61,17 +61,18 @@ from toolkit.server.config import RedisConfig, read_config
 from toolkit.server.process import ServerBinary, binary_version
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.compare import Comparison
-from toolkit.stage.drill import StageReport, needed_databases, refusals, stage
-from toolkit.steps import Step
-
-# Outcomes.
-RESTORED = "restored"
-PLANNED = "planned"  # --dry-run
-REFUSED = "refused"
-ROLLED_BACK = "rolled-back"
-UNVERIFIED = "unverified"  # the restored server took client writes: left running, not undone
-FAILED = "failed"  # and the rollback failed too: the report says what is where
-CANCELLED = "cancelled"
+from toolkit.stage.compat import needed_databases, refusals
+from toolkit.stage.drill import StageReport, stage
+from toolkit.steps import (
+    CANCELLED,
+    FAILED,
+    PLANNED,
+    REFUSED,
+    RESTORED,
+    ROLLED_BACK,
+    UNVERIFIED,
+    Step,
+)
 
 
 class _Refused(Exception):

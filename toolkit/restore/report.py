@@ -8,6 +8,11 @@ from typing import Any
 from tabulate import tabulate
 
 from toolkit.restore.procedure import (
+    RestoreReport,
+)
+from toolkit.restore.rollback import RollbackReport
+from toolkit.stage.report import SCHEMA, backup_json, comparison_lines, stage_json
+from toolkit.steps import (
     CANCELLED,
     FAILED,
     PLANNED,
@@ -15,11 +20,9 @@ from toolkit.restore.procedure import (
     RESTORED,
     ROLLED_BACK,
     UNVERIFIED,
-    RestoreReport,
+    steps_json,
+    steps_table,
 )
-from toolkit.restore.rollback import RollbackReport
-from toolkit.stage.report import SCHEMA, backup_json, comparison_lines, stage_json
-from toolkit.steps import steps_json, steps_table
 
 VERDICTS = {
     RESTORED: "RESTORED: the target runs the backup's data, verified",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from parsers import sds
 from toolkit.errors import ConfigError
 
 DEFAULTS = {
@@ -58,63 +59,11 @@ class RedisConfig:
 
 
 def split_args(line: str) -> list[str]:
-    """Split a config line as Redis's sdssplitargs does."""
-    out: list[str] = []
-    i, n = 0, len(line)
-    while True:
-        while i < n and line[i].isspace():
-            i += 1
-        if i >= n:
-            return out
-        cur = []
-        if line[i] == '"':
-            i += 1
-            while True:
-                if i >= n:
-                    raise ConfigError("unbalanced double quotes")
-                c = line[i]
-                if (
-                    c == "\\"
-                    and line[i + 1 : i + 2] == "x"
-                    and all(h in "0123456789abcdefABCDEF" for h in line[i + 2 : i + 4])
-                    and i + 3 < n
-                ):
-                    cur.append(chr(int(line[i + 2 : i + 4], 16)))
-                    i += 4
-                    continue
-                if c == "\\" and i + 1 < n:
-                    cur.append(_ESCAPES.get(line[i + 1], line[i + 1]))
-                    i += 2
-                    continue
-                if c == '"':
-                    i += 1
-                    if i < n and not line[i].isspace():
-                        raise ConfigError("closing quote must be followed by a space")
-                    break
-                cur.append(c)
-                i += 1
-        elif line[i] == "'":
-            i += 1
-            while True:
-                if i >= n:
-                    raise ConfigError("unbalanced single quotes")
-                c = line[i]
-                if c == "\\" and i + 1 < n and line[i + 1] == "'":
-                    cur.append("'")
-                    i += 2
-                    continue
-                if c == "'":
-                    i += 1
-                    if i < n and not line[i].isspace():
-                        raise ConfigError("closing quote must be followed by a space")
-                    break
-                cur.append(c)
-                i += 1
-        else:
-            while i < n and not line[i].isspace():
-                cur.append(line[i])
-                i += 1
-        out.append("".join(cur))
+    """Split a config line as Redis's sdssplitargs does (parsers/sds.py)."""
+    words = sds.split_args(line.encode("utf-8", "surrogateescape"))
+    if words is None:
+        raise ConfigError("unbalanced quotes, or a closing quote not followed by a space")
+    return [w.decode("utf-8", "surrogateescape") for w in words]
 
 
 def read_config(path: Path, _depth: int = 0) -> RedisConfig:

@@ -82,10 +82,7 @@ def stage_json(report: StageReport) -> dict[str, Any]:
             for m in (comparison.mismatches if comparison else [])
         ],
         "notes": report.notes + (comparison.notes if comparison else []),
-        "problems": [
-            {"severity": p.severity, "code": p.code, "offset": p.offset, "message": p.message}
-            for p in (result.problems if result else [])
-        ],
+        "problems": [p.to_json() for p in (result.problems if result else [])],
         "log": report.log,
     }
 

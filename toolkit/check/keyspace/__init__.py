@@ -14,10 +14,10 @@ after INCR on an existing value). Values are plain Python containers, not per-ke
 string     ``int`` (the length; -1: unknown but not zero)
 list       ``collections.deque`` of bytes
 set        ``set`` of bytes
-zset       ``_ZSet`` (a dict member -> float score)
-hash       ``_Hash`` (a dict field -> absolute expiry ms, or None)
-stream     ``_Stream`` (entry ids as ``ms << 64 | seq``, last id, group names)
-other      ``_Opaque`` (a module value, or a RESTORE payload that could not be decoded)
+zset       ``ZSetVal`` (a dict member -> float score)
+hash       ``HashVal`` (a dict field -> absolute expiry ms, or None)
+stream     ``StreamVal`` (entry ids as ``ms << 64 | seq``, last id, group names)
+other      ``Opaque`` (a module value, or a RESTORE payload that could not be decoded)
 =========  ==========================================================================
 
 Whenever the result depends on something the model does not know (a command it does not

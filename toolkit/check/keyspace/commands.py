@@ -7,7 +7,7 @@ here, so a command family's class only has to define the ``c_*`` method named be
 from __future__ import annotations
 
 # Commands with no effect on the keyspace (reads, and writes to state the model does not keep).
-_NO_OPS = frozenset(
+NO_OPS = frozenset(
     b"""PING ECHO WATCH UNWATCH TIME GET MGET EXISTS TYPE TTL PTTL EXPIRETIME PEXPIRETIME STRLEN
     GETRANGE SUBSTR GETBIT BITCOUNT BITPOS BITFIELD_RO LCS LLEN LINDEX LRANGE LPOS SCARD
     SISMEMBER SMISMEMBER SMEMBERS SRANDMEMBER SINTER SUNION SDIFF SINTERCARD SSCAN ZCARD ZSCORE
@@ -20,12 +20,12 @@ _NO_OPS = frozenset(
     XACK XCLAIM XAUTOCLAIM XREADGROUP""".split()
 )
 # Stream group commands: no keyspace effect, but the key must be a stream if it exists.
-_STREAM_NO_OPS = frozenset((b"XACK", b"XCLAIM", b"XAUTOCLAIM"))
+STREAM_NO_OPS = frozenset((b"XACK", b"XCLAIM", b"XAUTOCLAIM"))
 # Commands whose effect is unknowable from their arguments (scripts run on the loading server).
 _SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))
 
 
-_HANDLERS: dict[bytes, str] = {
+HANDLERS: dict[bytes, str] = {
     b"SELECT": "c_select",
     b"MULTI": "c_multi",
     b"EXEC": "c_exec",
@@ -137,4 +137,4 @@ _HANDLERS: dict[bytes, str] = {
 }
 
 # Every command the model applies or knows to have no keyspace effect.
-KNOWN_COMMANDS: frozenset[bytes] = frozenset(_HANDLERS) | _NO_OPS
+KNOWN_COMMANDS: frozenset[bytes] = frozenset(HANDLERS) | NO_OPS

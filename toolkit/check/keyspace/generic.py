@@ -13,9 +13,16 @@ from parsers.rdb.module import module_type_name
 from parsers.rdb.records import library_name
 from parsers.rdb.strings import read_length, read_string, skip_string
 from parsers.rdb.values import SKIPPERS
-from toolkit.check.keyspace.args import Args, _Err, _int
-from toolkit.check.keyspace.model import KeyspaceModel, _Skip
-from toolkit.check.keyspace.values import UNKNOWN_TIME, _copy, _Db, _from_decoded, _Opaque, _ZSet
+from toolkit.check.keyspace.args import ArgError, Args, int_arg
+from toolkit.check.keyspace.model import KeyspaceModel, Skip
+from toolkit.check.keyspace.values import (
+    UNKNOWN_TIME,
+    DbValues,
+    Opaque,
+    ZSetVal,
+    copy_value,
+    from_decoded,
+)
 
 _FUNCTION2 = 245  # RDB opcode of a function library in a FUNCTION DUMP payload
 _FUNCTION_PRE_GA = 246  # the same in Redis 7.0 release candidates
@@ -25,21 +32,21 @@ class GenericCommands(KeyspaceModel):
     """Commands not of one value type: databases, transactions, keys, expiries, functions."""
 
     def c_select(self, a: Args) -> None:
-        n = _int(a[1])
+        n = int_arg(a[1])
         if n < 0 or len(a) != 2:
-            raise _Err("DB index is out of range")
+            raise ArgError("DB index is out of range")
         self._dbnum = n
         self._db = self._get_db(n)
 
     def c_multi(self, a: Args) -> None:
         if self._queue is not None:
-            raise _Err("MULTI calls can not be nested")
+            raise ArgError("MULTI calls can not be nested")
         self._queue = []
 
     def c_exec(self, a: Args) -> None:
         queue = self._queue
         if queue is None:
-            raise _Err("EXEC without MULTI")
+            raise ArgError("EXEC without MULTI")
         self._queue = None
         at = self._at
         for args, at_ms in queue:
@@ -47,44 +54,44 @@ class GenericCommands(KeyspaceModel):
 
     def c_discard(self, a: Args) -> None:
         if self._queue is None:
-            raise _Err("DISCARD without MULTI")
+            raise ArgError("DISCARD without MULTI")
         self._queue = None
 
     def c_swapdb(self, a: Args) -> None:
-        x, y = _int(a[1]), _int(a[2])
+        x, y = int_arg(a[1]), int_arg(a[2])
         if x < 0 or y < 0 or len(a) != 3:
-            raise _Err("invalid DB index")
+            raise ArgError("invalid DB index")
         dx, dy = self._get_db(x), self._get_db(y)
         self._dbs[x], self._dbs[y] = dy, dx
         self._db = self._dbs[self._dbnum]
 
     def c_flushdb(self, a: Args) -> None:
         self._check_flush_args(a)
-        self._dbs[self._dbnum] = self._db = _Db()
+        self._dbs[self._dbnum] = self._db = DbValues()
 
     def c_flushall(self, a: Args) -> None:
         self._check_flush_args(a)
-        self._dbs = {n: _Db() for n in self._dbs}
+        self._dbs = {n: DbValues() for n in self._dbs}
         self._db = self._dbs[self._dbnum]
 
     @staticmethod
     def _check_flush_args(a: Args) -> None:
         if len(a) > 2 or (len(a) == 2 and a[1].upper() not in (b"ASYNC", b"SYNC")):
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
 
     def c_del(self, a: Args) -> None:
         if len(a) < 2:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         for key in a[1:]:
             self._delete(key)
 
     def c_rename(self, a: Args, nx: bool = False) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         src, dst = a[1], a[2]
         d = self._db
         if src not in d.keys:
-            raise _Err("no such key")
+            raise ArgError("no such key")
         if src == dst or (nx and dst in d.keys):
             return
         value = d.keys.pop(src)
@@ -98,12 +105,12 @@ class GenericCommands(KeyspaceModel):
 
     def c_move(self, a: Args) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
-        n = _int(a[2])
+            raise ArgError("wrong number of arguments")
+        n = int_arg(a[2])
         if n < 0:
-            raise _Err("DB index is out of range")
+            raise ArgError("DB index is out of range")
         if n == self._dbnum:
-            raise _Err("source and destination objects are the same")
+            raise ArgError("source and destination objects are the same")
         key, d = a[1], self._db
         dst = self._get_db(n)
         if key not in d.keys or key in dst.keys:
@@ -122,15 +129,15 @@ class GenericCommands(KeyspaceModel):
             if opt == b"REPLACE":
                 replace = True
             elif opt == b"DB" and i + 1 < len(a):
-                n = _int(a[i + 1])
+                n = int_arg(a[i + 1])
                 if n < 0:
-                    raise _Err("DB index is out of range")
+                    raise ArgError("DB index is out of range")
                 i += 1
             else:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             i += 1
         if src == dstkey and n == self._dbnum:
-            raise _Err("source and destination objects are the same")
+            raise ArgError("source and destination objects are the same")
         d = self._db
         value = d.keys.get(src)
         if value is None:
@@ -138,14 +145,14 @@ class GenericCommands(KeyspaceModel):
         dst = self._get_db(n)
         if dstkey in dst.keys and not replace:
             return
-        self._set_key(dstkey, _copy(value), dst)
+        self._set_key(dstkey, copy_value(value), dst)
         expire = d.expires.get(src)
         if expire is not None:
             dst.expires[dstkey] = expire
 
     def _expire(self, a: Args, unit: int, relative: bool) -> None:
         key = a[1]
-        amount = _int(a[2])
+        amount = int_arg(a[2])
         nx = xx = gt = lt = False
         for opt in a[3:]:
             o = opt.upper()
@@ -158,9 +165,9 @@ class GenericCommands(KeyspaceModel):
             elif o == b"LT":
                 lt = True
             else:
-                raise _Err(f"Unsupported option {opt!r}")
+                raise ArgError(f"Unsupported option {opt!r}")
         if (nx and (xx or gt or lt)) or (gt and lt):
-            raise _Err("NX and XX, GT or LT options at the same time are not compatible")
+            raise ArgError("NX and XX, GT or LT options at the same time are not compatible")
         when = self._relative(amount * unit) if relative else amount * unit
         d = self._db
         if key not in d.keys:
@@ -191,11 +198,11 @@ class GenericCommands(KeyspaceModel):
 
     def c_persist(self, a: Args) -> None:
         if len(a) != 2:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         self._db.expires.pop(a[1], None)
 
     def c_restore(self, a: Args) -> None:
-        key, ttl, payload = a[1], _int(a[2]), a[3]
+        key, ttl, payload = a[1], int_arg(a[2]), a[3]
         replace = absttl = False
         i = 4
         while i < len(a):
@@ -205,18 +212,18 @@ class GenericCommands(KeyspaceModel):
             elif opt == b"ABSTTL":
                 absttl = True
             elif opt in (b"IDLETIME", b"FREQ") and i + 1 < len(a):
-                _int(a[i + 1])
+                int_arg(a[i + 1])
                 i += 1
             else:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             i += 1
         if ttl < 0:
-            raise _Err("Invalid TTL value, must be >= 0")
+            raise ArgError("Invalid TTL value, must be >= 0")
         if key in self._db.keys and not replace:
-            raise _Err("BUSYKEY Target key name already exists.")
+            raise ArgError("BUSYKEY Target key name already exists.")
         value = self._from_payload(payload)
         if value is None:
-            raise _Err("Bad data format")
+            raise ArgError("Bad data format")
         self._set_key(key, value)
         if ttl:
             self._db.expires[key] = ttl if absttl else self._relative(ttl)
@@ -228,7 +235,7 @@ class GenericCommands(KeyspaceModel):
         type_id = payload[0]
         body = payload[:-10]
         try:
-            return _from_decoded(decode_value(body, type_id, 1))
+            return from_decoded(decode_value(body, type_id, 1))
         except FormatError:
             pass
         self._approx("RESTORE payload the model could not decode")
@@ -238,13 +245,13 @@ class GenericCommands(KeyspaceModel):
         elements = None
         try:
             if type_id == ValueType.MODULE_2:
-                return _Opaque(module_type_name(read_length(body, 1)[0]), None, module=True)
+                return Opaque(module_type_name(read_length(body, 1)[0]), None, module=True)
             skipper = SKIPPERS.get(type_id)
             if skipper is not None:
                 elements = skipper(body, memoryview(body), 1, False)[1]
         except (FormatError, IndexError):
             pass
-        return _Opaque(name, elements)
+        return Opaque(name, elements)
 
     def c_sort(self, a: Args) -> None:
         dst: bytes | None = None
@@ -255,25 +262,25 @@ class GenericCommands(KeyspaceModel):
             if o == b"STORE":
                 dst, i = a[i + 1], i + 2
             elif o == b"LIMIT":
-                start, count, i = _int(a[i + 1]), _int(a[i + 2]), i + 3
+                start, count, i = int_arg(a[i + 1]), int_arg(a[i + 2]), i + 3
             elif o in (b"BY", b"GET"):
                 gets += o == b"GET"
                 i += 2
             elif o in (b"ASC", b"DESC", b"ALPHA"):
                 i += 1
             else:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
         if dst is None:
             return
         src = self._db.keys.get(a[1])
         if src is None:
             self._delete(dst)
             return
-        if type(src) not in (deque, set, _ZSet):
-            if isinstance(src, _Opaque) and src.type in ("list", "set", "zset"):
+        if type(src) not in (deque, set, ZSetVal):
+            if isinstance(src, Opaque) and src.type in ("list", "set", "zset"):
                 self._approx("SORT ... STORE of a value the model cannot read")
-                raise _Skip
-            raise _Err("WRONGTYPE Operation against a key holding the wrong kind of value")
+                raise Skip
+            raise ArgError("WRONGTYPE Operation against a key holding the wrong kind of value")
         self._approx("SORT ... STORE (order and GET values not modelled)")
         items = list(src)[max(start, 0) :]  # type: ignore[call-overload]
         if count >= 0:
@@ -308,17 +315,17 @@ class GenericCommands(KeyspaceModel):
         if sub == b"LOAD":
             replace = len(a) == 4 and a[2].upper() == b"REPLACE"
             if len(a) != 3 and not replace:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             name = library_name(a[-1])
             if name == "?":
-                raise _Err("Missing library metadata")
+                raise ArgError("Missing library metadata")
             if name in self.functions and not replace:
-                raise _Err(f"Library '{name}' already exists")
+                raise ArgError(f"Library '{name}' already exists")
             self.functions[name] = None
         elif sub == b"DELETE":
             name = a[2].decode("utf-8", "replace")
             if name not in self.functions:
-                raise _Err("Library not found")
+                raise ArgError("Library not found")
             del self.functions[name]
         elif sub == b"FLUSH":
             self.functions.clear()
@@ -332,13 +339,13 @@ class GenericCommands(KeyspaceModel):
                 self.functions.clear()
             elif policy == b"APPEND":
                 if any(n in self.functions for n in names):
-                    raise _Err("Library already exists")
+                    raise ArgError("Library already exists")
             elif policy != b"REPLACE":
-                raise _Err("Wrong restore policy given")
+                raise ArgError("Wrong restore policy given")
             for n in names:
                 self.functions[n] = None
         elif sub not in (b"LIST", b"DUMP", b"STATS", b"KILL", b"HELP"):
-            raise _Err("unknown subcommand")
+            raise ArgError("unknown subcommand")
 
 
 def _function_payload(payload: bytes) -> list[str] | None:

@@ -4,39 +4,39 @@ HGETDEL, HGETEX.
 
 from __future__ import annotations
 
-from toolkit.check.keyspace.args import Args, _Err, _float, _int
+from toolkit.check.keyspace.args import ArgError, Args, float_arg, int_arg
 from toolkit.check.keyspace.model import KeyspaceModel
-from toolkit.check.keyspace.values import _Hash
+from toolkit.check.keyspace.values import HashVal
 
 
 class HashCommands(KeyspaceModel):
-    """The hash commands (a hash value is a ``_Hash``: field -> expiry ms or None)."""
+    """The hash commands (a hash value is a ``HashVal``: field -> expiry ms or None)."""
 
-    def _hash(self, key: bytes) -> _Hash | None:
-        return self._lookup(key, _Hash)  # type: ignore[return-value]
+    def _hash(self, key: bytes) -> HashVal | None:
+        return self._lookup(key, HashVal)  # type: ignore[return-value]
 
-    def _hash_or_new(self, key: bytes) -> _Hash:
+    def _hash_or_new(self, key: bytes) -> HashVal:
         h = self._hash(key)
         if h is None:
-            h = self._db.keys[key] = _Hash()
+            h = self._db.keys[key] = HashVal()
         return h
 
     def c_hset(self, a: Args) -> None:
         if len(a) < 4 or len(a) % 2:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         h = self._hash_or_new(a[1])
         for f in a[2::2]:
             h[f] = None
 
     def c_hsetnx(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         h = self._hash_or_new(a[1])
         h.setdefault(a[2], None)
 
     def c_hdel(self, a: Args) -> None:
         if len(a) < 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         h = self._hash(a[1])
         if h is not None:
             for f in a[2:]:
@@ -45,28 +45,28 @@ class HashCommands(KeyspaceModel):
 
     def c_hincrby(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         if a[0].upper() == b"HINCRBY":
-            _int(a[3])
+            int_arg(a[3])
         else:
-            _float(a[3])
+            float_arg(a[3])
         self._hash_or_new(a[1]).setdefault(a[2], None)
 
     @staticmethod
     def _fields(a: Args, at: int) -> Args:
         """The fields after ``FIELDS numfields`` at ``a[at]``."""
         if a[at].upper() != b"FIELDS":
-            raise _Err("Mandatory argument FIELDS is missing or not at the right position")
-        n = _int(a[at + 1])
+            raise ArgError("Mandatory argument FIELDS is missing or not at the right position")
+        n = int_arg(a[at + 1])
         fields = a[at + 2 :]
         if n < 1 or n != len(fields):
-            raise _Err("The `numfields` parameter must match the number of arguments")
+            raise ArgError("The `numfields` parameter must match the number of arguments")
         return fields
 
     def _hexpire(self, a: Args, unit: int, relative: bool) -> None:
-        key, amount = a[1], _int(a[2])
+        key, amount = a[1], int_arg(a[2])
         if amount < 0:
-            raise _Err("invalid expire time, must be >= 0")
+            raise ArgError("invalid expire time, must be >= 0")
         cond = a[3].upper()
         at = 4 if cond in (b"NX", b"XX", b"GT", b"LT") else 3
         fields = self._fields(a, at)
@@ -124,12 +124,12 @@ class HashCommands(KeyspaceModel):
                 expire = self._expire_option(o, a[i + 1])
                 i += 1
             else:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             i += 1
-        n = _int(a[i + 1])
+        n = int_arg(a[i + 1])
         pairs = a[i + 2 :]
         if n < 1 or len(pairs) != 2 * n:
-            raise _Err("invalid number of fields")
+            raise ArgError("invalid number of fields")
         fields = pairs[::2]
         h = self._hash(key)
         if (fnx and h is not None and any(f in h for f in fields)) or (
@@ -137,7 +137,7 @@ class HashCommands(KeyspaceModel):
         ):
             return
         if h is None:
-            h = self._db.keys[key] = _Hash()
+            h = self._db.keys[key] = HashVal()
         for f in fields:
             h[f] = h.get(f) if keepttl else expire
 

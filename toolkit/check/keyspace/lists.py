@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from toolkit.check.keyspace.args import Args, _Err, _float, _int, _rank_range
+from toolkit.check.keyspace.args import ArgError, Args, float_arg, int_arg, rank_range
 from toolkit.check.keyspace.model import KeyspaceModel
 
 
@@ -16,7 +16,7 @@ class ListCommands(KeyspaceModel):
 
     def c_push(self, a: Args) -> None:
         if len(a) < 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         name = a[0].upper()
         lst = self._list(a[1])
         if lst is None:
@@ -31,10 +31,10 @@ class ListCommands(KeyspaceModel):
 
     def c_linsert(self, a: Args) -> None:
         if len(a) != 5:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         where = a[2].upper()
         if where not in (b"BEFORE", b"AFTER"):
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
         lst = self._list(a[1])
         if lst is None:
             return
@@ -46,19 +46,19 @@ class ListCommands(KeyspaceModel):
 
     def c_lset(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
-        i = _int(a[2])
+            raise ArgError("wrong number of arguments")
+        i = int_arg(a[2])
         lst = self._list(a[1])
         if lst is None:
-            raise _Err("no such key")
+            raise ArgError("no such key")
         if not -len(lst) <= i < len(lst):
-            raise _Err("index out of range")
+            raise ArgError("index out of range")
         lst[i] = a[3]
 
     def c_lrem(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
-        count, item = _int(a[2]), a[3]
+            raise ArgError("wrong number of arguments")
+        count, item = int_arg(a[2]), a[3]
         lst = self._list(a[1])
         if lst is None:
             return
@@ -79,12 +79,12 @@ class ListCommands(KeyspaceModel):
 
     def c_ltrim(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
-        start, end = _int(a[2]), _int(a[3])
+            raise ArgError("wrong number of arguments")
+        start, end = int_arg(a[2]), int_arg(a[3])
         lst = self._list(a[1])
         if lst is None:
             return
-        keep = _rank_range(start, end, len(lst))
+        keep = rank_range(start, end, len(lst))
         if not keep:
             self._delete(a[1])
             return
@@ -101,12 +101,12 @@ class ListCommands(KeyspaceModel):
 
     def c_pop(self, a: Args) -> None:
         if len(a) not in (2, 3):
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         count = 1
         if len(a) == 3:
-            count = _int(a[2])
+            count = int_arg(a[2])
             if count < 0:
-                raise _Err("value is out of range, must be positive")
+                raise ArgError("value is out of range, must be positive")
         lst = self._list(a[1])
         if lst is not None:
             self._pop_list(a[1], lst, a[0].upper().startswith(b"L"), count)
@@ -130,27 +130,27 @@ class ListCommands(KeyspaceModel):
     def _side(b: bytes) -> bool:
         side = b.upper()
         if side not in (b"LEFT", b"RIGHT"):
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
         return side == b"LEFT"
 
     def c_rpoplpush(self, a: Args) -> None:
         if len(a) not in (3, 4):
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         if len(a) == 4:
-            _float(a[3])
+            float_arg(a[3])
         self._lmove(a[1], a[2], False, True)
 
     def c_lmove(self, a: Args) -> None:
         if len(a) not in (5, 6):
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         if len(a) == 6:
-            _float(a[5])
+            float_arg(a[5])
         self._lmove(a[1], a[2], self._side(a[3]), self._side(a[4]))
 
     def c_bpop(self, a: Args) -> None:
         if len(a) < 3:
-            raise _Err("wrong number of arguments")
-        _float(a[-1])
+            raise ArgError("wrong number of arguments")
+        float_arg(a[-1])
         found = self._first_nonempty(a[1:-1], deque)
         if found is not None:
             key, lst = found
@@ -159,7 +159,7 @@ class ListCommands(KeyspaceModel):
     def c_lmpop(self, a: Args) -> None:
         blocking = a[0].upper() == b"BLMPOP"
         if blocking:
-            _float(a[1])
+            float_arg(a[1])
         keys, left, count = self._mpop_args(a, 2 if blocking else 1, (b"LEFT", b"RIGHT"))
         found = self._first_nonempty(keys, deque)
         if found is not None:

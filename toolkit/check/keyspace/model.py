@@ -13,21 +13,21 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 
 from toolkit.check.inventory import BigKey, DbStats, Inventory
-from toolkit.check.keyspace.args import Args, _Err, _int, format_id
-from toolkit.check.keyspace.commands import _HANDLERS, _NO_OPS, _STREAM_NO_OPS
+from toolkit.check.keyspace.args import ArgError, Args, format_id, int_arg
+from toolkit.check.keyspace.commands import HANDLERS, NO_OPS, STREAM_NO_OPS
 from toolkit.check.keyspace.values import (
-    _TYPE_OF,
+    TYPE_OF,
     UNKNOWN_TIME,
-    _Db,
-    _elements,
-    _from_decoded,
-    _Opaque,
-    _Stream,
+    DbValues,
+    Opaque,
+    StreamVal,
+    elements_of,
+    from_decoded,
     type_name,
 )
 
 
-class _Skip(Exception):
+class Skip(Exception):
     """The command touches a value the model cannot see into: already noted as approximate."""
 
 
@@ -38,7 +38,7 @@ class KeyspaceModel:
     """
 
     def __init__(self) -> None:
-        self._dbs: dict[int, _Db] = {0: _Db()}
+        self._dbs: dict[int, DbValues] = {0: DbValues()}
         self._dbnum = 0
         self._db = self._dbs[0]
         self._queue: list[tuple[Args, int | None]] | None = None
@@ -50,7 +50,7 @@ class KeyspaceModel:
         self.commands = 0
         self._approximate = False
         self._handlers: dict[bytes, Callable[[Args], None]] = {
-            name: getattr(self, method) for name, method in _HANDLERS.items()
+            name: getattr(self, method) for name, method in HANDLERS.items()
         }
 
     # -- public API ------------------------------------------------------------------------
@@ -102,7 +102,7 @@ class KeyspaceModel:
         Empty collections are skipped, as Redis skips them when it loads an RDB; expired keys
         are kept, as Redis keeps them when the RDB is an AOF's base.
         """
-        v = _from_decoded(value)
+        v = from_decoded(value)
         if v is None:
             return
         d = self._get_db(db)
@@ -134,9 +134,9 @@ class KeyspaceModel:
             for key, v in d.keys.items():
                 t = type_name(v)
                 by_type[t] += 1
-                if isinstance(v, _Opaque) and v.module:
+                if isinstance(v, Opaque) and v.module:
                     modules.add(t)
-                n = _elements(v)
+                n = elements_of(v)
                 if len(big) < top:
                     heapq.heappush(big, (n, dbnum, key, t))
                 elif top and (n, dbnum, key) > big[0][:3]:
@@ -160,7 +160,7 @@ class KeyspaceModel:
         for dbnum in sorted(self._dbs):
             d = self._dbs[dbnum]
             for key, v in d.keys.items():
-                yield dbnum, key, type_name(v), d.expires.get(key), _elements(v)
+                yield dbnum, key, type_name(v), d.expires.get(key), elements_of(v)
 
     def value(self, db: int, key: bytes) -> object:
         """A plain copy of what the model holds for a key (None if absent), for inspection.
@@ -174,9 +174,9 @@ class KeyspaceModel:
             return v
         if isinstance(v, deque):
             return list(v)
-        if isinstance(v, _Stream):
+        if isinstance(v, StreamVal):
             return [format_id(i) for i in v.ids]
-        if isinstance(v, _Opaque):
+        if isinstance(v, Opaque):
             return v.type
         return v.copy()  # type: ignore[attr-defined]
 
@@ -191,8 +191,8 @@ class KeyspaceModel:
         self.commands += 1
         handler = self._handlers.get(name)
         if handler is None:
-            if name in _NO_OPS:
-                if name in _STREAM_NO_OPS and len(args) > 1:
+            if name in NO_OPS:
+                if name in STREAM_NO_OPS and len(args) > 1:
                     self._check_stream_op(name, args)
                 return
             self.unknown[name[:64].decode("latin-1")] += 1
@@ -200,44 +200,44 @@ class KeyspaceModel:
         self._at = at_ms
         try:
             handler(args)
-        except _Err as e:
+        except ArgError as e:
             self.errors[f"{name.decode('latin-1')}: {e}"] += 1
         except IndexError:
             self.errors[f"{name.decode('latin-1')}: wrong number of arguments"] += 1
-        except _Skip:
+        except Skip:
             pass
 
     def _check_stream_op(self, name: bytes, args: Args) -> None:
         v = self._db.keys.get(args[1])
-        if v is not None and not isinstance(v, _Stream) and type_name(v) != "stream":
+        if v is not None and not isinstance(v, StreamVal) and type_name(v) != "stream":
             self.errors[f"{name.decode('latin-1')}: WRONGTYPE"] += 1
 
     def _approx(self, reason: str) -> None:
         self.approximations[reason] += 1
 
-    def _get_db(self, n: int) -> _Db:
+    def _get_db(self, n: int) -> DbValues:
         d = self._dbs.get(n)
         if d is None:
-            d = self._dbs[n] = _Db()
+            d = self._dbs[n] = DbValues()
         return d
 
-    def _lookup(self, key: bytes, cls: type, d: _Db | None = None) -> object:
+    def _lookup(self, key: bytes, cls: type, d: DbValues | None = None) -> object:
         """The value at key if it is of ``cls`` (None if absent); WRONGTYPE otherwise."""
         v = (d or self._db).keys.get(key)
         if v is None or type(v) is cls:
             return v
-        if isinstance(v, _Opaque) and v.type == _TYPE_OF[cls]:
+        if isinstance(v, Opaque) and v.type == TYPE_OF[cls]:
             self._approx(f"{v.type} command on a value the model cannot read")
-            raise _Skip
-        raise _Err("WRONGTYPE Operation against a key holding the wrong kind of value")
+            raise Skip
+        raise ArgError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
-    def _set_key(self, key: bytes, value: object, d: _Db | None = None) -> None:
+    def _set_key(self, key: bytes, value: object, d: DbValues | None = None) -> None:
         """Store a new value, dropping any TTL (Redis's setKey)."""
         d = d or self._db
         d.keys[key] = value
         d.expires.pop(key, None)
 
-    def _delete(self, key: bytes, d: _Db | None = None) -> bool:
+    def _delete(self, key: bytes, d: DbValues | None = None) -> bool:
         d = d or self._db
         if d.keys.pop(key, None) is None:
             return False
@@ -259,9 +259,9 @@ class KeyspaceModel:
 
     def _expire_option(self, opt: bytes, arg: bytes) -> int:
         """EX/PX/EXAT/PXAT <arg> as an absolute ms time (must be > 0)."""
-        v = _int(arg)
+        v = int_arg(arg)
         if v <= 0:
-            raise _Err("invalid expire time")
+            raise ArgError("invalid expire time")
         if opt == b"EX":
             return self._relative(v * 1000)
         if opt == b"PX":
@@ -277,23 +277,23 @@ class KeyspaceModel:
         return None
 
     def _mpop_args(self, a: Args, start: int, sides: tuple[bytes, bytes]) -> tuple:
-        numkeys = _int(a[start])
+        numkeys = int_arg(a[start])
         if numkeys <= 0:
-            raise _Err("numkeys should be greater than 0")
+            raise ArgError("numkeys should be greater than 0")
         keys = a[start + 1 : start + 1 + numkeys]
         if len(keys) != numkeys:
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
         rest = a[start + 1 + numkeys :]
         side = rest[0].upper()
         if side not in sides:
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
         count = 1
         if len(rest) == 3 and rest[1].upper() == b"COUNT":
-            count = _int(rest[2])
+            count = int_arg(rest[2])
             if count <= 0:
-                raise _Err("count should be greater than 0")
+                raise ArgError("count should be greater than 0")
         elif len(rest) != 1:
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
         return keys, side == sides[0], count
 
     def _store(self, dst: bytes, value: Iterable[object] | dict, empty: bool) -> None:

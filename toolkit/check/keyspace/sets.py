@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.check.keyspace.args import Args, _Err, _int
+from toolkit.check.keyspace.args import ArgError, Args, int_arg
 from toolkit.check.keyspace.model import KeyspaceModel
 
 
@@ -14,7 +14,7 @@ class SetCommands(KeyspaceModel):
 
     def c_sadd(self, a: Args) -> None:
         if len(a) < 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         s = self._set(a[1])
         if s is None:
             self._db.keys[a[1]] = set(a[2:])
@@ -23,7 +23,7 @@ class SetCommands(KeyspaceModel):
 
     def c_srem(self, a: Args) -> None:
         if len(a) < 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         s = self._set(a[1])
         if s is not None:
             s.difference_update(a[2:])
@@ -31,10 +31,10 @@ class SetCommands(KeyspaceModel):
 
     def c_spop(self, a: Args) -> None:
         if len(a) not in (2, 3):
-            raise _Err("wrong number of arguments")
-        count = _int(a[2]) if len(a) == 3 else 1
+            raise ArgError("wrong number of arguments")
+        count = int_arg(a[2]) if len(a) == 3 else 1
         if count < 0:
-            raise _Err("value is out of range, must be positive")
+            raise ArgError("value is out of range, must be positive")
         s = self._set(a[1])
         if s is None or count == 0:
             return
@@ -47,7 +47,7 @@ class SetCommands(KeyspaceModel):
 
     def c_smove(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         src, dst, member = a[1], a[2], a[3]
         s = self._set(src)
         if s is None:
@@ -64,7 +64,7 @@ class SetCommands(KeyspaceModel):
 
     def c_setop_store(self, a: Args) -> None:
         if len(a) < 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         op = a[0].upper()
         sets = [self._set(k) for k in a[2:]]
         result: set[bytes]

@@ -5,7 +5,7 @@ A string is modelled as its length only (``-1`` once the length is unknown).
 
 from __future__ import annotations
 
-from toolkit.check.keyspace.args import Args, _Err, _float, _int
+from toolkit.check.keyspace.args import ArgError, Args, float_arg, int_arg
 from toolkit.check.keyspace.model import KeyspaceModel
 
 
@@ -33,11 +33,11 @@ class StringCommands(KeyspaceModel):
                 keepttl = True
             elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and i + 1 < n and expire is None:
                 if keepttl:
-                    raise _Err("syntax error")
+                    raise ArgError("syntax error")
                 expire = self._expire_option(opt, a[i + 1])
                 i += 1
             else:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             i += 1
         old = self._string(key) if get else self._db.keys.get(key)
         if (nx and old is not None) or (xx and old is None):
@@ -51,7 +51,7 @@ class StringCommands(KeyspaceModel):
 
     def c_setex(self, a: Args, unit: bytes = b"EX") -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         expire = self._expire_option(unit, a[2])
         self._set_key(a[1], len(a[3]))
         self._db.expires[a[1]] = expire
@@ -61,13 +61,13 @@ class StringCommands(KeyspaceModel):
 
     def c_setnx(self, a: Args) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         if a[1] not in self._db.keys:
             self._set_key(a[1], len(a[2]))
 
     def c_mset(self, a: Args, nx: bool = False) -> None:
         if len(a) < 3 or len(a) % 2 == 0:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         pairs = list(zip(a[1::2], a[2::2], strict=True))
         if nx and any(k in self._db.keys for k, _ in pairs):
             return
@@ -79,13 +79,13 @@ class StringCommands(KeyspaceModel):
 
     def c_getset(self, a: Args) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         self._string(a[1])
         self._set_key(a[1], len(a[2]))
 
     def c_getdel(self, a: Args) -> None:
         if len(a) != 2:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         if self._string(a[1]) is not None:
             self._delete(a[1])
 
@@ -100,11 +100,11 @@ class StringCommands(KeyspaceModel):
                 persist = True
             elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and i + 1 < len(a):
                 if persist or expire is not None:
-                    raise _Err("syntax error")
+                    raise ArgError("syntax error")
                 expire = self._expire_option(opt, a[i + 1])
                 i += 1
             else:
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             i += 1
         if self._string(key) is None:
             return
@@ -115,7 +115,7 @@ class StringCommands(KeyspaceModel):
 
     def c_append(self, a: Args) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         cur = self._string(a[1])
         if cur is None:
             self._set_key(a[1], len(a[2]))
@@ -124,10 +124,10 @@ class StringCommands(KeyspaceModel):
 
     def c_setrange(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
-        offset = _int(a[2])
+            raise ArgError("wrong number of arguments")
+        offset = int_arg(a[2])
         if offset < 0:
-            raise _Err("offset is out of range")
+            raise ArgError("offset is out of range")
         cur = self._string(a[1])
         if not a[3]:
             return
@@ -154,27 +154,27 @@ class StringCommands(KeyspaceModel):
 
     def c_incr(self, a: Args) -> None:
         if len(a) != 2:
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         self._incr(a[1], 1 if a[0].upper() == b"INCR" else -1)
 
     def c_incrby(self, a: Args) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
-        delta = _int(a[2])
+            raise ArgError("wrong number of arguments")
+        delta = int_arg(a[2])
         self._incr(a[1], delta if a[0].upper() == b"INCRBY" else -delta)
 
     def c_incrbyfloat(self, a: Args) -> None:
         if len(a) != 3:
-            raise _Err("wrong number of arguments")
-        _float(a[2])
+            raise ArgError("wrong number of arguments")
+        float_arg(a[2])
         self._incr(a[1], None)
 
     def c_setbit(self, a: Args) -> None:
         if len(a) != 4:
-            raise _Err("wrong number of arguments")
-        offset = _int(a[2])
+            raise ArgError("wrong number of arguments")
+        offset = int_arg(a[2])
         if not 0 <= offset < 1 << 32 or a[3] not in (b"0", b"1"):
-            raise _Err("bit offset is not an integer or out of range")
+            raise ArgError("bit offset is not an integer or out of range")
         self._grow(a[1], offset // 8 + 1)
 
     def c_bitfield(self, a: Args) -> None:
@@ -184,23 +184,23 @@ class StringCommands(KeyspaceModel):
             op = a[i].upper()
             if op == b"OVERFLOW":
                 if a[i + 1].upper() not in (b"WRAP", b"SAT", b"FAIL"):
-                    raise _Err("Invalid OVERFLOW type specified")
+                    raise ArgError("Invalid OVERFLOW type specified")
                 i += 2
                 continue
             if op not in (b"GET", b"SET", b"INCRBY"):
-                raise _Err("syntax error")
+                raise ArgError("syntax error")
             t, off = a[i + 1], a[i + 2]
             sign = t[:1].lower()
-            bits = _int(t[1:]) if sign in (b"i", b"u") and t[1:].isdigit() else 0
+            bits = int_arg(t[1:]) if sign in (b"i", b"u") and t[1:].isdigit() else 0
             if not (1 <= bits <= 64 and not (sign == b"u" and bits == 64)):
-                raise _Err("Invalid bitfield type")
-            bitoff = _int(off[1:]) * bits if off.startswith(b"#") else _int(off)
+                raise ArgError("Invalid bitfield type")
+            bitoff = int_arg(off[1:]) * bits if off.startswith(b"#") else int_arg(off)
             if bitoff < 0:
-                raise _Err("bit offset is not an integer or out of range")
+                raise ArgError("bit offset is not an integer or out of range")
             if op == b"GET":
                 i += 3
                 continue
-            _int(a[i + 3])
+            int_arg(a[i + 3])
             need = max(need, (bitoff + bits - 1) // 8 + 1)
             i += 4
         if need:
@@ -211,10 +211,10 @@ class StringCommands(KeyspaceModel):
     def c_bitop(self, a: Args) -> None:
         op = a[1].upper()
         if op not in (b"AND", b"OR", b"XOR", b"NOT", b"DIFF", b"DIFF1", b"ANDOR", b"ONE"):
-            raise _Err("syntax error")
+            raise ArgError("syntax error")
         dst, srcs = a[2], a[3:]
         if not srcs or (op == b"NOT" and len(srcs) != 1):
-            raise _Err("wrong number of arguments")
+            raise ArgError("wrong number of arguments")
         length = 0
         for k in srcs:
             cur = self._string(k)

@@ -22,24 +22,24 @@ from parsers.rdb.decode import (
 # An expiry whose absolute time is unknown (a relative EXPIRE without a timestamp): beyond
 # any real time, so it never counts as expired at check time.
 UNKNOWN_TIME = 1 << 64
-_SEQ_BITS = 64
-_SEQ_MASK = (1 << 64) - 1
-_MAX_ID = (1 << 128) - 1
+SEQ_BITS = 64
+SEQ_MASK = (1 << 64) - 1
+MAX_ID = (1 << 128) - 1
 
 
-class _ZSet(dict):
+class ZSetVal(dict):
     """A sorted set: member -> score."""
 
     __slots__ = ()
 
 
-class _Hash(dict):
+class HashVal(dict):
     """A hash: field -> absolute expiry in ms, or None when the field does not expire."""
 
     __slots__ = ()
 
 
-class _Stream:
+class StreamVal:
     """A stream: live entry ids in order (``ms << 64 | seq``), the last id, group names."""
 
     __slots__ = ("groups", "ids", "last_id")
@@ -52,15 +52,15 @@ class _Stream:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def copy(self) -> _Stream:
-        s = _Stream()
+    def copy(self) -> StreamVal:
+        s = StreamVal()
         s.ids = dict(self.ids)
         s.last_id = self.last_id
         s.groups = set(self.groups) if self.groups else None
         return s
 
 
-class _Opaque:
+class Opaque:
     """A value the model only knows the type (and maybe size) of."""
 
     __slots__ = ("elements", "module", "type")
@@ -70,21 +70,21 @@ class _Opaque:
         self.elements = elements
         self.module = module
 
-    def copy(self) -> _Opaque:
+    def copy(self) -> Opaque:
         return self
 
 
-_TYPE_OF: dict[type, str] = {
+TYPE_OF: dict[type, str] = {
     int: "string",
     deque: "list",
     set: "set",
-    _ZSet: "zset",
-    _Hash: "hash",
-    _Stream: "stream",
+    ZSetVal: "zset",
+    HashVal: "hash",
+    StreamVal: "stream",
 }
 
 
-class _Db:
+class DbValues:
     __slots__ = ("expires", "keys")
 
     def __init__(self) -> None:
@@ -94,50 +94,50 @@ class _Db:
 
 def type_name(value: object) -> str:
     """The name Redis's TYPE command gives a model value."""
-    name = _TYPE_OF.get(type(value))
+    name = TYPE_OF.get(type(value))
     if name is not None:
         return name
-    assert isinstance(value, _Opaque)
+    assert isinstance(value, Opaque)
     return value.type
 
 
-def _elements(value: object) -> int:
+def elements_of(value: object) -> int:
     if type(value) is int:
         return 1
-    if isinstance(value, _Opaque):
+    if isinstance(value, Opaque):
         return value.elements or 0
     return len(value)  # type: ignore[arg-type]
 
 
-def _copy(value: object) -> object:
+def copy_value(value: object) -> object:
     if type(value) is int:
         return value
-    if isinstance(value, (_Stream, _Opaque)):
+    if isinstance(value, (StreamVal, Opaque)):
         return value.copy()
     return type(value)(value)  # type: ignore[call-arg]
 
 
-def _from_decoded(value: object) -> object:
+def from_decoded(value: object) -> object:
     """The model value of a decoded RDB value (None for an empty collection)."""
     if isinstance(value, StringValue):
         return len(value.data)
     if isinstance(value, ModuleValue):
-        return _Opaque(value.module, None, module=True)
+        return Opaque(value.module, None, module=True)
     v: object
     if isinstance(value, ListValue):
         v = deque(value.items)
     elif isinstance(value, SetValue):
         v = set(value.members)
     elif isinstance(value, ZSetValue):
-        v = _ZSet(value.members)
+        v = ZSetVal(value.members)
     elif isinstance(value, HashValue):
         exp = value.field_expires_ms
-        v = _Hash((f, exp.get(f)) for f in value.fields)
+        v = HashVal((f, exp.get(f)) for f in value.fields)
     elif isinstance(value, StreamValue):
-        s = _Stream()
-        s.ids = {ms << _SEQ_BITS | seq: None for (ms, seq), _ in value.entries}
+        s = StreamVal()
+        s.ids = {ms << SEQ_BITS | seq: None for (ms, seq), _ in value.entries}
         ms, seq = value.last_id
-        s.last_id = ms << _SEQ_BITS | seq
+        s.last_id = ms << SEQ_BITS | seq
         s.groups = {g.name for g in value.groups} or None
         return s
     else:

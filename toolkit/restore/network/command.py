@@ -30,18 +30,23 @@ from toolkit.errors import TargetError
 from toolkit.restore.network.load import load
 from toolkit.restore.network.plan import make_plan
 from toolkit.restore.network.report import (
-    CANCELLED,
-    FAILED,
-    MISMATCH,
-    PLANNED,
-    REFUSED,
     NetworkReport,
 )
 from toolkit.restore.network.source import RdbSource, aof_to_rdb
 from toolkit.restore.network.target import TargetUrl, inspect_target
 from toolkit.restore.network.verify import verify
 from toolkit.stage.compare import BackupKeys, backup_keys
-from toolkit.steps import ProgressFactory, Step, no_progress, timed
+from toolkit.steps import (
+    CANCELLED,
+    FAILED,
+    MISMATCH,
+    PLANNED,
+    REFUSED,
+    ProgressFactory,
+    Step,
+    no_progress,
+    timed,
+)
 
 
 class _Stop(Exception):

@@ -29,8 +29,8 @@ from parsers.errors import FormatError
 from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES
 from parsers.rdb.crc64 import crc64
+from parsers.rdb.dump import dump_payload
 from toolkit.restore.network.commands import Command, NoCommands, command_bytes, rebuild
-from toolkit.restore.network.payload import dump_payload
 from toolkit.restore.network.plan import (
     PAYLOAD,
     Plan,

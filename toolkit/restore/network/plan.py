@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, VALKEY_HASH_2, ValueType
 from parsers.rdb.decode import HashValue
+from parsers.rdb.versions import server_reads
 from toolkit.check.render import human_bytes
 from toolkit.check.result import CheckResult
 from toolkit.restore.network.commands import Capabilities
-from toolkit.restore.network.payload import payload_readable
 from toolkit.restore.network.source import Library, RdbSource
 from toolkit.restore.network.target import TargetInfo
-from toolkit.stage.drill import BUILTIN_TYPES, MODULE_OF_TYPE
+from toolkit.stage.compat import BUILTIN_TYPES, MODULE_OF_TYPE
 
 PAYLOAD = "payload"
 COMMANDS = "commands"
@@ -130,7 +130,7 @@ def make_plan(
 ) -> Plan:
     """The preflight of restoring ``source`` (checked as ``result``) into ``target``.
     ``path`` forces the command path (``COMMANDS``) where RESTORE would do (for tests)."""
-    readable = payload_readable(source.magic, source.rdb_version, target.version, target.valkey)
+    readable = server_reads(source.magic, source.rdb_version, target.version, target.valkey)
     readable = readable and path != COMMANDS
     plan = Plan(
         target,

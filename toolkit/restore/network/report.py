@@ -14,14 +14,17 @@ from toolkit.restore.network.plan import Plan
 from toolkit.restore.network.verify import Verification
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.report import SCHEMA, backup_json
-from toolkit.steps import Step, steps_json, steps_table
-
-VERIFIED = "verified"  # restored and read back: the target holds what the backup holds
-PLANNED = "planned"  # --dry-run: the restore may go ahead; nothing written
-REFUSED = "refused"  # the gate or the preflight said no; nothing written
-CANCELLED = "cancelled"  # not confirmed at the prompt; nothing written
-FAILED = "failed"  # a write or the read-back failed midway (no rollback over the network)
-MISMATCH = "mismatch"  # restored, but the target does not hold what the backup holds
+from toolkit.steps import (
+    CANCELLED,
+    FAILED,
+    MISMATCH,
+    PLANNED,
+    REFUSED,
+    VERIFIED,
+    Step,
+    steps_json,
+    steps_table,
+)
 
 
 @dataclass
@@ -84,10 +87,7 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         "verification": _verification_json(report.verification),
         "keys_after": _dbmap(report.keys_after) if report.keys_after is not None else None,
         "notes": report.notes,
-        "problems": [
-            {"severity": p.severity, "code": p.code, "offset": p.offset, "message": p.message}
-            for p in (result.problems if result else [])
-        ],
+        "problems": [p.to_json() for p in (result.problems if result else [])],
     }
 
 

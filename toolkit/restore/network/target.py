@@ -20,8 +20,8 @@ from redis.cluster import RedisCluster
 from redis.connection import parse_url
 from redis.retry import Retry
 
+from parsers.rdb.versions import readable_rdb_version
 from toolkit.errors import TargetError
-from toolkit.restore.network.payload import readable_rdb_version
 from toolkit.server.read import info_keyspace, parse_version
 
 Version = tuple[int, ...]
