@@ -64,3 +64,69 @@ def test_import_scan_sees_forbidden_imports(tmp_path: Path) -> None:
         "from . import sibling\n"
     )
     assert imported_top_levels(sample) == FORBIDDEN_IN_PARSERS
+
+
+# The layers of toolkit/: a room may import from its own and from the rooms listed for it;
+# everything may import the shared modules (errors, steps, lifeline, mapped). cli/ is the top.
+SHARED = {"errors", "steps", "lifeline", "mapped"}
+MAY_IMPORT = {
+    "server": {"server"},
+    "check": {"check", "server"},
+    "stage": {"stage", "check", "server"},
+    "diff": {"diff", "check", "server", "stage"},
+    "restore": {"restore", "check", "server", "stage", "diff"},
+    "cli": {"cli", "check", "server", "stage", "diff", "restore"},
+}
+
+
+def toolkit_rooms(path: Path) -> set[str]:
+    """The toolkit rooms a module imports (``toolkit.check.rdb`` -> ``check``)."""
+    rooms: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "toolkit" and len(parts) > 1:
+                rooms.add(parts[1])
+    return rooms - {"__version__"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted((ROOT / "toolkit").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_toolkit_rooms_import_only_downwards(module: Path) -> None:
+    parts = module.relative_to(ROOT / "toolkit").parts
+    if parts == ("__main__.py",):  # `python -m toolkit`: the command line itself
+        assert toolkit_rooms(module) == {"cli"}
+        return
+    room = parts[0] if len(parts) > 1 else None  # None: a shared module, which imports no room
+    allowed = SHARED | (MAY_IMPORT[room] if room else set())
+    assert toolkit_rooms(module) <= allowed
+
+
+def test_the_command_line_loads_little() -> None:
+    """Importing the CLI (what `rbkit --help` pays) loads no parser, renderer or client."""
+    code = (
+        "import sys, toolkit.cli.app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('toolkit', 'parsers', 'tabulate', 'redis')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(eval(out.stdout))  # a list of module names
+    assert not loaded & {"tabulate", "redis", "parsers.rdb.walker", "toolkit.diff.render"}
+    assert len(loaded) <= 12, sorted(loaded)
+
+
+def test_diff_top_default_is_the_renderers() -> None:
+    import inspect
+
+    from toolkit.cli.diff import diff
+    from toolkit.diff.render import TOP_PREFIXES
+
+    assert inspect.signature(diff).parameters["top"].default == TOP_PREFIXES

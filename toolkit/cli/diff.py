@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.output import emit, emit_json
-from toolkit.diff.render import TOP_PREFIXES
 from toolkit.errors import DiffError, ExitCode, UsageError
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
@@ -78,7 +77,7 @@ def diff(
     ] = ":",
     top: Annotated[
         int, typer.Option("--top", min=0, help="How many key families to show.")
-    ] = TOP_PREFIXES,
+    ] = 10,  # as toolkit.diff.render.TOP_PREFIXES
     ttl_tolerance: Annotated[
         str,
         typer.Option(
