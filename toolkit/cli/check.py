@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,13 +11,26 @@ from toolkit.cli.output import emit, emit_json
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 
+if TYPE_CHECKING:
+    from toolkit.check.timeline import Timeline
+
 EXAMPLES = """\b
 Examples:
   rbkit check dump.rdb                       # verdict, inventory, biggest keys
   rbkit check /var/lib/redis --config /etc/redis/redis.conf   # what Redis would load
   rbkit check appendonlydir/ --json          # one JSON object (rbkit.check/1)
   rbkit check big.rdb --quick                # the framing only: structure not validated
+  rbkit check appendonlydir/ --timeline      # when what happened: FLUSHALL, mass deletes
 """
+
+
+def _timeline(backup: Path, config: Path | None) -> Timeline:
+    from toolkit.check.locate import locate
+    from toolkit.check.timeline import timeline
+    from toolkit.server.config import read_config
+
+    found = locate(backup, read_config(config) if config else None)
+    return timeline(found)
 
 
 def check(
@@ -54,6 +67,14 @@ def check(
             help="Which file Redis loads from a data dir (dir, appendonly, names).",
         ),
     ] = None,
+    timeline: Annotated[
+        bool,
+        typer.Option(
+            "--timeline",
+            help="For an AOF: its #TS time axis, commands per interval, and the destructive "
+            "events (FLUSHALL, mass deletes...) with file and offset.",
+        ),
+    ] = False,
     module: Annotated[
         list[str] | None,
         typer.Option(
@@ -82,13 +103,21 @@ def check(
     finally:
         if progress is not None:
             progress.close()
+    history = _timeline(backup, config) if timeline else None
     if json_out:
         from toolkit.check.report import check_report
+        from toolkit.check.timeline_report import timeline_json
 
-        emit_json(check_report(result))
+        report = check_report(result)
+        if history is not None:
+            report["timeline"] = timeline_json(history)
+        emit_json(report)
     else:
         from toolkit.check.render import render_check
+        from toolkit.check.timeline_report import render_timeline
 
         emit(render_check(result, strict=strict))
+        if history is not None:
+            emit("\n" + render_timeline(history))
     failed = not result.valid or (strict and result.warnings)
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))

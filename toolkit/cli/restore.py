@@ -12,7 +12,8 @@ a server, whatever else is added to its command line.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,11 +22,12 @@ import typer
 from toolkit.cli.output import emit, emit_json
 from toolkit.errors import ExitCode, UsageError
 
-FILE, NETWORK, DRILL, ROLLBACK, COMMON = (
+FILE, NETWORK, DRILL, ROLLBACK, PITR, COMMON = (
     "File restore (--config / --url)",
     "Network restore (--to)",
     "Drill (--stage-only)",
     "Rollback (--rollback DIR)",
+    "Point in time (an AOF backup; any mode but --rollback)",
     "Common",
 )
 
@@ -38,6 +40,8 @@ Examples:
   rbkit restore dump.rdb --to redis://10.0.0.5:6379 --yes
   rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
   rbkit restore --rollback /var/lib/redis
+  rbkit restore appendonlydir/ --before FLUSHALL --stage-only
+  rbkit restore appendonlydir/ --until 2026-12-02T17:30:00Z --config redis.conf --yes
 """
 
 
@@ -64,12 +68,20 @@ class RestoreArgs:
     timeout: float
     verify_values: bool
     discard_writes: bool
+    until: str | None = None
+    before: str | None = None
+    before_offset: str | None = None
+
+    @property
+    def cut(self) -> bool:
+        return any(x is not None for x in (self.until, self.before, self.before_offset))
 
 
 # The modes, and the options that belong to each (besides the common ones).
+_CUTS = {"--until", "--before", "--before-offset"}
 _MODE_OPTIONS = {
-    "--stage-only": {"BACKUP", "--dry-run", "--redis-server"},
-    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run"},
+    "--stage-only": {"BACKUP", "--dry-run", "--redis-server", *_CUTS},
+    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CUTS},
     "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"},
 }
 _MODE_TEXT = {
@@ -94,6 +106,9 @@ def _given(a: RestoreArgs) -> list[str]:
         "--discard-writes": a.discard_writes,
         "--dry-run": a.dry_run,
         "BACKUP": a.backup is not None,
+        "--until": a.until is not None,
+        "--before": a.before is not None,
+        "--before-offset": a.before_offset is not None,
     }
     return [name for name, on in flags.items() if on]
 
@@ -101,6 +116,9 @@ def _given(a: RestoreArgs) -> list[str]:
 def mode_of(a: RestoreArgs) -> str:
     """Which mode the options ask for; a UsageError naming both flags when they mix."""
     on = _given(a)
+    cuts = [name for name in on if name in _CUTS]
+    if len(cuts) > 1:
+        raise UsageError(f"{cuts[0]} and {cuts[1]} cannot be used together: one cut at a time")
     modes = [m for m in _MODE_OPTIONS if m in on]
     if len(modes) > 1:
         raise UsageError(f"{modes[0]} and {modes[1]} cannot be used together: they are modes")
@@ -257,6 +275,33 @@ def restore(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the JSON report.", rich_help_panel=COMMON)
     ] = False,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="TIME",
+            help="An AOF as it was at TIME (unix seconds or ISO 8601; by its #TS lines).",
+            rich_help_panel=PITR,
+        ),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            "--before",
+            metavar="COMMAND",
+            help="An AOF up to just before the last COMMAND (e.g. FLUSHALL).",
+            rich_help_panel=PITR,
+        ),
+    ] = None,
+    before_offset: Annotated[
+        str | None,
+        typer.Option(
+            "--before-offset",
+            metavar="FILE:OFFSET",
+            help="An AOF up to that offset of that file (from check --timeline).",
+            rich_help_panel=PITR,
+        ),
+    ] = None,
     timeout: Annotated[
         float,
         typer.Option(
@@ -272,16 +317,85 @@ def restore(
     args = RestoreArgs(
         backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
-        verify_values, discard_writes,
+        verify_values, discard_writes, until, before, before_offset,
     )  # fmt: skip
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
-    report, text, ok = run[mode](args)
+    if args.cut:
+        report, text, ok = _cut_then(args, run[mode])
+    else:
+        report, text, ok = run[mode](args)
     if args.json_out:
         emit_json(report)
     else:
         emit(text)
     raise typer.Exit(int(ExitCode.OK if ok else ExitCode.INVALID))
+
+
+def _cut_then(
+    a: RestoreArgs, run: Callable[[RestoreArgs], tuple[dict[str, Any], str, bool]]
+) -> tuple[dict[str, Any], str, bool]:
+    """Point in time: stage the AOF up to the cut, then restore that like any backup."""
+    from toolkit import lifeline
+    from toolkit.check.locate import locate
+    from toolkit.check.timeline import cut_at_offset, cut_before_command, cut_until
+    from toolkit.restore.cut import build_cut
+    from toolkit.server.config import read_config
+
+    backup = _need_backup(a)
+    found = locate(backup, read_config(a.config) if a.config and backup.is_dir() else None)
+    if a.until is not None:
+        point = cut_until(found, parse_time(a.until))
+    elif a.before is not None:
+        point = cut_before_command(found, a.before)
+    else:
+        assert a.before_offset is not None
+        file, _, offset = a.before_offset.rpartition(":")
+        if not file or not offset.isdigit():
+            raise UsageError(f"--before-offset {a.before_offset!r}: expected FILE:OFFSET")
+        point = cut_at_offset(found, file, int(offset))
+    staging = lifeline.scratch_dir("rbkit-cut-")
+    try:
+        cut = build_cut(found, point, staging)
+        _say(
+            f"cut {point.why}: {cut.commands_cut} commands left out, from {point.file} "
+            f"offset {point.offset}"
+        )
+        report, text, ok = run(replace(a, backup=cut.backup, until=None, before=None,
+                                       before_offset=None))  # fmt: skip
+    finally:
+        lifeline.remove_dir(staging)
+    report = {**report, "backup": str(backup), "cut": cut.summary()}
+    text = _cut_lines(cut, backup) + "\n" + text
+    return report, text, ok
+
+
+def _cut_lines(cut: Any, backup: Path) -> str:
+    s = cut.summary()
+    keys = ", ".join(f"db {db}: {n}" for db, n in s["keys_before"].items()) or "none"
+    after = ", ".join(f"db {db}: {n}" for db, n in s["keys_after"].items()) or "none"
+    return (
+        f"point in time: {backup}, cut {s['why']} ({s['file']} offset {s['offset']}); "
+        f"{s['commands_cut']} commands left out\n"
+        f"  keys before the cut: {keys}\n  keys after the cut:  {after}"
+    )
+
+
+def parse_time(text: str) -> int:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    from datetime import datetime, timezone
+
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--until {text!r}: expected unix seconds or an ISO 8601 time (2026-12-02T17:30:00Z)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp())
 
 
 def _say(text: str) -> None:
