@@ -20,6 +20,7 @@ from parsers.errors import FormatError, format_key
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
 from parsers.rdb.walker import RdbWalker, release_for
 from toolkit.dupkeys import Duplicates, KeyIndex, SpillError
+from toolkit.function_check import library_problems
 from toolkit.inventory import Inventory, inventory_of_rdb, inventory_of_tally
 from toolkit.mapped import mapped, release_behind
 from toolkit.problems import ERROR, WARNING, Problem
@@ -269,6 +270,11 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
             )
     if walker.magic == "REDIS":
         out.extend(_anachronisms(walker, inv))
+    aux = {
+        a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
+    }
+    valkey = walker.magic == "VALKEY" or "valkey-ver" in aux
+    out.extend(library_problems(walker.functions, valkey=valkey, aux=aux))
     if any(f.pre_ga for f in walker.functions):
         out.append(
             Problem(

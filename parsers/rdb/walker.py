@@ -506,12 +506,14 @@ class RdbWalker:
     def _function_pre_ga(self, at: int, pos: int) -> int:
         buf = self.buf
         name, pos = read_string(buf, pos)
-        pos = self._skip_string(buf, pos)  # engine
+        engine, pos = read_string(buf, pos)
         has_desc, pos = read_length(buf, pos)
         if has_desc:
             pos = skip_string(buf, pos)
         code, pos = read_string(buf, pos)
-        self.functions.append(Function(bytes(code), at, name=bytes(name), pre_ga=True))
+        self.functions.append(
+            Function(bytes(code), at, name=bytes(name), pre_ga=True, engine=bytes(engine))
+        )
         return pos
 
     def _slot_import(self, at: int, pos: int) -> int:
