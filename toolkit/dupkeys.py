@@ -107,15 +107,13 @@ class KeyIndex:
     def finish(self) -> Duplicates:
         """Judge every candidate; the verdict on the whole walk."""
         for b, bucket in enumerate(self.buckets):
+            entries: bytes | bytearray = bucket
             if self.runs:
-                parts = [self._read(run, *spans[b]) for run, spans in self.runs]
-                parts.append(bytes(bucket))
-                entries = b"".join(parts)
-            else:
-                entries = bytes(bucket)
-            bucket.clear()
+                parts = [self._read(run, *spans[b]) for run, spans in self.runs if spans[b][1]]
+                entries = b"".join([*parts, bucket])
             if entries:
                 self._judge(entries)
+            bucket.clear()
         self.close()
         if self._first is not None:
             return Duplicates(self._first, self._repeats)
@@ -153,7 +151,7 @@ class KeyIndex:
         at = 0
         try:
             for bucket in self.buckets:
-                kept = self._judge(bytes(bucket), keep=True) if bucket else b""
+                kept = self._judge(bucket, keep=True) if bucket else b""
                 run.write(kept)
                 spans.append((at, len(kept)))
                 at += len(kept)
@@ -175,7 +173,7 @@ class KeyIndex:
     def _where(self) -> str:
         return str(self.spill_dir) if self.spill_dir is not None else tempfile.gettempdir()
 
-    def _judge(self, entries: bytes, keep: bool = False) -> bytes:
+    def _judge(self, entries: bytes | bytearray, keep: bool = False) -> bytes | bytearray:
         """Compare the keys of the entries whose hashes are equal; note the repeats.
 
         With ``keep``, return the entries less the repeats (a key keeps its first loaded and

@@ -47,9 +47,9 @@ def tag(record_offset: int, expired: bool) -> int:
 class KeySink(Protocol):
     """Where the walker puts key hash entries.
 
-    ``buckets``: ``BUCKETS`` bytearrays the C scan appends to; ``room``: how many entries the
-    scan may append before it must hand back (the sink may spill them); ``mask``: ANDed with
-    every hash.
+    ``buckets``: ``BUCKETS`` bytearrays the C scan appends to (the same list and bytearrays
+    for the whole walk: a spill empties them in place); ``room``: how many entries the scan may
+    append before it must hand back (the sink may spill them); ``mask``: ANDed with every hash.
     """
 
     buckets: list[bytearray]
