@@ -342,9 +342,11 @@ def judge(path: Path, entry: Entry, said: Said, result: CheckResult) -> tuple[st
         return ("yes" if ok else "no"), why
     if said.kind == "duplicate":
         why.append(f"duplicated key {said.detail}")
-        if any(p.code == "repeated_db" for p in result.problems):
+        key, db = said.detail.split(" in db ")
+        named = [p.message for p in result.problems if p.code == "duplicate_key"]
+        if named and f"key {key} is stored twice in db {db} " in named[0]:
             return "yes", why
-        return "no", [*why, "rbkit has no repeated_db warning"]
+        return "no", [*why, f"rbkit: {first_error(result, message=True)}"]
     if said.kind == "module":
         why.append(f"needs module {said.detail}")
         if result.valid:
@@ -356,6 +358,9 @@ def judge(path: Path, entry: Entry, said: Said, result: CheckResult) -> tuple[st
             reason = first_error(result, message=True).split(" at offset")[0]
             why.append(f"rbkit cannot read it either: {reason}")
             return "n-a", why
+        if {p.code for p in result.problems if p.severity == ERROR} == {"duplicate_key"}:
+            why.append("rbkit: a key stored twice, which a server with the module refuses too")
+            return "yes", why
         return "no", [*why, f"rbkit: {first_error(result, message=True)}"]
     if said.kind == "corrupt":
         why.append(f"Redis: {said.detail}")

@@ -153,6 +153,25 @@ def test_modules_include_live_server_module_types(rdb_file: Path, expected: dict
     assert set(inv.modules) >= set(expected["modules"])
 
 
+def test_module_values_are_counted_in_a_warning(rdb_file: Path, expected: dict[str, Any]) -> None:
+    """What VALID does not vouch for: as many module values as the live server had keys of
+    module types (any type that is not one of Redis's own)."""
+    core = set(TYPE_NAMES.values())
+    held = sum(
+        n
+        for db in expected["databases"].values()
+        for t, n in db["by_type"].items()
+        if t not in core
+    )
+    warned = [p for p in checked(rdb_file).problems if p.code == "module_values_unchecked"]
+    if held:
+        [warning] = warned
+        assert warning.severity == "warning"
+        assert warning.message.startswith(f"{held} module value(s)")
+    else:
+        assert warned == []
+
+
 def test_every_key_matches_live_server(rdb_file: Path, expected: dict[str, Any]) -> None:
     walked = walk_keys(rdb_file)
     listed = expected_keys(expected)

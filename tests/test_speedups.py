@@ -1,9 +1,10 @@
 """The C accelerator of RdbWalker.tally must change nothing but the speed.
 
 Every outcome (the tally, or the error with its offset and message and what was counted
-before it) is compared with the pure-Python walk, in both modes (the full check of every value
-and the quick one), on real fixtures, on damaged copies of them, on copies with damage inside
-values and the checksum zeroed, and on hypothesis mutations.
+before it; in the full check also every key hash entry noted in the search for keys stored
+twice, and what that search found) is compared with the pure-Python walk, in both modes (the
+full check of every value and the quick one), on real fixtures, on damaged copies of them, on
+copies with damage inside values and the checksum zeroed, and on hypothesis mutations.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from hypothesis import strategies as st
 import parsers.rdb.walker as walker_module
 from parsers.errors import FormatError
 from parsers.rdb.constants import OPCODE_SINCE
+from parsers.rdb.keyhash import ENTRY, ENTRY_SIZE
 from parsers.rdb.records import Tally
 from parsers.rdb.walker import RdbWalker
+from toolkit.check.dupkeys import KeyIndex
 
 FIXTURES = sorted(Path(__file__).parent.parent.joinpath("fixtures", "rdb").glob("*.rdb"))
 NOW_MS = 1_795_000_000_000  # between the fixtures' short TTLs and their 10-year ones
@@ -38,8 +41,9 @@ def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch
         walker = RdbWalker(data, deep=deep)
     except FormatError as e:
         return ("header", str(e))
+    keys = KeyIndex(walker.record_key) if deep else None
     try:
-        tally = walker.tally(NOW_MS, top=5)
+        tally = walker.tally(NOW_MS, top=5, keys=keys)
     except FormatError as e:
         partial = walker.partial
         assert partial is not None
@@ -52,6 +56,7 @@ def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch
             partial.last_key,
             counted(partial.tally),
             too_new(walker),
+            noted(keys),
         )
     return (
         counted(tally),
@@ -59,6 +64,19 @@ def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch
         sorted(tally.by_elements),
         walker.checksum,
         too_new(walker),
+        noted(keys),
+        keys.finish() if keys is not None else None,
+    )
+
+
+def noted(keys: KeyIndex | None) -> list[tuple[int, int]] | None:
+    """Every key hash entry the walk noted (hash, record offset and expiry bit), sorted."""
+    if keys is None:
+        return None
+    return sorted(
+        ENTRY.unpack_from(bucket, i)
+        for bucket in keys.buckets
+        for i in range(0, len(bucket), ENTRY_SIZE)
     )
 
 

@@ -425,6 +425,11 @@ int sanitize_string(Sanitizer *S, Py_ssize_t *p)
     return 1;
 }
 
+int sanitize_key(Sanitizer *S, Py_ssize_t *p, const uint8_t **s, size_t *n)
+{
+    return load_string(S, p, s, n, 0);
+}
+
 /* Spell an integer entry as Redis compares it (decimal digits), into the arena. */
 static int spell(Sanitizer *S, Entry *e)
 {

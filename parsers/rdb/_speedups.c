@@ -15,21 +15,34 @@
  * before an empty collection and a key big enough for the top lists. `ntypes`: count only
  * value types below it (the caller's version rules).
  *
- * scan_full(buf, pos, limit, now_ms, min_bytes, min_elements, valkey)
- *   -> (pos, counts[27], key_bytes, expires, expired, opcodes, last_key, extra)
+ * scan_full(buf, pos, limit, now_ms, min_bytes, min_elements, valkey, keys, room, mask, db)
+ *   -> (pos, counts[27], key_bytes, expires, expired, opcodes, last_key, extra, added)
  * The deep walk: each record is checked as Redis loads it with sanitize-dump-payload yes
  * (_sanitize.c, the rules of sanitize.py). An empty collection or a key big enough for the
  * top lists is checked, then handed back uncounted as `extra` = (type, key offset, value
  * offset, end, elements, expire or None), `pos` after it. `opcodes`: bit 1 EXPIRETIME_MS,
  * 2 IDLE, 4 FREQ read before the keys. `valkey`: the file's magic is VALKEY (type 22 is
  * another type there).
+ * `keys`: None, or the buckets of parsers/rdb/keyhash.py (a list of KEY_BUCKETS bytearrays):
+ * for each record it accepts (extra included) that Redis does not skip as an empty
+ * collection, the scan appends the entry (key hash & mask, type byte offset << 1 | expired
+ * before now_ms) to the bucket of the hash's top bits; `db`: the db the keys are in; it
+ * stops before the record after the `room`-th entry. `added`: how many it appended.
+ *
+ * candidates(entries) -> [index, ...]
+ * The indices, in order, of the 16-byte entries whose key hash occurs more than once.
  *
  * For both: `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of
  * type t. `last_key`: the type byte offset of the last key counted, or -1.
  */
 #include "_speedups.h"
 
+#include <stdlib.h>
+
 #define NTYPES 27
+#define KEY_BUCKET_BITS 10 /* parsers/rdb/keyhash.py BUCKET_BITS */
+#define KEY_BUCKETS (1 << KEY_BUCKET_BITS)
+#define DB_MIX 0x9E3779B97F4A7C15ULL /* parsers/rdb/keyhash.py DB_MIX */
 
 /* Skip a string in any encoding (raw, integer, LZF). 0 and *p moved past it, or -1. */
 static int skip_str(const Buf *B, Py_ssize_t *p)
@@ -325,6 +338,145 @@ static PyObject *counts_tuple(const Counts *C)
     return tuple;
 }
 
+
+/* ---- key hashes (parsers/rdb/keyhash.py) ---------------------------------------------- */
+
+/* The hash Python gives the key's bytes (hash(bytes)), with the db mixed in. */
+static uint64_t key_hash(const uint8_t *s, size_t n, uint64_t db)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    uint64_t h = (uint64_t)Py_HashBuffer(s, (Py_ssize_t)n);
+#else
+    uint64_t h = (uint64_t)_Py_HashBytes(s, (Py_ssize_t)n);
+#endif
+    return h ^ (db * DB_MIX);
+}
+
+/* Entries wait here and go to their buckets together: spread one by one among the scan's
+ * reads of the file, the appends cost several times more (the buckets' ends leave the cache). */
+#define STAGE 32768
+typedef struct {
+    uint64_t h, tag;
+} KeyEntry;
+static KeyEntry stage[STAGE];
+static size_t staged;
+
+/* Move the staged entries to their buckets. 0, or -1 with an exception set. */
+static int flush_keys(PyObject *keys)
+{
+    static Py_ssize_t counts[KEY_BUCKETS];
+    static uint8_t *tails[KEY_BUCKETS];
+    memset(counts, 0, sizeof counts);
+    for (size_t i = 0; i < staged; i++)
+        counts[stage[i].h >> (64 - KEY_BUCKET_BITS)]++;
+    for (int b = 0; b < KEY_BUCKETS; b++) {
+        if (!counts[b])
+            continue;
+        PyObject *bucket = PyList_GET_ITEM(keys, b);
+        Py_ssize_t len = PyByteArray_GET_SIZE(bucket), want = len + 16 * counts[b];
+        /* Grown by half (bytearray's own step, an eighth, would copy it over and over), then
+         * cut back to the entries: a cut to no less than half keeps the memory. */
+        if ((want >= ((PyByteArrayObject *)bucket)->ob_alloc &&
+             PyByteArray_Resize(bucket, want + want / 2) < 0) ||
+            PyByteArray_Resize(bucket, want) < 0) {
+            staged = 0;
+            return -1;
+        }
+        tails[b] = (uint8_t *)PyByteArray_AS_STRING(bucket) + len;
+    }
+    for (size_t i = 0; i < staged; i++) {
+        size_t b = stage[i].h >> (64 - KEY_BUCKET_BITS);
+        memcpy(tails[b], &stage[i], 16);
+        tails[b] += 16;
+    }
+    staged = 0;
+    return 0;
+}
+
+/* Note the entry (h, tag). 0, or -1 with an exception set. */
+static int add_key(PyObject *keys, uint64_t h, uint64_t tag)
+{
+    stage[staged].h = h;
+    stage[staged].tag = tag;
+    return ++staged == STAGE ? flush_keys(keys) : 0;
+}
+
+/* `keys` is None or a list of KEY_BUCKETS bytearrays. 1, or 0 with TypeError set. */
+static int keys_ok(PyObject *keys)
+{
+    if (keys == Py_None)
+        return 1;
+    if (!PyList_CheckExact(keys) || PyList_GET_SIZE(keys) != KEY_BUCKETS)
+        goto bad;
+    for (Py_ssize_t i = 0; i < KEY_BUCKETS; i++)
+        if (!PyByteArray_CheckExact(PyList_GET_ITEM(keys, i)))
+            goto bad;
+    return 1;
+bad:
+    PyErr_SetString(PyExc_TypeError, "keys: a list of KEY_BUCKETS bytearrays, or None");
+    return 0;
+}
+
+static PyObject *candidates(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *out = NULL;
+    uint32_t *slots = NULL;
+    uint8_t *marked = NULL;
+    size_t n = (size_t)view.len / 16;
+    if ((size_t)view.len % 16 || n >= UINT32_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "entries: a whole number of 16-byte entries");
+        goto done;
+    }
+    size_t nslots = 16;
+    while (nslots < 2 * n)
+        nslots *= 2;
+    slots = calloc(nslots, sizeof(uint32_t));
+    marked = calloc(n ? n : 1, 1);
+    if (slots == NULL || marked == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *e = view.buf;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h;
+        memcpy(&h, e + 16 * i, 8);
+        uint64_t mixed = (h ^ (h >> 31)) * DB_MIX; /* a masked (small) hash spreads too */
+        size_t j = (size_t)(mixed >> 32) & (nslots - 1);
+        while (slots[j]) {
+            uint32_t k = slots[j] - 1;
+            uint64_t other;
+            memcpy(&other, e + 16 * (size_t)k, 8);
+            if (other == h) {
+                marked[k] = marked[i] = 1;
+                break;
+            }
+            j = (j + 1) & (nslots - 1);
+        }
+        if (!slots[j])
+            slots[j] = (uint32_t)(i + 1);
+    }
+    out = PyList_New(0);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        if (!marked[i])
+            continue;
+        PyObject *v = PyLong_FromSize_t(i);
+        if (v == NULL || PyList_Append(out, v) < 0) {
+            Py_XDECREF(v);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(v);
+    }
+done:
+    free(slots);
+    free(marked);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args)
 {
     PyObject *obj;
@@ -381,13 +533,18 @@ static PyObject *scan(PyObject *self, PyObject *args)
 
 static PyObject *scan_full(PyObject *self, PyObject *args)
 {
-    PyObject *obj;
-    Py_ssize_t pos, limit, last_key = -1;
+    PyObject *obj, *keys;
+    Py_ssize_t pos, limit, room, last_key = -1, added = 0;
     long long now_ms, min_bytes, min_elems;
+    unsigned long long mask, db;
     int valkey;
-    if (!PyArg_ParseTuple(args, "OnnLLLp", &obj, &pos, &limit, &now_ms, &min_bytes, &min_elems,
-                          &valkey))
+    if (!PyArg_ParseTuple(args, "OnnLLLpOnKK", &obj, &pos, &limit, &now_ms, &min_bytes,
+                          &min_elems, &valkey, &keys, &room, &mask, &db))
         return NULL;
+    if (!keys_ok(keys))
+        return NULL;
+    if (keys == Py_None)
+        keys = NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -402,7 +559,7 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
     if (pos < 0)
         pos = B.end;
 
-    while (pos < limit && pos < B.end) {
+    while (pos < limit && pos < B.end && (keys == NULL || added < room)) {
         Py_ssize_t rec = pos, q = pos;
         int has_expire = 0;
         long long expire = 0;
@@ -413,14 +570,31 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
             goto stop;
         Py_ssize_t type_at = q;
         q += 1;
-        if (!sanitize_string(S, &q))
+        uint64_t h = 0;
+        if (keys != NULL) {
+            const uint8_t *key;
+            size_t key_len;
+            if (!sanitize_key(S, &q, &key, &key_len))
+                goto stop;
+            h = key_hash(key, key_len, db) & mask;
+        } else if (!sanitize_string(S, &q)) {
             goto stop;
+        }
         Py_ssize_t value_at = q;
         uint64_t n;
         if (!sanitize_value(S, op, valkey, &q, &n))
             goto stop;
         long long size = (long long)(q - type_at);
-        if ((n == 0 && is_collection(op)) || size > min_bytes || (long long)n > min_elems) {
+        int empty = n == 0 && is_collection(op);
+        if (keys != NULL && !empty) { /* Redis skips empty collections: they cannot clash */
+            uint64_t tag = ((uint64_t)type_at << 1) | (uint64_t)(has_expire && expire < now_ms);
+            if (add_key(keys, h, tag) < 0) {
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+            added++;
+        }
+        if (empty || size > min_bytes || (long long)n > min_elems) {
             has_extra = 1;
             x_op = op;
             x_key = type_at + 1;
@@ -441,6 +615,8 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
         break;
     }
     PyBuffer_Release(&view);
+    if (keys != NULL && flush_keys(keys) < 0)
+        return NULL;
     PyObject *tuple = counts_tuple(&C);
     if (!tuple)
         return NULL;
@@ -459,14 +635,16 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
         Py_DECREF(tuple);
         return NULL;
     }
-    return Py_BuildValue("(nNLLLinN)", pos, tuple, C.key_bytes, C.expires, C.expired, seen,
-                         last_key, extra);
+    return Py_BuildValue("(nNLLLinNn)", pos, tuple, C.key_bytes, C.expires, C.expired, seen,
+                         last_key, extra, added);
 }
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
     {"scan_full", scan_full, METH_VARARGS,
      "Check and count a run of key records; see the file header."},
+    {"candidates", candidates, METH_O,
+     "Indices of the key hash entries whose hash occurs more than once; see the file header."},
     {NULL, NULL, 0, NULL},
 };
 

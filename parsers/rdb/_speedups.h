@@ -91,4 +91,10 @@ int sanitize_value(Sanitizer *S, int t, int valkey, Py_ssize_t *p, uint64_t *n);
 /* Skip a string at *p, checking that an LZF one inflates to its declared length. 1 or 0. */
 int sanitize_string(Sanitizer *S, Py_ssize_t *p);
 
+/*
+ * A key as Redis loads it (integers spelled out, LZF inflated), with the checks of
+ * sanitize_string: its bytes in (*s, *n), good until the next sanitize_value. 1 or 0.
+ */
+int sanitize_key(Sanitizer *S, Py_ssize_t *p, const uint8_t **s, size_t *n);
+
 #endif

@@ -59,12 +59,13 @@ def library_name(code: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Function:
-    """A function library: FUNCTION2 holds its code; pre-GA 7.0 files also a name."""
+    """A function library: FUNCTION2 holds its code; pre-GA 7.0 files also a name and engine."""
 
     code: bytes
     offset: int
     name: bytes | None = None
     pre_ga: bool = False
+    engine: bytes | None = None
 
     @property
     def library(self) -> str:

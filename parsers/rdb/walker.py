@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import struct
 import sys
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
@@ -25,6 +26,7 @@ from parsers.rdb.constants import (
     ValueType,
 )
 from parsers.rdb.crc64 import crc64
+from parsers.rdb.keyhash import KeySink
 from parsers.rdb.module import module_type_name, skip_opcodes
 from parsers.rdb.records import (
     Aux,
@@ -131,6 +133,7 @@ class RdbWalker:
         self.slot_info: list[SlotInfo] = []
         self.slot_imports: list[SlotImport] = []
         self.dbs: list[int] = []
+        self.db_offsets: list[int] = []  # where each SELECTDB of ``dbs`` is
         self.keys_with_metadata = 0
         self.opcodes_seen: set[int] = set()  # those _opcode read (from RDB 8 on, not all)
         self.checksum: Checksum | None = None
@@ -150,6 +153,11 @@ class RdbWalker:
     def key_at(self, offset: int) -> bytes:
         """The key whose string starts at ``offset`` (from a yielded key tuple)."""
         return read_string(self.buf, offset)[0]
+
+    def record_key(self, record_offset: int) -> tuple[int, bytes]:
+        """The db and key of the key record whose type byte is at ``record_offset``."""
+        i = bisect_right(self.db_offsets, record_offset) - 1
+        return (self.dbs[i] if i >= 0 else 0), bytes(self.key_at(record_offset + 1))
 
     def module_name_at(self, value_offset: int) -> str:
         """The module type name of the MODULE_2 value starting at ``value_offset``."""
@@ -214,10 +222,11 @@ class RdbWalker:
         except (FormatError, IndexError) as e:
             raise self._located(e, key_at, pos, db) from None
 
-    def tally(self, now_ms: int, top: int = 10) -> Tally:
+    def tally(self, now_ms: int, top: int = 10, keys: KeySink | None = None) -> Tally:
         """Walk every key and count, without yielding: per db and type the keys and bytes,
         expiries (and how many are at or before ``now_ms``), empty collections, module type
-        names, and the ``top`` biggest keys by bytes and by elements.
+        names, and the ``top`` biggest keys by bytes and by elements. With ``keys`` (a deep
+        walk only), note each key Redis does not skip as empty in it (:mod:`parsers.rdb.keyhash`).
 
         The same walk as :meth:`walk`, with the counting folded into the loop: on files of
         millions of keys the per-key cost of a generator is most of the time. On a failure,
@@ -246,6 +255,10 @@ class RdbWalker:
         # version should not hold. The full scan says which it read.
         scan = fast.scan if fast is not None and not deep and self.version >= 8 else None
         valkey = int(self.magic == "VALKEY")
+        if keys is not None and not deep:
+            raise ValueError("keys are noted by the deep walk only")
+        buckets = keys.buckets if keys is not None else None
+        mask = keys.mask if keys is not None else 0
         scan_from = pos  # the accelerator is tried again once the walk passes this offset
         try:
             while True:
@@ -258,9 +271,22 @@ class RdbWalker:
                     # Python code below then reads (and judges) itself; the full scan may also
                     # hand back one record it checked that Python must count (extra).
                     if full_scan is not None:
-                        pos, found, nbytes, nexp, nexpired, seen, last_at, extra = full_scan(
-                            buf, pos, next_tick, now_ms, min_bytes, min_elems, valkey
+                        room = keys.room if keys is not None else 0
+                        pos, found, nbytes, nexp, nexpired, seen, last_at, extra, added = full_scan(
+                            buf,
+                            pos,
+                            next_tick,
+                            now_ms,
+                            min_bytes,
+                            min_elems,
+                            valkey,
+                            buckets,
+                            room,
+                            mask,
+                            db,
                         )
+                        if keys is not None:
+                            keys.added(added)  # the C scan noted the key of extra too
                         for bit, opcode in _SCANNED_OPCODES:
                             if seen & bit:
                                 self.opcodes_seen.add(opcode)
@@ -315,6 +341,9 @@ class RdbWalker:
                         continue
                     if nxt > end:
                         raise _past_end(nxt, end, vpos)
+                    if keys is not None and not (n == 0 and op in collections):
+                        expired = expire is not None and expire < now_ms
+                        keys.add(db, bytes(self.key_at(key_at)), start, expired)
                 if n == 0 and op in collections:
                     cur.empty += 1
                 elif op == _MODULE_2:
@@ -384,6 +413,7 @@ class RdbWalker:
         if op == _SELECTDB:
             db, pos = read_length(buf, pos)
             self.dbs.append(db)
+            self.db_offsets.append(at)
         elif op == _RESIZEDB:
             keys, pos = read_length(buf, pos)
             expires, pos = read_length(buf, pos)
@@ -467,12 +497,14 @@ class RdbWalker:
     def _function_pre_ga(self, at: int, pos: int) -> int:
         buf = self.buf
         name, pos = read_string(buf, pos)
-        pos = self._skip_string(buf, pos)  # engine
+        engine, pos = read_string(buf, pos)
         has_desc, pos = read_length(buf, pos)
         if has_desc:
             pos = skip_string(buf, pos)
         code, pos = read_string(buf, pos)
-        self.functions.append(Function(bytes(code), at, name=bytes(name), pre_ga=True))
+        self.functions.append(
+            Function(bytes(code), at, name=bytes(name), pre_ga=True, engine=bytes(engine))
+        )
         return pos
 
     def _slot_import(self, at: int, pos: int) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from parsers.aof.command_table import module_providing
 from parsers.aof.manifest import Manifest, parse_manifest
 from parsers.aof.resp import Annotation, TruncatedCommand, read_commands
-from parsers.errors import FormatError
+from parsers.errors import FormatError, format_key
 from parsers.printable import printable
 from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
@@ -190,13 +190,30 @@ class _Run:
             if result.rdb_version is None:
                 result.magic, result.rdb_version = walker.magic, walker.version
                 result.min_release = release_for(walker.magic, walker.version)
+            repeat: tuple[int, bytes, int] | None = None  # the first key stored twice
+            repeats = 0
             for db, t, key_off, value_off, _end, _n, expire in walker.walk():
                 value = decode_value(mm, t, value_off, magic=walker.magic)
-                self.keyspace.load_key(db, walker.key_at(key_off), value, expire)
+                key = walker.key_at(key_off)
+                if not self.keyspace.load_key(db, key, value, expire):
+                    repeats += 1
+                    repeat = repeat or (db, bytes(key), key_off - 1)
         except FormatError as e:
             e.source = path.name
             result.problems.append(Problem.from_error(e))
             return None
+        if repeat is not None:
+            db, key, at = repeat
+            more = f"; {repeats - 1} more key record(s) repeat a key" if repeats > 1 else ""
+            result.problems.append(
+                Problem(
+                    ERROR,
+                    "duplicate_key",
+                    at,
+                    f"{path.name}: key {format_key(key)} is stored twice in db {db} (again at "
+                    f'offset {at}): Redis refuses the file ("RDB has duplicated key"){more}',
+                )
+            )
         for function in walker.functions:
             self.keyspace.load_function(function.library)
         result.checksum = result.checksum or walker.checksum

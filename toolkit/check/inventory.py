@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from parsers.rdb.constants import TYPE_NAMES, ValueType
+from parsers.rdb.keyhash import KeySink
 from parsers.rdb.records import Tally
 from parsers.rdb.walker import RdbWalker
 
@@ -40,6 +41,7 @@ class Inventory:
     functions: list[str] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
     type_ids: set[int] = field(default_factory=set)  # RDB value types present
+    module_values: int = 0  # keys whose values only their module can read
 
     @property
     def keys(self) -> int:
@@ -50,10 +52,13 @@ class Inventory:
         return sum(d.expires for d in self.databases.values())
 
 
-def inventory_of_rdb(walker: RdbWalker, now_ms: int, top: int = 10) -> Inventory:
-    """Walk every key of ``walker`` and count. Raises the walker's FormatError on damage
-    (``walker.partial`` then holds the counts of what was read before it)."""
-    return inventory_of_tally(walker, walker.tally(now_ms, top))
+def inventory_of_rdb(
+    walker: RdbWalker, now_ms: int, top: int = 10, keys: KeySink | None = None
+) -> Inventory:
+    """Walk every key of ``walker`` and count (noting each key in ``keys``, if given). Raises
+    the walker's FormatError on damage (``walker.partial`` then holds the counts of what was
+    read before it)."""
+    return inventory_of_tally(walker, walker.tally(now_ms, top, keys))
 
 
 def inventory_of_tally(walker: RdbWalker, tally: Tally) -> Inventory:
@@ -86,6 +91,7 @@ def inventory_of_tally(walker: RdbWalker, tally: Tally) -> Inventory:
     modules = {m.module for m in walker.module_aux}
     for t in tally.dbs.values():
         modules.update(t.modules)
+        inv.module_values += sum(t.modules.values())
     inv.modules = sorted(modules)
     return inv
 

@@ -2,10 +2,10 @@
 
 Opens the file (the only IO here), maps it, runs the parser, and turns what the parser found
 into a verdict: errors, warnings and the inventory. By default every value is checked as Redis
-checks it when it loads it with ``sanitize-dump-payload yes``; ``quick`` reads the framing
-only. On damage, what was read before it is kept (``CheckResult.partial``). Rendering lives in
-render.py/report.py; AOF backups in aof_check.py; which file a BACKUP argument means, in
-backup.py.
+checks it when it loads it with ``sanitize-dump-payload yes``, and no key may be stored twice
+in a db (toolkit/check/dupkeys.py); ``quick`` reads the framing only. On damage, what was read
+before it is kept (``CheckResult.partial``). Rendering lives in render.py/report.py; AOF
+backups in aof_check.py; which file a BACKUP argument means, in backup.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from parsers.errors import FormatError
+from parsers.errors import FormatError, format_key
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
 from parsers.rdb.versions import release_for
 from parsers.rdb.walker import RdbWalker
+from toolkit.check.dupkeys import Duplicates, KeyIndex, SpillError
+from toolkit.check.functions import library_problems
 from toolkit.check.inventory import Inventory, inventory_of_rdb, inventory_of_tally
 from toolkit.check.problems import ERROR, WARNING, Problem
 from toolkit.check.result import CheckResult, Partial
@@ -38,8 +40,13 @@ def check_file(
     quick: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> CheckResult:
-    """Check the RDB file at ``path``. Raises BackupIOError when it cannot be read."""
+    """Check the RDB file at ``path``. Raises BackupIOError when it cannot be read.
+
+    ``spill_dir``: where key hashes go past toolkit.check.dupkeys.SPILL_AT keys (default: the
+    system's temporary directory, $TMPDIR).
+    """
     path = Path(path)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     try:
@@ -51,7 +58,13 @@ def check_file(
                 )
                 return result
             return check_rdb(
-                mm, path=str(path), top=top, quick=quick, now_ms=now_ms, progress=progress
+                mm,
+                path=str(path),
+                top=top,
+                quick=quick,
+                now_ms=now_ms,
+                progress=progress,
+                spill_dir=spill_dir,
             )
     except IsADirectoryError:
         raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
@@ -67,6 +80,7 @@ def check_rdb(
     quick: bool = False,
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
 ) -> CheckResult:
     """Check an RDB held in ``buf``: the verdict, its problems and the inventory."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -79,11 +93,19 @@ def check_rdb(
         return result
     result.magic, result.rdb_version = walker.magic, walker.version
     result.min_release = release_for(walker.magic, walker.version)
+    keys = None if quick else KeyIndex(walker.record_key, spill_dir=spill_dir)
     try:
-        result.inventory = inventory_of_rdb(walker, now_ms, top)
+        result.inventory = inventory_of_rdb(walker, now_ms, top, keys)
+        if keys is not None:
+            result.problems.extend(duplicate_findings(keys.finish()))
     except FormatError as e:
         result.problems.append(Problem.from_error(e))
         result.partial = _partial(walker, e.offset)
+    except SpillError as e:
+        raise BackupIOError(f"{path}: {e}") from None
+    finally:
+        if keys is not None:
+            keys.close()
     result.aux = {
         a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
     }
@@ -122,6 +144,37 @@ def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Calla
     return hook
 
 
+def duplicate_findings(found: Duplicates) -> list[Problem]:
+    """The problem of a key stored twice in a db, or of one whose other copies had expired."""
+    first = found.first
+    if first is not None:
+        more = found.repeats - 1
+        return [
+            Problem(
+                ERROR,
+                "duplicate_key",
+                first.offset,
+                f"key {format_key(first.key)} is stored twice in db {first.db} (at offsets "
+                f"{first.first_offset} and {first.offset}): Redis refuses the file "
+                '("RDB has duplicated key")'
+                + (f"; {more} more key record(s) repeat a key" if more else ""),
+            )
+        ]
+    seen = found.expired
+    if seen is None:
+        return []
+    return [
+        Problem(
+            WARNING,
+            "expired_duplicate",
+            seen.offset,
+            f"key {format_key(seen.key)} is stored more than once in db {seen.db} (at offsets "
+            f"{seen.first_offset} and {seen.offset}): a master loads the file only because it "
+            "skips the copies whose expiry has passed; a replica keeps them, and refuses it",
+        )
+    ]
+
+
 def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
     """Warnings and checksum errors that follow from a walk that reached its end (or not)."""
     out: list[Problem] = []
@@ -158,7 +211,7 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
         )
     seen: set[int] = set()
     for db in walker.dbs:
-        if db in seen:
+        if db in seen and result.quick:  # the full check looks for the keys stored twice
             out.append(
                 Problem(
                     WARNING,
@@ -195,6 +248,18 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
                         f"{found}",
                     )
                 )
+        if inv.module_values or walker.module_aux:
+            aux = len(walker.module_aux)
+            out.append(
+                Problem(
+                    WARNING,
+                    "module_values_unchecked",
+                    None,
+                    f"{inv.module_values} module value(s)"
+                    + (f" and {aux} module aux record(s)" if aux else "")
+                    + ": their framing is checked, their content only the module can judge",
+                )
+            )
         empty = sum(s.empty for s in inv.databases.values())
         if empty:
             out.append(
@@ -207,6 +272,11 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
             )
     if walker.magic == "REDIS":
         out.extend(_anachronisms(walker, inv))
+    aux = {
+        a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
+    }
+    valkey = walker.magic == "VALKEY" or "valkey-ver" in aux
+    out.extend(library_problems(walker.functions, valkey=valkey, aux=aux))
     if any(f.pre_ga for f in walker.functions):
         out.append(
             Problem(

@@ -96,21 +96,24 @@ class KeyspaceModel:
             return
         self._run(name, args, at_ms)
 
-    def load_key(self, db: int, key: bytes, value: object, expire_ms: int | None) -> None:
+    def load_key(self, db: int, key: bytes, value: object, expire_ms: int | None) -> bool:
         """Seed a key from an RDB base or preamble (a value from :mod:`parsers.rdb.decode`).
 
         Empty collections are skipped, as Redis skips them when it loads an RDB; expired keys
-        are kept, as Redis keeps them when the RDB is an AOF's base.
+        are kept, as Redis keeps them when the RDB is an AOF's base. False when the db already
+        held the key (Redis refuses such an RDB: "duplicated key"); the new value replaces it.
         """
         v = from_decoded(value)
         if v is None:
-            return
+            return True
         d = self._get_db(db)
+        fresh = key not in d.keys
         d.keys[key] = v
         if expire_ms is not None:
             d.expires[key] = expire_ms
         else:
             d.expires.pop(key, None)
+        return fresh
 
     def load_function(self, name: str) -> None:
         """Seed a function library by name (from an RDB base or preamble)."""
