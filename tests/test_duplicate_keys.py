@@ -30,7 +30,7 @@ from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.dupkeys import KeyIndex, Repeat
 from toolkit.check.rdb import check_file, check_rdb
-from toolkit.check.result import BackupIOError
+from toolkit.errors import BackupIOError
 
 NOW_MS = int(time.time() * 1000)
 PAST = NOW_MS - 3_600_000  # an hour ago: expired for the check and for the server
