@@ -11,7 +11,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from toolkit.server.process import RedisServer, find_binary, running_server
+from conftest import binary
+
+from toolkit.server.process import RedisServer, running_server
 
 PIVOT_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 HOUR_MS = 3_600_000
@@ -65,7 +67,7 @@ def change_to_after(server: RedisServer) -> None:
 
 def write_pair(directory: Path) -> tuple[Path, Path]:
     """``directory/before.rdb`` and ``directory/after.rdb``, saved by one Redis 7.0 server."""
-    with running_server(find_binary("7.0")) as server:
+    with running_server(binary("7.0")) as server:
         fill_before(server)
         before = _save(server, directory / "before.rdb")
         change_to_after(server)

@@ -13,8 +13,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from conftest import binary
+
 from toolkit.errors import ServerError
-from toolkit.server.process import RedisServer, ServerBinary, find_binary, free_port
+from toolkit.server.process import RedisServer, ServerBinary, free_port
 
 _PORT_ATTEMPTS = 5
 # The newest RDB version each test server reads.
@@ -31,7 +33,7 @@ _LOAD_FAILURE = re.compile(
 
 def servers_reading(version: int) -> list[ServerBinary]:
     """Every test server that reads this RDB version (raises if one is not installed)."""
-    return [find_binary(v) for v, last in READS_UP_TO.items() if version <= last]
+    return [binary(v) for v, last in READS_UP_TO.items() if version <= last]
 
 
 def refusal(

@@ -41,8 +41,6 @@ AOF_KEYS = {
     "redis_check_aof",
 }
 
-pytestmark = pytest.mark.skipif(not EXPECTED, reason="no fixtures; run fixtures/generate_aof.py")
-
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
@@ -117,7 +115,6 @@ def test_every_aof_has_expectations() -> None:
     assert singles | sets == named
 
 
-@pytest.mark.skipif(not DAMAGED, reason="no damaged copies; run fixtures/generate_aof.py")
 @pytest.mark.parametrize("meta", DAMAGED, ids=fixture_id)
 def test_damaged_json(meta: Path) -> None:
     doc = load(meta)

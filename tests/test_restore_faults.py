@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import binary
 from fault_support import (
     AckWriter,
     Sandbox,
@@ -53,7 +54,7 @@ from fault_support import (
     write_refused,
     writes_on,
 )
-from restore_support import AOF, JOURNAL, RDB, REDIS_UID, Run, Target, binary
+from restore_support import AOF, JOURNAL, RDB, REDIS_UID, Run, Target
 
 BACKUP = RDB / "redis-6.2-all-types.rdb"  # RDB 9: every target version here reads it
 SEED = 9

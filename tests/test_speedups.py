@@ -9,7 +9,6 @@ values and the checksum zeroed, and on hypothesis mutations.
 from __future__ import annotations
 
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,6 @@ from parsers.rdb.walker import RdbWalker
 
 FIXTURES = sorted(Path(__file__).parent.parent.joinpath("fixtures", "rdb").glob("*.rdb"))
 NOW_MS = 1_795_000_000_000  # between the fixtures' short TTLs and their 10-year ones
-
-pytestmark = pytest.mark.skipif(
-    walker_module._speedups is None and shutil.which("cc") is None,
-    reason="no C compiler here, so the accelerator was not built",
-)
 
 
 def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch) -> Any:

