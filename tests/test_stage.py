@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, RDB_FILES, binary, falkordb, invoke_cli, load_expected
+from conftest import (
+    DEBUG_CONFIG,
+    FIXTURES,
+    RDB_FILES,
+    binary,
+    falkordb,
+    invoke_cli,
+    keep_expired_keys,
+    load_expected,
+)
 
 from toolkit.check.backup import check_backup
 from toolkit.check.inventory import DbStats
@@ -147,8 +156,9 @@ def test_keys_expiring_during_the_drill_are_accounted_for_exactly(tmp_path: Path
     server_binary = binary("7.0")
     data = tmp_path / "gen"
     data.mkdir()
-    with running_server(server_binary, directory=data) as server:
+    with running_server(server_binary, directory=data, config=DEBUG_CONFIG) as server:
         client = server.client()
+        keep_expired_keys(client)  # the SAVE holds all 3500 keys however long it takes
         pipe = client.pipeline(transaction=False)
         for i in range(3000):
             pipe.set(f"soon:{i}", "v", px=100 + i // 3)
