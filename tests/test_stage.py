@@ -23,13 +23,15 @@ from conftest import (
     invoke_cli,
     keep_expired_keys,
     load_expected,
+    server_ms,
+    wait_past,
 )
 
 from toolkit.check.backup import check_backup
 from toolkit.check.inventory import DbStats
 from toolkit.server.process import find_binaries, running_server
 from toolkit.server.read import TYPES, key_hash, read_live, scan_db
-from toolkit.stage.compare import BackupKeys, compare
+from toolkit.stage.compare import BackupKeys, backup_keys, compare
 from toolkit.stage.drill import choose_binary, refusals, stage
 
 AOF = FIXTURES.parent / "aof"
@@ -327,6 +329,35 @@ def test_script_writing_an_undeclared_key_is_a_real_mismatch(tmp_path: Path) -> 
     whats = {(m["db"], m["what"]) for m in report["mismatches"]}
     assert {(0, "keys"), (0, "type string"), (0, "key names")} <= whats
     assert any("approximate" in note for note in report["notes"])
+
+
+def test_expired_keys_a_write_pause_keeps_are_allowed_for(tmp_path: Path) -> None:
+    """While writes are paused (CLIENT PAUSE WRITE, as during a restore's verify) a server
+    expires nothing: SCAN skips a key past its TTL, but INFO keyspace still counts its TTL. An
+    AOF (whose load keeps expired keys) compared with such a server is still verified."""
+    config = {"appendonly": "yes", "aof-use-rdb-preamble": "no", **DEBUG_CONFIG}
+    with running_server(binary("7.0"), directory=tmp_path, config=config) as server:
+        c = server.client()
+        keep_expired_keys(c)  # nothing expires "gone" before the pause below
+        c.set("stays", "1")
+        c.set("later", "1", px=3_600_000)
+        gone = server_ms(c) + 100
+        c.set("gone", "1", pxat=gone)
+        wait_past(c, gone)
+        result = check_backup(tmp_path / "appendonlydir")
+        keys = backup_keys(result)
+        c.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
+        try:
+            live = read_live(c)
+        finally:
+            c.execute_command("CLIENT", "UNPAUSE")
+    db0 = live.databases[0]
+    assert (db0.scanned, db0.keys, db0.expires) == (2, 3, 2)  # "gone": not scanned, counted
+    comparison = compare(result, live, keys=keys, since_ms=live.time_ms, loaded_rdb=False)
+    assert comparison.mismatches == []
+    assert [(a.db, a.kind, a.keys) for a in comparison.allowances] == [
+        (0, "expired_before_load", 1)
+    ]
 
 
 def test_same_counts_other_names_is_caught_by_the_digest() -> None:
