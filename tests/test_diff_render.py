@@ -1,25 +1,34 @@
 """The diff report's renderers (toolkit/diff/render.py): JSON shape, tables, Markdown.
 
-Most tests render hand-built DiffReports. The golden test diffs two small RDB files written
-by a real Redis 7.0 and compares the Markdown with tests/golden/diff-small.md; regenerate it
-with ``RBKIT_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/test_diff_render.py``.
+Most tests render hand-built DiffReports. One diffs two small RDB files written by a real
+Redis 7.0 and checks the Markdown's structure and every count and key row against the two
+keyspaces as the server held them (read with plain commands: tests/diff_support.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from pathlib import Path
+import re
+from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
-from diff_cases import PIVOT_MS, write_pair
+from diff_cases import HOUR_MS, PIVOT_MS, Pair, write_pair_with_oracle
+from diff_support import Snap, expected_kinds
 
 from toolkit.cli.diff import parse_duration_ms
 from toolkit.diff.model import (
+    ADDED,
     COUNTS,
     KEYS,
     KINDS,
+    REMOVED,
+    SIZE,
+    TTL_CHANGED,
+    TTL_GAINED,
+    TTL_LOST,
+    TYPE,
     VALUES,
     Counts,
     DbDiff,
@@ -31,7 +40,6 @@ from toolkit.diff.model import (
 )
 from toolkit.diff.render import diff_json, duration, render_markdown, render_table, utc_iso
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "diff-small.md"
 T = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 SECRET = "s3cr3t-pa55"
 
@@ -431,29 +439,187 @@ def test_ttl_tolerance_rejects_nonsense(text: str) -> None:
     assert parse_duration_ms(text) is None
 
 
-# --- golden: a real pair of RDB files ------------------------------------------------------
+# --- a real pair of RDB files, checked against what the server held --------------------------
 
 
 @pytest.fixture(scope="module")
-def small_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return write_pair(tmp_path_factory.mktemp("diff-pair"))
+def small_pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
+    return write_pair_with_oracle(tmp_path_factory.mktemp("diff-pair"))
 
 
-def test_markdown_golden_small_case(small_pair: tuple[Path, Path]) -> None:
-    """Two RDB files saved by a real Redis 7.0, diffed and rendered as Markdown.
+# The Markdown's words for each kind of difference, and the order its tables list them in.
+KIND_WORDS = {
+    REMOVED: "removed",
+    ADDED: "added",
+    TYPE: "type changed",
+    SIZE: "size changed",
+    TTL_GAINED: "TTL gained",
+    TTL_LOST: "TTL lost",
+    TTL_CHANGED: "TTL changed",
+}
+TYPE_ORDER = ("string", "list", "set", "zset", "hash", "stream")
+COUNT_HEADERS = ["A", "B", "added", "removed", "expired", "changed", "unchanged"]
 
-    The sources' names, times, versions and read times are pinned and the key list sorted,
-    so that only what the files hold decides the text.
-    """
+
+def markdown_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The lines before the first ``###`` heading, and each ``###`` section's lines."""
+    head: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current = head
+    for line in text.splitlines():
+        if line.startswith("### "):
+            current = sections.setdefault(line[4:], [])
+        else:
+            current.append(line)
+    return head, sections
+
+
+def pipe_table(lines: list[str]) -> list[dict[str, str]]:
+    """The one GitHub pipe table in ``lines``: a dict per row, cells stripped."""
+    rows = [line for line in lines if line.startswith("|")]
+    assert len(rows) >= 2 and set(rows[1]) <= set("|:- "), rows[:2]  # header, alignment row
+    split = [[c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
+    return [dict(zip(split[0], cells, strict=True)) for cells in split[2:]]
+
+
+def counts(rows: list[dict[str, str]], *labels: str) -> dict[tuple[str, ...], list[int]]:
+    """Row label(s) -> the count columns."""
+    return {tuple(r[h] for h in labels): [int(r[h]) for h in COUNT_HEADERS] for r in rows}
+
+
+def side_text(snap: Snap | None) -> str:
+    """What the key list says of one side (both sides' times pinned to PIVOT_MS)."""
+    if snap is None:
+        return "-"
+    if snap.type == "string":
+        size = f"{snap.size} B"
+    else:
+        size = f"{snap.size} item" + ("" if snap.size == 1 else "s")
+    if snap.expire_ms is None:
+        return f"{snap.type}, {size}, no TTL"
+    hours, rest = divmod(snap.expire_ms - PIVOT_MS, HOUR_MS)
+    assert rest == 0 and hours > 0  # diff_cases sets whole hours after the pivot
+    return f"{snap.type}, {size}, TTL {hours} h 0 m"
+
+
+def test_markdown_of_a_real_pair_says_what_the_server_changed(small_pair: Pair) -> None:
+    """Two RDB files saved by a real Redis 7.0, diffed and rendered as Markdown; every count
+    and row is derived from the two keyspaces as the server held them (TYPE, STRLEN, LLEN,
+    HLEN..., PEXPIRETIME), never from rbkit's output. The sources' names, times and versions
+    are pinned (``normalised``), so both sides' TTLs are read from PIVOT_MS."""
     from toolkit.diff.compute import compute_diff
 
-    before, after = small_pair
-    report = compute_diff(str(before), str(after), limit=100, prefix_sep=":", ttl_tolerance_ms=1000)
+    a, b = small_pair.before_keys, small_pair.after_keys
+    kinds = expected_kinds(a, b, values=False, tolerance=1000)
+    assert kinds  # the pair differs (else this test proves little)
+    report = compute_diff(
+        str(small_pair.before), str(small_pair.after), limit=100, prefix_sep=":",
+        ttl_tolerance_ms=1000,
+    )  # fmt: skip
     text = render_markdown(normalised(report), keys=True)
-    if os.environ.get("RBKIT_REGEN_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(text, encoding="utf-8")
-    assert text == GOLDEN.read_text(encoding="utf-8")
+    head, sections = markdown_sections(text)
+
+    # The heading, the sources, the verdict.
+    assert head[0] == "## Redis diff: before.rdb → after.rdb"
+    sources = pipe_table(head)
+    assert [(r["side"], r["source"], r["kind"], r["keys read"]) for r in sources] == [
+        ("A (before)", "`before.rdb`", "RDB file", str(len(a))),
+        ("B (after)", "`after.rdb`", "RDB file", str(len(b))),
+    ]
+    pivot = datetime.fromtimestamp(PIVOT_MS / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert {r["time (UTC)"] for r in sources} == {pivot}
+    removed = [k for k, v in kinds.items() if v == (REMOVED,)]
+    added = [k for k, v in kinds.items() if v == (ADDED,)]
+    changed = [k for k in kinds if k not in removed and k not in added]
+    assert (
+        f"**Result:** {len(kinds)} keys differ: {len(removed)} removed, {len(added)} added, "
+        f"{len(changed)} changed"
+    ) in head
+    assert list(sections) == [
+        "Keys per database",
+        "Keys per type",
+        "Differences by kind",
+        "Key families that changed most",
+        "Differing keys",
+    ]
+
+    # Per db and per (db, type): A, B, added, removed, expired (none: TTLs are in 2100),
+    # changed, unchanged. A key whose type changed counts under its type in B.
+    dbs = sorted({db for db, _ in a.keys() | b.keys()})
+    per_db: dict[tuple[str, ...], list[int]] = {}
+    per_type: dict[tuple[str, ...], list[int]] = {}
+    for db in [*map(str, dbs), "all"]:
+        keys = {k for k in a.keys() | b.keys() if db == "all" or k[0] == int(db)}
+        per_db[(db,)] = [
+            sum(k in a for k in keys),
+            sum(k in b for k in keys),
+            sum(k in added for k in keys),
+            sum(k in removed for k in keys),
+            0,
+            sum(k in changed for k in keys),
+            sum(k not in kinds for k in keys),
+        ]
+        for t in TYPE_ORDER:
+            row = [
+                sum(k in a and a[k].type == t for k in keys),
+                sum(k in b and b[k].type == t for k in keys),
+                sum(k in added and b[k].type == t for k in keys),
+                sum(k in removed and a[k].type == t for k in keys),
+                0,
+                sum(k in changed and b[k].type == t for k in keys),
+                sum(k not in kinds and b[k].type == t for k in keys),
+            ]
+            if any(row):
+                per_type[(db, t)] = row
+    db_rows = pipe_table(sections["Keys per database"])
+    assert counts(db_rows, "db") == per_db
+    assert [r["expires A"] for r in db_rows] == [
+        str(sum(1 for k, s in a.items() if s.expire_ms is not None and db in ("all", str(k[0]))))
+        for db in [*map(str, dbs), "all"]
+    ]
+    assert [r["expires B"] for r in db_rows] == [
+        str(sum(1 for k, s in b.items() if s.expire_ms is not None and db in ("all", str(k[0]))))
+        for db in [*map(str, dbs), "all"]
+    ]
+    type_lines = sections["Keys per type"]
+    assert list(counts(pipe_table(type_lines), "db", "type").items()) == list(per_type.items())
+    assert "(a key whose type changed counts as changed under its type in B)" in type_lines
+
+    # Each kind, in the report's order, with how many keys show it.
+    by_kind = Counter(kind for ks in kinds.values() for kind in ks)
+    kind_rows = pipe_table(sections["Differences by kind"])
+    assert [(r["difference"], int(r["keys"])) for r in kind_rows] == [
+        (word, by_kind[kind]) for kind, word in KIND_WORDS.items() if by_kind[kind]
+    ]
+
+    # Key families (the part before the first ':'), the most differences first.
+    families: dict[str, list[int]] = {}
+    for db, key in kinds:
+        name = key.decode()
+        family = f"`{name.split(':', 1)[0]}`" if ":" in name else "(none)"
+        f = families.setdefault(family, [0, 0, 0])
+        f[0 if (db, key) in removed else 1 if (db, key) in added else 2] += 1
+    want = sorted(
+        families.items(), key=lambda kv: (-sum(kv[1]), kv[0].strip("`") if "`" in kv[0] else "")
+    )
+    assert [
+        (r["key family"], [int(r["removed"]), int(r["added"]), int(r["changed"]), int(r["total"])])
+        for r in pipe_table(sections["Key families that changed most"])
+    ] == [(name, [*f, sum(f)]) for name, f in want]
+
+    # Every differing key, its differences and each side as the server held it.
+    keys_section = sections["Differing keys"]
+    assert f"all {len(kinds)} differing keys:" in keys_section
+    assert [tuple(r.values()) for r in pipe_table(keys_section)] == [
+        (
+            str(db),
+            f"`{key.decode()}`",
+            ", ".join(KIND_WORDS[kind] for kind in kinds[(db, key)]),
+            side_text(a.get((db, key))),
+            side_text(b.get((db, key))),
+        )
+        for db, key in sorted(kinds)
+    ]
 
 
 def normalised(report: DiffReport) -> DiffReport:

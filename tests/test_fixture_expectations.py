@@ -19,8 +19,6 @@ TOP_LEVEL = {
     "config", "databases", "keys", "functions", "modules",
 }  # fmt: skip
 
-pytestmark = pytest.mark.skipif(not EXPECTED, reason="no fixtures; run fixtures/generate.py")
-
 
 def rdb_path(expected: Path) -> Path:
     return expected.with_name(expected.name.removesuffix(".expected.json") + ".rdb")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from aof_support import resp
-from conftest import invoke_cli
+from conftest import binary, invoke_cli
 
 from parsers.printable import printable
 from toolkit.check.render import render_check
 from toolkit.check.result import CheckResult
-from toolkit.server.process import find_binary, running_server
+from toolkit.server.process import running_server
 
 HOSTILE = [
     b"\x1b[2J\x1b[Hfake.rdb: VALID",  # clear the screen, home, print a verdict
@@ -63,7 +63,7 @@ def test_printable_escapes_as_redis_cli_and_keeps_names_apart() -> None:
 def hostile_rdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An RDB saved by Redis 7.0 with every hostile key (and a plain one), SAVEd."""
     directory = tmp_path_factory.mktemp("hostile")
-    with running_server(find_binary("7.0"), directory=directory) as server:
+    with running_server(binary("7.0"), directory=directory) as server:
         client = server.client()
         for i, key in enumerate(HOSTILE):
             client.set(key, b"v" * (100 + i))
@@ -76,7 +76,7 @@ def hostile_rdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def empty_rdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("empty")
-    with running_server(find_binary("7.0"), directory=directory) as server:
+    with running_server(binary("7.0"), directory=directory) as server:
         server.client().save()
     return directory / "dump.rdb"
 
@@ -135,9 +135,7 @@ def test_check_and_diff_of_an_aof_with_hostile_keys_and_command_names(
 ) -> None:
     directory = tmp_path / "data"
     directory.mkdir()
-    with running_server(
-        find_binary("7.0"), directory=directory, config={"appendonly": "yes"}
-    ) as server:
+    with running_server(binary("7.0"), directory=directory, config={"appendonly": "yes"}) as server:
         client = server.client()
         for key in HOSTILE:
             client.rpush(key, b"x")

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import redis
+from conftest import binary
 
 from parsers.rdb.decode import HashValue, ModuleValue, SetValue, StreamValue, StringValue
 from toolkit.check.keyspace import UNKNOWN_TIME, Keyspace
-from toolkit.errors import ServerError
-from toolkit.server.process import RedisServer, find_binary, running_server
+from toolkit.server.process import RedisServer, running_server
 
 FUT = 4_102_444_800_000  # 2100-01-01, in ms: "far in the future" for every expiry below
 FUT_S = FUT // 1000
@@ -558,18 +558,12 @@ def test_model(case: tuple) -> None:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[tuple[int, int], RedisServer]]:
-    """A 7.0 server, and an 8.2 one for hash-field TTL commands when installed."""
+    """A 7.0 server, and an 8.2 one for hash-field TTL commands."""
     with contextlib.ExitStack() as stack:
-        found: dict[tuple[int, int], RedisServer] = {}
-        for version in ("7.0", "8.2"):
-            try:
-                binary = find_binary(version)
-            except ServerError:
-                continue
-            found[binary.version[:2]] = stack.enter_context(running_server(binary))
-        if not found:
-            pytest.skip("no redis-server 7.0 or 8.2 on this machine")
-        yield found
+        yield {
+            (7, 0): stack.enter_context(running_server(binary("7.0"))),
+            (8, 2): stack.enter_context(running_server(binary("8.2"))),
+        }
 
 
 def _server_params() -> list[Any]:
@@ -588,8 +582,6 @@ def test_server_agrees(
 ) -> None:
     """The expectations of each case are what a real server does with the same commands."""
     commands, values, expires = case[:3]
-    if version not in servers:
-        pytest.skip(f"no redis-server {version[0]}.{version[1]} on this machine")
     server = servers[version]
     server.client().flushall()
     send_all(server, commands)

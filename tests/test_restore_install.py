@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import falkordb
 from restore_support import (
     AOF,
     JOURNAL,
@@ -23,7 +24,6 @@ from restore_support import (
     RDB,
     Target,
     alive_counts,
-    falkordb,
     file_keys,
     make_target,
     rbkit,

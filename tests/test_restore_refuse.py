@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import binary
 from restore_support import (
     AOF,
     LOCK,
     RDB,
     Target,
     alive_counts,
-    binary,
     copy_backup,
     make_target,
     rbkit,

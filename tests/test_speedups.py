@@ -9,14 +9,18 @@ copies with damage inside values and the checksum zeroed, and on hypothesis muta
 
 from __future__ import annotations
 
+import importlib
+import json
 import random
-import shutil
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rdb_bytes import rdb_file, rstr
 
 import parsers.rdb.walker as walker_module
 from parsers.errors import FormatError
@@ -28,11 +32,7 @@ from toolkit.check.dupkeys import KeyIndex
 
 FIXTURES = sorted(Path(__file__).parent.parent.joinpath("fixtures", "rdb").glob("*.rdb"))
 NOW_MS = 1_795_000_000_000  # between the fixtures' short TTLs and their 10-year ones
-
-pytestmark = pytest.mark.skipif(
-    walker_module._speedups is None and shutil.which("cc") is None,
-    reason="no C compiler here, so the accelerator was not built",
-)
+REDIS_TYPES = ("string", "list", "set", "zset", "hash", "stream")  # TYPE's answers, not modules'
 
 
 def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -98,7 +98,96 @@ def same_outcome(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_accelerator_is_built() -> None:
-    assert walker_module._speedups is not None, "setup.py did not build parsers.rdb._speedups"
+    """The compiled module imports (a missing compiler at install is a failure here, not a
+    silent fall back to Python), and it is the one the walker uses."""
+    built = importlib.import_module("parsers.rdb._speedups")
+    assert walker_module._speedups is built, "setup.py did not build parsers.rdb._speedups"
+
+
+@pytest.mark.parametrize("package", ["parsers.rdb", "parsers.aof"])
+def test_the_built_accelerators_are_newer_than_their_sources(package: str) -> None:
+    """An extension older than a C file it is built from is an old build: the tests would
+    compare the Python path with code that is no longer in the tree (`make test` rebuilds)."""
+    built = Path(importlib.import_module(f"{package}._speedups").__file__ or "")
+    sources = sorted(built.parent.glob("_*.[ch]"))
+    assert sources, built.parent
+    stale = [s.name for s in sources if s.stat().st_mtime > built.stat().st_mtime]
+    assert not stale, f"{built.name} is older than {stale}: rebuild with make install"
+
+
+# A run of 1000 string records as rdb.c writes them: type 0, then an 8-byte key and a 6-byte
+# value, each after its 1-byte length: 17 bytes each, from offset 11 (after REDIS0010 and
+# SELECTDB 0) to the EOF opcode.
+RUN = rdb_file([(0, b"key:%04d" % i, rstr(b"val:%02d" % (i % 100))) for i in range(1000)]).data
+RUN_START, RECORD = 11, 17
+NO_TOP = 1 << 62  # no key is big enough for the top lists: nothing is handed back for them
+
+
+def test_scan_takes_a_whole_run_of_records_in_one_call() -> None:
+    """Both C scans read every record of the run, up to the EOF opcode, in one call; with a
+    limit, they stop at the first record that starts at or after it."""
+    c = walker_module._speedups
+    eof = RUN_START + 1000 * RECORD
+    last_key = eof - RECORD
+    pos, counts, nbytes, nexp, nexpired, last_at = c.scan(
+        RUN, RUN_START, len(RUN), NOW_MS, NO_TOP, NO_TOP, 27
+    )
+    assert (pos, counts[0], sum(counts), nbytes, nexp, nexpired, last_at) == (
+        eof, 1000, 1000, 1000 * RECORD, 0, 0, last_key,
+    )  # fmt: skip
+    full = c.scan_full(RUN, RUN_START, len(RUN), NOW_MS, NO_TOP, NO_TOP, 0)
+    assert full[:2] == (eof, counts) and full[2:] == (1000 * RECORD, 0, 0, 0, last_key, None)
+    stop = c.scan_full(RUN, RUN_START, 500, NOW_MS, NO_TOP, NO_TOP, 0)
+    first_after = (500 - RUN_START + RECORD - 1) // RECORD  # records starting before 500
+    assert (stop[0], stop[1][0]) == (RUN_START + first_after * RECORD, first_after)
+
+
+def test_the_quick_check_reads_the_run_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--quick (tally with the count-only scan), no top lists: Python reads the first record
+    (it sets the top lists' threshold the scan is given), C the 999 after it."""
+    real = walker_module._speedups
+    taken: list[int] = []
+
+    def scan(buf: Any, pos: int, *args: Any) -> Any:
+        out = real.scan(buf, pos, *args)
+        taken.append(sum(out[1]))
+        return out
+
+    monkeypatch.setattr(walker_module, "_speedups", SimpleNamespace(scan=scan))
+    monkeypatch.setattr(walker_module, "USE_SPEEDUPS", True)
+    tally = RdbWalker(RUN, deep=False).tally(NOW_MS, top=0)
+    assert tally.dbs[0].counts[0] == 1000
+    assert sum(taken) == 999
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_the_full_check_reads_every_record_but_module_values_in_c(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the default check (tally with the full scan) hands to C: every key record but the
+    module values, which Python reads (the server's own listing says which keys those are). A
+    build that quietly fell back to Python, or a walker that stopped calling C, fails here."""
+    real = walker_module._speedups
+    taken = Counter()
+
+    def scan_full(buf: Any, pos: int, *args: Any) -> Any:
+        out = real.scan_full(buf, pos, *args)
+        taken["calls"] += 1
+        taken["records"] += sum(out[1]) + (out[7] is not None)  # extra: checked, then handed back
+        return out
+
+    def no_quick_scan(*args: Any) -> Any:
+        raise AssertionError("the full check used the quick scan")
+
+    monkeypatch.setattr(
+        walker_module, "_speedups", SimpleNamespace(scan_full=scan_full, scan=no_quick_scan)
+    )
+    monkeypatch.setattr(walker_module, "USE_SPEEDUPS", True)
+    expected = json.loads(path.with_name(path.stem + ".expected.json").read_text("utf-8"))
+    rows = [row for rows in expected["keys"].values() for row in rows]
+    RdbWalker(path.read_bytes(), deep=True).tally(NOW_MS)
+    assert taken["calls"] > 0
+    assert taken["records"] == sum(1 for row in rows if row["type"] in REDIS_TYPES)
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])

@@ -283,8 +283,8 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
                 WARNING,
                 "function_pre_ga",
                 None,
-                "functions in the Redis 7.0 release-candidate format: Redis 7.0 and later "
-                "refuse to load them",
+                "functions in the Redis 7.0 release-candidate format: Redis 7.0 loads them, "
+                "7.2 and later refuse to",
             )
         )
     return out

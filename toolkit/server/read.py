@@ -222,7 +222,9 @@ def read_live(
     (any other type is still found, by the fallback of :func:`scan_db`).
 
     The databases are scanned before INFO keyspace is read, so keys that had expired are gone
-    (SCAN deletes the expired keys it meets) when the counts are taken.
+    (SCAN deletes the expired keys it meets) when the counts are taken; but not while writes are
+    paused (CLIENT PAUSE WRITE pauses expiry too): SCAN then skips them, and INFO keyspace still
+    counts them (and their TTLs).
     """
     started = time.monotonic()
     watch = watch or {}

@@ -275,6 +275,7 @@ def _exact(
             if exp <= since_ms or (exp <= until_ms and h not in lv.watched):
                 e.keys -= 1
                 e.expires -= 1
+                e.expires_extra += 1  # SCAN skips it; kept in memory, INFO may still count it
                 e.by_type[t] -= 1
                 e.digest ^= h
                 if exp <= since_ms:
@@ -418,6 +419,7 @@ def _from_inventory(
         e.keys_slack += more + fewer
         e.expires += fewer - gone
         e.expires_slack += more + fewer + stats.empty
+        e.expires_extra += gone  # expired, yet kept in memory until deleted: INFO counts them
         for t in e.by_type:
             e.type_slack[t] = min(e.by_type[t], stats.empty + gone + extra)
         if gone:

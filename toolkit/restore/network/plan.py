@@ -315,7 +315,7 @@ def _libraries(plan: Plan, source: RdbSource) -> None:
     if pre_ga:
         plan.losses.append(
             f"function libraries {', '.join(pre_ga)} are in the Redis 7.0 release-candidate "
-            "format, which no released server loads"
+            "format, which only Redis 7.0 reads, from an RDB file (FUNCTION LOAD does not take it)"
         )
     existing = sorted({lib.name for lib in libs} & set(t.functions or []))
     if existing and not plan.replace:

@@ -61,7 +61,7 @@ class Library:
 
     name: str
     code: bytes
-    pre_ga: bool  # the Redis 7.0 release-candidate format, which no released server loads
+    pre_ga: bool  # the Redis 7.0 release-candidate format: only 7.0 reads it, from an RDB
 
 
 class RdbSource:
