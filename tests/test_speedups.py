@@ -135,9 +135,11 @@ def test_scan_takes_a_whole_run_of_records_in_one_call() -> None:
     assert (pos, counts[0], sum(counts), nbytes, nexp, nexpired, last_at) == (
         eof, 1000, 1000, 1000 * RECORD, 0, 0, last_key,
     )  # fmt: skip
-    full = c.scan_full(RUN, RUN_START, len(RUN), NOW_MS, NO_TOP, NO_TOP, 0)
-    assert full[:2] == (eof, counts) and full[2:] == (1000 * RECORD, 0, 0, 0, last_key, None)
-    stop = c.scan_full(RUN, RUN_START, 500, NOW_MS, NO_TOP, NO_TOP, 0)
+    # No key-hash buckets (keys=None): the duplicate search is not asked for here.
+    full = c.scan_full(RUN, RUN_START, len(RUN), NOW_MS, NO_TOP, NO_TOP, 0, None, 0, 0, 0)
+    assert full[:2] == (eof, counts)
+    assert full[2:] == (1000 * RECORD, 0, 0, 0, last_key, None, 0)
+    stop = c.scan_full(RUN, RUN_START, 500, NOW_MS, NO_TOP, NO_TOP, 0, None, 0, 0, 0)
     first_after = (500 - RUN_START + RECORD - 1) // RECORD  # records starting before 500
     assert (stop[0], stop[1][0]) == (RUN_START + first_after * RECORD, first_after)
 
