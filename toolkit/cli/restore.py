@@ -12,14 +12,16 @@ a server, whatever else is added to its command line.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from toolkit.cli import connection
 from toolkit.cli.output import emit, emit_json
 from toolkit.errors import ExitCode, UsageError
+from toolkit.server.connect import CONNECT_TIMEOUT, ConnectOptions, safe_url
 
 FILE, NETWORK, DRILL, ROLLBACK, COMMON = (
     "File restore (--config / --url)",
@@ -36,6 +38,7 @@ Examples:
   rbkit restore appendonlydir/ --url redis://127.0.0.1:6379 --yes
   rbkit restore dump.rdb --stage-only
   rbkit restore dump.rdb --to redis://10.0.0.5:6379 --yes
+  rbkit restore dump.rdb --to 10.0.0.5:6380 --tls --cacert ca.crt --yes
   rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
   rbkit restore --rollback /var/lib/redis
 """
@@ -64,13 +67,26 @@ class RestoreArgs:
     timeout: float
     verify_values: bool
     discard_writes: bool
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    connect_flags: tuple[str, ...] = ()  # the connection options given
 
 
 # The modes, and the options that belong to each (besides the common ones).
+_CONNECTION = {
+    "--pass",
+    "--user",
+    "--tls",
+    "--cacert",
+    "--cert",
+    "--key",
+    "--insecure",
+    "--connect-timeout",
+}
 _MODE_OPTIONS = {
     "--stage-only": {"BACKUP", "--dry-run", "--redis-server"},
-    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run"},
-    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"},
+    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CONNECTION},
+    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"}
+    | _CONNECTION,
 }
 _MODE_TEXT = {
     "--stage-only": "a restore drill touches no server but its own scratch one",
@@ -95,7 +111,7 @@ def _given(a: RestoreArgs) -> list[str]:
         "--dry-run": a.dry_run,
         "BACKUP": a.backup is not None,
     }
-    return [name for name, on in flags.items() if on]
+    return [name for name, on in flags.items() if on] + list(a.connect_flags)
 
 
 def mode_of(a: RestoreArgs) -> str:
@@ -139,7 +155,7 @@ def restore(
         typer.Option(
             "--url",
             metavar="URL",
-            help="The running target: its files from CONFIG GET and INFO.",
+            help="The running target (URL or host:port): its files from CONFIG GET and INFO.",
             rich_help_panel=FILE,
         ),
     ] = None,
@@ -183,7 +199,8 @@ def restore(
         typer.Option(
             "--to",
             metavar="URL",
-            help="Write the keys into this running server (redis://, rediss://).",
+            help="Write the keys into this running server (redis://, rediss:// or "
+            "unix:// URL, or host:port).",
             rich_help_panel=NETWORK,
         ),
     ] = None,
@@ -267,12 +284,23 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
+    password: connection.Password = None,
+    user: connection.User = None,
+    tls: connection.Tls = False,
+    cacert: connection.CaCert = None,
+    cert: connection.Cert = None,
+    key: connection.Key = None,
+    insecure: connection.Insecure = False,
+    connect_timeout: connection.ConnectTimeout = CONNECT_TIMEOUT,
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
+    connect, connect_flags = connection.connect_options(
+        password, user, tls, cacert, cert, key, insecure, connect_timeout
+    )
     args = RestoreArgs(
         backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
-        verify_values, discard_writes,
+        verify_values, discard_writes, connect, tuple(connect_flags),
     )  # fmt: skip
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
@@ -329,6 +357,7 @@ def _file(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         timeout=a.timeout,
         verify_values=a.verify_values,
         discard_writes=a.discard_writes,
+        connect=a.connect,
     )
 
     def confirm(report: RestoreReport) -> bool:
@@ -348,7 +377,7 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
 
     backup = _need_backup(a)
     assert a.to is not None
-    _may_ask(a, f"a restore writes into {a.to.rsplit('@', 1)[-1]}")
+    _may_ask(a, f"a restore writes into {safe_url(a.to)}")
 
     def confirm(report: NetworkReport) -> bool:
         if a.yes:
@@ -369,6 +398,7 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         config=a.config,
         modules=a.module,
         confirm=confirm,
+        connect=a.connect,
     )
     return network_json(report), render_network(report), report.ok
 
@@ -401,6 +431,7 @@ def _rollback(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         start_cmd=a.start_cmd,
         timeout=a.timeout,
         discard_writes=a.discard_writes,
+        connect=a.connect,
     )
     rb = rollback_dir(a.rollback, opts, say=_say)
     return rollback_json(rb), render_rollback(rb), rb.verified
