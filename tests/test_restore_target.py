@@ -179,7 +179,6 @@ def test_running_config_that_differs_from_the_file_is_refused(protected: Target)
     wrong = rbkit("restore", BACKUP, "--url", f"redis://:wrong@127.0.0.1:{t.port}", "--yes")
     assert wrong.code == 2
     assert (
-        wrong.err.strip()
-        == f"error: redis://127.0.0.1:{t.port}: the server refused the password"
+        wrong.err.strip() == f"error: redis://127.0.0.1:{t.port}: the server refused the password"
     )
     no_password(run.out, run.err)
