@@ -282,15 +282,23 @@ class Server:
                 "that signed it with --cacert, or --insecure to skip the check",
                 False,
             )
-        if "certificate required" in text:
-            return f"{unable}the server wants a client certificate (--cert and --key)", False
-        tls_error = next((x for x in chain if isinstance(x, ssl.SSLError)), None)
-        timed_out = any(isinstance(x, redis.TimeoutError | TimeoutError) for x in chain)
-        if self.tls and (tls_error is not None or (timed_out and "handshake" in text)):
-            why = f" ({tls_error.reason})" if tls_error is not None and tls_error.reason else ""
+        ended = any(isinstance(x, ssl.SSLEOFError | ssl.SSLZeroReturnError) for x in chain)
+        if self.tls and (ended or "certificate required" in text):
+            # TLS 1.3: the client's side of the handshake is done before the server checks
+            # the client's certificate; a missing one shows as the connection ending.
             return (
-                f"{unable}no TLS handshake{why}: the port may be plain, not TLS (use "
-                "redis:// without --tls)",
+                f"{unable}the server ended the TLS connection: it may want a client "
+                "certificate (--cert and --key)",
+                False,
+            )
+        tls_error = any(isinstance(x, ssl.SSLError) for x in chain)
+        timed_out = any(isinstance(x, redis.TimeoutError | TimeoutError) for x in chain)
+        if self.tls and (tls_error or (timed_out and "handshake" in text)):
+            # A plain server reads the ClientHello as a command: it waits for a newline (a
+            # handshake timeout), or answers an error that is no TLS record.
+            return (
+                f"{unable}no TLS handshake: the port may be plain, not TLS (use redis:// "
+                "without --tls)",
                 False,
             )
         if timed_out:
