@@ -24,6 +24,7 @@ from conftest import ROOT, CliRun, invoke_cli
 from restore_support import RDB, Target, make_target, rbkit
 
 from toolkit.errors import ConnectError, UsageError
+from toolkit.restore.target import discover
 from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, find_binary, free_port, running_server
 
@@ -292,7 +293,7 @@ def test_addresses_and_what_is_shown() -> None:
     assert (server.display, server.address, server.tls) == ("rediss://ops@h:1", "h:1", True)
     assert PASSWORD not in repr(server) and PASSWORD not in repr(tls_user)
     assert not Server.parse("unix:///tmp/r.sock", tls_user).tls  # no TLS on a socket
-    for bad in (f"http://u:{PASSWORD}@h:1", "a b", "h:port"):
+    for bad in (f"http://u:{PASSWORD}@h:1", f"u:{PASSWORD}@h:1", "a b", "h:port"):
         with pytest.raises(UsageError, match="not a usable server") as info:
             Server.parse(bad)
         assert PASSWORD not in str(info.value)
@@ -442,3 +443,12 @@ def test_check_raises_connect_error_with_unreachable(guarded: Guarded) -> None:
     with pytest.raises(ConnectError) as info:
         Server.parse(f"127.0.0.1:{guarded.port}").check()
     assert not info.value.unreachable  # something answers: it needs a password
+
+
+def test_a_tls_only_config_is_reached_over_tls(tmp_path: Path) -> None:
+    """--config alone: a server with ``port 0`` and a ``tls-port`` is reached at rediss://."""
+    tls_port = free_port()
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f"port 0\ntls-port {tls_port}\ndir {tmp_path}\n", encoding="utf-8")
+    target = discover(conf, None)  # nothing listens there: a stopped target
+    assert target.address == f"rediss://127.0.0.1:{tls_port}" and not target.running

@@ -103,8 +103,9 @@ def _as_url(spec: str) -> str:
         return f"{scheme.lower()}://{rest}"
     if _BARE.fullmatch(spec):
         return f"redis://{spec}"
+    shown = safe_url(spec) if "://" in spec else spec.rsplit("@", 1)[-1]  # user:pass@host
     raise UsageError(
-        f"{safe_url(spec)}: not a usable server address: expected host:port or a redis://, "
+        f"{shown}: not a usable server address: expected host:port or a redis://, "
         "rediss:// or unix:// URL"
     )
 
