@@ -21,7 +21,7 @@ import pytest
 import redis
 import trustme
 from conftest import ROOT, CliRun, invoke_cli
-from restore_support import RDB, Target, make_target, rbkit
+from restore_support import JOURNAL, RDB, Target, make_target, rbkit
 
 from toolkit.errors import ConnectError, UsageError
 from toolkit.restore.target import discover
@@ -218,6 +218,19 @@ def test_file_restore_url_with_a_and_user(make_target) -> None:
     refused = rbkit("restore", backup, "--url", where, "--dry-run", "-a", "wrong")
     assert refused.code == 2
     assert refused.err.strip() == f"error: redis://{where}: the server refused the password"
+    # A restore with -a, then one cut off after its install and rolled back with -a: neither
+    # the outputs nor any journal hold the password.
+    run = rbkit("restore", backup, "--url", where, "-a", PASSWORD, "--yes", "--json")
+    assert run.code == 0, run.text
+    assert run.json()["target"]["address"] == f"redis://{where}"
+    journal = Path(run.json()["journal"]).read_text()
+    killed = rbkit("restore", backup, "--url", where, "-a", PASSWORD, "--yes", kill_after="install")
+    assert killed.code == -9
+    back = rbkit("restore", "--rollback", t.data, "--url", where, "-a", PASSWORD)
+    assert back.code == 0, back.text
+    no_secret(run.out, run.err, journal, killed.out, killed.err, back.out, back.err)
+    for path in t.data.rglob(JOURNAL):
+        no_secret(path.read_text())
 
 
 # -- where a server is -----------------------------------------------------------------------
