@@ -24,6 +24,7 @@ from conftest import ROOT, CliRun, invoke_cli
 from restore_support import JOURNAL, RDB, Target, make_target, rbkit
 
 from toolkit.errors import ConnectError, UsageError
+from toolkit.restore.network.target import inspect_target, parse_target
 from toolkit.restore.target import discover
 from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, find_binary, free_port, running_server
@@ -465,3 +466,19 @@ def test_a_tls_only_config_is_reached_over_tls(tmp_path: Path) -> None:
     conf.write_text(f"port 0\ntls-port {tls_port}\ndir {tmp_path}\n", encoding="utf-8")
     target = discover(conf, None)  # nothing listens there: a stopped target
     assert target.address == f"rediss://127.0.0.1:{tls_port}" and not target.running
+
+
+def test_a_user_without_config_get_probes_databases_with_its_own_login(guarded: Guarded) -> None:
+    """The network restore's preflight asks SELECT N over a second connection when CONFIG GET
+    is denied: that connection logs in as the same user, with the same password."""
+    admin = guarded.admin()
+    admin.execute_command("ACL", "SETUSER", "noconfig", "on", ">pw-nc", "~*", "+@all", "-config")
+    admin.close()
+    options = ConnectOptions(user="noconfig", password="pw-nc")
+    info = inspect_target(
+        parse_target(f"127.0.0.1:{guarded.port}", options), cluster=False, dbs=[3]
+    )
+    assert (info.databases, info.databases_source) == (
+        None,
+        "CONFIG GET not allowed; SELECT 3 works",
+    )

@@ -167,7 +167,7 @@ def _inspect(url: Server, cluster: bool, dbs: list[int]) -> TargetInfo:
             reply = client.execute_command("CLUSTER INFO")
             state = _text(reply.get("cluster_state", "?")) if isinstance(reply, dict) else "?"
         commands = _commands(client)
-        databases, source = _databases(client, enabled, dbs)
+        databases, source = _databases(url, client, enabled, dbs)
         info = TargetInfo(
             display=url.display,
             server_name=name,
@@ -215,7 +215,9 @@ def _commands(client: redis.Redis) -> dict[str, bool]:
     return {c: r is not None for c, r in zip(PROBED_COMMANDS, reply, strict=False)}
 
 
-def _databases(client: redis.Redis, cluster: bool, dbs: list[int]) -> tuple[int | None, str]:
+def _databases(
+    server: Server, client: redis.Redis, cluster: bool, dbs: list[int]
+) -> tuple[int | None, str]:
     """The target's ``databases``: from CONFIG GET, else probed with SELECT (read-only)."""
     if cluster:
         return 1, "a cluster has db 0 only"
@@ -226,12 +228,7 @@ def _databases(client: redis.Redis, cluster: bool, dbs: list[int]) -> tuple[int 
     except redis.ResponseError:
         pass
     highest = max(dbs, default=0)
-    probe = redis.Redis(
-        connection_pool=redis.ConnectionPool(
-            connection_class=client.connection_pool.connection_class,
-            **{**client.connection_pool.connection_kwargs, "db": highest},
-        )
-    )
+    probe = server.client(highest, timeout=INSPECT_TIMEOUT)
     try:
         probe.ping()
         return None, f"CONFIG GET not allowed; SELECT {highest} works"
