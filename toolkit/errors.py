@@ -41,6 +41,16 @@ class ServerError(RbkitError):
     """A redis-server binary cannot be found, started or stopped."""
 
 
+class ConnectError(RbkitError):
+    """A server cannot be reached, or refuses the connection or the login
+    (toolkit/server/connect.py). ``unreachable``: nothing answered at all (refused, no
+    socket, a timeout), which a file restore takes for a stopped target."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
 class TargetError(RbkitError):
     """The server to restore into cannot be reached or described."""
 

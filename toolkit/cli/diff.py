@@ -14,8 +14,10 @@ from typing import Annotated
 
 import typer
 
+from toolkit.cli import connection
 from toolkit.cli.output import emit, emit_json
 from toolkit.errors import DiffError, ExitCode, UsageError
+from toolkit.server.connect import CONNECT_TIMEOUT
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
@@ -25,6 +27,7 @@ EXAMPLES = """\b
 Examples:
   rbkit diff monday.rdb tuesday.rdb                  # what changed, per db and type
   rbkit diff dump.rdb redis://127.0.0.1:6379 --keys  # a backup against the live server
+  rbkit diff dump.rdb 10.0.0.5:6380 --tls --cacert ca.crt  # a TLS server, as redis-cli
   rbkit diff before.rdb after.rdb --values --json    # values too, as JSON
   rbkit diff a.rdb b.rdb --match 'user:*' --format markdown
 """
@@ -41,7 +44,8 @@ def diff(
         str,
         typer.Argument(
             metavar="A",
-            help="Before: a backup check reads, a saved check --json report, or redis:// URL.",
+            help="Before: a backup check reads, a saved check --json report, or a server "
+            "(redis://, rediss://, unix:// URL, or host:port; a file that exists wins).",
         ),
     ],
     b: Annotated[str, typer.Argument(metavar="B", help="After: the same kinds of source as A.")],
@@ -69,7 +73,7 @@ def diff(
     ] = False,
     db: Annotated[
         list[int] | None,
-        typer.Option("--db", min=0, help="Compare only this db (repeat for more)."),
+        typer.Option("--db", "-n", min=0, help="Compare only this db (repeat for more)."),
     ] = None,
     prefix_sep: Annotated[
         str,
@@ -93,6 +97,14 @@ def diff(
             help="A module the AOF's loading server has, as for rbkit check; repeatable.",
         ),
     ] = None,
+    password: connection.Password = None,
+    user: connection.User = None,
+    tls: connection.Tls = False,
+    cacert: connection.CaCert = None,
+    cert: connection.Cert = None,
+    key: connection.Key = None,
+    insecure: connection.Insecure = False,
+    connect_timeout: connection.ConnectTimeout = CONNECT_TIMEOUT,
 ) -> None:
     """Compare two backups or servers: keys lost, added or changed (exit 1 if any)."""
     if json_out and format_ not in (None, Format.json):
@@ -107,6 +119,9 @@ def diff(
     from toolkit.diff.compute import compute_diff
 
     progress, done = _progress()
+    connect, _given = connection.connect_options(
+        password, user, tls, cacert, cert, key, insecure, connect_timeout, announce=progress
+    )
     try:
         report = compute_diff(
             a,
@@ -119,6 +134,7 @@ def diff(
             prefix_sep=prefix_sep or None,
             progress=progress,
             modules=tuple(module or ()),
+            connect=connect,
         )
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from toolkit.cli import connection
 from toolkit.cli.output import emit, emit_json
 from toolkit.errors import ExitCode, UsageError
+from toolkit.server.connect import CONNECT_TIMEOUT, ConnectOptions, safe_url
 
 FILE, NETWORK, DRILL, ROLLBACK, PITR, COMMON = (
     "File restore (--config / --url)",
@@ -38,6 +40,7 @@ Examples:
   rbkit restore appendonlydir/ --url redis://127.0.0.1:6379 --yes
   rbkit restore dump.rdb --stage-only
   rbkit restore dump.rdb --to redis://10.0.0.5:6379 --yes
+  rbkit restore dump.rdb --to 10.0.0.5:6380 --tls --cacert ca.crt --yes
   rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
   rbkit restore --rollback /var/lib/redis
   rbkit restore appendonlydir/ --before FLUSHALL --stage-only
@@ -68,6 +71,8 @@ class RestoreArgs:
     timeout: float
     verify_values: bool
     discard_writes: bool
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    connect_flags: tuple[str, ...] = ()  # the connection options given
     until: str | None = None
     before: str | None = None
     before_offset: str | None = None
@@ -78,11 +83,22 @@ class RestoreArgs:
 
 
 # The modes, and the options that belong to each (besides the common ones).
+_CONNECTION = {
+    "--pass",
+    "--user",
+    "--tls",
+    "--cacert",
+    "--cert",
+    "--key",
+    "--insecure",
+    "--connect-timeout",
+}
 _CUTS = {"--until", "--before", "--before-offset"}
 _MODE_OPTIONS = {
     "--stage-only": {"BACKUP", "--dry-run", "--redis-server", *_CUTS},
-    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CUTS},
-    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"},
+    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CONNECTION, *_CUTS},
+    "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"}
+    | _CONNECTION,
 }
 _MODE_TEXT = {
     "--stage-only": "a restore drill touches no server but its own scratch one",
@@ -110,7 +126,7 @@ def _given(a: RestoreArgs) -> list[str]:
         "--before": a.before is not None,
         "--before-offset": a.before_offset is not None,
     }
-    return [name for name, on in flags.items() if on]
+    return [name for name, on in flags.items() if on] + list(a.connect_flags)
 
 
 def mode_of(a: RestoreArgs) -> str:
@@ -157,7 +173,7 @@ def restore(
         typer.Option(
             "--url",
             metavar="URL",
-            help="The running target: its files from CONFIG GET and INFO.",
+            help="The running target (URL or host:port): its files from CONFIG GET and INFO.",
             rich_help_panel=FILE,
         ),
     ] = None,
@@ -201,7 +217,8 @@ def restore(
         typer.Option(
             "--to",
             metavar="URL",
-            help="Write the keys into this running server (redis://, rediss://).",
+            help="Write the keys into this running server (redis://, rediss:// or "
+            "unix:// URL, or host:port).",
             rich_help_panel=NETWORK,
         ),
     ] = None,
@@ -312,12 +329,24 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
+    password: connection.Password = None,
+    user: connection.User = None,
+    tls: connection.Tls = False,
+    cacert: connection.CaCert = None,
+    cert: connection.Cert = None,
+    key: connection.Key = None,
+    insecure: connection.Insecure = False,
+    connect_timeout: connection.ConnectTimeout = CONNECT_TIMEOUT,
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
+    connect, connect_flags = connection.connect_options(
+        password, user, tls, cacert, cert, key, insecure, connect_timeout
+    )
     args = RestoreArgs(
         backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
-        verify_values, discard_writes, until, before, before_offset,
+        verify_values, discard_writes, connect, tuple(connect_flags), until, before,
+        before_offset,
     )  # fmt: skip
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
@@ -443,6 +472,7 @@ def _file(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         timeout=a.timeout,
         verify_values=a.verify_values,
         discard_writes=a.discard_writes,
+        connect=a.connect,
     )
 
     def confirm(report: RestoreReport) -> bool:
@@ -462,7 +492,7 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
 
     backup = _need_backup(a)
     assert a.to is not None
-    _may_ask(a, f"a restore writes into {a.to.rsplit('@', 1)[-1]}")
+    _may_ask(a, f"a restore writes into {safe_url(a.to)}")
 
     def confirm(report: NetworkReport) -> bool:
         if a.yes:
@@ -483,6 +513,7 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         config=a.config,
         modules=a.module,
         confirm=confirm,
+        connect=a.connect,
     )
     return network_json(report), render_network(report), report.ok
 
@@ -515,6 +546,7 @@ def _rollback(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         start_cmd=a.start_cmd,
         timeout=a.timeout,
         discard_writes=a.discard_writes,
+        connect=a.connect,
     )
     rb = rollback_dir(a.rollback, opts, say=_say)
     return rollback_json(rb), render_rollback(rb), rb.verified

@@ -81,6 +81,7 @@ from toolkit.diff.table import (
     unpack_meta,
 )
 from toolkit.errors import DiffError
+from toolkit.server.connect import ConnectOptions
 
 __all__ = ["DiffError", "compute_diff"]
 
@@ -104,10 +105,12 @@ def compute_diff(
     prefix_sep: str | None = None,
     progress: Progress = None,
     modules: tuple[str, ...] = (),
+    connect: ConnectOptions | None = None,
 ) -> DiffReport:
     """Diff side ``a`` (before) against side ``b`` (after). Raises DiffError for bad input.
 
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
+    ``connect``: how to reach a side that is a server (redis-cli's connection options).
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
@@ -119,9 +122,9 @@ def compute_diff(
     if db_set is not None and any(d < 0 for d in db_set):
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
     with contextlib.ExitStack() as stack:
-        side_a = open_side(a, "A", progress, modules)
+        side_a = open_side(a, "A", progress, modules, connect)
         stack.callback(side_a.close)
-        side_b = open_side(b, "B", progress, modules)
+        side_b = open_side(b, "B", progress, modules, connect)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS

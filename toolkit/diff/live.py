@@ -6,24 +6,23 @@ command of each key's type (STRLEN, LLEN, SCARD, ZCARD, HLEN, XLEN; module types
 With --values the size comes from the decoded DUMP payload instead. A key that vanished
 between SCAN and the pipeline (TYPE "none", PTTL -2, DUMP nil) is left out.
 
-The password comes from the URL, else from ``REDISCLI_AUTH`` (as redis-cli takes it); the
-name this side is shown under is the URL without it.
+The server is reached as toolkit/server/connect.py reaches every server (URL or host:port,
+redis-cli's connection options, ``REDISCLI_AUTH``); the name this side is shown under is the
+URL without its password.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import redis
 
 from parsers.errors import FormatError
 from parsers.rdb.dump import DumpPayload, decode_dump
 from toolkit.diff.values import digest, size_of
-from toolkit.errors import DiffError
-from toolkit.server.connect import safe_url
+from toolkit.errors import ConnectError, DiffError, UsageError
+from toolkit.server.connect import Server
 
 SCAN_COUNT = 1000
 SIZE_COMMANDS = {
@@ -53,30 +52,24 @@ def _text(v: object) -> str:
 class LiveServer:
     """A connection to one server, and the reads a diff makes of it."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
-        self.url = url
-        self.name = safe_url(url)
+    def __init__(self, server: Server | str, *, timeout: float = 60.0) -> None:
+        try:
+            self.server = server if isinstance(server, Server) else Server.parse(server)
+        except UsageError as e:
+            raise DiffError(str(e)) from None
+        self.name = self.server.display
+        self.url_db = self.server.db
+        self.timeout = timeout
         self.undecodable = 0  # DUMP payloads the decoder could not read
         self.first_undecodable: str | None = None
-        self.url_db: int | None = None
-        kwargs: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": 10}
-        try:
-            parts = urlsplit(url)
-            has_password = bool(parts.password) or "password=" in parts.query
-            if not has_password and os.environ.get("REDISCLI_AUTH"):
-                kwargs["password"] = os.environ["REDISCLI_AUTH"]
-            path_db = parts.path.strip("/") if parts.scheme != "unix" else ""
-            self.url_db = int(path_db) if path_db.isdigit() else None
-            self._pool = redis.ConnectionPool.from_url(url, **kwargs)  # type: ignore[arg-type]
-        except ValueError as e:
-            raise DiffError(f"{self.name}: not a usable server URL ({e})") from None
         self._clients: dict[int, redis.Redis] = {}
         try:
+            self.server.check()
             info = self.client(0).info("server")
-        except redis.AuthenticationError as e:
-            raise DiffError(f"{self.name}: authentication failed: {e}") from None
+        except ConnectError as e:
+            raise DiffError(str(e)) from None
         except redis.RedisError as e:
-            raise DiffError(f"{self.name}: cannot read the server: {_one_line(e)}") from None
+            raise DiffError(str(self.server.error(e))) from None
         self.server_name = _text(info.get("server_name", "redis"))
         version = info.get("redis_version", "?")
         if self.server_name == "valkey" and "valkey_version" in info:
@@ -87,14 +80,8 @@ class LiveServer:
         """A client on database ``db`` (its own pool: SELECT is per connection)."""
         c = self._clients.get(db)
         if c is None:
-            pool = self._pool
-            kwargs = {**pool.connection_kwargs, "db": db}
-            c = redis.Redis(
-                connection_pool=redis.ConnectionPool(
-                    connection_class=pool.connection_class, **kwargs
-                )
-            )
-            self._clients[db] = c
+            # Reads may be tried again: a dropped connection costs a retry, not the diff.
+            c = self._clients[db] = self.server.client(db, timeout=self.timeout, retries=3)
         return c
 
     def close(self) -> None:
@@ -102,7 +89,6 @@ class LiveServer:
             c.close()
             c.connection_pool.disconnect()
         self._clients.clear()
-        self._pool.disconnect()
 
     def _call(self, what: str, fn, *args):  # type: ignore[no-untyped-def]
         try:
@@ -216,7 +202,7 @@ class LiveServer:
             except TypeError:  # redis-py before 5.3 wants a command name
                 conn = pool.get_connection(str(commands[0][0]))
         except redis.RedisError as e:
-            raise DiffError(f"{self.name}: cannot connect: {_one_line(e)}") from None
+            raise DiffError(str(self.server.error(e))) from None
         try:
             conn.send_packed_command([b"".join(map(_pack, commands))])
             out: list[object] = []

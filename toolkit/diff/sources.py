@@ -47,9 +47,9 @@ from toolkit.diff.table import (
     clamp_expiry,
 )
 from toolkit.diff.values import digest, size_of, string_digest
-from toolkit.errors import BackupIOError, DiffError, ServerError
+from toolkit.errors import BackupIOError, DiffError, ServerError, UsageError
 from toolkit.mapped import release_behind
-from toolkit.server.connect import is_url
+from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, free_port
 from toolkit.server.read import parse_version, scan_db
 
@@ -115,13 +115,23 @@ class Side:
 
 
 def open_side(
-    spec: str, label: str, progress: Progress = None, modules: tuple[str, ...] = ()
+    spec: str,
+    label: str,
+    progress: Progress = None,
+    modules: tuple[str, ...] = (),
+    connect: ConnectOptions | None = None,
 ) -> Side:
     """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
 
-    ``modules`` are passed to the check of a backup (an AOF's module commands need them)."""
-    if is_url(spec):
-        return LiveSide(LiveServer(spec))
+    ``spec`` names a server when :func:`looks_like_server` says so (a file of that name that
+    exists wins), reached with ``connect``. ``modules`` are passed to the check of a backup
+    (an AOF's module commands need them)."""
+    if looks_like_server(spec):
+        try:
+            server = Server.parse(spec, connect)
+        except UsageError as e:
+            raise DiffError(str(e)) from None
+        return LiveSide(LiveServer(server))
     path = Path(spec)
     report = read_report(path)
     if report is not None:

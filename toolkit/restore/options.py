@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from toolkit.server.connect import ConnectOptions
 
 Say = Callable[[str], None]
 
@@ -22,3 +24,4 @@ class Options:
     timeout: float = 600.0  # for each of save, stop, start and load
     verify_values: bool = False  # every key's value, not a sample
     discard_writes: bool = False  # a rollback may stop a server that took client writes
+    connect: ConnectOptions = field(default_factory=ConnectOptions)  # reaching --url's server

@@ -356,6 +356,7 @@ def _discover(opts: Options) -> Target:
             executable=executable,
             start_cmd=opts.start_cmd,
             stop_cmd=opts.stop_cmd,
+            connect=opts.connect,
         )
     except TargetError as e:
         raise RestoreError(str(e)) from None

@@ -291,6 +291,7 @@ def rollback_dir(data_dir: Path, opts: Options, say: Say = lambda _t: None) -> R
                     executable=Path(plan["executable"]) if plan.get("executable") else None,
                     start_cmd=opts.start_cmd or plan.get("start_cmd"),
                     stop_cmd=opts.stop_cmd or plan.get("stop_cmd"),
+                    connect=opts.connect,
                 )
             except TargetError as e:
                 raise RestoreError(str(e)) from None

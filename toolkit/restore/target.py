@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from toolkit.errors import ConfigError, ServerError, TargetError
+from toolkit.errors import ConfigError, ConnectError, ServerError, TargetError, UsageError
 from toolkit.restore.writes import REFUSE_WRITES, can_pause
 from toolkit.server.config import DEFAULTS, RedisConfig, read_config
-from toolkit.server.connect import safe_url
+from toolkit.server.connect import ConnectOptions, Server
 from toolkit.server.identity import RunAs, inspect, server_in
 from toolkit.server.process import binary_version
 from toolkit.server.read import parse_version
@@ -34,7 +32,8 @@ class Target:
 
     config: RedisConfig  # the settings it starts with (from its config file, or CONFIG GET)
     url: str | None = field(repr=False)  # how to reach it (may hold a password: see address)
-    password: str | None = field(default=None, repr=False)  # from --config or REDISCLI_AUTH
+    password: str | None = field(default=None, repr=False)  # its config file's requirepass
+    connect: ConnectOptions = field(default_factory=ConnectOptions, repr=False)
     running: bool = False
     pid: int | None = None
     run_id: str | None = None  # INFO's run_id: tells the server that ran from a new one
@@ -48,11 +47,22 @@ class Target:
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it was read
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # reasons to refuse, one sentence each
+    _server: Server | None = field(default=None, init=False, repr=False)
+
+    @property
+    def server(self) -> Server | None:
+        """How to reach it (toolkit/server/connect.py); None without an address."""
+        if self._server is None and self.url is not None:
+            try:
+                self._server = Server.parse(self.url, self.connect, password=self.password)
+            except UsageError as e:
+                raise TargetError(str(e)) from None
+        return self._server
 
     @property
     def address(self) -> str:
         """The URL to print: never with its password."""
-        return safe_url(self.url, mask="***") if self.url else "no address"
+        return self.server.display if self.server is not None else "no address"
 
     @property
     def data_dir(self) -> Path:
@@ -71,26 +81,16 @@ class Target:
 
     def client(self, timeout: float = 10.0, db: int | None = None) -> redis.Redis:
         """A client that never retries on its own (callers poll and notice a dead server)."""
-        if self.url is None:
+        if self.server is None:
             raise TargetError("the target has no address (no port or unixsocket in its config)")
-        extra: dict[str, object] = (
-            {} if urlsplit(self.url).password else {"password": self.password}
-        )
-        if db is not None:
-            extra["db"] = db
-        return redis.Redis.from_url(
-            self.url,
-            **extra,  # type: ignore[arg-type]
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        return self.server.client(db, timeout=timeout)
 
 
 def _url_from_config(config: RedisConfig) -> str | None:
     socket_path = config.get("unixsocket")
     port = int(config.get("port") or 0)
-    if port:
+    tls_port = int(config.get("tls-port") or 0)
+    if port or tls_port:
         binds = config.get("bind").split()
         host = next((b.lstrip("-") for b in binds if b.lstrip("-") not in ("*", "::*")), "")
         if host in ("", "0.0.0.0"):
@@ -99,7 +99,7 @@ def _url_from_config(config: RedisConfig) -> str | None:
             host = "::1"
         if ":" in host:
             host = f"[{host}]"
-        return f"redis://{host}:{port}"
+        return f"redis://{host}:{port}" if port else f"rediss://{host}:{tls_port}"
     if socket_path:
         path = Path(socket_path)
         if not path.is_absolute() and config.path is not None:
@@ -115,9 +115,11 @@ def discover(
     executable: Path | None = None,
     start_cmd: str | None = None,
     stop_cmd: str | None = None,
+    connect: ConnectOptions | None = None,
 ) -> Target:
-    """Describe the target from ``config_path`` and/or ``url``. Raises TargetError when
-    neither tells enough; reasons to refuse the restore go to ``Target.problems``.
+    """Describe the target from ``config_path`` and/or ``url`` (reached with ``connect``).
+    Raises TargetError (ConnectError) when neither tells enough (it cannot be reached);
+    reasons to refuse the restore go to ``Target.problems``.
 
     ``executable`` is the binary a stopped target is started with (``--redis-server``, or the
     one an earlier restore's journal recorded); a running target is started again with the
@@ -128,22 +130,15 @@ def discover(
     if url is None and file_config is None:
         raise TargetError("say which server to restore into: --config redis.conf or --url URL")
     password = None
-    if url is not None:
-        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise TargetError(
-                f"{safe_url(url, mask='***')}: not a redis://, rediss:// or unix:// URL"
-            )
-    elif file_config is not None:
-        url = _url_from_config(file_config)
+    if file_config is not None:
+        url = url or _url_from_config(file_config)
         password = file_config.get("requirepass") or None
-    password = password or os.environ.get("REDISCLI_AUTH") or None
-    target = Target(file_config or RedisConfig(None, {}), url, password)
+    config = file_config or RedisConfig(None, {})
+    target = Target(config, url, password, connect or ConnectOptions())
     live = _read_live(target, stop_cmd)
-    if live is None:
+    if not isinstance(live, _Live):
         if file_config is None:
-            raise TargetError(
-                f"{target.address}: no server answers there, and no --config says more"
-            )
+            raise ConnectError(f"{live}; for a stopped target, pass --config redis.conf")
         target.sources = {name: _source(file_config, name) for name in PERSISTENCE}
         target.notes.append(f"the target is not running ({target.address}): nothing to save")
         target.module_paths = [_module_path(file_config, m) for m in file_config.modules]
@@ -222,30 +217,20 @@ NEEDED = {
 }
 
 
-def _read_live(target: Target, stop_cmd: str | None) -> _Live | None:
-    """What the running server says of itself; None when nothing answers."""
-    if target.url is None:
+def _read_live(target: Target, stop_cmd: str | None) -> _Live | ConnectError | None:
+    """What the running server says of itself; the ConnectError that says why when nothing
+    answers (None: no address). A server that answers but cannot be used (a password, TLS)
+    raises its ConnectError."""
+    if target.server is None:
         return None
+    try:
+        target.server.check()
+    except ConnectError as e:
+        if e.unreachable:
+            return e
+        raise
     client = target.client(timeout=5)
     try:
-        try:
-            client.ping()
-        except (redis.AuthenticationError, redis.ResponseError) as e:
-            # redis-py says "HELLO must be called with the client already authenticated" (an
-            # AuthenticationError) or passes on NOAUTH / WRONGPASS.
-            text = str(e)
-            if not (
-                isinstance(e, redis.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text
-            ):
-                raise TargetError(f"{target.address}: {e}") from None
-            if not (target.password or urlsplit(target.url).password):
-                raise TargetError(
-                    f"{target.address}: the server wants a password (put it in the URL, in "
-                    "REDISCLI_AUTH, or pass --config with requirepass)"
-                ) from None
-            raise TargetError(f"{target.address}: the server refused the password") from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            return None
         settings: dict[str, str] = {}
         wanted = ("databases", "aof-load-truncated", "supervised", "daemonize", "logfile")
         for name in (*PERSISTENCE, *wanted, "pidfile", "min-replicas-to-write"):
@@ -264,6 +249,8 @@ def _read_live(target: Target, stop_cmd: str | None) -> _Live | None:
         clients = max(0, int(client.info("clients").get("connected_clients", 1)) - 1)
         problems = _denied(client, stop_cmd)
         return _Live(settings, info, modules, clients, problems)
+    except (redis.ConnectionError, redis.TimeoutError) as e:
+        raise target.server.error(e) from None
     except redis.RedisError as e:
         raise TargetError(f"{target.address}: {e}") from None
     finally:

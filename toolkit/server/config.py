@@ -22,6 +22,7 @@ DEFAULTS = {
     "aof-load-truncated": "yes",
     # How to reach and run the server (restore).
     "port": "6379",
+    "tls-port": "0",
     "bind": "",
     "unixsocket": "",
     "requirepass": "",

@@ -192,21 +192,24 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         # No retries inside redis-py: this loop retries, and notices a server that died.
         client = self.client(socket_timeout=5, retry=Retry(NoBackoff(), 0))
-        while True:
-            if self.process is not None and self.process.poll() is not None:
-                raise ServerError(
-                    f"redis-server exited with {self.process.returncode}: {self.log_tail()}"
-                )
-            try:
-                if client.info("persistence").get("loading", 0) == 0:
-                    return
-            except redis.exceptions.BusyLoadingError:
-                pass
-            except redis.exceptions.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise ServerError(f"redis-server on port {self.port} not ready after {timeout}s")
-            time.sleep(0.02)
+        with contextlib.closing(client):  # no idle connection left behind in the server
+            while True:
+                if self.process is not None and self.process.poll() is not None:
+                    raise ServerError(
+                        f"redis-server exited with {self.process.returncode}: {self.log_tail()}"
+                    )
+                try:
+                    if client.info("persistence").get("loading", 0) == 0:
+                        return
+                except redis.exceptions.BusyLoadingError:
+                    pass
+                except redis.exceptions.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"redis-server on port {self.port} not ready after {timeout}s"
+                    )
+                time.sleep(0.02)
 
     def log_tail(self, lines: int = 5) -> str:
         try:

@@ -26,15 +26,16 @@ from toolkit.check.backup import check_backup
 from toolkit.check.problems import gate
 from toolkit.check.render import human_bytes
 from toolkit.check.result import CheckResult
-from toolkit.errors import TargetError
+from toolkit.errors import ConnectError, TargetError
 from toolkit.restore.network.load import load
 from toolkit.restore.network.plan import make_plan
 from toolkit.restore.network.report import (
     NetworkReport,
 )
 from toolkit.restore.network.source import RdbSource, aof_to_rdb
-from toolkit.restore.network.target import TargetUrl, inspect_target
+from toolkit.restore.network.target import inspect_target, parse_target
 from toolkit.restore.network.verify import verify
+from toolkit.server.connect import ConnectOptions, Server
 from toolkit.stage.compare import BackupKeys, backup_keys
 from toolkit.steps import (
     CANCELLED,
@@ -65,10 +66,12 @@ def restore_to(
     modules: Sequence[Path] = (),
     confirm: Callable[[NetworkReport], bool] = lambda _r: True,
     progress: ProgressFactory | None = None,
+    connect: ConnectOptions | None = None,
 ) -> NetworkReport:
-    """Restore ``backup`` into the server (or cluster) at ``url`` and report; ``confirm`` is
-    asked once the plan is made. Raises an RbkitError for a usage or I/O problem."""
-    target = TargetUrl.parse(url)
+    """Restore ``backup`` into the server (or cluster) at ``url`` (or ``host:port``, reached
+    with ``connect``) and report; ``confirm`` is asked once the plan is made. Raises an
+    RbkitError for a usage or I/O problem."""
+    target = parse_target(url, connect)
     report = NetworkReport(str(backup), target.display, dry_run)
     progress = progress or no_progress
     with ExitStack() as stack, suppress(_Stop):
@@ -94,7 +97,7 @@ def _run(
     report: NetworkReport,
     stack: ExitStack,
     backup: Path,
-    target: TargetUrl,
+    target: Server,
     config: Path | None,
     cluster: bool,
     replace: bool,
@@ -230,13 +233,13 @@ def _backup_keys(result: CheckResult) -> BackupKeys | None:
         return None
 
 
-def _keys_after(report: NetworkReport, target: TargetUrl) -> dict[int, int] | None:
+def _keys_after(report: NetworkReport, target: Server) -> dict[int, int] | None:
     """INFO keyspace of the target (all primaries of a cluster) once written."""
     plan = report.plan
     if plan is None:
         return None
     try:
         info = inspect_target(target, cluster=plan.target.cluster_enabled)
-    except TargetError:
+    except (TargetError, ConnectError):
         return None
     return info.keys_by_db()

@@ -38,7 +38,7 @@ from toolkit.restore.network.plan import (
     field_ttl_types,
 )
 from toolkit.restore.network.source import Item, RdbSource
-from toolkit.restore.network.target import TargetUrl
+from toolkit.server.connect import Server
 
 BATCH_KEYS = 1000
 BATCH_BYTES = 4 << 20
@@ -195,7 +195,7 @@ class ServerWriter:
 
     packed = True
 
-    def __init__(self, url: TargetUrl) -> None:
+    def __init__(self, url: Server) -> None:
         self.url = url
         self.clients: dict[int, redis.Redis] = {}
         self.conns: dict[int, redis.connection.AbstractConnection] = {}
@@ -244,7 +244,7 @@ class ClusterWriter:
     packed = False
     MAX_REDIRECTS = 5
 
-    def __init__(self, url: TargetUrl) -> None:
+    def __init__(self, url: Server) -> None:
         self.rc: RedisCluster = url.cluster()
         self.failed: list[tuple[int, bytes, str]] = []
 
@@ -307,7 +307,7 @@ class ClusterWriter:
 # -- the load ----------------------------------------------------------------------------------
 
 
-def load_libraries(plan: Plan, url: TargetUrl, stats: LoadStats) -> None:
+def load_libraries(plan: Plan, url: Server, stats: LoadStats) -> None:
     """FUNCTION LOAD [REPLACE] each library, on every primary of a cluster."""
     if plan.libraries_action not in ("load", "replace"):
         return
@@ -343,7 +343,7 @@ def load_libraries(plan: Plan, url: TargetUrl, stats: LoadStats) -> None:
 def load(
     plan: Plan,
     source: RdbSource,
-    url: TargetUrl,
+    url: Server,
     *,
     progress: Callable[[int, int], None] | None = None,
     batch_keys: int = BATCH_KEYS,

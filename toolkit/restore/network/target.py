@@ -2,101 +2,43 @@
 what it says about itself before anything is written (read-only commands only: INFO, MODULE
 LIST, FUNCTION LIST, CONFIG GET, COMMAND INFO).
 
-A password (in the URL or in ``REDISCLI_AUTH``) is used to connect and never shown: reports
-and errors name the target by :attr:`TargetUrl.display`, which has none.
+The target is reached as toolkit/server/connect.py reaches every server; a password is used
+to connect and never shown: reports and errors name the target by ``Server.display``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.connection import parse_url
-from redis.retry import Retry
 
 from parsers.rdb.versions import readable_rdb_version
-from toolkit.errors import TargetError
+from toolkit.errors import TargetError, UsageError
+from toolkit.server.connect import ConnectOptions, Server
 from toolkit.server.read import info_keyspace, parse_version
 
 Version = tuple[int, ...]
 
-CONNECT_TIMEOUT = 10.0
+INSPECT_TIMEOUT = 30.0  # seconds a reply to INFO, FUNCTION LIST or COMMAND INFO may take
 # A RESTORE of a large value (or a pipeline of many) may keep the server busy for a while.
 SOCKET_TIMEOUT = 300.0
 
 
-@dataclass(frozen=True)
-class TargetUrl:
-    """A ``redis://``, ``rediss://`` or ``unix://`` URL, parsed; ``display`` has no password."""
-
-    url: str
-    display: str
-    options: dict[str, Any]
-
-    @classmethod
-    def parse(cls, url: str) -> TargetUrl:
-        """Parse ``url``; raises TargetError for a URL redis-py cannot use."""
-        shown = display_url(url)
-        try:
-            options = parse_url(url)
-        except ValueError as e:
-            raise TargetError(f"{shown}: not a usable URL ({e})") from None
-        if options.get("db", 0) != 0:
-            raise TargetError(
-                f"{shown}: the URL names db {options['db']}; a network restore writes each "
-                "key into the db it has in the backup, so give the URL without a db"
-            )
-        options.pop("db", None)
-        if not options.get("password") and os.environ.get("REDISCLI_AUTH"):
-            options["password"] = os.environ["REDISCLI_AUTH"]
-        return cls(url, shown, options)
-
-    def client(self, db: int = 0, *, timeout: float = SOCKET_TIMEOUT) -> redis.Redis:
-        """A client of the server on ``db``, with its own pool, that never retries a command
-        (a retried RPUSH would write twice)."""
-        return redis.Redis(
-            **self.options,
-            db=db,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-
-    def cluster(self) -> RedisCluster:
-        """A cluster client seeded with this URL's node."""
-        options = {k: v for k, v in self.options.items() if k != "connection_class"}
-        if self.options.get("connection_class") is redis.SSLConnection:
-            options["ssl"] = True
-        if "path" in options:
-            raise TargetError(f"{self.display}: a cluster is reached over TCP, not a socket")
-        return RedisCluster(
-            **options,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-        )
-
-
-def display_url(url: str) -> str:
-    """``url`` without its password (``redis://user@host:port``), for reports and errors."""
+def parse_target(url: str, options: ConnectOptions | None = None) -> Server:
+    """The server ``url`` (or ``host:port``) names, reached with ``options``; a TargetError
+    for one that cannot be used, or that names a db."""
     try:
-        parts = urlsplit(url)
-        scheme = parts.scheme or "redis"
-        if scheme == "unix":
-            return f"unix://{parts.path}"
-        host = parts.hostname or "localhost"
-        if ":" in host:
-            host = f"[{host}]"
-        user = f"{unquote(parts.username)}@" if parts.username else ""
-        return f"{scheme}://{user}{host}:{parts.port or 6379}"
-    except ValueError:
-        return "the --to URL"
+        server = Server.parse(url, options, read_timeout=SOCKET_TIMEOUT)
+    except UsageError as e:
+        raise TargetError(str(e)) from None
+    if server.db not in (None, 0):
+        raise TargetError(
+            f"{server.display}: the URL names db {server.db}; a network restore writes each "
+            "key into the db it has in the backup, so give the URL without a db"
+        )
+    return server
 
 
 @dataclass
@@ -195,25 +137,24 @@ def read_node(client: redis.Redis, address: str) -> NodeInfo:
     return NodeInfo(address, version, info_keyspace(client), functions, modules)
 
 
-def inspect_target(url: TargetUrl, *, cluster: bool, dbs: Iterable[int] = ()) -> TargetInfo:
+def inspect_target(url: Server, *, cluster: bool, dbs: Iterable[int] = ()) -> TargetInfo:
     """Read what a restore needs to know about the target. ``dbs`` are the databases the
     backup writes to (checked against ``databases`` when CONFIG GET is not allowed).
 
-    Raises TargetError when the server cannot be reached, refuses the password, or answers
-    something else than Redis would.
+    Raises ConnectError when the server cannot be reached or refuses the login, TargetError
+    when it answers something else than Redis would.
     """
+    url.check()
     try:
         return _inspect(url, cluster, list(dbs))
-    except redis.AuthenticationError as e:
-        raise TargetError(f"{url.display}: authentication failed ({e})") from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
-        raise TargetError(f"{url.display}: cannot connect ({e})") from None
+    except (redis.AuthenticationError, redis.ConnectionError, redis.TimeoutError, OSError) as e:
+        raise url.error(e) from None
     except redis.RedisError as e:
         raise TargetError(f"{url.display}: {e}") from None
 
 
-def _inspect(url: TargetUrl, cluster: bool, dbs: list[int]) -> TargetInfo:
-    client = url.client(timeout=CONNECT_TIMEOUT * 3)
+def _inspect(url: Server, cluster: bool, dbs: list[int]) -> TargetInfo:
+    client = url.client(timeout=INSPECT_TIMEOUT)
     try:
         server = client.info("server")
         name, version = _version_of(server)
@@ -226,7 +167,7 @@ def _inspect(url: TargetUrl, cluster: bool, dbs: list[int]) -> TargetInfo:
             reply = client.execute_command("CLUSTER INFO")
             state = _text(reply.get("cluster_state", "?")) if isinstance(reply, dict) else "?"
         commands = _commands(client)
-        databases, source = _databases(client, enabled, dbs)
+        databases, source = _databases(url, client, enabled, dbs)
         info = TargetInfo(
             display=url.display,
             server_name=name,
@@ -274,7 +215,9 @@ def _commands(client: redis.Redis) -> dict[str, bool]:
     return {c: r is not None for c, r in zip(PROBED_COMMANDS, reply, strict=False)}
 
 
-def _databases(client: redis.Redis, cluster: bool, dbs: list[int]) -> tuple[int | None, str]:
+def _databases(
+    server: Server, client: redis.Redis, cluster: bool, dbs: list[int]
+) -> tuple[int | None, str]:
     """The target's ``databases``: from CONFIG GET, else probed with SELECT (read-only)."""
     if cluster:
         return 1, "a cluster has db 0 only"
@@ -285,12 +228,7 @@ def _databases(client: redis.Redis, cluster: bool, dbs: list[int]) -> tuple[int 
     except redis.ResponseError:
         pass
     highest = max(dbs, default=0)
-    probe = redis.Redis(
-        connection_pool=redis.ConnectionPool(
-            connection_class=client.connection_pool.connection_class,
-            **{**client.connection_pool.connection_kwargs, "db": highest},
-        )
-    )
+    probe = server.client(highest, timeout=INSPECT_TIMEOUT)
     try:
         probe.ping()
         return None, f"CONFIG GET not allowed; SELECT {highest} works"

@@ -32,7 +32,8 @@ from toolkit.restore.network.plan import (
     is_empty_collection,
 )
 from toolkit.restore.network.source import Item, RdbSource
-from toolkit.restore.network.target import TargetUrl, reply_names
+from toolkit.restore.network.target import reply_names
+from toolkit.server.connect import Server
 from toolkit.server.read import LiveDb, LiveKeyspace, parse_version
 from toolkit.stage.compare import BackupKeys, Comparison
 from toolkit.stage.drill import compare_expected, read_expected
@@ -71,7 +72,7 @@ def verify(
     plan: Plan,
     result: CheckResult,
     source: RdbSource,
-    url: TargetUrl,
+    url: Server,
     stats: LoadStats,
     keys: BackupKeys | None,
 ) -> Verification:
@@ -89,7 +90,7 @@ def verify(
     return out
 
 
-def _clients(plan: Plan, url: TargetUrl) -> Iterator[redis.Redis]:
+def _clients(plan: Plan, url: Server) -> Iterator[redis.Redis]:
     if not plan.target.cluster_enabled:
         client = url.client()
         try:
@@ -103,7 +104,7 @@ def _clients(plan: Plan, url: TargetUrl) -> Iterator[redis.Redis]:
 
 
 def _keyspace(
-    plan: Plan, result: CheckResult, url: TargetUrl, stats: LoadStats, keys: BackupKeys
+    plan: Plan, result: CheckResult, url: Server, stats: LoadStats, keys: BackupKeys
 ) -> Verification:
     out = Verification(KEYSPACE)
     since = stats.started_ms
@@ -152,7 +153,7 @@ def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
     return out
 
 
-def _keys(plan: Plan, source: RdbSource, url: TargetUrl) -> Verification:
+def _keys(plan: Plan, source: RdbSource, url: Server) -> Verification:
     out = Verification(KEYS)
     exact_ttl = plan.target.version >= (7, 0)
     ttl_types = field_ttl_types(source.magic)
@@ -181,7 +182,7 @@ def _keys(plan: Plan, source: RdbSource, url: TargetUrl) -> Verification:
 class _Reader:
     """TYPE and a TTL command for batches of keys, pipelined per db (or by the cluster)."""
 
-    def __init__(self, plan: Plan, url: TargetUrl, ttl_cmd: str) -> None:
+    def __init__(self, plan: Plan, url: Server, ttl_cmd: str) -> None:
         self.url = url
         self.ttl_cmd = ttl_cmd
         self.rc = url.cluster() if plan.target.cluster_enabled else None
@@ -241,7 +242,7 @@ def _check_batch(
             out.mismatch(f"{where} expires at {ttl}, expected {item.expire_ms}")
 
 
-def _libraries(out: Verification, plan: Plan, url: TargetUrl, stats: LoadStats) -> None:
+def _libraries(out: Verification, plan: Plan, url: Server, stats: LoadStats) -> None:
     wanted = set(stats.libraries)
     if not wanted:
         return
