@@ -298,6 +298,7 @@ def wait_loaded(
     exited_at: float | None = None
     server_pid: int | None = None
     last_look = 0.0
+    refused_pauses = 0
     while True:
         now = time.monotonic()
         if process is not None and process.poll() is not None:
@@ -314,7 +315,10 @@ def wait_loaded(
         answer = look(target)
         if answer.up:
             if not answer.loading and answer.run_id is not None:
-                return
+                if pause is None or pause.active or refused_pauses > 20:
+                    return  # (a server that keeps refusing the pause: its writes are counted)
+                refused_pauses += 1
+                continue  # it came up just after the pause was tried: try it first again
             server_pid = answer.pid or server_pid
             say("loading")
         elif now - last_look > 0.2:  # who is starting: the process, or one it left behind
