@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from json_schemas import check_output
 from typer.testing import CliRunner
 
 from toolkit.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
+# Text output wraps its prose to COLUMNS (80 by default): the suite checks what reports say
+# with lines unbroken; tests/test_output.py checks the wrapping with COLUMNS of its own.
+os.environ["COLUMNS"] = "1000"
 FIXTURES = ROOT / "fixtures" / "rdb"
 RDB_FILES = sorted(FIXTURES.glob("*.rdb"))
 
@@ -43,9 +48,11 @@ def fixture_file(name: str) -> Path:
 
 
 def invoke_cli(*args: str | Path) -> CliRun:
-    """Run ``rbkit ARGS`` in-process; an uncaught exception propagates (fails the test)."""
+    """Run ``rbkit ARGS`` in-process; an uncaught exception propagates (fails the test). JSON
+    output is validated against its schema (tests/json_schemas.py)."""
     # typer 0.29's CliRunner always keeps stderr apart from stdout (no mix_stderr switch).
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    check_output(args, result.stdout)
     return CliRun(result.exit_code, result.stdout, result.stderr)
 
 

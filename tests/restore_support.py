@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import redis
+from json_schemas import check_output
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -131,6 +132,7 @@ def rbkit(
     )
     run = Run(done.returncode, done.stdout.decode(), done.stderr.decode())
     assert "Traceback" not in run.text, run.text
+    check_output(args, run.out)
     return run
 
 

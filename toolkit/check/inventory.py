@@ -40,6 +40,7 @@ class Inventory:
     functions: list[str] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
     type_ids: set[int] = field(default_factory=set)  # RDB value types present
+    bytes_known: bool = True  # False: sizes not computed (an AOF's model has no encodings)
 
     @property
     def keys(self) -> int:

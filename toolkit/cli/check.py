@@ -7,16 +7,20 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.output import emit, emit_json
+from toolkit.cli.output import emit_json, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 
 EXAMPLES = """\b
 Examples:
-  rbkit check dump.rdb                       # verdict, inventory, biggest keys
-  rbkit check /var/lib/redis --config /etc/redis/redis.conf   # what Redis would load
-  rbkit check appendonlydir/ --json          # one JSON object (rbkit.check/1)
-  rbkit check big.rdb --quick                # the framing only: structure not validated
+  # the verdict, the inventory and the biggest keys
+  rbkit check dump.rdb
+  # the file Redis would load from its data dir, checked
+  rbkit check /var/lib/redis --config /etc/redis/redis.conf
+  # one JSON object (schema rbkit.check/1)
+  rbkit check appendonlydir/ --json
+  # the framing only: faster, "structure not validated"
+  rbkit check big.rdb --quick
 """
 
 
@@ -82,6 +86,7 @@ def check(
     finally:
         if progress is not None:
             progress.close()
+    failed = not result.valid or (strict and result.warnings)
     if json_out:
         from toolkit.check.report import check_report
 
@@ -89,6 +94,5 @@ def check(
     else:
         from toolkit.check.render import render_check
 
-        emit(render_check(result, strict=strict))
-    failed = not result.valid or (strict and result.warnings)
+        emit_report(render_check(result, strict=strict, width=width()), ok=not failed)
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))

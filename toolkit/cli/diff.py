@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.output import emit, emit_json
+from toolkit.cli.output import emit, emit_json, emit_report, width
 from toolkit.diff.render import TOP_PREFIXES
 from toolkit.errors import DiffError, ExitCode, UsageError
 
@@ -24,9 +24,13 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 EXAMPLES = """\b
 Examples:
-  rbkit diff monday.rdb tuesday.rdb                  # what changed, per db and type
-  rbkit diff dump.rdb redis://127.0.0.1:6379 --keys  # a backup against the live server
-  rbkit diff before.rdb after.rdb --values --json    # values too, as JSON
+  # what changed, per db and per type
+  rbkit diff monday.rdb tuesday.rdb
+  # a backup against the live server, with the differing keys
+  rbkit diff dump.rdb redis://127.0.0.1:6379 --keys
+  # values too, as one JSON object (schema rbkit.diff/1)
+  rbkit diff before.rdb after.rdb --values --json
+  # a section for a post-incident review
   rbkit diff a.rdb b.rdb --match 'user:*' --format markdown
 """
 
@@ -63,7 +67,9 @@ def diff(
     ] = 50,
     match: Annotated[
         str | None,
-        typer.Option("--match", help="Compare only key names matching this glob (as SCAN)."),
+        typer.Option(
+            "--match", metavar="GLOB", help="Compare only key names matching this glob (as SCAN)."
+        ),
     ] = None,
     values: Annotated[
         bool, typer.Option("--values", help="Compare values (logical content) too.")
@@ -74,7 +80,11 @@ def diff(
     ] = None,
     prefix_sep: Annotated[
         str,
-        typer.Option("--prefix-sep", help="Key families: name up to this separator ('' for none)."),
+        typer.Option(
+            "--prefix-sep",
+            metavar="SEP",
+            help="Key families: name up to this separator ('' for none).",
+        ),
     ] = ":",
     top: Annotated[
         int, typer.Option("--top", min=0, help="How many key families to show.")
@@ -83,6 +93,7 @@ def diff(
         str,
         typer.Option(
             "--ttl-tolerance",
+            metavar="DURATION",
             help="TTLs closer than this are the same: ms, or with a unit (500ms, 2s, 1m).",
         ),
     ] = "1000ms",
@@ -131,7 +142,8 @@ def diff(
         # The review document wants the first keys: Markdown lists them without --keys too.
         emit(render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n"))
     else:
-        emit(render.render_table(report, keys=keys, top_prefixes=top))
+        text = render.render_table(report, keys=keys, top_prefixes=top, width=width())
+        emit_report(text, ok=report.same)
     raise typer.Exit(int(ExitCode.OK if report.same else ExitCode.INVALID))
 
 
