@@ -7,14 +7,13 @@ diff(1): 0 the same, 1 different, 2 an error (one ``error:`` line on stderr).
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Callable
 from enum import Enum
 from typing import Annotated
 
 import typer
 
 from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli.progress import progress_for
 from toolkit.diff.render import TOP_PREFIXES
 from toolkit.errors import DiffError, ExitCode, UsageError
 
@@ -118,7 +117,6 @@ def diff(
     from toolkit.diff import render
     from toolkit.diff.compute import compute_diff
 
-    progress, done = _progress()
     try:
         report = compute_diff(
             a,
@@ -129,13 +127,11 @@ def diff(
             ttl_tolerance_ms=tolerance_ms,
             limit=limit,
             prefix_sep=prefix_sep or None,
-            progress=progress,
+            progress=progress_for,
             modules=tuple(module or ()),
         )
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None
-    finally:
-        done()
     if fmt is Format.json:
         emit_json(render.diff_json(report, keys=keys, top_prefixes=top))
     elif fmt is Format.markdown:
@@ -153,23 +149,3 @@ def parse_duration_ms(text: str) -> int | None:
     if not m:
         return None
     return round(float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()])
-
-
-def _progress() -> tuple[Callable[[str], None] | None, Callable[[], None]]:
-    """A status line on stderr (a terminal only) and the function that clears it."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    width = [0]
-
-    def show(line: str) -> None:
-        line = line[:100]
-        sys.stderr.write("\r" + line.ljust(width[0]))
-        sys.stderr.flush()
-        width[0] = max(width[0], len(line))
-
-    def clear() -> None:
-        if width[0]:
-            sys.stderr.write("\r" + " " * width[0] + "\r")
-            sys.stderr.flush()
-
-    return show, clear

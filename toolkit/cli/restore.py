@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 
 FILE, NETWORK, DRILL, ROLLBACK, COMMON = (
@@ -335,6 +336,7 @@ def _file(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         timeout=a.timeout,
         verify_values=a.verify_values,
         discard_writes=a.discard_writes,
+        progress=progress_for,
     )
 
     def confirm(report: RestoreReport) -> bool:
@@ -348,7 +350,6 @@ def _file(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
 
 
 def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
-    from toolkit.cli.progress import progress_for
     from toolkit.restore.network.command import restore_to
     from toolkit.restore.network.report import NetworkReport, network_json, render_network
 
@@ -389,7 +390,14 @@ def _drill(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         if not m.is_file():
             raise UsageError(f"{m}: no such module file")
     binary = binary_at(a.redis_server, "--redis-server") if a.redis_server else None
-    report = stage(backup, binary=binary, config_path=a.config, modules=a.module, force=a.force)
+    report = stage(
+        backup,
+        binary=binary,
+        config_path=a.config,
+        modules=a.module,
+        force=a.force,
+        progress=progress_for,
+    )
     return stage_json(report), render_stage(report, width=width()), report.verified
 
 

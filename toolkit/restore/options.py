@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.steps import ProgressFactory, no_progress
+
 Say = Callable[[str], None]
 
 
@@ -22,3 +24,4 @@ class Options:
     timeout: float = 600.0  # for each of save, stop, start and load
     verify_values: bool = False  # every key's value, not a sample
     discard_writes: bool = False  # a rollback may stop a server that took client writes
+    progress: ProgressFactory = no_progress  # the display of the long steps (cli/progress.py)
