@@ -5,6 +5,7 @@ the hypothesis settings every property test runs under."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, NamedTuple
 import pytest
 import redis
 from hypothesis import HealthCheck, settings
+from json_schemas import check_output
 from typer.testing import CliRunner
 
 from toolkit.cli.app import app
@@ -28,6 +30,9 @@ settings.register_profile(
 settings.load_profile("rbkit")
 
 ROOT = Path(__file__).resolve().parent.parent
+# Text output wraps its prose to COLUMNS (80 by default): the suite checks what reports say
+# with lines unbroken; tests/test_output.py checks the wrapping with COLUMNS of its own.
+os.environ["COLUMNS"] = "1000"
 FIXTURES = ROOT / "fixtures" / "rdb"
 RDB_FILES = sorted(FIXTURES.glob("*.rdb"))
 
@@ -99,9 +104,11 @@ def wait_past(client: redis.Redis, ms: int) -> None:
 
 
 def invoke_cli(*args: str | Path) -> CliRun:
-    """Run ``rbkit ARGS`` in-process; an uncaught exception propagates (fails the test)."""
+    """Run ``rbkit ARGS`` in-process; an uncaught exception propagates (fails the test). JSON
+    output is validated against its schema (tests/json_schemas.py)."""
     # typer 0.29's CliRunner always keeps stderr apart from stdout (no mix_stderr switch).
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    check_output(args, result.stdout)
     return CliRun(result.exit_code, result.stdout, result.stderr)
 
 

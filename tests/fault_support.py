@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from json_schemas import check_output
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from restore_support import ROOT, Run, Target
@@ -103,6 +104,7 @@ class Sandbox:
             ) from None
         run = Run(done.returncode, done.stdout.decode(), done.stderr.decode())
         assert "Traceback" not in run.text, run.text
+        check_output(args, run.out)
         return run
 
     # -- what must not be left ---------------------------------------------------------------

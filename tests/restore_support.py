@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import redis
 from conftest import binary
+from json_schemas import check_output
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -120,6 +121,7 @@ def rbkit(
     )
     run = Run(done.returncode, done.stdout.decode(), done.stderr.decode())
     assert "Traceback" not in run.text, run.text
+    check_output(args, run.out)
     return run
 
 

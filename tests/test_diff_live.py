@@ -129,7 +129,7 @@ def test_differing_key_is_read_again(tmp_path: Path) -> None:
         c.set("str:plain", "in flight")
         c.hset("hash:big", "field1", "in flight")
 
-        def progress(line: str) -> None:
+        def progress(line: str, _unit: str = "bytes") -> None:
             if line == "comparing":
                 c.set("str:plain", "hello")  # back to what the dump holds
 
@@ -185,10 +185,20 @@ def test_live_server_changing_while_read_is_said(tmp_path: Path) -> None:
         writer = server.client()
         seen: list[str] = []
 
-        def progress(line: str) -> None:  # called after each batch read from the server
-            if line.startswith("reading redis://") and len(seen) < 2:
-                seen.append(line)
-                writer.set(f"new{len(seen)}", 1)
+        class Batch:  # called after each batch read from the server
+            def __init__(self, line: str) -> None:
+                self.line = line
+
+            def __call__(self, done: int, total: int | None = None) -> None:
+                if len(seen) < 2:
+                    seen.append(self.line)
+                    writer.set(f"new{len(seen)}", 1)
+
+            def close(self) -> None:
+                pass
+
+        def progress(line: str, _unit: str = "bytes") -> Batch | None:
+            return Batch(line) if line.startswith("reading redis://") else None
 
         report = compute_diff(str(dump), url_of(server), progress=progress)
         assert any("changed while it was read" in n for n in report.b.notes)

@@ -285,7 +285,7 @@ def test_table_lists_keys_only_when_asked() -> None:
     text = render_table(report, keys=True)
     assert "all 5 keys (4 differing and 1 expired):" in text
     line = next(line for line in text.splitlines() if "cart:9" in line)
-    assert "size changed, TTL changed" in line
+    assert "size changed, TTL 1 m 0 s -> 2 h 0 m (+1 h 59 m)" in line
     assert "hash, 3 items, TTL 1 m 0 s" in line and "hash, 4 items, TTL 2 h 0 m" in line
     line = next(line for line in text.splitlines() if "user:1" in line)
     assert "string, 5 B, no TTL" in line

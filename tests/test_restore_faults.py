@@ -559,7 +559,7 @@ def test_hanging_start_command_is_killed(scene: Scene, references: Callable[[str
     )  # fmt: skip
     assert run.code == 0, run.text
     report = run.json()
-    assert report["outcome"] == "restored" and report["verified"]["ok"]
+    assert report["outcome"] == "restored" and report["verification"]["verified"]
     assert not [p for p in scene.sandbox.processes(t) if "sleep 100000" in p]
     settle(scene, t, writer, old, references("7.0"), {"new"})
 

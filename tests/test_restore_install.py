@@ -37,7 +37,7 @@ def restore(t: Target, backup: Path, *extra: str) -> dict:
     assert run.code == 0, run.text
     report = run.json()
     assert report["outcome"] == "restored", report
-    assert report["verified"]["ok"] and report["verified"]["key_names_compared"]
+    assert report["verification"]["verified"] and report["verification"]["key_names_compared"]
     return report
 
 

@@ -255,7 +255,7 @@ def test_json_report(make_target) -> None:
     assert target["data_dir"] == str(t.data) and target["appendonly"] is False
     assert target["sources"]["dir"] == "CONFIG GET"
     assert report["kept"] == ["dump.rdb"] and report["installed"] == ["dump.rdb"]
-    assert report["verified"]["ok"] and report["verified"]["keys"] == 14
+    assert report["verification"]["verified"] and report["verification"]["keys"] == 14
     assert report["stage"]["outcome"] == "verified"
     assert Path(report["journal"]).parent == Path(report["rollback_dir"])
     assert all(s["status"] == "ok" for s in report["steps"])

@@ -153,7 +153,7 @@ def test_killed_after_each_step(make_target, new_state, step: str, how: str) -> 
         run = rbkit("restore", BACKUP, "--config", t.conf, "--yes", "--json")
         assert run.code == 0, run.text
         report = run.json()
-        assert report["outcome"] == "restored" and report["verified"]["ok"]
+        assert report["outcome"] == "restored" and report["verification"]["verified"]
         notes = report["notes"]
         assert any(n.startswith(f"an earlier restore was cut off at {step} (done)") for n in notes)
         assert t.digest() == new_state

@@ -4,7 +4,7 @@ and the shape of a progress display, which the command line passes down (cli/pro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,21 +22,48 @@ ROLLED_BACK = "rolled-back"  # a file restore failed and was undone
 UNVERIFIED = "unverified"  # the restored server took client writes: left running, not undone
 FAILED = "failed"  # failed midway (and, for a file restore, so did its rollback)
 
+BYTES = "bytes"  # the units a step counts its progress in
+KEYS = "keys"
+
 
 class Progress(Protocol):
-    """Told how far a long step is (``done`` of ``total`` units), then closed."""
+    """Told how far a long step is (``done`` of ``total`` units; ``total`` None or 0 when it
+    is not known), then closed."""
 
-    def __call__(self, done: int, total: int) -> None: ...
+    def __call__(self, done: int, total: int | None = None) -> None: ...
 
     def close(self) -> None: ...
 
 
-# Makes a progress display for a step named by its label; None where none is wanted.
-ProgressFactory = Callable[[str], Progress | None]
+class ProgressFactory(Protocol):
+    """Makes the progress display of a step named by ``label`` counting ``unit``
+    (:data:`BYTES` or :data:`KEYS`); None where no display is wanted."""
+
+    def __call__(self, label: str, unit: str = BYTES) -> Progress | None: ...
 
 
-def no_progress(_label: str) -> None:
+def no_progress(_label: str, _unit: str = BYTES) -> None:
     return None
+
+
+@contextmanager
+def progress_of(factory: ProgressFactory, label: str, unit: str = BYTES) -> Iterator[Progress]:
+    """The display ``factory`` makes for a step (or one that shows nothing), closed however
+    the step ends."""
+    shown = factory(label, unit)
+    try:
+        yield shown if shown is not None else _Silent()
+    finally:
+        if shown is not None:
+            shown.close()
+
+
+class _Silent:
+    def __call__(self, done: int, total: int | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass

@@ -42,6 +42,7 @@ class Inventory:
     modules: list[str] = field(default_factory=list)
     type_ids: set[int] = field(default_factory=set)  # RDB value types present
     module_values: int = 0  # keys whose values only their module can read
+    bytes_known: bool = True  # False: sizes not computed (an AOF's model has no encodings)
 
     @property
     def keys(self) -> int:

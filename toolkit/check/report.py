@@ -12,7 +12,7 @@ SCHEMA = "rbkit.check/1"
 
 
 def check_report(result: CheckResult) -> dict[str, Any]:
-    """The JSON object for one checked backup (schema rbkit.check/1, README "rbkit check")."""
+    """The JSON object for one checked backup (schemas/rbkit.check-1.json)."""
     inv = result.inventory
     checksum = result.checksum
     report: dict[str, Any] = {
@@ -52,7 +52,7 @@ def check_report(result: CheckResult) -> dict[str, Any]:
         report["functions"] = inv.functions
         report["modules"] = inv.modules
         report["biggest"] = [_big(k) for k in inv.biggest_by_bytes]
-        report["biggest_by_elements"] = [_big(k) for k in inv.biggest_by_elements]
+        report["biggest_by_elements"] = [_big(k, inv.bytes_known) for k in inv.biggest_by_elements]
     return report
 
 
@@ -63,19 +63,19 @@ def _databases(inv: Inventory) -> dict[str, Any]:
             "expires": s.expires,
             "expired_at_check": s.expired_at_check,
             "empty": s.empty,
-            "bytes": s.bytes,
+            "bytes": s.bytes if inv.bytes_known else None,
             "by_type": s.by_type,
         }
         for db, s in inv.databases.items()
     }
 
 
-def _totals(inv: Inventory) -> dict[str, int]:
+def _totals(inv: Inventory) -> dict[str, int | None]:
     return {
         "keys": inv.keys,
         "expires": inv.expires,
         "expired_at_check": sum(s.expired_at_check for s in inv.databases.values()),
-        "bytes": sum(s.bytes for s in inv.databases.values()),
+        "bytes": sum(s.bytes for s in inv.databases.values()) if inv.bytes_known else None,
     }
 
 
@@ -96,13 +96,13 @@ def _hex(value: int | None) -> str | None:
     return None if value is None else f"{value:016x}"
 
 
-def _big(k: BigKey) -> dict[str, Any]:
+def _big(k: BigKey, bytes_known: bool = True) -> dict[str, Any]:
     return {
         "db": k.db,
         **key_fields(k.key),
         "type": k.type,
         "elements": k.elements,
-        "bytes": k.bytes,
+        "bytes": k.bytes if bytes_known else None,
     }
 
 

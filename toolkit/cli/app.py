@@ -25,6 +25,7 @@ from toolkit.cli.check import EXAMPLES as CHECK_EXAMPLES
 from toolkit.cli.check import check
 from toolkit.cli.diff import EXAMPLES as DIFF_EXAMPLES
 from toolkit.cli.diff import diff
+from toolkit.cli.help import Command, Group
 from toolkit.cli.output import emit, emit_json
 from toolkit.cli.restore import EXAMPLES as RESTORE_EXAMPLES
 from toolkit.cli.restore import restore
@@ -34,6 +35,7 @@ ERROR_SCHEMA = "rbkit.error/1"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
 
 app = typer.Typer(
+    cls=Group,
     no_args_is_help=True,
     help="Inspect, validate, restore and compare Redis backups (RDB and AOF).",
     pretty_exceptions_enable=False,
@@ -91,9 +93,9 @@ def reported(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-app.command(epilog=CHECK_EXAMPLES, context_settings=CONTEXT)(reported(check))
-app.command(epilog=RESTORE_EXAMPLES, context_settings=CONTEXT)(reported(restore))
-app.command(epilog=DIFF_EXAMPLES, context_settings=CONTEXT)(reported(diff))
+app.command(cls=Command, epilog=CHECK_EXAMPLES, context_settings=CONTEXT)(reported(check))
+app.command(cls=Command, epilog=RESTORE_EXAMPLES, context_settings=CONTEXT)(reported(restore))
+app.command(cls=Command, epilog=DIFF_EXAMPLES, context_settings=CONTEXT)(reported(diff))
 
 
 def _terminate(signum: int, _frame: object) -> None:

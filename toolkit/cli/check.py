@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolkit.cli.output import emit, emit_json
+from toolkit.cli.output import emit, emit_json, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 
@@ -16,11 +16,16 @@ if TYPE_CHECKING:
 
 EXAMPLES = """\b
 Examples:
-  rbkit check dump.rdb                       # verdict, inventory, biggest keys
-  rbkit check /var/lib/redis --config /etc/redis/redis.conf   # what Redis would load
-  rbkit check appendonlydir/ --json          # one JSON object (rbkit.check/1)
-  rbkit check big.rdb --quick                # the framing only: structure not validated
-  rbkit check appendonlydir/ --timeline      # when what happened: FLUSHALL, mass deletes
+  # the verdict, the inventory and the biggest keys
+  rbkit check dump.rdb
+  # the file Redis would load from its data dir, checked
+  rbkit check /var/lib/redis --config /etc/redis/redis.conf
+  # one JSON object (schema rbkit.check/1)
+  rbkit check appendonlydir/ --json
+  # the framing only: faster, "structure not validated"
+  rbkit check big.rdb --quick
+  # when what happened in an AOF: FLUSHALL, mass deletes, with offsets
+  rbkit check appendonlydir/ --timeline
 """
 
 
@@ -104,6 +109,7 @@ def check(
         if progress is not None:
             progress.close()
     history = _timeline(backup, config) if timeline else None
+    failed = not result.valid or (strict and result.warnings)
     if json_out:
         from toolkit.check.report import check_report
         from toolkit.check.timeline_report import timeline_json
@@ -116,8 +122,7 @@ def check(
         from toolkit.check.render import render_check
         from toolkit.check.timeline_report import render_timeline
 
-        emit(render_check(result, strict=strict))
+        emit_report(render_check(result, strict=strict, width=width()), ok=not failed)
         if history is not None:
             emit("\n" + render_timeline(history))
-    failed = not result.valid or (strict and result.warnings)
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))

@@ -7,15 +7,14 @@ diff(1): 0 the same, 1 different, 2 an error (one ``error:`` line on stderr).
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Callable
 from enum import Enum
 from typing import Annotated
 
 import typer
 
 from toolkit.cli import connection
-from toolkit.cli.output import emit, emit_json
+from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli.progress import progress_for
 from toolkit.errors import DiffError, ExitCode, UsageError
 from toolkit.server.connect import CONNECT_TIMEOUT
 
@@ -25,10 +24,15 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 EXAMPLES = """\b
 Examples:
-  rbkit diff monday.rdb tuesday.rdb                  # what changed, per db and type
-  rbkit diff dump.rdb redis://127.0.0.1:6379 --keys  # a backup against the live server
-  rbkit diff dump.rdb 10.0.0.5:6380 --tls --cacert ca.crt  # a TLS server, as redis-cli
-  rbkit diff before.rdb after.rdb --values --json    # values too, as JSON
+  # what changed, per db and per type
+  rbkit diff monday.rdb tuesday.rdb
+  # a backup against the live server, with the differing keys
+  rbkit diff dump.rdb redis://127.0.0.1:6379 --keys
+  # a TLS server, named as redis-cli users name it
+  rbkit diff dump.rdb 10.0.0.5:6380 --tls --cacert ca.crt
+  # values too, as one JSON object (schema rbkit.diff/1)
+  rbkit diff before.rdb after.rdb --values --json
+  # a section for a post-incident review
   rbkit diff a.rdb b.rdb --match 'user:*' --format markdown
 """
 
@@ -66,7 +70,9 @@ def diff(
     ] = 50,
     match: Annotated[
         str | None,
-        typer.Option("--match", help="Compare only key names matching this glob (as SCAN)."),
+        typer.Option(
+            "--match", metavar="GLOB", help="Compare only key names matching this glob (as SCAN)."
+        ),
     ] = None,
     values: Annotated[
         bool, typer.Option("--values", help="Compare values (logical content) too.")
@@ -77,7 +83,11 @@ def diff(
     ] = None,
     prefix_sep: Annotated[
         str,
-        typer.Option("--prefix-sep", help="Key families: name up to this separator ('' for none)."),
+        typer.Option(
+            "--prefix-sep",
+            metavar="SEP",
+            help="Key families: name up to this separator ('' for none).",
+        ),
     ] = ":",
     top: Annotated[
         int, typer.Option("--top", min=0, help="How many key families to show.")
@@ -86,6 +96,7 @@ def diff(
         str,
         typer.Option(
             "--ttl-tolerance",
+            metavar="DURATION",
             help="TTLs closer than this are the same: ms, or with a unit (500ms, 2s, 1m).",
         ),
     ] = "1000ms",
@@ -118,9 +129,8 @@ def diff(
     from toolkit.diff import render
     from toolkit.diff.compute import compute_diff
 
-    progress, done = _progress()
     connect, _given = connection.connect_options(
-        password, user, tls, cacert, cert, key, insecure, connect_timeout, announce=progress
+        password, user, tls, cacert, cert, key, insecure, connect_timeout
     )
     try:
         report = compute_diff(
@@ -132,21 +142,20 @@ def diff(
             ttl_tolerance_ms=tolerance_ms,
             limit=limit,
             prefix_sep=prefix_sep or None,
-            progress=progress,
+            progress=progress_for,
             modules=tuple(module or ()),
             connect=connect,
         )
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None
-    finally:
-        done()
     if fmt is Format.json:
         emit_json(render.diff_json(report, keys=keys, top_prefixes=top))
     elif fmt is Format.markdown:
         # The review document wants the first keys: Markdown lists them without --keys too.
         emit(render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n"))
     else:
-        emit(render.render_table(report, keys=keys, top_prefixes=top))
+        text = render.render_table(report, keys=keys, top_prefixes=top, width=width())
+        emit_report(text, ok=report.same)
     raise typer.Exit(int(ExitCode.OK if report.same else ExitCode.INVALID))
 
 
@@ -156,23 +165,3 @@ def parse_duration_ms(text: str) -> int | None:
     if not m:
         return None
     return round(float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()])
-
-
-def _progress() -> tuple[Callable[[str], None] | None, Callable[[], None]]:
-    """A status line on stderr (a terminal only) and the function that clears it."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    width = [0]
-
-    def show(line: str) -> None:
-        line = line[:100]
-        sys.stderr.write("\r" + line.ljust(width[0]))
-        sys.stderr.flush()
-        width[0] = max(width[0], len(line))
-
-    def clear() -> None:
-        if width[0]:
-            sys.stderr.write("\r" + " " * width[0] + "\r")
-            sys.stderr.flush()
-
-    return show, clear

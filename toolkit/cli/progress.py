@@ -1,4 +1,12 @@
-"""A one-line progress indicator on stderr, shown only when stderr is a terminal."""
+"""The one progress display of rbkit: a bar on stderr with what is done of the total, the
+rate and the time left, drawn by rich; only when stderr is a terminal (nothing on a pipe or a
+file, nothing in JSON) and only for a step that lasts (a step done within :data:`DELAY`
+seconds never draws).
+
+The layers below the command line know nothing of it: they take a
+:class:`toolkit.steps.ProgressFactory` and call what it returns with ``(done, total)``;
+:func:`progress_for` is the factory the commands pass down.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +14,81 @@ import sys
 import time
 from typing import TextIO
 
-# Files smaller than this finish before a bar is worth drawing.
-MIN_SIZE = 64 << 20
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from toolkit.steps import BYTES
+from toolkit.text import count, size
+
+DELAY = 0.5  # seconds a step runs before its bar is drawn
 
 
-class Progress:
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+class _Amount(ProgressColumn):
+    """``12.5 MB / 410.9 MB`` or ``12,000 / 54,000 keys``: done of the total, in the unit."""
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", BYTES)
+        show = size if unit == BYTES else count
+        done = show(int(task.completed))
+        total = "?" if task.total is None else show(int(task.total))
+        suffix = "" if unit == BYTES else f" {unit}"
+        return Text(f"{done} / {total}{suffix}", style="progress.download")
+
+
+class Bar:
+    """One step's bar: created when the step starts, drawn once it has run :data:`DELAY`
+    seconds, gone (nothing left on the terminal) when closed."""
+
+    def __init__(self, label: str, unit: str = BYTES, stream: TextIO | None = None) -> None:
         self.label = label
-        self.stream = stream or sys.stderr
+        self.unit = unit
         self.started = time.monotonic()
-        self.drawn = False
+        self._console = Console(file=stream or sys.stderr, force_terminal=stream is not None)
+        self._display: Progress | None = None
+        self._task = None
 
-    def __call__(self, done: int, total: int) -> None:
-        if total < MIN_SIZE or not total:
-            return
-        pct = min(100.0, 100.0 * done / total)
-        rate = done / max(time.monotonic() - self.started, 1e-6) / (1 << 20)
-        self.stream.write(f"\r{self.label}: {pct:5.1f}%  {rate:6.0f} MB/s")
-        self.stream.flush()
-        self.drawn = True
+    def _open(self) -> None:
+        self._display = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            _Amount(),
+            TimeRemainingColumn(),
+            console=self._console,
+            transient=True,
+        )
+        self._task = self._display.add_task(self.label, total=None, unit=self.unit)
+        self._display.start()
+
+    @property
+    def drawn(self) -> bool:
+        return self._display is not None
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if self._display is None:
+            if time.monotonic() - self.started < DELAY:
+                return
+            self._open()
+        assert self._display is not None and self._task is not None
+        self._display.update(self._task, completed=done, total=total or None)
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\r" + " " * (len(self.label) + 24) + "\r")
-            self.stream.flush()
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
 
 
-def progress_for(label: str) -> Progress | None:
-    return Progress(label) if sys.stderr.isatty() else None
+def progress_for(label: str, unit: str = BYTES) -> Bar | None:
+    """A bar for a step on stderr when it is a terminal; None (no display) otherwise."""
+    return Bar(label, unit) if sys.stderr.isatty() else None

@@ -20,7 +20,8 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cli import connection
-from toolkit.cli.output import emit, emit_json
+from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 from toolkit.server.connect import CONNECT_TIMEOUT, ConnectOptions, safe_url
 
@@ -35,13 +36,19 @@ FILE, NETWORK, DRILL, ROLLBACK, PITR, COMMON = (
 
 EXAMPLES = """\b
 Examples:
+  # the plan for the server of this config file; nothing changes
   rbkit restore dump.rdb --config /etc/redis/redis.conf --dry-run
+  # the restore itself, without the question
   rbkit restore dump.rdb --config /etc/redis/redis.conf --yes
+  # a running server's files, found with CONFIG GET
   rbkit restore appendonlydir/ --url redis://127.0.0.1:6379 --yes
+  # a restore drill: a scratch server loads it; production untouched
   rbkit restore dump.rdb --stage-only
+  # over the network, into a running server or a cluster
   rbkit restore dump.rdb --to redis://10.0.0.5:6379 --yes
   rbkit restore dump.rdb --to 10.0.0.5:6380 --tls --cacert ca.crt --yes
   rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
+  # undo a restore that was cut off
   rbkit restore --rollback /var/lib/redis
   rbkit restore appendonlydir/ --before FLUSHALL --stage-only
   rbkit restore appendonlydir/ --until 2026-12-02T17:30:00Z --config redis.conf --yes
@@ -357,7 +364,7 @@ def restore(
     if args.json_out:
         emit_json(report)
     else:
-        emit(text)
+        emit_report(text, ok=ok)
     raise typer.Exit(int(ExitCode.OK if ok else ExitCode.INVALID))
 
 
@@ -473,20 +480,20 @@ def _file(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         verify_values=a.verify_values,
         discard_writes=a.discard_writes,
         connect=a.connect,
+        progress=progress_for,
     )
 
     def confirm(report: RestoreReport) -> bool:
         if a.yes:
             return True
-        emit(render_restore(report), err=True)
+        emit_report(render_restore(report, width=width()), err=True)
         return typer.confirm("Go ahead with the restore?", err=True)
 
     report = run_restore(opts, confirm=confirm, say=_say)
-    return restore_json(report), render_restore(report), report.ok
+    return restore_json(report), render_restore(report, width=width()), report.ok
 
 
 def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
-    from toolkit.cli.progress import progress_for
     from toolkit.restore.network.command import restore_to
     from toolkit.restore.network.report import NetworkReport, network_json, render_network
 
@@ -497,7 +504,7 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
     def confirm(report: NetworkReport) -> bool:
         if a.yes:
             return True
-        emit(render_network(report), err=True)
+        emit_report(render_network(report, width=width()), err=True)
         plan = report.plan
         keys = plan.keys_to_restore if plan is not None else "the"
         return typer.confirm(f"Restore {keys} keys into {report.target}?", err=True)
@@ -515,7 +522,7 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         confirm=confirm,
         connect=a.connect,
     )
-    return network_json(report), render_network(report), report.ok
+    return network_json(report), render_network(report, width=width()), report.ok
 
 
 def _drill(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
@@ -528,8 +535,15 @@ def _drill(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         if not m.is_file():
             raise UsageError(f"{m}: no such module file")
     binary = binary_at(a.redis_server, "--redis-server") if a.redis_server else None
-    report = stage(backup, binary=binary, config_path=a.config, modules=a.module, force=a.force)
-    return stage_json(report), render_stage(report), report.verified
+    report = stage(
+        backup,
+        binary=binary,
+        config_path=a.config,
+        modules=a.module,
+        force=a.force,
+        progress=progress_for,
+    )
+    return stage_json(report), render_stage(report, width=width()), report.verified
 
 
 def _rollback(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
@@ -549,4 +563,4 @@ def _rollback(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         connect=a.connect,
     )
     rb = rollback_dir(a.rollback, opts, say=_say)
-    return rollback_json(rb), render_rollback(rb), rb.verified
+    return rollback_json(rb), render_rollback(rb, width=width()), rb.verified

@@ -12,7 +12,7 @@ The entry point, for the CLI and the renderer::
         ttl_tolerance_ms: int = 1000,           # TTLs further apart than this differ
         limit: int = 100,                       # at most this many KeyDiff in report.keys
         prefix_sep: str | None = None,          # --prefix-sep: roll keys up by family
-        progress: Callable[[str], None] | None = None,  # one line of status now and then
+        progress: ProgressFactory | None = None,  # a bar per side read (cli/progress.py)
     ) -> DiffReport
 
 ``a`` and ``b`` are spec strings: a ``redis://``/``rediss://``/``unix://`` URL (a live
@@ -43,7 +43,7 @@ file), joined one hash bucket at a time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from toolkit.check.keys import display_key
@@ -82,6 +82,7 @@ from toolkit.diff.table import (
 )
 from toolkit.errors import DiffError
 from toolkit.server.connect import ConnectOptions
+from toolkit.steps import ProgressFactory
 
 __all__ = ["DiffError", "compute_diff"]
 
@@ -90,7 +91,7 @@ PREFIX_LIMIT = 100
 # Keys re-read from a live server per pipeline.
 REREAD_BATCH = 500
 
-Progress = Callable[[str], None] | None
+Progress = ProgressFactory | None
 
 
 def compute_diff(
@@ -411,8 +412,7 @@ def _diff_keys(
         )
         tables.append(table)
     ta, tb = tables
-    if progress is not None:
-        progress("comparing")
+    comparing = progress("comparing") if progress is not None else None  # no total: a spinner
     join_tables(
         report,
         ta,
@@ -424,6 +424,8 @@ def _diff_keys(
         live_a=side_a.live,
         live_b=side_b.live,
     )
+    if comparing is not None:
+        comparing.close()
     _side_notes(report, side_a, "A")
     _side_notes(report, side_b, "B")
     if report.keys_expired:

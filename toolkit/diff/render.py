@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from tabulate import tabulate
@@ -39,6 +38,19 @@ from toolkit.diff.model import (
     KeyState,
     Source,
 )
+from toolkit.text import (
+    count,
+    duration,
+    layout,
+    plural,
+    pre,
+    size,
+    ttl_change,
+    utc_iso,
+    verdict_line,
+)
+
+__all__ = ["diff_json", "duration", "render_markdown", "render_table", "utc_iso", "verdict"]
 
 SCHEMA = "rbkit.diff/1"
 TOP_PREFIXES = 10  # key families shown by default
@@ -104,7 +116,7 @@ def diff_json(
         "by_kind": {kind: report.by_kind.get(kind, 0) for kind in KINDS},
         "prefixes": [
             {
-                "prefix": p.prefix,
+                **(key_fields(p.raw, "prefix") if p.raw else {"prefix": p.prefix}),
                 "removed": p.removed,
                 "added": p.added,
                 "changed": p.changed,
@@ -161,11 +173,16 @@ def _state_json(state: KeyState | None, side: Source) -> dict[str, Any] | None:
 
 
 def render_table(
-    report: DiffReport, *, keys: bool = False, top_prefixes: int = TOP_PREFIXES
+    report: DiffReport,
+    *,
+    keys: bool = False,
+    top_prefixes: int = TOP_PREFIXES,
+    width: int | None = None,
 ) -> str:
     """The diff as text for a terminal: verdict, both sources, per-db and per-type tables,
-    differences by kind, the key families that changed most and (``keys``) the keys."""
-    out = [f"rbkit diff: {verdict(report)}"]
+    differences by kind, the key families that changed most and (``keys``) the keys; prose
+    wrapped to ``width``."""
+    out: list[str] = [verdict_line("rbkit diff", verdict(report))]
     for label, source in (("A", report.a), ("B", report.b)):
         out.append(f"  {label}: {_source_line(source)}")
         out.extend(f"     note: {_one_line(redact(n))}" for n in source.notes)
@@ -176,21 +193,21 @@ def render_table(
     out.extend(f"  note: {_one_line(redact(n))}" for n in _report_notes(report))
     if not report.databases:
         out += ["", "no keys on either side" + (" match --match" if report.match else "")]
-        return "\n".join(out)
-    out += ["", _db_table(report, "simple")]
-    out += ["", _type_table(report, "simple")]
+        return layout(out, width)
+    out += ["", pre(_db_table(report, "simple"))]
+    out += ["", pre(_type_table(report, "simple"))]
     if report.by_kind.get(TYPE):
         out.append(_TYPE_NOTE)
     if report.level != COUNTS and any(report.by_kind.values()):
-        rows = [(_KIND_WORDS.get(k, k), n) for k, n in _kinds(report)]
-        out += ["", _table(rows, ("difference", "keys"), "simple", numeric=(1,))]
+        rows = [(_KIND_WORDS.get(k, k), count(n)) for k, n in _kinds(report)]
+        out += ["", pre(_table(rows, ("difference", "keys"), "simple", numeric=(1,)))]
     if report.prefixes and top_prefixes:
-        out += ["", _prefix_table(report, top_prefixes, "simple")]
+        out += ["", pre(_prefix_table(report, top_prefixes, "simple"))]
     if keys and report.level != COUNTS:
         out += ["", _keys_caption(report)]
         if report.keys:
-            out.append(_keys_table(report, "simple", code=False))
-    return "\n".join(out)
+            out.append(pre(_keys_table(report, "simple", code=False)))
+    return layout(out, width)
 
 
 def _source_line(source: Source) -> str:
@@ -202,7 +219,7 @@ def _source_line(source: Source) -> str:
         parts.append("time unknown")
     if source.version:
         parts.append(f"Redis {source.version}")
-    parts.append(f"{source.keys_read} keys read in {source.seconds:.2f} s")
+    parts.append(f"{plural(source.keys_read, 'key')} read in {source.seconds:.2f} s")
     return ", ".join(parts)
 
 
@@ -233,7 +250,7 @@ def render_markdown(
             "unknown" if s.time_ms is None else utc_iso(s.time_ms),
             _md_text(s.time_source or "-"),
             _md_text(s.version or "-"),
-            s.keys_read,
+            count(s.keys_read),
             f"{s.seconds:.2f}",
         )
         for label, s in (("A (before)", a), ("B (after)", b))
@@ -313,7 +330,7 @@ def verdict(report: DiffReport) -> str:
     expired = ""
     if report.keys_expired:
         expired = (
-            f"; {_n(report.keys_expired, 'key')} of A expired by B's time "
+            f"; {plural(report.keys_expired, 'key')} of A expired by B's time "
             "(not counted as differences)"
         )
     if report.same:
@@ -336,8 +353,8 @@ def level_text(report: DiffReport) -> str:
     if report.level == COUNTS:
         return "counts only (a side is a saved check report: no key names)"
     if report.level == VALUES:
-        text = f"key names, types, sizes, TTLs and values ({_n(report.values_compared, 'value')}"
-        text += " compared"
+        compared = plural(report.values_compared, "value")
+        text = f"key names, types, sizes, TTLs and values ({compared} compared"
         if report.values_reread:
             text += f", {report.values_reread} re-read from the live server"
         return text + ")"
@@ -359,31 +376,6 @@ def _scope_lines(report: DiffReport) -> list[str]:
     return lines
 
 
-def utc_iso(ms: int) -> str:
-    """Unix milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` (``.mmm`` when not a whole second)."""
-    try:
-        when = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"{ms} ms"
-    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
-    return when.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
-def duration(ms: int) -> str:
-    """A TTL in words: ``850 ms``, ``42 s``, ``3 m 20 s``, ``5 h 0 m``, ``12 d 3 h``."""
-    sign, ms = ("-", -ms) if ms < 0 else ("", ms)
-    if ms < 1000:
-        return f"{sign}{ms} ms"
-    s = ms // 1000
-    if s < 60:
-        return f"{sign}{ms / 1000:.1f} s" if s < 10 else f"{sign}{s} s"
-    if s < 3600:
-        return f"{sign}{s // 60} m {s % 60} s"
-    if s < 86400:
-        return f"{sign}{s // 3600} h {s % 3600 // 60} m"
-    return f"{sign}{s // 86400} d {s % 86400 // 3600} h"
-
-
 def _ttl_ms(state: KeyState, side: Source) -> int | None:
     if state.expire_ms is None or side.time_ms is None:
         return None
@@ -396,7 +388,7 @@ def _state_text(state: KeyState | None, side: Source) -> str:
         return "-"
     parts = [state.type]
     if state.size is not None:
-        parts.append(f"{state.size} B" if state.type == "string" else _n(state.size, "item"))
+        parts.append(size(state.size) if state.type == "string" else plural(state.size, "item"))
     if state.expire_ms is None:
         parts.append("no TTL")
     else:
@@ -438,17 +430,17 @@ def _kinds(report: DiffReport) -> list[tuple[str, int]]:
 
 
 def _cells(c: Counts) -> list[str]:
-    return ["-" if v is None else str(v) for v in (getattr(c, f) for f in _COUNT_FIELDS)]
+    return [count(getattr(c, f)) for f in _COUNT_FIELDS]
 
 
 def _db_table(report: DiffReport, fmt: str) -> str:
     rows = [
-        [str(db), *_cells(d.keys), str(d.expires_a), str(d.expires_b)]
+        [str(db), *_cells(d.keys), count(d.expires_a), count(d.expires_b)]
         for db, d in sorted(report.databases.items())
     ]
     if len(rows) > 1:
         total = _totals(report)
-        rows.append(["all", *_cells(total.keys), str(total.expires_a), str(total.expires_b)])
+        rows.append(["all", *_cells(total.keys), count(total.expires_a), count(total.expires_b)])
     headers = ("db", *_COUNT_HEADERS, "expires A", "expires B")
     return _table(rows, headers, fmt, numeric=range(1, len(headers)))
 
@@ -475,17 +467,17 @@ def _prefix_table(report: DiffReport, top: int, fmt: str) -> str:
             _code(printable(p.raw or p.prefix))
             if fmt == "pipe" and p.prefix
             else printable(p.raw or p.prefix) or "(none)",
-            p.removed,
-            p.added,
-            p.changed,
-            p.total,
+            count(p.removed),
+            count(p.added),
+            count(p.changed),
+            count(p.total),
         )
         for p in shown
     ]
     table = _table(rows, ("key family", "removed", "added", "changed", "total"), fmt, (1, 2, 3, 4))
     more = len(report.prefixes) - len(shown)
     if more > 0:
-        table += f"\n\n(and {_n(more, 'more family', 'more families')})"
+        table += f"\n\n(and {plural(more, 'more family', 'more families')})"
     return table
 
 
@@ -497,8 +489,8 @@ def _keys_caption(report: DiffReport) -> str:
         return "no key differs"
     if listed >= total:
         if not report.keys_expired:
-            return f"all {_n(total, 'differing key')}:"
-        return f"all {_n(total, 'key')} ({report.keys_differing} differing{expired}):"
+            return f"all {plural(total, 'differing key')}:"
+        return f"all {plural(total, 'key')} ({report.keys_differing} differing{expired}):"
     return f"first {listed} of {report.keys_differing} differing keys{expired} (--limit):"
 
 
@@ -507,13 +499,22 @@ def _keys_table(report: DiffReport, fmt: str, *, code: bool) -> str:
         (
             str(k.db),
             _code(printable(k.key)) if code else printable(k.key),
-            ", ".join(_KIND_WORDS.get(kind, kind) for kind in k.kinds),
+            ", ".join(_kind_text(kind, k, report) for kind in k.kinds),
             _state_text(k.a, report.a),
             _state_text(k.b, report.b),
         )
         for k in report.keys
     ]
     return _table(rows, ("db", "key", "difference", "A", "B"), fmt, numeric=(0,))
+
+
+def _kind_text(kind: str, k: KeyDiff, report: DiffReport) -> str:
+    """A key's difference in words; a TTL change as the difference of the two TTLs."""
+    if kind == TTL_CHANGED and k.a is not None and k.b is not None:
+        ttl_a, ttl_b = _ttl_ms(k.a, report.a), _ttl_ms(k.b, report.b)
+        if ttl_a is not None and ttl_b is not None:
+            return ttl_change(ttl_a, ttl_b)
+    return _KIND_WORDS.get(kind, kind)
 
 
 def _table(
@@ -536,7 +537,3 @@ def _one_line(text: str) -> str:
 def redact(text: str) -> str:
     """Any URL password in the text replaced by ``***`` (sources should carry none)."""
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}://{m.group(2)}:***@", text)
-
-
-def _n(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count} {word if count == 1 else plural or word + 's'}"

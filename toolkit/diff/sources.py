@@ -52,8 +52,10 @@ from toolkit.mapped import release_behind
 from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, free_port
 from toolkit.server.read import parse_version, scan_db
+from toolkit.steps import KEYS, ProgressFactory, no_progress, progress_of
+from toolkit.steps import Progress as ProgressBar
 
-Progress = Callable[[str], None] | None
+Progress = ProgressFactory | None
 Matcher = Callable[[bytes], object] | None
 # Keys per pipeline when reading a scratch server's values.
 DUMP_BATCH = 1000
@@ -137,14 +139,9 @@ def open_side(
     if report is not None:
         return ReportSide(path, report)
 
-    def checking(done: int, total: int) -> None:
-        if progress is not None and total:
-            progress(f"checking {label} ({path.name}): {done * 100 // total}%")
-
     try:
-        result = check_backup(
-            path, progress=checking if progress is not None else None, modules=modules
-        )
+        with progress_of(progress or no_progress, f"checking {label} ({path.name})") as bar:
+            result = check_backup(path, progress=bar, modules=modules)
     except BackupIOError as e:
         raise DiffError(str(e)) from None
     _refuse_invalid(result)
@@ -293,17 +290,22 @@ class RdbSide(Side):
         size = len(mm)
         label = self.path.name
 
+        bar = (progress or no_progress)(f"reading {label}")
+
         def hook(offset: int) -> None:
             nonlocal released
             released = release_behind(mm, offset, released)
-            if progress is not None:
-                progress(f"reading {label}: {offset * 100 // size}%")
+            if bar is not None:
+                bar(offset, size)
 
         try:
             walker = RdbWalker(mm, on_progress=hook)
             self._walk(walker, mm, table, dbs, match, values)
         except FormatError as e:
             raise DiffError(f"{self.path}: {e}") from None
+        finally:
+            if bar is not None:
+                bar.close()
         self.source.seconds = time.monotonic() - started
 
     def _walk(
@@ -441,6 +443,8 @@ class AofSide(Side):
         server = self._start_server(progress) if values else None
         batch: list[tuple[int, bytes, str, int | None, int | None]] = []
         n_read = 0
+        total = self.result.inventory.keys if self.result.inventory else 0
+        bar = (progress or no_progress)(f"reading {self.path.name}", KEYS)
         for db, key, type_name, expire, elements in ks.entries():
             if dbs is not None and db not in dbs:
                 continue
@@ -455,6 +459,8 @@ class AofSide(Side):
             if expire is not None and expire >= UNKNOWN_TIME:
                 expire = UNKNOWN_TIME
             n_read += 1
+            if bar is not None and n_read % DUMP_BATCH == 0:
+                bar(n_read, total)
             if server is None:
                 table.add(db, key, type_name, expire, size)
                 continue
@@ -464,6 +470,8 @@ class AofSide(Side):
                 batch = []
         if batch and server is not None:
             self._add_with_values(server, table, batch)
+        if bar is not None:
+            bar.close()
         self.source.keys_read = n_read
         self.source.seconds = time.monotonic() - started
 
@@ -524,12 +532,10 @@ class AofSide(Side):
         server = RedisServer(binary, self._directory, free_port(), settings)
         try:
             install_backup(result, self._directory, settings)
-            if progress is not None:
-                progress(
-                    f"loading {self.path.name} into a scratch redis-server {binary.version_text}"
-                )
             size = sum(f.size for f in result.aof.files) if result.aof else 0
-            server.start(max(120.0, size / (2 << 20)))
+            label = f"loading {self.path.name} into a scratch redis-server {binary.version_text}"
+            with progress_of(progress or no_progress, label) as bar:
+                server.start(max(120.0, size / (2 << 20)), bar)
         except (OSError, ServerError) as e:
             self.close()
             raise DiffError(f"{self.path}: loading it into a scratch server failed: {e}") from None
@@ -615,19 +621,9 @@ class LiveSide(Side):
     ) -> None:
         started = time.monotonic()
         before = self.server.keyspace()
-        n_read = 0
-        for db in before:
-            if dbs is not None and db not in dbs:
-                continue
-            for batch in self.server.scan(db, match=pattern):
-                for lk in self.server.read_keys(db, batch, values=values):
-                    if lk is None:
-                        continue
-                    table.add(db, lk.key, lk.type, lk.expire_ms, lk.size, lk.digest)
-                    n_read += 1
-                    self.module_values += values and lk.type not in REDIS_TYPES
-                if progress is not None:
-                    progress(f"reading {self.server.name} db {db}: {n_read:,} keys")
+        with progress_of(progress or no_progress, f"reading {self.server.name}", KEYS) as bar:
+            self._read(table, before, dbs, pattern, values, bar)
+        n_read = self._n_read
         after = self.server.keyspace()
         self._finish(started, n_read)
         changed = [
@@ -644,6 +640,30 @@ class LiveSide(Side):
                 f"{self.server.undecodable:,} DUMP payload(s) could not be decoded, their values "
                 f"not compared (first: {self.server.first_undecodable})"
             )
+
+    def _read(
+        self,
+        table: KeyTable,
+        keyspace: dict[int, tuple[int, int]],
+        dbs: set[int] | None,
+        pattern: bytes | None,
+        values: bool,
+        bar: ProgressBar,
+    ) -> None:
+        """SCAN each db of ``keyspace`` (those of ``dbs``) and add its keys to ``table``."""
+        total = sum(k for db, (k, _e) in keyspace.items() if dbs is None or db in dbs)
+        self._n_read = 0
+        for db in keyspace:
+            if dbs is not None and db not in dbs:
+                continue
+            for batch in self.server.scan(db, match=pattern):
+                for lk in self.server.read_keys(db, batch, values=values):
+                    if lk is None:
+                        continue
+                    table.add(db, lk.key, lk.type, lk.expire_ms, lk.size, lk.digest)
+                    self._n_read += 1
+                    self.module_values += values and lk.type not in REDIS_TYPES
+                bar(min(self._n_read, total), total)
 
     def _finish(self, started: float, keys: int) -> None:
         self.source.seconds = time.monotonic() - started

@@ -35,6 +35,8 @@ from toolkit.lifeline import pid_alive
 from toolkit.restore.target import Target
 from toolkit.restore.writes import REFUSE_WRITES, WritePause
 from toolkit.server.identity import RunAs, server_in
+from toolkit.steps import KEYS, Progress, ProgressFactory, no_progress, progress_of
+from toolkit.text import utc_iso
 
 Say = Callable[[str], None]
 
@@ -59,19 +61,6 @@ def _quiet(_text: str) -> None:
     pass
 
 
-def every(seconds: float, say: Say) -> Say:
-    """``say``, but at most once per ``seconds`` (progress lines while waiting)."""
-    last = [0.0]
-
-    def throttled(text: str) -> None:
-        now = time.monotonic()
-        if now - last[0] >= seconds:
-            last[0] = now
-            say(text)
-
-    return throttled
-
-
 @dataclass
 class Answer:
     """What the target's address says right now."""
@@ -80,6 +69,7 @@ class Answer:
     run_id: str | None = None
     pid: int | None = None
     loading: bool = False
+    loaded: tuple[int, int] | None = None  # while loading: bytes loaded, of the total
 
 
 def look(target: Target) -> Answer:
@@ -90,11 +80,19 @@ def look(target: Target) -> Answer:
     try:
         info = client.info("server")
         persistence = client.info("persistence")
+        loading = bool(int(persistence.get("loading", 0)))
+        loaded = None
+        if loading and "loading_total_bytes" in persistence:
+            loaded = (
+                int(persistence.get("loading_loaded_bytes", 0)),
+                int(persistence["loading_total_bytes"]),
+            )
         return Answer(
             True,
             str(info.get("run_id")) if info.get("run_id") else None,
             int(info["process_id"]) if info.get("process_id") else None,
-            bool(int(persistence.get("loading", 0))),
+            loading,
+            loaded,
         )
     except redis.BusyLoadingError:
         return Answer(True, loading=True)
@@ -111,10 +109,12 @@ def is_up(target: Target) -> bool:
     return look(target).up
 
 
-def save(target: Target, timeout: float, say: Say = _quiet) -> str:
-    """BGSAVE and wait for it to end; a failed save refuses the restore before any change."""
-    say = every(2.0, say)
+def save(target: Target, timeout: float, progress: ProgressFactory = no_progress) -> str:
+    """BGSAVE and wait for it to end (``progress``: the keys saved of the total, as INFO
+    persistence gives them on Redis 7.0+); a failed save refuses the restore before any
+    change."""
     client = target.client(timeout=30)
+    bar = progress("saving the target (BGSAVE)", KEYS)
     try:
         _wait(lambda: not int(client.info("persistence")["rdb_bgsave_in_progress"]), timeout)
         before = int(client.info("persistence").get("rdb_last_save_time", 0))
@@ -126,7 +126,9 @@ def save(target: Target, timeout: float, say: Say = _quiet) -> str:
                 break
             if time.monotonic() - started > timeout:
                 raise ControlError(f"BGSAVE still running after {timeout:.0f} s")
-            say(f"saving: {time.monotonic() - started:.0f} s")
+            if bar is not None:
+                done = int(info.get("current_save_keys_processed", 0))
+                bar(done, int(info.get("current_save_keys_total", 0)))
             time.sleep(POLL)
         if info.get("rdb_last_bgsave_status") != "ok":
             raise ControlError(
@@ -134,10 +136,12 @@ def save(target: Target, timeout: float, say: Say = _quiet) -> str:
                 f"{info.get('rdb_last_bgsave_status')}); see the server's log"
             )
         after = int(info.get("rdb_last_save_time", 0))
-        return f"BGSAVE ok (lastsave {before} -> {after})"
+        return f"BGSAVE ok (lastsave {utc_iso(before * 1000)} -> {utc_iso(after * 1000)})"
     except redis.RedisError as e:
         raise ControlError(f"saving the target: {e}") from None
     finally:
+        if bar is not None:
+            bar.close()
         client.close()
 
 
@@ -213,18 +217,19 @@ def start(
     *,
     run_as: RunAs | None = None,
     pause: WritePause | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> str:
     """Start the target and wait until it has loaded its data; ``pause`` holds client writes
     off from its first answer on. Returns what was done."""
     if start_cmd is None:
-        return _start(target, None, timeout, say, run_as, pause)
+        return _start(target, None, timeout, say, run_as, pause, progress)
     try:
-        return _start(target, start_cmd, timeout, say, run_as, pause)
+        return _start(target, start_cmd, timeout, say, run_as, pause, progress)
     except NothingCameUp as e:
         if is_up(target) or target.executable is None or target.config.path is None:
             raise
         say(f"{e}; starting {target.executable} {target.config.path} instead")
-        how = _start(target, None, timeout, say, run_as, pause)
+        how = _start(target, None, timeout, say, run_as, pause, progress)
         return f"--start-cmd failed ({e}); {how}"
 
 
@@ -235,6 +240,7 @@ def _start(
     say: Say,
     run_as: RunAs | None,
     pause: WritePause | None,
+    progress: ProgressFactory = no_progress,
 ) -> str:
     extra: dict[str, object] = {}
     if start_cmd is not None:
@@ -265,7 +271,8 @@ def _start(
         )
         name = f"--start-cmd {start_cmd!r}" if start_cmd is not None else "redis-server"
         try:
-            wait_loaded(target, timeout, say, process, name, pause)
+            with progress_of(progress, "loading the backup (the target's own load)") as bar:
+                wait_loaded(target, timeout, bar, process, name, pause)
         except BaseException as e:
             if process.poll() is None and not is_up(target):
                 with contextlib.suppress(OSError):  # a hanging command: all of it
@@ -283,18 +290,18 @@ def _start(
 def wait_loaded(
     target: Target,
     timeout: float,
-    say: Say = _quiet,
+    progress: Progress | None = None,
     process: subprocess.Popen[bytes] | None = None,
     name: str = "redis-server",
     pause: WritePause | None = None,
 ) -> None:
-    """Wait until the target answers and has loaded its data, saying the progress. Ends early
+    """Wait until the target answers and has loaded its data, telling ``progress`` the bytes
+    loaded of the total (INFO persistence). Ends early
     with ControlError when the ``process`` that starts it fails, when the server it brought
     up dies, or when nothing comes up within :data:`START_GRACE` seconds."""
     began = time.monotonic()
     deadline = began + timeout
     grace = began + min(timeout, START_GRACE)
-    say = every(2.0, say)
     exited_at: float | None = None
     server_pid: int | None = None
     last_look = 0.0
@@ -320,7 +327,8 @@ def wait_loaded(
                 refused_pauses += 1
                 continue  # it came up just after the pause was tried: try it first again
             server_pid = answer.pid or server_pid
-            say("loading")
+            if progress is not None and answer.loaded is not None:
+                progress(*answer.loaded)
         elif now - last_look > 0.2:  # who is starting: the process, or one it left behind
             last_look = now
             found = server_in(target.data_dir)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.server.connect import ConnectOptions
+from toolkit.steps import ProgressFactory, no_progress
 
 Say = Callable[[str], None]
 
@@ -25,3 +26,4 @@ class Options:
     verify_values: bool = False  # every key's value, not a sample
     discard_writes: bool = False  # a rollback may stop a server that took client writes
     connect: ConnectOptions = field(default_factory=ConnectOptions)  # reaching --url's server
+    progress: ProgressFactory = no_progress  # the display of the long steps (cli/progress.py)

@@ -72,6 +72,7 @@ from toolkit.steps import (
     ROLLED_BACK,
     UNVERIFIED,
     Step,
+    progress_of,
 )
 
 
@@ -294,7 +295,8 @@ def _gate(report: RestoreReport, opts: Options, target: Target, path: Path) -> C
         # The modules the target loads: an AOF's commands of those are no error.
         modules = (*target.module_names, *(os.fspath(m) for m in target.module_paths))
         try:
-            result = check_backup(path, config=config, modules=modules)
+            with progress_of(opts.progress, f"checking {path.name}") as bar:
+                result = check_backup(path, config=config, modules=modules, progress=bar)
         except BackupIOError as e:
             raise RestoreError(str(e)) from None
         report.result = result
@@ -502,6 +504,7 @@ def _stage(
             save_rdb_to=converted,
             server_text=f"the target runs {target.version}",
             load_timeout=opts.timeout,
+            progress=opts.progress,
         )
         report.stage = staged
         if not staged.verified:
@@ -567,7 +570,7 @@ def _run(
                 try:
                     if opts.stop_cmd and old_pause is not None:
                         old_pause.hold()  # nothing acknowledged after the BGSAVE is lost
-                    step.detail = control.save(target, opts.timeout, say)
+                    step.detail = control.save(target, opts.timeout, opts.progress)
                 except (control.ControlError, redis.RedisError) as e:
                     step.status = "refused"
                     step.detail = str(e)
@@ -606,7 +609,13 @@ def _run(
             say("starting the target")
             since_ms = int(time.time() * 1000)
             step.detail = control.start(
-                target, opts.start_cmd, opts.timeout, say, run_as=target.run_as, pause=new_pause
+                target,
+                opts.start_cmd,
+                opts.timeout,
+                say,
+                run_as=target.run_as,
+                pause=new_pause,
+                progress=opts.progress,
             )
         with journaled(steps, "verify", journal) as step:
             say("verifying the restored keyspace")
@@ -695,7 +704,9 @@ def _verify(
             f"{early} client writes reached the restored server before rbkit held writes off"
         )
     keys = report.stage.keys if report.stage else None  # read once, by the stage
-    live, comparison = verify_target(target, result, since_ms, target.appendonly, keys)
+    live, comparison = verify_target(
+        target, result, since_ms, target.appendonly, keys, progress=opts.progress
+    )
     report.live, report.comparison = live, comparison
     if not comparison.verified:
         first = comparison.mismatches[0].sentence

@@ -11,7 +11,14 @@ from toolkit.restore.procedure import (
     RestoreReport,
 )
 from toolkit.restore.rollback import RollbackReport
-from toolkit.stage.report import SCHEMA, backup_json, comparison_lines, stage_json
+from toolkit.stage.report import (
+    SCHEMA,
+    allowance_json,
+    backup_json,
+    comparison_lines,
+    mismatch_json,
+    stage_json,
+)
 from toolkit.steps import (
     CANCELLED,
     FAILED,
@@ -23,6 +30,7 @@ from toolkit.steps import (
     steps_json,
     steps_table,
 )
+from toolkit.text import layout, pre, verdict_line
 
 VERDICTS = {
     RESTORED: "RESTORED: the target runs the backup's data, verified",
@@ -50,8 +58,16 @@ def _rollback_json(rb: RollbackReport | None) -> dict[str, Any] | None:
 
 
 def rollback_json(rb: RollbackReport) -> dict[str, Any]:
-    """The ``rbkit restore --rollback DIR --json`` object."""
-    return {"schema": SCHEMA, "mode": "rollback", **(_rollback_json(rb) or {})}
+    """The ``rbkit restore --rollback DIR --json`` object: its ``outcome`` is ``verified``
+    (rolled back and verified), ``refused`` or ``failed``."""
+    outcome = "refused" if rb.refused else "verified" if rb.verified else "failed"
+    return {
+        "schema": SCHEMA,
+        "mode": "rollback",
+        "outcome": outcome,
+        "ok": rb.verified,
+        **(_rollback_json(rb) or {}),
+    }
 
 
 def restore_json(report: RestoreReport) -> dict[str, Any]:
@@ -67,6 +83,7 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
         **backup_json(result),
         "outcome": report.outcome,
         "ok": report.ok,
+        "verified": report.outcome == RESTORED,
         "reason": report.reason,
         "reasons": report.reasons,
         "target": None
@@ -100,14 +117,14 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
         },
         "rollback_dir": os.fspath(report.rollback_dir) if report.rollback_dir else None,
         "journal": os.fspath(report.journal) if report.journal else None,
-        "verified": None
+        "verification": None
         if comparison is None
         else {
-            "ok": comparison.verified,
+            "verified": comparison.verified,
             "key_names_compared": comparison.digest_compared,
             "keys": live.keys if live else None,
-            "mismatches": [m.sentence for m in comparison.mismatches],
-            "allowances": [a.sentence for a in comparison.allowances],
+            "mismatches": [mismatch_json(m) for m in comparison.mismatches],
+            "allowances": [allowance_json(a) for a in comparison.allowances],
             "values": None
             if report.values is None
             else {
@@ -124,11 +141,13 @@ def restore_json(report: RestoreReport) -> dict[str, Any]:
     }
 
 
-def render_restore(report: RestoreReport) -> str:
+def render_restore(report: RestoreReport, *, width: int | None = None) -> str:
+    """The restore report as text: verdict, target, plan or steps, the comparison, the
+    rollback and where the kept files are; prose wrapped to ``width``."""
     verdict = VERDICTS[report.outcome]
     if report.outcome == ROLLED_BACK and report.rollback is not None:
         verdict += ", verified" if report.rollback.verified else ", not verified"
-    out = [f"restore of {report.backup}: {verdict}"]
+    out: list[str] = [verdict_line(f"restore of {report.backup}", verdict)]
     for reason in report.reasons:
         out.append(f"  reason: {reason}")
     t = report.target
@@ -145,10 +164,10 @@ def render_restore(report: RestoreReport) -> str:
     if report.plan and report.outcome == PLANNED:
         out.append("")
         plan = tabulate(report.plan, headers=("step", "what it will do"), disable_numparse=True)
-        out.append(plan)
+        out.append(pre(plan))
     if report.steps:
         out.append("")
-        out.append(steps_table(report.steps))
+        out.append(pre(steps_table(report.steps)))
     if report.comparison is not None:
         out.extend(comparison_lines(report.comparison))
     rb = report.rollback
@@ -159,20 +178,22 @@ def render_restore(report: RestoreReport) -> str:
         else:
             out.append("rollback: " + ("verified" if rb.verified else f"NOT verified: {rb.reason}"))
         if rb.steps:
-            out.append(steps_table(rb.steps))
+            out.append(pre(steps_table(rb.steps)))
     if report.rollback_dir is not None and report.outcome != PLANNED:
         out.append("")
         out.append(f"kept: the previous files are in {report.rollback_dir}")
         if report.journal is not None:
             out.append(f"journal: {report.journal}")
-    return "\n".join(out)
+    return layout(out, width)
 
 
-def render_rollback(rb: RollbackReport) -> str:
+def render_rollback(rb: RollbackReport, *, width: int | None = None) -> str:
+    """The report of ``restore --rollback DIR``: its verdict, then its steps."""
     if rb.refused:
         head = f"rollback: REFUSED: {rb.reason}"
     else:
         head = "rollback: " + ("done, verified" if rb.verified else f"FAILED: {rb.reason}")
     if rb.verified and rb.reason:
         head += f" ({rb.reason})"
-    return head + ("\n\n" + steps_table(rb.steps) if rb.steps else "")
+    lines = [verdict_line("rollback", head.removeprefix("rollback: "))]
+    return layout([*lines, *(["", pre(steps_table(rb.steps))] if rb.steps else [])], width)

@@ -8,6 +8,7 @@ from toolkit.restore.target import Target
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.compare import BackupKeys, Comparison, backup_keys
 from toolkit.stage.drill import compare_expected, read_expected
+from toolkit.steps import KEYS, ProgressFactory, no_progress, progress_of
 
 
 def verify_target(
@@ -16,6 +17,7 @@ def verify_target(
     since_ms: int,
     appendonly: bool,
     keys: BackupKeys | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> tuple[LiveKeyspace, Comparison]:
     """The target's keyspace, and how it compares with ``result`` loaded at ``since_ms``
     (``keys``: the backup's key names if already read, e.g. by the stage)."""
@@ -26,7 +28,8 @@ def verify_target(
             keys = None
     client = target.client(timeout=60)
     try:
-        live = read_expected(client, result, keys, since_ms)
+        with progress_of(progress, "reading the restored target", KEYS) as bar:
+            live = read_expected(client, result, keys, since_ms, bar)
     finally:
         client.close()
     # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not,

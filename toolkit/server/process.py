@@ -25,6 +25,7 @@ from redis.retry import Retry
 
 from toolkit import lifeline
 from toolkit.errors import ServerError
+from toolkit.steps import Progress
 
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
 
@@ -155,7 +156,9 @@ class RedisServer:
     def client(self, db: int = 0, **kwargs: object) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, db=db, **kwargs)  # type: ignore[arg-type]
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, progress: Progress | None = None) -> None:
+        """Start the server and wait until it has loaded its data (``progress`` told the bytes
+        loaded of the total, as INFO persistence says them)."""
         args = [os.fspath(self.binary.path), "--port", str(self.port), "--bind", "127.0.0.1"]
         settings = {
             "dir": os.fspath(self.directory),
@@ -180,14 +183,14 @@ class RedisServer:
         )
         lifeline.watch_process(self.process.pid)
         try:
-            self.wait_ready(timeout)
+            self.wait_ready(timeout, progress)
         except BaseException:  # a server that never became ready is not left running
             self.process.kill()
             self.process.wait()
             self._forget()
             raise
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0, progress: Progress | None = None) -> None:
         """Wait until the server answers PING and has finished loading its data."""
         deadline = time.monotonic() + timeout
         # No retries inside redis-py: this loop retries, and notices a server that died.
@@ -199,8 +202,14 @@ class RedisServer:
                         f"redis-server exited with {self.process.returncode}: {self.log_tail()}"
                     )
                 try:
-                    if client.info("persistence").get("loading", 0) == 0:
+                    info = client.info("persistence")
+                    if info.get("loading", 0) == 0:
                         return
+                    if progress is not None:
+                        progress(
+                            int(info.get("loading_loaded_bytes", 0)),
+                            int(info.get("loading_total_bytes", 0)),
+                        )
                 except redis.exceptions.BusyLoadingError:
                     pass
                 except redis.exceptions.ConnectionError:

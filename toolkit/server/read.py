@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
 
 from parsers.rdb.constants import REDIS_TYPES
+from toolkit.steps import Progress
 
 SCAN_COUNT = 1000
 # The built-in types, as TYPE names them.
@@ -149,6 +150,7 @@ def scan_db(
     *,
     types: Sequence[str] = (),
     batch: int = SCAN_COUNT,
+    tick: Callable[[int], None] | None = None,
 ) -> LiveDb:
     """Count the keys of ``client``'s database per type, with their key-name digest.
 
@@ -167,6 +169,8 @@ def scan_db(
                 if stop.is_set():
                     break
                 hashes.update(_hash(key) for key in keys)
+                if tick is not None:
+                    tick(len(keys))
         except redis.ResponseError:
             return set()  # a type name this server's SCAN does not take: the plain SCAN finds them
         return hashes
@@ -192,6 +196,8 @@ def scan_db(
         if isinstance(info, dict) and int(info.get("keys", 0)) == tally.db.scanned:
             return tally.result()
     for keys in _scan(client, batch):
+        if tick is not None and not types:
+            tick(len(keys))
         fresh = []
         for key in keys:
             h = _hash(key)
@@ -215,6 +221,7 @@ def read_live(
     *,
     watch: Mapping[int, Set[int]] | None = None,
     types: Iterable[str] | None = None,
+    progress: Progress | None = None,
 ) -> LiveKeyspace:
     """Read ``client``'s server: version, modules, functions, and per db the counts, types and
     key-name digest. ``watch`` (db -> key hashes) asks which of those keys are there; ``types``
@@ -248,10 +255,20 @@ def read_live(
     if parse_version(version) >= (6, 0):
         scan_types = list(TYPES) if types is None else sorted(set(types))
     listed = info_keyspace(client)
+    total = sum(keys for keys, _expires in listed.values())
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(min(done[0], total), total)
+
     for db in sorted(set(listed) | set(watch)):
         db_client = _db_client(client, db)
         try:
-            live.databases[db] = scan_db(db_client, watch.get(db, frozenset()), types=scan_types)
+            live.databases[db] = scan_db(
+                db_client, watch.get(db, frozenset()), types=scan_types, tick=tick
+            )
         except redis.RedisError:
             if db in listed:
                 raise

@@ -26,6 +26,7 @@ from toolkit.check.inventory import DbStats
 from toolkit.check.result import CheckResult
 from toolkit.mapped import mapped
 from toolkit.server.read import LiveDb, LiveKeyspace, key_hash
+from toolkit.text import plural
 
 # -- the backup's key names ----------------------------------------------------------------
 
@@ -265,7 +266,7 @@ def _exact(
                 "empty",
                 empty,
                 "the backup",
-                f"{_n(empty, 'empty collection')} in the backup, which Redis skips on load",
+                f"{plural(empty, 'empty collection')} in the backup, which Redis skips on load",
             )
         e.digest = d.digest
         before = during = running = 0
@@ -297,7 +298,7 @@ def _exact(
                 "ttl_running_out",
                 running,
                 "the backup's TTLs",
-                f"{_n(running, 'key')} whose TTL ran out while the server was read "
+                f"{plural(running, 'key')} whose TTL ran out while the server was read "
                 "(may or may not be there; key names not compared)",
             )
         if before:
@@ -307,7 +308,7 @@ def _exact(
                 "expired_before_load",
                 before,
                 "the backup's TTLs",
-                f"{_n(before, 'key')} had expired before the load began, by the TTLs in "
+                f"{plural(before, 'key')} had expired before the load began, by the TTLs in "
                 "the backup: not expected",
             )
         if during:
@@ -317,7 +318,7 @@ def _exact(
                 "expired_during_drill",
                 during,
                 "the backup's TTLs",
-                f"{_n(during, 'key')} whose TTL in the backup ran out during the drill "
+                f"{plural(during, 'key')} whose TTL in the backup ran out during the drill "
                 "(after the load began): the server no longer has them",
             )
         before_total += before
@@ -348,7 +349,7 @@ def _exact(
                 "undecided",
                 undecided,
                 "the server",
-                f"{_n(undecided, 'key')} touched by commands the AOF model does not apply "
+                f"{plural(undecided, 'key')} touched by commands the AOF model does not apply "
                 f"({commands}): taken as the server has them",
             )
     return before_total, before_total + during_total
@@ -368,7 +369,7 @@ def _check_server_expired(out: Comparison, live: LiveKeyspace, predicted: tuple[
                 "server_expired",
                 found,
                 source,
-                f"the server dropped {_n(found, 'expired key')} while loading ({source}), "
+                f"the server dropped {plural(found, 'expired key')} while loading ({source}), "
                 "as the backup's TTLs predict",
             )
         return
@@ -405,7 +406,7 @@ def _from_inventory(
             "server_expired",
             server,
             source,
-            f"the server dropped {_n(server, 'expired key')} while loading ({source}); "
+            f"the server dropped {plural(server, 'expired key')} while loading ({source}); "
             f"{at_check} had expired when the backup was checked: allowed for either",
         )
     for db, e in expect.items():
@@ -429,7 +430,7 @@ def _from_inventory(
                 "expired_at_check",
                 gone,
                 "inventory expired_at_check",
-                f"{_n(gone, 'key')} had expired when the backup was checked "
+                f"{plural(gone, 'key')} had expired when the backup was checked "
                 "(inventory expired_at_check): not expected",
             )
         if stats.empty:
@@ -439,7 +440,8 @@ def _from_inventory(
                 "empty",
                 stats.empty,
                 "inventory empty",
-                f"{_n(stats.empty, 'empty collection')} in the backup, which Redis skips on load",
+                f"{plural(stats.empty, 'empty collection')} in the backup, "
+                "which Redis skips on load",
             )
     if server is not None and server == at_check and server:
         source = live.sources.get("keys_expired", "the server")
@@ -449,7 +451,7 @@ def _from_inventory(
             "server_expired",
             server,
             source,
-            f"the server dropped {_n(server, 'expired key')} while loading ({source}), as "
+            f"the server dropped {plural(server, 'expired key')} while loading ({source}), as "
             "many as had expired at check time",
         )
 
@@ -504,7 +506,3 @@ def _compare_functions(out: Comparison, expected: list[str], live: LiveKeyspace)
 def _allow(out: Comparison, db: int | None, kind: str, keys: int, source: str, text: str) -> None:
     where = f"db {db}: " if db is not None else ""
     out.allowances.append(Allowance(db, kind, keys, source, where + text))
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -43,7 +43,19 @@ from toolkit.stage.scratch import (
     logged_load_seconds,
     scratch_settings,
 )
-from toolkit.steps import FAILED, MISMATCH, REFUSED, VERIFIED, Step, timed
+from toolkit.steps import (
+    FAILED,
+    KEYS,
+    MISMATCH,
+    REFUSED,
+    VERIFIED,
+    Progress,
+    ProgressFactory,
+    Step,
+    no_progress,
+    progress_of,
+    timed,
+)
 
 Version = tuple[int, ...]
 T = TypeVar("T")
@@ -105,6 +117,7 @@ def stage(
     load_timeout: float | None = None,
     save_rdb_to: Path | None = None,
     server_text: str | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> StageReport:
     """Run the restore drill on ``backup`` and report. Raises BackupIOError when there is
     nothing to read and ServerError when no redis-server can be found.
@@ -119,7 +132,9 @@ def stage(
     try:
         result = _gate(report, backup, config_path, now_ms, force, checked, modules)
         binary = _preflight(report, result, binary, modules, workdir, server_text)
-        _load_and_compare(report, result, binary, modules, workdir, load_timeout, save_rdb_to)
+        _load_and_compare(
+            report, result, binary, modules, workdir, load_timeout, save_rdb_to, progress
+        )
     except _Stop:
         pass
     return report
@@ -221,6 +236,7 @@ def _load_and_compare(
     workdir: Path | None,
     load_timeout: float | None,
     save_rdb_to: Path | None = None,
+    progress: ProgressFactory = no_progress,
 ) -> None:
     settings = scratch_settings(result, binary, report.notes)
     if modules:  # absolute: the server changes into its `dir` before it loads modules
@@ -250,7 +266,8 @@ def _load_and_compare(
         since_ms = int(time.time() * 1000)
         with timed(report.steps, "load") as step:
             try:
-                server.start(timeout)
+                with progress_of(progress, "loading into the scratch server") as bar:
+                    server.start(timeout, bar)
             except ServerError as e:
                 report.log = load_log(server.log_path)
                 reason = report.log[-1] if report.log else str(e)
@@ -262,7 +279,8 @@ def _load_and_compare(
         with timed(report.steps, "read") as step:
             client = server.client(socket_timeout=60)
             try:
-                live = read_expected(client, result, keys, since_ms)
+                with progress_of(progress, "reading the scratch server", KEYS) as bar:
+                    live = read_expected(client, result, keys, since_ms, bar)
             except redis.RedisError as e:
                 raise _stop(report, step, FAILED, f"reading the scratch server: {e}") from None
             finally:
@@ -306,14 +324,18 @@ def _load_and_compare(
 
 
 def read_expected(
-    client: redis.Redis, result: CheckResult, keys: BackupKeys | None, since_ms: int
+    client: redis.Redis,
+    result: CheckResult,
+    keys: BackupKeys | None,
+    since_ms: int,
+    progress: Progress | None = None,
 ) -> LiveKeyspace:
     """Read a server that loaded ``result``'s backup at ``since_ms``: the types the backup
     holds, and the keys whose TTL may have run out since (watched by name)."""
     watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
     inv = result.inventory.databases if result.inventory else {}
     types = {t for stats in inv.values() for t, n in stats.by_type.items() if n}
-    return read_live(client, watch=watch, types=types)
+    return read_live(client, watch=watch, types=types, progress=progress)
 
 
 def compare_expected(

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
 from toolkit.steps import steps_json, steps_table
+from toolkit.text import count, layout, pre, size, verdict_line
 
 if TYPE_CHECKING:
     from toolkit.check.result import CheckResult
     from toolkit.server.read import LiveKeyspace
-    from toolkit.stage.compare import Comparison
+    from toolkit.stage.compare import Allowance, Comparison, Mismatch
     from toolkit.stage.drill import StageReport
 
 SCHEMA = "rbkit.restore/1"
@@ -26,6 +27,22 @@ def backup_json(result: CheckResult | None) -> dict[str, Any]:
         "magic": result.magic if result else None,
         "rdb_version": result.rdb_version if result else None,
         "valid": result.valid if result else None,
+    }
+
+
+def allowance_json(a: Allowance) -> dict[str, Any]:
+    """One thing a comparison allowed for, as every rbkit.restore/1 object gives it."""
+    return {"db": a.db, "kind": a.kind, "keys": a.keys, "source": a.source, "message": a.sentence}
+
+
+def mismatch_json(m: Mismatch) -> dict[str, Any]:
+    """One difference a comparison found, as every rbkit.restore/1 object gives it."""
+    return {
+        "db": m.db,
+        "what": m.what,
+        "expected": m.expected,
+        "found": m.found,
+        "message": m.sentence,
     }
 
 
@@ -51,6 +68,7 @@ def stage_json(report: StageReport) -> dict[str, Any]:
         "backup": report.backup,
         **backup_json(result),
         "outcome": report.outcome,
+        "ok": report.verified,
         "verified": report.verified,
         "reason": report.reason,
         "reasons": report.reasons,
@@ -67,20 +85,8 @@ def stage_json(report: StageReport) -> dict[str, Any]:
         "seconds": round(report.seconds, 6),
         "loaded": None if live is None else _live_json(live),
         "key_names_compared": bool(comparison and comparison.digest_compared),
-        "allowances": [
-            {"db": a.db, "kind": a.kind, "keys": a.keys, "source": a.source, "message": a.sentence}
-            for a in (comparison.allowances if comparison else [])
-        ],
-        "mismatches": [
-            {
-                "db": m.db,
-                "what": m.what,
-                "expected": m.expected,
-                "found": m.found,
-                "message": m.sentence,
-            }
-            for m in (comparison.mismatches if comparison else [])
-        ],
+        "allowances": [allowance_json(a) for a in (comparison.allowances if comparison else [])],
+        "mismatches": [mismatch_json(m) for m in (comparison.mismatches if comparison else [])],
         "notes": report.notes + (comparison.notes if comparison else []),
         "problems": [p.to_json() for p in (result.problems if result else [])],
         "log": report.log,
@@ -115,12 +121,32 @@ def _live_json(live: LiveKeyspace) -> dict[str, Any]:
     }
 
 
-def render_stage(report: StageReport) -> str:
-    """The drill report as text: verdict, steps with timings, what loaded, allowances,
-    mismatches, and the server's log on failure."""
-    from tabulate import tabulate
+def backup_line(result: CheckResult) -> str:
+    """``  backup: REDIS RDB 10 (Redis 7.0+), 410.9 KB, valid``: what the drill and the
+    network restore say of the backup they were given."""
+    what = f"{result.magic} RDB {result.rdb_version}" if result.magic else ""
+    if result.min_release:
+        what += f" ({'' if result.magic == 'VALKEY' else 'Redis '}{result.min_release}+)"
+    total = result.size
+    if result.aof is not None:
+        total = sum(f.size for f in result.aof.files)
+        what = f"{result.aof.layout} AOF" + (f", RDB part {what}" if what else "")
+    return f"  backup: {what}, {size(total)}, {'valid' if result.valid else 'INVALID'}"
 
-    from toolkit.check.render import human_bytes
+
+def problem_lines(result: CheckResult | None) -> list[str]:
+    """The check's problems, one line each: ``  error (truncated at offset 12): ...``."""
+    out = []
+    for p in result.problems if result is not None else []:
+        where = f" at offset {p.offset}" if p.offset is not None else ""
+        out.append(f"  {p.severity} ({p.code}{where}): {p.message}")
+    return out
+
+
+def render_stage(report: StageReport, *, width: int | None = None) -> str:
+    """The drill report as text: verdict, steps with timings, what loaded, allowances,
+    mismatches, and the server's log on failure; prose wrapped to ``width``."""
+    from tabulate import tabulate
 
     out: list[str] = []
     result = report.result
@@ -131,20 +157,14 @@ def render_stage(report: StageReport) -> str:
         "refused": "REFUSED",
         "failed": "FAILED: the server did not load the backup",
     }
-    out.append(f"restore drill (--stage-only) of {report.backup}: {verdicts[report.outcome]}")
+    out.append(
+        verdict_line(f"restore drill (--stage-only) of {report.backup}", verdicts[report.outcome])
+    )
     if report.outcome in ("refused", "failed") or (report.reason and not report.verified):
         for reason in report.reasons or [report.reason]:
             out.append(f"  reason: {reason}")
     if result is not None:
-        what = f"{result.magic} RDB {result.rdb_version}" if result.magic else ""
-        if result.min_release:
-            what += f" ({'' if result.magic == 'VALKEY' else 'Redis '}{result.min_release}+)"
-        size = result.size
-        if result.aof is not None:
-            size = sum(f.size for f in result.aof.files)
-            what = f"{result.aof.layout} AOF" + (f", RDB part {what}" if what else "")
-        validity = "valid" if result.valid else "INVALID"
-        out.append(f"  backup: {what}, {human_bytes(size)}, {validity}")
+        out.append(backup_line(result))
     if binary is not None:
         line = f"  server: redis-server {binary.version_text} ({binary.source}, {binary.path})"
         if report.port:
@@ -154,14 +174,12 @@ def render_stage(report: StageReport) -> str:
         out.append("  config: " + ", ".join(f"{k} {v}" for k, v in report.settings.items()))
     for m in report.modules:
         out.append(f"  module: {m}")
-    for p in result.problems if result is not None else []:
-        where = f" at offset {p.offset}" if p.offset is not None else ""
-        out.append(f"  {p.severity} ({p.code}{where}): {p.message}")
+    out.extend(problem_lines(result))
     notes = report.notes + (report.comparison.notes if report.comparison else [])
     for note in notes:
         out.append(f"  note: {note}")
     out.append("")
-    out.append(steps_table(report.steps))
+    out.append(pre(steps_table(report.steps)))
     live = report.live
     if live is not None and live.databases:
         extra = sorted({t for d in live.databases.values() for t in d.by_type} - set(_TYPES))
@@ -170,16 +188,19 @@ def render_stage(report: StageReport) -> str:
         rows = []
         for db, d in live.databases.items():
             in_backup = inv[db].keys if db in inv else 0
-            rows.append(
-                [db, in_backup, d.scanned, d.expires, *(d.by_type.get(t, 0) for t in types)]
-            )
+            numbers = [in_backup, d.scanned, d.expires, *(d.by_type.get(t, 0) for t in types)]
+            rows.append([str(db), *map(count, numbers)])
         out.append("")
         out.append(f"loaded by redis-server {live.version}:")
+        headers = ("db", "in backup", "keys", "expires", *types)
         out.append(
-            tabulate(
-                rows,
-                headers=("db", "in backup", "keys", "expires", *types),
-                disable_numparse=True,
+            pre(
+                tabulate(
+                    rows,
+                    headers=headers,
+                    disable_numparse=True,
+                    colalign=("left", *("right",) * (len(headers) - 1)),
+                )
             )
         )
         if live.functions:
@@ -198,5 +219,5 @@ def render_stage(report: StageReport) -> str:
     if report.log:
         out.append("")
         out.append("server log:")
-        out.extend(f"  {line}" for line in report.log)
-    return "\n".join(out)
+        out.extend(pre(f"  {line}") for line in report.log)
+    return layout(out, width)

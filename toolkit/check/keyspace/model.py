@@ -122,11 +122,12 @@ class KeyspaceModel:
     def inventory(self, now_ms: int, top: int = 10) -> Inventory:
         """Per-db counts, functions, modules and the ``top`` biggest keys by elements.
 
-        An AOF carries no encodings, so ``bytes`` is 0 everywhere and ``biggest_by_bytes``
-        and ``type_ids`` are empty; ``empty`` is 0 (empty collections do not exist here).
+        An AOF carries no encodings, so ``bytes`` is not computed (``bytes_known`` False, 0
+        everywhere) and ``biggest_by_bytes`` and ``type_ids`` are empty; ``empty`` is 0 (empty
+        collections do not exist here).
         Elements: 1 for a string, the cardinality otherwise (streams: live entries).
         """
-        inv = Inventory()
+        inv = Inventory(bytes_known=False)
         modules: set[str] = set()
         big: list[tuple[int, int, bytes, str]] = []
         for dbnum in sorted(self._dbs):

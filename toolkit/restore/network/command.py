@@ -24,7 +24,6 @@ from parsers.errors import FormatError
 from toolkit import lifeline
 from toolkit.check.backup import check_backup
 from toolkit.check.problems import gate
-from toolkit.check.render import human_bytes
 from toolkit.check.result import CheckResult
 from toolkit.errors import ConnectError, TargetError
 from toolkit.restore.network.load import load
@@ -48,6 +47,7 @@ from toolkit.steps import (
     no_progress,
     timed,
 )
+from toolkit.text import plural, size
 
 
 class _Stop(Exception):
@@ -126,7 +126,7 @@ def _run(
         step.detail = f"{plan.keys_to_restore} keys by {plan.path}"
         if plan.losses:
             n = len(plan.losses)
-            step.detail += f"; --force overrides {n} refusal{'' if n == 1 else 's'}"
+            step.detail += f"; --force overrides {plural(n, 'refusal')}"
     if report.dry_run:
         report.outcome = PLANNED
         return
@@ -143,8 +143,9 @@ def _run(
                 progress.close()
         report.stats = stats
         step.detail = (
-            f"{stats.keys} keys, {stats.commands} commands in {stats.batches} batches, "
-            f"{human_bytes(stats.bytes)}"
+            f"{plural(stats.keys, 'key')}, {plural(stats.commands, 'command')} in "
+            f"{plural(stats.batches, 'batch', 'batches')}, "
+            f"{size(stats.bytes)}"
         )
         if stats.stopped or stats.failures:
             report.keys_after = _keys_after(report, target)
@@ -162,11 +163,12 @@ def _run(
         report.verification = verification
         report.keys_after = _keys_after(report, target)
         if not verification.verified:
-            first = verification.mismatches[0] if verification.mismatches else "?"
+            first = verification.mismatches[0].sentence if verification.mismatches else "?"
             more = verification.mismatch_count - 1
             reason = f"the target differs from the backup: {first}"
             raise _stop(report, step, MISMATCH, [reason + (f" (and {more} more)" if more else "")])
-        step.detail = f"{verification.mode}: {verification.checked} keys read back, as expected"
+        checked = plural(verification.checked, "key")
+        step.detail = f"{verification.mode}: {checked} read back, as expected"
 
 
 def _gate(

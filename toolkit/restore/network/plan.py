@@ -22,12 +22,12 @@ from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, VALKEY_HASH_2, ValueType
 from parsers.rdb.decode import HashValue
 from parsers.rdb.versions import server_reads
-from toolkit.check.render import human_bytes
 from toolkit.check.result import CheckResult
 from toolkit.restore.network.commands import Capabilities
 from toolkit.restore.network.source import Library, RdbSource
 from toolkit.restore.network.target import TargetInfo
 from toolkit.stage.compat import BUILTIN_TYPES, MODULE_OF_TYPE
+from toolkit.text import plural, size
 
 PAYLOAD = "payload"
 COMMANDS = "commands"
@@ -215,7 +215,8 @@ def _databases(plan: Plan, result: CheckResult) -> None:
         if other:
             n = sum(plan.dbs[db].to_restore for db in other)
             plan.losses.append(
-                f"a Redis Cluster has db 0 only; the backup holds {_n(n, 'key')} in {_dbs(other)}"
+                "a Redis Cluster has db 0 only; the backup holds "
+                f"{plural(n, 'key')} in {_dbs(other)}"
             )
             _leave_out_dbs(plan, other)
         return
@@ -226,7 +227,7 @@ def _databases(plan: Plan, result: CheckResult) -> None:
     if high:
         n = sum(plan.dbs[db].to_restore for db in high)
         plan.losses.append(
-            f"the backup holds {_n(n, 'key')} in {_dbs(high)}; {plan.target.display} has "
+            f"the backup holds {plural(n, 'key')} in {_dbs(high)}; {plan.target.display} has "
             f"databases {limit} ({plan.target.databases_source}), so db {limit - 1} is its last"
         )
         _leave_out_dbs(plan, high)
@@ -252,7 +253,7 @@ def _modules(plan: Plan, result: CheckResult) -> None:
                 counts[t] = counts.get(t, 0) + n
     t = plan.target
     for type_name, n in sorted(counts.items()):
-        what = f"{_n(n, 'value')} of module type {type_name}"
+        what = f"{plural(n, 'value')} of module type {type_name}"
         if plan.path == COMMANDS:
             plan.losses.append(
                 f"the backup holds {what}, which cannot be sent as commands (only RESTORE of "
@@ -354,7 +355,7 @@ def _field_ttls(plan: Plan, result: CheckResult, source: RdbSource) -> None:
         return
     plan.field_ttls = "drop"
     plan.losses.append(
-        f"{_n(fields, 'hash field')} in {_n(hashes, 'hash', 'es')} (e.g. "
+        f"{plural(fields, 'hash field')} in {plural(hashes, 'hash', 'hashes')} (e.g. "
         f"'{printable(example)}') have a TTL of their own, which needs HPEXPIREAT (Redis "
         f">= 7.4); the target is {plan.target.name} (--force restores those fields without "
         "their TTL)"
@@ -393,7 +394,7 @@ def _existing(plan: Plan) -> None:
         n = sum(t.keys_by_db().values())
         if n:
             plan.blockers.append(
-                f"target db 0 holds {_n(n, 'key')} (over {_n(len(t.nodes), 'node')}); pass "
+                f"target db 0 holds {plural(n, 'key')} (over {plural(len(t.nodes), 'node')}); pass "
                 "--replace to overwrite keys of the same name (others are kept)"
             )
         return
@@ -401,7 +402,7 @@ def _existing(plan: Plan) -> None:
         n = plan.dbs[db].target_before
         if n:
             plan.blockers.append(
-                f"target db {db} holds {_n(n, 'key')}; pass --replace to overwrite keys of "
+                f"target db {db} holds {plural(n, 'key')}; pass --replace to overwrite keys of "
                 "the same name (others are kept)"
             )
 
@@ -415,14 +416,10 @@ def _memory(plan: Plan, result: CheckResult) -> None:
     room = t.maxmemory - (t.used_memory or 0)
     if need > room:
         plan.notes.append(
-            f"the backup's values take {human_bytes(need)} serialized; the target has "
-            f"maxmemory {human_bytes(t.maxmemory)} with {human_bytes(t.used_memory or 0)} "
+            f"the backup's values take {size(need)} serialized; the target has "
+            f"maxmemory {size(t.maxmemory)} with {size(t.used_memory or 0)} "
             "used: writes may fail with OOM"
         )
-
-
-def _n(count: int, noun: str, plural: str = "s") -> str:
-    return f"{count} {noun}{'' if count == 1 else plural}"
 
 
 def _dbs(dbs: list[int]) -> str:

@@ -13,7 +13,14 @@ from toolkit.restore.network.load import Failure, LoadStats
 from toolkit.restore.network.plan import Plan
 from toolkit.restore.network.verify import Verification
 from toolkit.server.read import LiveKeyspace
-from toolkit.stage.report import SCHEMA, backup_json
+from toolkit.stage.report import (
+    SCHEMA,
+    allowance_json,
+    backup_json,
+    backup_line,
+    mismatch_json,
+    problem_lines,
+)
 from toolkit.steps import (
     CANCELLED,
     FAILED,
@@ -25,6 +32,7 @@ from toolkit.steps import (
     steps_json,
     steps_table,
 )
+from toolkit.text import count, layout, plural, pre, verdict_line
 
 
 @dataclass
@@ -74,6 +82,7 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         **backup_json(result),
         "dry_run": report.dry_run,
         "outcome": report.outcome,
+        "ok": report.ok,
         "verified": report.outcome == VERIFIED,
         "reason": report.reason,
         "reasons": report.reasons,
@@ -196,8 +205,8 @@ def _verification_json(v: Verification | None) -> dict[str, Any] | None:
         "verified": v.verified,
         "checked": v.checked,
         "mismatch_count": v.mismatch_count,
-        "mismatches": v.mismatches,
-        "allowances": v.allowances,
+        "mismatches": [mismatch_json(m) for m in v.mismatches],
+        "allowances": [allowance_json(a) for a in v.allowances],
         "libraries_missing": v.libraries_missing,
         "key_names_compared": bool(v.comparison and v.comparison.digest_compared),
         "read": _live_json(v.live) if v.live is not None else None,
@@ -236,35 +245,23 @@ _VERDICTS = {
 }
 
 
-def render_network(report: NetworkReport) -> str:
-    """The report as text: verdict, backup and target, the plan per db, steps, read-back."""
+def render_network(report: NetworkReport, *, width: int | None = None) -> str:
+    """The report as text: verdict, backup and target, the plan per db, steps, read-back;
+    prose wrapped to ``width``."""
     from tabulate import tabulate
-
-    from toolkit.check.render import human_bytes
 
     out: list[str] = []
     verdict = _VERDICTS[report.outcome]
     if report.outcome == REFUSED and report.dry_run:
         verdict = "REFUSED (--dry-run): the restore would be refused"
-    out.append(f"network restore of {report.backup} into {report.target}: {verdict}")
+    out.append(verdict_line(f"network restore of {report.backup} into {report.target}", verdict))
     if not report.ok:
         for reason in report.reasons or [report.reason or "?"]:
             out.append(f"  reason: {reason}")
     result = report.result
     if result is not None:
-        what = f"{result.magic} RDB {result.rdb_version}" if result.magic else ""
-        if result.min_release:
-            what += f" ({'' if result.magic == 'VALKEY' else 'Redis '}{result.min_release}+)"
-        size = result.size
-        if result.aof is not None:
-            size = sum(f.size for f in result.aof.files)
-            what = f"{result.aof.layout} AOF" + (f", RDB part {what}" if what else "")
-        out.append(
-            f"  backup: {what}, {human_bytes(size)}, {'valid' if result.valid else 'INVALID'}"
-        )
-        for p in result.problems:
-            where = f" at offset {p.offset}" if p.offset is not None else ""
-            out.append(f"  {p.severity} ({p.code}{where}): {p.message}")
+        out.append(backup_line(result))
+        out.extend(problem_lines(result))
     plan = report.plan
     if plan is not None:
         t = plan.target
@@ -293,25 +290,18 @@ def render_network(report: NetworkReport) -> str:
             headers.append("after")
         rows = []
         for db, d in sorted(plan.dbs.items()):
-            row: list[object] = [
-                db,
-                d.keys,
-                d.expired,
-                d.empty,
-                d.left_out,
-                d.to_restore,
-                d.target_before,
-            ]
+            numbers = [d.keys, d.expired, d.empty, d.left_out, d.to_restore, d.target_before]
             if stats is not None:
-                row.append(stats.restored[db])
+                numbers.append(stats.restored[db])
             if after is not None:
-                row.append(after.get(db, 0))
-            rows.append(row)
+                numbers.append(after.get(db, 0))
+            rows.append([str(db), *map(count, numbers)])
         out.append("")
-        out.append(tabulate(rows, headers=headers, disable_numparse=True))
+        align = ("left", *("right",) * (len(headers) - 1))
+        out.append(pre(tabulate(rows, headers=headers, disable_numparse=True, colalign=align)))
     if report.steps:
         out.append("")
-        out.append(steps_table(report.steps))
+        out.append(pre(steps_table(report.steps)))
     stats = report.stats
     if stats is not None and (stats.failures or stats.stopped):
         out.append("")
@@ -320,7 +310,7 @@ def render_network(report: NetworkReport) -> str:
             where = f"db {f.db}: '{printable(f.key)}': " if f.key is not None else ""
             out.append(f"  {where}{f.error}")
         if stats.failed > len(stats.failures):
-            out.append(f"  ... {stats.failed - len(stats.failures)} more")
+            out.append(f"  ... {count(stats.failed - len(stats.failures))} more")
         if stats.stopped:
             out.append(f"  {stats.stopped}")
     v = report.verification
@@ -328,17 +318,17 @@ def render_network(report: NetworkReport) -> str:
         if v.allowances:
             out.append("")
             out.append("allowed for:")
-            out.extend(f"  {a}" for a in v.allowances)
+            out.extend(f"  {a.sentence}" for a in v.allowances)
         if v.mismatches:
             out.append("")
             out.append("mismatches:")
-            out.extend(f"  {m}" for m in v.mismatches)
+            out.extend(f"  {m.sentence}" for m in v.mismatches)
             if v.mismatch_count > len(v.mismatches):
-                out.append(f"  ... {v.mismatch_count - len(v.mismatches)} more")
+                out.append(f"  ... {count(v.mismatch_count - len(v.mismatches))} more")
         elif v.verified:
             out.append("")
             out.append(f"verified: {_verified_text(v)}")
-    return "\n".join(out)
+    return layout(out, width)
 
 
 def _verified_text(v: Verification) -> str:
@@ -347,7 +337,7 @@ def _verified_text(v: Verification) -> str:
         if v.comparison and v.comparison.digest_compared:
             what += ", key names (digest)"
         return what + " and function libraries, as the backup holds them"
-    return f"each of the {v.checked} restored keys exists with the backup's type and TTL"
+    return f"each of the {plural(v.checked, 'restored key')} exists with the backup's type and TTL"
 
 
 def _failure_json(f: Failure) -> dict[str, object]:

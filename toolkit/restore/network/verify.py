@@ -35,8 +35,9 @@ from toolkit.restore.network.source import Item, RdbSource
 from toolkit.restore.network.target import reply_names
 from toolkit.server.connect import Server
 from toolkit.server.read import LiveDb, LiveKeyspace, parse_version
-from toolkit.stage.compare import BackupKeys, Comparison
+from toolkit.stage.compare import Allowance, BackupKeys, Comparison, Mismatch
 from toolkit.stage.drill import compare_expected, read_expected
+from toolkit.text import utc_iso
 
 KEYSPACE = "keyspace"
 KEYS = "keys"
@@ -50,9 +51,9 @@ MAX_LISTED = 10
 class Verification:
     mode: str  # keyspace or keys
     checked: int = 0  # keys asked for (keys mode) or read (keyspace mode)
-    mismatches: list[str] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)  # the first MAX_LISTED
     mismatch_count: int = 0
-    allowances: list[str] = field(default_factory=list)
+    allowances: list[Allowance] = field(default_factory=list)
     comparison: Comparison | None = None
     live: LiveKeyspace | None = None
     libraries_missing: list[str] = field(default_factory=list)
@@ -62,10 +63,17 @@ class Verification:
     def verified(self) -> bool:
         return not self.mismatch_count
 
-    def mismatch(self, sentence: str) -> None:
+    def mismatch(
+        self,
+        sentence: str,
+        db: int | None = None,
+        what: str = "key",
+        expected: object = None,
+        found: object = None,
+    ) -> None:
         self.mismatch_count += 1
         if len(self.mismatches) < MAX_LISTED:
-            self.mismatches.append(sentence)
+            self.mismatches.append(Mismatch(db, what, expected, found, sentence))
 
 
 def verify(
@@ -117,8 +125,8 @@ def _keyspace(
     out.comparison, out.live = comparison, live
     out.checked = sum(d.scanned for d in live.databases.values())
     for m in comparison.mismatches:
-        out.mismatch(m.sentence)
-    out.allowances = [a.sentence for a in comparison.allowances]
+        out.mismatch(m.sentence, m.db, m.what, m.expected, m.found)
+    out.allowances = list(comparison.allowances)
     return out
 
 
@@ -230,16 +238,34 @@ def _check_batch(
         if type_name == "none":
             if item.expire_ms is not None and item.expire_ms <= now:
                 continue  # its TTL ran out since it was restored
-            out.mismatch(f"{where} is missing")
+            out.mismatch(f"{where} is missing", item.db, "key", item.type_name, None)
             continue
         if type_name != item.type_name:
-            out.mismatch(f"{where} is a {type_name}, expected a {item.type_name}")
+            out.mismatch(
+                f"{where} is a {type_name}, expected a {item.type_name}",
+                item.db,
+                "type",
+                item.type_name,
+                type_name,
+            )
         if item.expire_ms is None and ttl != -1:
-            out.mismatch(f"{where} has a TTL, expected none")
+            out.mismatch(f"{where} has a TTL, expected none", item.db, "expiry", None, ttl)
         elif item.expire_ms is not None and ttl == -1:
-            out.mismatch(f"{where} has no TTL, expected one (expires at {item.expire_ms})")
+            out.mismatch(
+                f"{where} has no TTL, expected one (expires at {utc_iso(item.expire_ms)})",
+                item.db,
+                "expiry",
+                item.expire_ms,
+                None,
+            )
         elif item.expire_ms is not None and exact_ttl and ttl != item.expire_ms:
-            out.mismatch(f"{where} expires at {ttl}, expected {item.expire_ms}")
+            out.mismatch(
+                f"{where} expires at {utc_iso(ttl)}, expected {utc_iso(item.expire_ms)}",
+                item.db,
+                "expiry",
+                item.expire_ms,
+                ttl,
+            )
 
 
 def _libraries(out: Verification, plan: Plan, url: Server, stats: LoadStats) -> None:
@@ -251,7 +277,9 @@ def _libraries(out: Verification, plan: Plan, url: Server, stats: LoadStats) -> 
         for name in sorted(wanted - have):
             if name not in out.libraries_missing:
                 out.libraries_missing.append(name)
-                out.mismatch(f"function library {name} is not on the target")
+                out.mismatch(
+                    f"function library {name} is not on the target", None, "functions", name, None
+                )
 
 
 def _text(value: object) -> str:
