@@ -502,6 +502,22 @@ def side_text(snap: Snap | None) -> str:
     return f"{snap.type}, {size}, TTL {hours} h 0 m"
 
 
+def row_words(key_kinds: list[str], a: Snap | None, b: Snap | None) -> str:
+    return ", ".join(
+        kind_text(kind, a, b) if kind == TTL_CHANGED else KIND_WORDS[kind] for kind in key_kinds
+    )
+
+
+def kind_text(kind: str, a: Snap | None, b: Snap | None) -> str:
+    """A key row's words for a TTL change: both TTLs and the difference, in whole hours (the
+    case sets whole hours after the pivot, and both sides' times are the pivot)."""
+    assert a is not None and b is not None
+    assert kind == TTL_CHANGED and a.expire_ms is not None and b.expire_ms is not None
+    ha, hb = ((s.expire_ms - PIVOT_MS) // HOUR_MS for s in (a, b))
+    delta = hb - ha
+    return f"TTL {ha} h 0 m -> {hb} h 0 m ({'+' if delta >= 0 else '-'}{abs(delta)} h 0 m)"
+
+
 def test_markdown_of_a_real_pair_says_what_the_server_changed(small_pair: Pair) -> None:
     """Two RDB files saved by a real Redis 7.0, diffed and rendered as Markdown; every count
     and row is derived from the two keyspaces as the server held them (TYPE, STRLEN, LLEN,
@@ -614,7 +630,12 @@ def test_markdown_of_a_real_pair_says_what_the_server_changed(small_pair: Pair) 
         (
             str(db),
             f"`{key.decode()}`",
-            ", ".join(KIND_WORDS[kind] for kind in kinds[(db, key)]),
+            ", ".join(
+                kind_text(kind, a[(db, key)], b[(db, key)])
+                if kind == TTL_CHANGED
+                else KIND_WORDS[kind]
+                for kind in kinds[(db, key)]
+            ),
             side_text(a.get((db, key))),
             side_text(b.get((db, key))),
         )

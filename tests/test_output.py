@@ -269,7 +269,7 @@ def test_metavars_say_what_a_value_is() -> None:
         ("--ttl-tolerance", "DURATION"),
         ("--module", "NAME|PATH"),
     ]:
-        assert re.search(rf"{option}\s+{re.escape(metavar)}\s", out), option
+        assert re.search(rf"{option}(\s+-\w)?\s+{re.escape(metavar)}\s", out), option
     assert re.search(r"--keys\s{3,}List", out)  # a flag: no metavar at all
     assert "Usage: rbkit diff [OPTIONS] A B" in out
 
@@ -277,11 +277,13 @@ def test_metavars_say_what_a_value_is() -> None:
 def test_restore_options_grouped_by_mode() -> None:
     out = rbkit("restore", "-h", COLUMNS="100").stdout
     panels = re.findall(r"╭─ (.+?) ─", out)
-    assert panels[-5:] == [
+    assert panels[-7:] == [
         "File restore (--config / --url)",
         "Network restore (--to)",
         "Drill (--stage-only)",
         "Rollback (--rollback DIR)",
+        "Point in time (an AOF backup; any mode but --rollback)",
+        "Connection (as redis-cli's)",
         "Common",
     ]
     drill = out.split("Drill (--stage-only)")[1].split("╰")[0]

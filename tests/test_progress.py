@@ -8,7 +8,8 @@ import io
 import pytest
 
 from toolkit.cli import progress as progress_module
-from toolkit.cli.progress import DELAY, Bar, progress_for
+from toolkit.cli.bar import DELAY, Bar
+from toolkit.cli.progress import progress_for
 from toolkit.steps import KEYS
 
 

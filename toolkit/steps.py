@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tabulate import tabulate
-
 # How a drill, a restore, a network restore or a rollback ended (the reports' "outcome").
 VERIFIED = "verified"  # done and read back: the server holds what the backup holds
 RESTORED = "restored"  # a file restore: the target runs the backup's data, verified
@@ -94,6 +92,8 @@ def steps_json(steps: list[Step]) -> list[dict[str, Any]]:
 
 
 def steps_table(steps: list[Step]) -> str:
+    from tabulate import tabulate  # only where a table is drawn
+
     return tabulate(
         [(s.name, s.status, f"{s.seconds:.3f}", s.detail) for s in steps],
         headers=("step", "status", "seconds", "detail"),

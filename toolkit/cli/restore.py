@@ -266,6 +266,41 @@ def restore(
             rich_help_panel=ROLLBACK,
         ),
     ] = False,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="TIME",
+            help="An AOF as it was at TIME (unix seconds or ISO 8601; by its #TS lines).",
+            rich_help_panel=PITR,
+        ),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            "--before",
+            metavar="COMMAND",
+            help="An AOF up to just before the last COMMAND (e.g. FLUSHALL).",
+            rich_help_panel=PITR,
+        ),
+    ] = None,
+    before_offset: Annotated[
+        str | None,
+        typer.Option(
+            "--before-offset",
+            metavar="FILE:OFFSET",
+            help="An AOF up to that offset of that file (from check --timeline).",
+            rich_help_panel=PITR,
+        ),
+    ] = None,
+    password: connection.Password = None,
+    user: connection.User = None,
+    tls: connection.Tls = False,
+    cacert: connection.CaCert = None,
+    cert: connection.Cert = None,
+    key: connection.Key = None,
+    insecure: connection.Insecure = False,
+    connect_timeout: connection.ConnectTimeout = CONNECT_TIMEOUT,
     module: Annotated[
         list[Path] | None,
         typer.Option(
@@ -299,33 +334,6 @@ def restore(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the JSON report.", rich_help_panel=COMMON)
     ] = False,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until",
-            metavar="TIME",
-            help="An AOF as it was at TIME (unix seconds or ISO 8601; by its #TS lines).",
-            rich_help_panel=PITR,
-        ),
-    ] = None,
-    before: Annotated[
-        str | None,
-        typer.Option(
-            "--before",
-            metavar="COMMAND",
-            help="An AOF up to just before the last COMMAND (e.g. FLUSHALL).",
-            rich_help_panel=PITR,
-        ),
-    ] = None,
-    before_offset: Annotated[
-        str | None,
-        typer.Option(
-            "--before-offset",
-            metavar="FILE:OFFSET",
-            help="An AOF up to that offset of that file (from check --timeline).",
-            rich_help_panel=PITR,
-        ),
-    ] = None,
     timeout: Annotated[
         float,
         typer.Option(
@@ -336,14 +344,6 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
-    password: connection.Password = None,
-    user: connection.User = None,
-    tls: connection.Tls = False,
-    cacert: connection.CaCert = None,
-    cert: connection.Cert = None,
-    key: connection.Key = None,
-    insecure: connection.Insecure = False,
-    connect_timeout: connection.ConnectTimeout = CONNECT_TIMEOUT,
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
     connect, connect_flags = connection.connect_options(
