@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -111,9 +112,16 @@ def forget_dir(path: Path) -> None:
 
 def scratch_dir(prefix: str, parent: Path | None = None) -> Path:
     """A new temporary directory that is removed if rbkit dies (see :func:`remove_dir`)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    watch_dir(path)
-    return path
+    # Watched before it is made: a kill between the two must not leave it behind.
+    base = Path(parent if parent is not None else tempfile.gettempdir())
+    while True:
+        path = base / f"{prefix}{secrets.token_hex(6)}"
+        watch_dir(path)
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:
+            forget_dir(path)
 
 
 def remove_dir(path: Path) -> None:
