@@ -177,16 +177,17 @@ def decode_key_values(walker: RdbWalker) -> Iterator[tuple[int, bytes, int | Non
     Each value is also checked to end where the walk's skipper said it does.
     """
     buf, mv, magic = walker.buf, walker.mv, walker.magic
-    for db, type_id, key_at, vpos, end, _n, expire in walker.walk():
-        key = bytes(walker.key_at(key_at))
+    for db, type_id, key_offset, value_offset, end, _n, expire in walker.walk():
+        key = bytes(walker.key_at(key_offset))
         try:
-            value, stop = read_value(buf, type_id, vpos, magic=magic, mv=mv)
+            value, stop = read_value(buf, type_id, value_offset, magic=magic, mv=mv)
         except FormatError as e:
             raise e.located(key=key, db=db) from None
         if stop != end:
             raise CorruptError(
-                f"value decodes to {stop - vpos} bytes, the walk skipped {end - vpos}",
-                vpos,
+                f"value decodes to {stop - value_offset} bytes, the walk skipped "
+                f"{end - value_offset}",
+                value_offset,
                 key=key,
                 db=db,
             )

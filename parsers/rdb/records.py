@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 
 class KeyEntry(NamedTuple):
-    """One key as the walker yields it (a plain tuple on the hot path; this names the fields).
+    """One key as the walker yields it (made without a call per field, on the hot path).
 
     ``key_offset`` is where the key's string starts (read it with ``RdbWalker.key_at``),
     ``value_offset`` where the value starts, ``end`` where the next record starts, so the

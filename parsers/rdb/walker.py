@@ -1,6 +1,6 @@
 """The RDB walker: header, opcodes and keys, in one pass over a buffer.
 
-``RdbWalker(buf).walk()`` yields one plain tuple per key (see :class:`KeyEntry`) and collects
+``RdbWalker(buf).walk()`` yields one :class:`KeyEntry` per key and collects
 everything else (aux fields, functions, module aux data, resize hints, the checksum) on the
 walker. Values are skipped and counted, not decoded; ``deep=True`` checks each of them as
 Redis does when it loads it with ``sanitize-dump-payload yes`` (:mod:`parsers.rdb.sanitize`).
@@ -32,6 +32,7 @@ from parsers.rdb.records import (
     Aux,
     Checksum,
     Function,
+    KeyEntry,
     ModuleAux,
     PartialTally,
     ResizeHint,
@@ -68,7 +69,7 @@ except ImportError:  # pragma: no cover - depends on the build
 # Tests set this to False to run tally() in pure Python and compare.
 USE_SPEEDUPS = True
 
-KeyTuple = tuple[int, int, int, int, int, int, "int | None"]
+_record = tuple.__new__  # KeyEntry without its __new__'s argument handling: the hot path
 
 
 def read_header(buf: Buffer) -> tuple[str, int, int]:
@@ -151,7 +152,7 @@ class RdbWalker:
     # -- helpers for consumers -------------------------------------------------------------
 
     def key_at(self, offset: int) -> bytes:
-        """The key whose string starts at ``offset`` (from a yielded key tuple)."""
+        """The key whose string starts at ``offset`` (a yielded KeyEntry's ``key_offset``)."""
         return read_string(self.buf, offset)[0]
 
     def record_key(self, record_offset: int) -> tuple[int, bytes]:
@@ -172,7 +173,7 @@ class RdbWalker:
         if self.on_progress is not None:
             self.on_progress(upto)
 
-    def walk(self) -> Iterator[KeyTuple]:
+    def walk(self) -> Iterator[KeyEntry]:
         """Yield ``(db, type_id, key_offset, value_offset, end, elements, expire_ms)`` per key.
 
         Raises a :class:`FormatError` subclass at the first problem, with the offset, the
@@ -216,7 +217,7 @@ class RdbWalker:
                     continue
                 if nxt > end:
                     raise _past_end(nxt, end, vpos)
-                yield (db, op, key_at, vpos, nxt, n, expire)
+                yield _record(KeyEntry, (db, op, key_at, vpos, nxt, n, expire))
                 expire = None
                 pos = nxt
         except (FormatError, IndexError) as e:

@@ -192,12 +192,12 @@ class _Run:
                 result.min_release = release_for(walker.magic, walker.version)
             repeat: tuple[int, bytes, int] | None = None  # the first key stored twice
             repeats = 0
-            for db, t, key_off, value_off, _end, _n, expire in walker.walk():
-                value = decode_value(mm, t, value_off, magic=walker.magic)
-                key = walker.key_at(key_off)
+            for db, t, key_offset, value_offset, _end, _n, expire in walker.walk():
+                value = decode_value(mm, t, value_offset, magic=walker.magic)
+                key = walker.key_at(key_offset)
                 if not self.keyspace.load_key(db, key, value, expire):
                     repeats += 1
-                    repeat = repeat or (db, bytes(key), key_off - 1)
+                    repeat = repeat or (db, bytes(key), key_offset - 1)
         except FormatError as e:
             e.source = path.name
             result.problems.append(Problem.from_error(e))

@@ -328,24 +328,28 @@ class RdbSide(Side):
         n_read = 0
         empty = 0
         modules = 0
-        for db, t, key_at, vpos, end, n, expire in walker.walk():
+        for db, t, key_offset, value_offset, end, n, expire in walker.walk():
             if dbs is not None and db not in dbs:
                 continue
             if n == 0 and t in collections:
                 empty += 1
                 continue
-            b = buf[key_at]
-            key = buf[key_at + 1 : key_at + 1 + b] if b < 0x40 else read_string(buf, key_at)[0]
+            b = buf[key_offset]
+            key = (
+                buf[key_offset + 1 : key_offset + 1 + b]
+                if b < 0x40
+                else read_string(buf, key_offset)[0]
+            )
             if match is not None and not match(key):
                 continue
             if t == _STRING:
                 code = codes[t]
-                size: int | None = string_length(buf, vpos)
+                size: int | None = string_length(buf, value_offset)
             elif t == _MODULE_2:
-                module_id = read_length(buf, vpos)[0]
+                module_id = read_length(buf, value_offset)[0]
                 code = module_codes.get(module_id, -1)
                 if code < 0:
-                    code = module_codes[module_id] = types.code(walker.module_name_at(vpos))
+                    code = module_codes[module_id] = types.code(walker.module_name_at(value_offset))
                 size = None
             else:
                 code = codes[t]
@@ -359,22 +363,22 @@ class RdbSide(Side):
                 bk = d.bucket(h1 >> shift)
             bk.h1.append(h1)
             bk.h2.append(hash(key + b"\x00") & m64)
-            bk.ref.append(key_at)
+            bk.ref.append(key_offset)
             bk.exp.append(NO_TTL if expire is None else clamp_expiry(expire))
             bk.meta.append(code if size is None else (size + 1) << 8 | code)
             d.count += 1
             n_read += 1
             if values:
                 if t == _STRING:
-                    bk.add_digest(string_digest(read_string(buf, vpos)[0]))
+                    bk.add_digest(string_digest(read_string(buf, value_offset)[0]))
                 else:
                     try:
-                        value = read_value(buf, t, vpos, magic=magic, mv=mv)[0]
+                        value = read_value(buf, t, value_offset, magic=magic, mv=mv)[0]
                     except FormatError as e:
                         raise e.located(key=bytes(key), db=db) from None
                     module = t == _MODULE_2
                     modules += module
-                    bk.add_digest(digest(value, buf[vpos:end] if module else None))
+                    bk.add_digest(digest(value, buf[value_offset:end] if module else None))
         self.source.keys_read = n_read
         self.empty_skipped = empty
         self.module_values = modules

@@ -83,14 +83,14 @@ def compare_values(
             return out
         walker = RdbWalker(mm)
         magic, mv = walker.magic, walker.mv
-        for db, t, key_at, vpos, _end, _n, expire in walker.walk():
-            key = read_string(mm, key_at)[0]
+        for db, t, key_offset, value_offset, _end, _n, expire in walker.walk():
+            key = read_string(mm, key_offset)[0]
             if every > 1 and zlib.crc32(key) % every:
                 continue
             if t in _MODULE_TYPES or (expire is not None and expire <= horizon):
                 out.skipped += 1
                 continue
-            value = read_value(mm, t, vpos, magic=magic, mv=mv)[0]
+            value = read_value(mm, t, value_offset, magic=magic, mv=mv)[0]
             wanted.setdefault(db, []).append((bytes(key), digest(value)))
     for db, keys in wanted.items():
         client = connect(db)

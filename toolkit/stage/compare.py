@@ -106,15 +106,15 @@ def backup_keys(result: CheckResult) -> BackupKeys:
 
 def _rdb_keys(mm: mmap.mmap, out: BackupKeys) -> None:
     walker = RdbWalker(mm)
-    for db, t, key_off, vpos, _end, n, expire in walker.walk():
+    for db, t, key_offset, value_offset, _end, n, expire in walker.walk():
         module = t == ValueType.MODULE_2
-        name = walker.module_name_at(vpos) if module else TYPE_NAMES.get(t, "?")
+        name = walker.module_name_at(value_offset) if module else TYPE_NAMES.get(t, "?")
         d = out.db(db)
         if n == 0 and t in COLLECTION_TYPES:
             d.empty_by_type[name] += 1
             d.empty_expires += expire is not None
             continue
-        d.add(walker.key_at(key_off), name, expire)
+        d.add(walker.key_at(key_offset), name, expire)
     for db in walker.dbs:
         out.db(db)
 

@@ -116,12 +116,12 @@ class RdbSource:
         walker = RdbWalker(mm, on_progress=on_progress)
         names = TYPE_NAMES
         key_of = walker.key_at
-        for db, t, key_at, vpos, end, n, expire in walker.walk():
-            name = walker.module_name_at(vpos) if t == _MODULE_2 else names.get(t, "?")
-            b = mm[key_at]
+        for db, t, key_offset, value_offset, end, n, expire in walker.walk():
+            name = walker.module_name_at(value_offset) if t == _MODULE_2 else names.get(t, "?")
+            b = mm[key_offset]
             # A short plain key (6-bit length) is read inline: most keys are.
-            key = mm[key_at + 1 : key_at + 1 + b] if b < 0x40 else bytes(key_of(key_at))
-            yield Item(db, key, t, name, mm, vpos, end, n, expire)
+            key = mm[key_offset + 1 : key_offset + 1 + b] if b < 0x40 else bytes(key_of(key_offset))
+            yield Item(db, key, t, name, mm, value_offset, end, n, expire)
         if progress is not None:
             progress(size, size)
 
