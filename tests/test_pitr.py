@@ -182,6 +182,12 @@ def test_until_needs_time_annotations_and_a_6_2_aof_is_cut_by_command(tmp_path: 
     assert _files(h.backup) == original
 
 
+def test_until_before_the_base_is_refused(history: History) -> None:
+    """The rewrite's RDB base holds the state of its moment: nothing older can be cut out."""
+    run = rbkit("restore", history.backup, "--until", "1000000000", "--stage-only")
+    assert run.code == 2 and "is before the AOF's base was written" in run.err
+
+
 def test_cut_options_refused_where_they_make_no_sense(history: History, tmp_path: Path) -> None:
     both = rbkit("restore", history.backup, "--before", "FLUSHALL", "--until", "1", "--stage-only")
     assert both.code == 2 and "one cut at a time" in both.err

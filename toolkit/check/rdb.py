@@ -5,7 +5,7 @@ into a verdict: errors, warnings and the inventory. By default every value is ch
 checks it when it loads it with ``sanitize-dump-payload yes``, and no key may be stored twice
 in a db (toolkit/check/dupkeys.py); ``quick`` reads the framing only. On damage, what was read
 before it is kept (``CheckResult.partial``). Rendering lives in render.py/report.py; AOF
-backups in aof_check.py; which file a BACKUP argument means, in backup.py.
+backups in aof.py; which file a BACKUP argument means, in backup.py.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ on-call engineer looks for after an incident, each with its file, offset and tim
 - ``mass-delete``: one DEL/UNLINK, or one MULTI/EXEC block (a script's effects are written as
   one), that deletes at least ``mass_keys`` keys;
 - ``delete-burst``, ``expire-storm``: at least ``mass_keys`` keys deleted, or ``storm``
-  expiries set, by many commands within one second.
+  expiries set, by many commands within one second (so only where #TS lines date them).
 
 A :class:`CutPoint` says where a point-in-time restore stops: just before a command (the
 last occurrence of a name, ``--before``), before the first annotation after a time
@@ -185,9 +185,11 @@ def timeline(found: Located, *, mass_keys: int = MASS_KEYS, storm: int = STORM) 
                 multi = _more(multi, n)
             elif n >= mass_keys:
                 out.events.append(Event("mass-delete", name.decode(), *where, keys=n))
-            burst = second.get("delete-burst") or Event("delete-burst", "DEL/UNLINK", *where)
-            second["delete-burst"] = _more(burst, n)
-        elif name in _EXPIRES:
+                continue  # an event of its own, not part of a burst of many commands
+            if ts is not None:  # a burst is many commands within one second
+                burst = second.get("delete-burst") or Event("delete-burst", "DEL/UNLINK", *where)
+                second["delete-burst"] = _more(burst, n)
+        elif name in _EXPIRES and ts is not None:
             storm_event = second.get("expire-storm") or Event("expire-storm", "EXPIRE", *where)
             second["expire-storm"] = _more(storm_event, 1)
     _close_second(out, second, mass_keys, storm)
@@ -252,8 +254,15 @@ def cut_before_command(found: Located, command: str) -> CutPoint:
 
 
 def cut_until(found: Located, until: int) -> CutPoint:
-    """Before the first #TS annotation later than ``until`` (unix seconds)."""
+    """Before the first #TS annotation later than ``until`` (unix seconds); refused when
+    ``until`` is older than the AOF's base (an RDB base's ctime)."""
     parts = parts_of(found)
+    born = _base_time(parts)
+    if born is not None and until < born:
+        raise UsageError(
+            f"{found.path}: {_iso(until)} is before the AOF's base was written ({_iso(born)}): "
+            "the oldest state it holds is the base's"
+        )
     seen = False
     last: int | None = None
     for part, item in items(parts):
@@ -276,6 +285,21 @@ def cut_until(found: Located, until: int) -> CutPoint:
     raise UsageError(
         f"{found.path}: its last #TS is {_iso(last or 0)}, not after {_iso(until)}: nothing to cut"
     )
+
+
+def _base_time(parts: list[Part]) -> int | None:
+    """When an RDB base was written (its aux ``ctime``); None without one."""
+    base = parts[0] if parts and parts[0].role == "base" and parts[0].start else None
+    if base is None:
+        return None
+    with mapped(base.path) as mm:
+        if mm is None:
+            return None
+        walker = RdbWalker(mm)
+        for _ in walker.walk():
+            pass
+        ctime = next((a.value for a in walker.aux if a.name == b"ctime"), None)
+    return int(ctime) if ctime is not None and ctime.isdigit() else None
 
 
 def cut_at_offset(found: Located, file: str, offset: int) -> CutPoint:

@@ -402,7 +402,7 @@ def _cut_then(
     finally:
         lifeline.remove_dir(staging)
     report = {**report, "backup": str(backup), "cut": cut.summary()}
-    text = _cut_lines(cut, backup) + "\n" + text
+    text = _cut_lines(cut, backup) + "\n" + text.replace(str(cut.backup), f"{backup} (cut)")
     return report, text, ok
 
 
@@ -413,7 +413,7 @@ def _cut_lines(cut: Any, backup: Path) -> str:
     return (
         f"point in time: {backup}, cut {s['why']} ({s['file']} offset {s['offset']}); "
         f"{s['commands_cut']} commands left out\n"
-        f"  keys before the cut: {keys}\n  keys after the cut:  {after}"
+        f"  keys in the whole backup: {keys}\n  keys restored (up to the cut): {after}"
     )
 
 

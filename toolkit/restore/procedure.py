@@ -714,7 +714,7 @@ def _verify(
         step.status = "mismatch"
         step.detail = first + (f" (and {more} more)" if more else "")
         raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
-    step.detail = "counts" + (" and key names" if comparison.digest_compared else "")
+    step.detail = "counts" + (" and key names" if comparison.digest_compared else "") + " match"
     values = _values(report, target, result, reference, opts)
     if values is not None:
         report.values = values
@@ -723,7 +723,6 @@ def _verify(
             step.detail = values.sentence()
             raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
         step.detail += f"; {values.sentence()}"
-    step.detail += " match"
 
 
 def _values(

@@ -1,7 +1,7 @@
 """The restore drill (``rbkit restore --stage-only``): prove a backup restorable without
 touching production.
 
-The first steps of every restore (README, "rbkit restore"): the gate (check the
+The first steps of every restore (docs/restore.md): the gate (check the
 backup; an invalid one is refused unless forced), the preflight (can this redis-server read
 it: RDB version and magic, multi-part AOF, commands, modules, databases, disk room), and the
 stage: load the backup into a scratch redis-server of that binary on a free loopback port in a

@@ -1,7 +1,7 @@
 """What a network restore reads: the keys of an RDB file with their raw value bytes.
 
 An RDB is walked in place (mapped, pages released behind the walk). An AOF backup is first
-turned into an RDB by the restore drill (toolkit/stage.py): loaded into a scratch
+turned into an RDB by the restore drill (toolkit/stage/drill.py): loaded into a scratch
 redis-server here, verified against the AOF's own inventory, saved, and the RDB it wrote is
 what goes over the network. That is how the commands of an AOF reach a target that already
 holds other keys, or a cluster, without replaying FLUSHDB, SWAPDB or a transaction there.
