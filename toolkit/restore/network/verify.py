@@ -5,8 +5,8 @@ Two ways, by what the target held before:
 - ``keyspace`` (the dbs written to were empty, nothing was left out): the restore drill's
   comparison (toolkit/stage/drill.py read_expected/compare_expected over
   toolkit/server/read.py and toolkit/stage/compare.py): per db the keys, keys with a TTL,
-  keys per type and the key-name digest must equal the backup's, allowing for keys whose TTL ran out; on a cluster the
-  primaries' keyspaces are added up first.
+  keys per type and the key-name digest must equal the backup's, allowing for keys whose
+  TTL ran out; on a cluster the primaries' keyspaces are added up first.
 - ``keys`` (other keys were there, or some were left out): every restored key is asked for
   with pipelined TYPE and PEXPIRETIME (PTTL before 7.0): it must exist with the backup's
   type and TTL, unless its TTL has run out since.
