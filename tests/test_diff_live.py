@@ -133,11 +133,13 @@ def test_differing_key_is_read_again(tmp_path: Path) -> None:
             if line == "comparing":
                 c.set("str:plain", "hello")  # back to what the dump holds
 
-        report = compute_diff(str(dump), url_of(server), values=True, progress=progress)
+        report = compute_diff(
+            str(dump), url_of(server), values=True, progress=progress, via="scan"
+        )
         assert found_kinds(report) == {(0, b"hash:big"): ("value",)}
         assert report.values_reread == 2
         # Both sides live: the same server twice, read once each, then re-read.
-        report = compute_diff(url_of(server), url_of(server), values=True)
+        report = compute_diff(url_of(server), url_of(server), values=True, via="scan")
         assert report.same and report.values_reread == 0
 
 
@@ -169,7 +171,7 @@ def test_no_keys_or_monitor(tmp_path: Path) -> None:
         c = server.client()
         c.config_resetstat()
         dump = save_copy(server, tmp_path / "a.rdb")
-        assert compute_diff(str(dump), url_of(server), values=True).same
+        assert compute_diff(str(dump), url_of(server), values=True, via="scan").same
         stats = c.info("commandstats")
         assert "cmdstat_keys" not in stats and "cmdstat_monitor" not in stats
         assert stats["cmdstat_scan"]["calls"] >= 2
@@ -200,7 +202,7 @@ def test_live_server_changing_while_read_is_said(tmp_path: Path) -> None:
         def progress(line: str, _unit: str = "bytes") -> Batch | None:
             return Batch(line) if line.startswith("reading redis://") else None
 
-        report = compute_diff(str(dump), url_of(server), progress=progress)
+        report = compute_diff(str(dump), url_of(server), progress=progress, via="scan")
         assert any("changed while it was read" in n for n in report.b.notes)
         # The 3000 keys, and each key added meanwhile that the SCAN happened to pass.
         assert report.b.seconds > 0 and 3000 <= report.b.keys_read <= 3000 + len(seen)

@@ -37,6 +37,12 @@ Examples:
 """
 
 
+class Via(str, Enum):
+    auto = "auto"
+    snapshot = "snapshot"
+    scan = "scan"
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
@@ -108,6 +114,15 @@ def diff(
             help="A module the AOF's loading server has, as for rbkit check; repeatable.",
         ),
     ] = None,
+    via: Annotated[
+        Via,
+        typer.Option(
+            "--via",
+            help="How a server is read: snapshot (its replication RDB, by SYNC: consistent "
+            "and fast), scan (SCAN and per-key reads), or auto: the snapshot where the server "
+            "streams it without writing its dump file (repl-diskless-sync yes), else SCAN.",
+        ),
+    ] = Via.auto,
     password: connection.Password = None,
     user: connection.User = None,
     tls: connection.Tls = False,
@@ -145,6 +160,7 @@ def diff(
             progress=progress_for,
             modules=tuple(module or ()),
             connect=connect,
+            via=via.value,
         )
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None

@@ -69,7 +69,7 @@ from toolkit.diff.model import (
     KeyState,
     PrefixDiff,
 )
-from toolkit.diff.sources import DbCounts, Side, open_side
+from toolkit.diff.sources import AUTO, DbCounts, Side, open_side
 from toolkit.diff.table import (
     NBUCKETS,
     NO_TTL,
@@ -107,11 +107,13 @@ def compute_diff(
     progress: Progress = None,
     modules: tuple[str, ...] = (),
     connect: ConnectOptions | None = None,
+    via: str = AUTO,
 ) -> DiffReport:
     """Diff side ``a`` (before) against side ``b`` (after). Raises DiffError for bad input.
 
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
     ``connect``: how to reach a side that is a server (redis-cli's connection options).
+    ``via``: how a server is read (sources.SNAPSHOT, SCAN or AUTO).
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
@@ -123,9 +125,9 @@ def compute_diff(
     if db_set is not None and any(d < 0 for d in db_set):
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
     with contextlib.ExitStack() as stack:
-        side_a = open_side(a, "A", progress, modules, connect)
+        side_a = open_side(a, "A", progress, modules, connect, via)
         stack.callback(side_a.close)
-        side_b = open_side(b, "B", progress, modules, connect)
+        side_b = open_side(b, "B", progress, modules, connect, via)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS

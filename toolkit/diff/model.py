@@ -100,6 +100,7 @@ class Source:
     keys_read: int = 0  # keys taken in (a live server: keys SCAN returned)
     seconds: float = 0.0  # how long reading took
     notes: list[str] = field(default_factory=list)  # e.g. "the server changed while read"
+    via: str | None = None  # a live server: "snapshot" (its SYNC RDB) or "scan" (SCAN)
 
 
 @dataclass

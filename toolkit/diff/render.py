@@ -140,6 +140,7 @@ def _source_json(source: Source) -> dict[str, Any]:
         "keys_read": source.keys_read,
         "seconds": round(source.seconds, 6),
         "notes": [redact(n) for n in source.notes],
+        "via": source.via,
     }
 
 
@@ -211,7 +212,10 @@ def render_table(
 
 
 def _source_line(source: Source) -> str:
-    parts = [f"{_one_line(redact(source.name))} ({_KIND_NAMES.get(source.kind, source.kind)})"]
+    kind = _KIND_NAMES.get(source.kind, source.kind)
+    if source.via:
+        kind += f", read by {_VIA_NAMES.get(source.via, source.via)}"
+    parts = [f"{_one_line(redact(source.name))} ({kind})"]
     if source.time_ms is not None:
         when = utc_iso(source.time_ms)
         parts.append(f"{when} from {source.time_source}" if source.time_source else when)
@@ -223,6 +227,7 @@ def _source_line(source: Source) -> str:
     return ", ".join(parts)
 
 
+_VIA_NAMES = {"snapshot": "its replication snapshot (SYNC)", "scan": "SCAN"}
 _KIND_NAMES = {
     "rdb": "RDB file",
     "aof": "AOF",

@@ -47,16 +47,19 @@ from toolkit.diff.table import (
     clamp_expiry,
 )
 from toolkit.diff.values import digest, size_of, string_digest
-from toolkit.errors import BackupIOError, DiffError, ServerError, UsageError
+from toolkit.errors import BackupIOError, ConnectError, DiffError, ServerError, UsageError
 from toolkit.mapped import release_behind
 from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, free_port
 from toolkit.server.read import parse_version, scan_db
+from toolkit.server.snapshot import Snapshot, SnapshotRefused, take_snapshot
 from toolkit.steps import KEYS, ProgressFactory, no_progress, progress_of
 from toolkit.steps import Progress as ProgressBar
 
 Progress = ProgressFactory | None
 Matcher = Callable[[bytes], object] | None
+# How a live side is read: its replication snapshot, SCAN, or the snapshot where it can be.
+SNAPSHOT, SCAN, AUTO = "snapshot", "scan", "auto"
 # Keys per pipeline when reading a scratch server's values.
 DUMP_BATCH = 1000
 _STRING = int(ValueType.STRING)
@@ -122,18 +125,20 @@ def open_side(
     progress: Progress = None,
     modules: tuple[str, ...] = (),
     connect: ConnectOptions | None = None,
+    via: str = AUTO,
 ) -> Side:
     """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
 
     ``spec`` names a server when :func:`looks_like_server` says so (a file of that name that
-    exists wins), reached with ``connect``. ``modules`` are passed to the check of a backup
-    (an AOF's module commands need them)."""
+    exists wins), reached with ``connect`` and read ``via`` its replication snapshot, SCAN,
+    or (:data:`AUTO`) the snapshot where the server gives one safely, else SCAN.
+    ``modules`` are passed to the check of a backup (an AOF's module commands need them)."""
     if looks_like_server(spec):
         try:
             server = Server.parse(spec, connect)
         except UsageError as e:
             raise DiffError(str(e)) from None
-        return LiveSide(LiveServer(server))
+        return _open_live(server, label, progress, via)
     path = Path(spec)
     report = read_report(path)
     if report is not None:
@@ -148,6 +153,41 @@ def open_side(
     if result.format == "rdb":
         return RdbSide(result)
     return AofSide(result)
+
+
+def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side:
+    """A server's side: its snapshot checked as an RDB, or its keys read by SCAN."""
+    reason = None
+    if via != SCAN:
+        try:
+            server.check()
+            return _snapshot_side(server, label, progress)
+        except SnapshotRefused as e:
+            if via == SNAPSHOT:
+                raise DiffError(str(e)) from None
+            reason = str(e).split(": not read by SYNC: ", 1)[-1]
+        except (ServerError, ConnectError) as e:
+            raise DiffError(str(e)) from None
+    side = LiveSide(LiveServer(server))
+    side.source.via = SCAN
+    if reason is not None:
+        side.source.notes.append(f"read by SCAN, not as a replication snapshot: {reason}")
+    return side
+
+
+def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSide:
+    directory = lifeline.scratch_dir("rbkit-snapshot-")
+    try:
+        dest = directory / "snapshot.rdb"
+        with progress_of(progress or no_progress, f"snapshot of {label} ({server.address})") as bar:
+            snap = take_snapshot(server, dest, progress=bar)
+        with progress_of(progress or no_progress, f"checking {label}'s snapshot") as bar:
+            result = check_backup(dest, progress=bar)
+        _refuse_invalid(result)
+        return SnapshotSide(result, server.display, snap, directory)
+    except BaseException:
+        lifeline.remove_dir(directory)
+        raise
 
 
 def _refuse_invalid(result: CheckResult) -> None:
@@ -570,6 +610,29 @@ def _newest_mtime_ms(result: CheckResult) -> int | None:
 
 
 # -- a live server -------------------------------------------------------------------------
+
+
+class SnapshotSide(RdbSide):
+    """A live server read as its replication snapshot: an RDB file in a scratch dir, read
+    like any other (consistent in time, so no key is re-read); the source says it is live."""
+
+    def __init__(self, result: CheckResult, name: str, snap: Snapshot, directory: Path) -> None:
+        super().__init__(result)
+        source = self.source
+        source.kind, source.name, source.via = "live", name, SNAPSHOT
+        if source.time_source == "aux ctime":
+            source.time_source = "snapshot's aux ctime"
+        source.notes.append(
+            f"read as its replication snapshot (SYNC): {snap.bytes:,} bytes in "
+            f"{snap.seconds:.2f} s, consistent at one moment"
+        )
+        self._directory = directory
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            lifeline.remove_dir(self._directory)
 
 
 class LiveSide(Side):

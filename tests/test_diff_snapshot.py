@@ -1,0 +1,112 @@
+"""A live server read as its replication snapshot (SYNC), against real servers: the same
+differences as the SCAN reader finds (the oracle reads the server with plain commands), no
+per-key commands, the server's own dump file never written, and the fallbacks said."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import binary, invoke_cli
+from diff_support import (
+    apply_changes,
+    expected_kinds,
+    found_kinds,
+    save_copy,
+    snapshot,
+    url_of,
+    write_dataset,
+)
+
+from toolkit.diff.compute import DiffError, compute_diff
+from toolkit.server.process import running_server
+
+# The default delay makes each snapshot wait 5 s for more replicas: the tests do not.
+FAST = {"repl-diskless-sync-delay": "0"}
+
+
+@pytest.mark.parametrize("version", ["6.2", "7.0", "8.2"])
+def test_snapshot_finds_what_the_server_holds(version: str, tmp_path: Path) -> None:
+    config = {**FAST, "repl-diskless-sync": "yes"}  # 6.2's default is no
+    with running_server(binary(version), config=config) as server:
+        write_dataset(server)
+        before = snapshot(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        apply_changes(server)
+        after = snapshot(server)
+        c = server.client()
+        c.config_resetstat()
+        report = compute_diff(str(a), url_of(server), values=True, limit=1000)
+        assert report.b.via == "snapshot" and report.b.kind == "live"
+        assert found_kinds(report) == expected_kinds(before, after, values=True)
+        stats = c.info("commandstats")
+        assert stats["cmdstat_sync"]["calls"] == 1
+        per_key = ("scan", "dump", "type", "pttl", "keys")
+        assert not [s for s in per_key if f"cmdstat_{s}" in stats]
+        assert report.values_reread == 0  # one moment: nothing to read again
+        # The child that streamed it is gone: the server saves at once afterwards.
+        assert c.bgsave()
+
+
+def test_scan_when_the_server_would_write_its_dump_file(tmp_path: Path) -> None:
+    """repl-diskless-sync no: serving SYNC would replace the dump file in the server's dir.
+    auto reads by SCAN and says why; --via snapshot is refused; the file is untouched."""
+    with running_server(binary("7.0"), config={"repl-diskless-sync": "no"}) as server:
+        write_dataset(server)
+        c = server.client()
+        a = save_copy(server, tmp_path / "a.rdb")
+        dump = server.directory / "dump.rdb"
+        kept = dump.read_bytes()
+        c.set("after the save", 1)
+        report = compute_diff(str(a), url_of(server))
+        assert report.b.via == "scan"
+        assert any("repl-diskless-sync no" in n for n in report.b.notes)
+        with pytest.raises(DiffError, match="not read by SYNC: it has repl-diskless-sync no"):
+            compute_diff(str(a), url_of(server), via="snapshot")
+        assert dump.read_bytes() == kept
+        assert "cmdstat_sync" not in c.info("commandstats")
+
+
+def test_scan_when_the_user_may_not_sync(tmp_path: Path) -> None:
+    """An ACL user without SYNC (or CONFIG) is read by SCAN, and the report says why."""
+    with running_server(binary("7.0"), config=FAST) as server:
+        write_dataset(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        c = server.client()
+        c.execute_command(
+            "ACL",
+            "SETUSER",
+            "reader",
+            "on",
+            ">pw",
+            "~*",
+            "+@read",
+            "+@connection",
+            "+info",
+            "+time",
+        )
+        url = f"redis://reader:pw@127.0.0.1:{server.port}"
+        report = compute_diff(str(a), url)
+        assert report.same and report.b.via == "scan"
+        assert any("CONFIG GET is not allowed" in n for n in report.b.notes)
+        # CONFIG allowed but not SYNC: the server's refusal is the reason.
+        c.execute_command("ACL", "SETUSER", "reader", "+config|get")
+        report = compute_diff(str(a), url)
+        assert report.same and report.b.via == "scan"
+        assert any("SYNC refused" in n and "NOPERM" in n for n in report.b.notes), report.b.notes
+
+
+def test_cli_says_how_the_server_was_read(tmp_path: Path) -> None:
+    with running_server(binary("7.0"), config=FAST) as server:
+        write_dataset(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        server.client().set("new key", "x")
+        run = invoke_cli("diff", a, url_of(server), "--json")
+        assert run.exit_code == 1, run.output
+        doc = json.loads(run.stdout)
+        assert doc["b"]["via"] == "snapshot" and doc["a"]["via"] is None
+        run = invoke_cli("diff", a, url_of(server))
+        assert "read by its replication snapshot (SYNC)" in run.stdout
+        run = invoke_cli("diff", a, url_of(server), "--via", "scan", "--json")
+        assert json.loads(run.stdout)["b"]["via"] == "scan"

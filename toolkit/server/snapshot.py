@@ -1,0 +1,215 @@
+"""A live server read as a snapshot: its replication RDB (``SYNC``, as ``redis-cli --rdb``
+takes it), streamed into a file that the RDB fast path then reads.
+
+The snapshot is consistent in time (the fork of the server's BGSAVE) and costs the server one
+fork, not a command per key. It is taken only when the server can stream it over the socket
+(``repl-diskless-sync yes``, the default since Redis 7.0): a disk-based sync would make the
+server write its own dump file, replacing whatever file of that name the user keeps there.
+``REPLCONF rdb-only 1`` (Redis 7.0+) asks for the RDB without the replication stream after it.
+
+The server answers ``SYNC`` with keepalive newlines while it waits to fork (its
+``repl-diskless-sync-delay``, 5 s by default), then ``$EOF:<40-byte mark>`` and the RDB ended
+by the mark (socket) or ``$<length>`` and that many bytes (disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import ServerError
+from toolkit.server.connect import Server
+
+CHUNK = 1 << 20
+EOF_MARK_LEN = 40
+# Keepalive newlines come every second; this long without a byte means the server is stuck.
+READ_TIMEOUT = 120.0
+HEADER_MAX = 256
+# How long to wait for the server to reap the child that streamed the snapshot.
+CHILD_WAIT = 10.0
+
+
+class SnapshotRefused(ServerError):
+    """The server will not (or should not) give a replication snapshot; read it by SCAN."""
+
+
+@dataclass
+class Snapshot:
+    path: Path
+    bytes: int
+    seconds: float
+    framing: str  # "eof-mark" (streamed from the fork) or "length" (a disk-based BGSAVE)
+
+
+Progress = Callable[[int, int | None], None] | None
+
+
+def snapshot_refusal(server: Server) -> str | None:
+    """Why ``server`` should not be read by SYNC (None: it can be). Asks CONFIG GET; a server
+    that refuses CONFIG is not read by SYNC either (its sync mode is unknown)."""
+    import redis
+
+    client = server.client(timeout=server.connect_timeout)
+    try:
+        config: dict[str, Any] = client.config_get("repl-diskless-sync")
+    except redis.ResponseError as e:
+        return f"CONFIG GET is not allowed ({_first_line(e)}), so its sync mode is unknown"
+    except (redis.RedisError, OSError) as e:
+        raise server.error(e) from None
+    finally:
+        client.close()
+    if str(config.get("repl-diskless-sync", "no")).lower() != "yes":
+        return (
+            "it has repl-diskless-sync no: to serve SYNC it would write its own dump file, "
+            "replacing the one in its data directory"
+        )
+    return None
+
+
+def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snapshot:
+    """Stream ``server``'s replication RDB into ``dest`` (created; the caller removes it).
+
+    Raises SnapshotRefused when the server refuses SYNC (ACL, a replica without its master,
+    an old server) and ServerError when the connection fails midway."""
+    import redis
+
+    refusal = snapshot_refusal(server)
+    if refusal is not None:
+        raise SnapshotRefused(f"{server.display}: not read by SYNC: {refusal}")
+    started = time.monotonic()
+    pool = server.pool(0, timeout=READ_TIMEOUT)
+    conn = pool.get_connection()
+    try:
+        _replconf(conn, "capa", "eof")
+        _replconf(conn, "rdb-only", "1")
+        conn.send_command("SYNC")
+        sock = conn._sock  # the RDB is not a RESP reply: read the socket itself
+        if sock is None:
+            raise SnapshotRefused(f"{server.display}: the connection closed before SYNC")
+        reader = _Reader(sock.recv)
+        header = reader.header()
+        if header.startswith(b"-"):
+            raise SnapshotRefused(
+                f"{server.display}: SYNC refused: {header[1:].decode('utf-8', 'replace')}"
+            )
+        if not header.startswith(b"$"):
+            raise ServerError(f"{server.display}: SYNC answered {header[:40]!r}, not an RDB")
+        with open(dest, "wb") as out:
+            if header.startswith(b"$EOF:"):
+                mark = header[5:]
+                if len(mark) != EOF_MARK_LEN:
+                    raise ServerError(f"{server.display}: SYNC's EOF mark is {len(mark)} bytes")
+                size = reader.copy_until(mark, out, progress)
+                framing = "eof-mark"
+            else:
+                try:
+                    length = int(header[1:])
+                except ValueError:
+                    raise ServerError(
+                        f"{server.display}: SYNC announced {header[:40]!r}, not a length"
+                    ) from None
+                size = reader.copy_length(length, out, progress)
+                framing = "length"
+            out.flush()
+            os.fsync(out.fileno())
+    except (redis.RedisError, OSError) as e:
+        raise server.error(e) from None
+    finally:
+        conn.disconnect()  # a replica connection: never back into a pool
+        pool.disconnect()
+    _wait_for_child(server)
+    return Snapshot(dest, size, time.monotonic() - started, framing)
+
+
+def _wait_for_child(server: Server, timeout: float = CHILD_WAIT) -> None:
+    """Wait until the server has reaped the child that wrote the snapshot, so that a BGSAVE
+    someone runs right after rbkit is not refused as "already in progress"."""
+    import redis
+
+    client = server.client(timeout=server.connect_timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not int(client.info("persistence").get("rdb_bgsave_in_progress", 0)):
+                return
+            time.sleep(0.05)
+    except (redis.RedisError, OSError):
+        return  # the snapshot is whole; this was a courtesy
+    finally:
+        client.close()
+
+
+def _replconf(conn: Any, option: str, value: str) -> None:
+    """REPLCONF ``option`` ``value``; an older server's refusal is fine (it is an ask)."""
+    import redis
+
+    conn.send_command("REPLCONF", option, value)
+    with contextlib.suppress(redis.ResponseError):
+        conn.read_response()
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+class _Reader:
+    """Bytes off the replication socket: the header line, then the RDB."""
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self._recv = recv
+        self._buf = b""
+
+    def _more(self) -> bytes:
+        data = self._recv(CHUNK)
+        if not data:
+            raise OSError("the server closed the connection during SYNC")
+        return data
+
+    def header(self) -> bytes:
+        """The first line that is not a keepalive newline, without its CRLF."""
+        while True:
+            while b"\n" not in self._buf:
+                if len(self._buf) > HEADER_MAX:
+                    raise OSError("SYNC's reply has no header line")
+                self._buf += self._more()
+            line, self._buf = self._buf.split(b"\n", 1)
+            line = line.rstrip(b"\r")
+            if line:
+                return line
+
+    def copy_length(self, length: int, out: Any, progress: Progress) -> int:
+        done = 0
+        data, self._buf = self._buf, b""
+        while True:
+            take = data[: length - done]
+            out.write(take)
+            done += len(take)
+            if progress is not None:
+                progress(done, length)
+            if done >= length:
+                return done
+            data = self._more()
+
+    def copy_until(self, mark: bytes, out: Any, progress: Progress) -> int:
+        """Copy until ``mark`` ends the stream; the last ``len(mark)`` bytes are held back
+        until more arrive, as the mark may be split across reads."""
+        done = 0
+        held, self._buf = self._buf, b""
+        while True:
+            if held.endswith(mark):
+                body = held[: -len(mark)]
+                out.write(body)
+                done += len(body)
+                return done
+            if len(held) > len(mark):
+                body, held = held[: -len(mark)], held[-len(mark) :]
+                out.write(body)
+                done += len(body)
+                if progress is not None:
+                    progress(done, None)
+            held += self._more()
