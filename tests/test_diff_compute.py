@@ -139,8 +139,14 @@ def test_file_file(scenario: Scenario, values: bool) -> None:
 def test_file_live(scenario: Scenario) -> None:
     report = compute_diff(str(scenario.a), scenario.url, values=True, limit=10_000)
     assert found_kinds(report) == expected_kinds(scenario.before, scenario.after, values=True)
-    assert report.b.kind == "live" and report.b.time_source == "server TIME"
+    # Read as its replication snapshot: one moment, the server's TIME once it was sent.
+    assert report.b.kind == "live" and report.b.via == "snapshot"
+    assert report.b.time_source == "server TIME after its snapshot"
     assert report.b.keys_read == len(scenario.after)
+    assert any("replication snapshot" in n for n in report.b.notes)
+    report = compute_diff(str(scenario.a), scenario.url, values=True, limit=10_000, via="scan")
+    assert found_kinds(report) == expected_kinds(scenario.before, scenario.after, values=True)
+    assert report.b.via == "scan" and report.b.time_source == "server TIME"
     assert any("live server" in n for n in report.notes)
 
 

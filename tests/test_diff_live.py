@@ -133,9 +133,7 @@ def test_differing_key_is_read_again(tmp_path: Path) -> None:
             if line == "comparing":
                 c.set("str:plain", "hello")  # back to what the dump holds
 
-        report = compute_diff(
-            str(dump), url_of(server), values=True, progress=progress, via="scan"
-        )
+        report = compute_diff(str(dump), url_of(server), values=True, progress=progress, via="scan")
         assert found_kinds(report) == {(0, b"hash:big"): ("value",)}
         assert report.values_reread == 2
         # Both sides live: the same server twice, read once each, then re-read.

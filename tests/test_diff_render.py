@@ -149,6 +149,7 @@ def test_json_has_the_schema_and_every_documented_field() -> None:
         "keys_read": 6,
         "seconds": 0.012,
         "notes": [],
+        "via": None,
     }
     assert data["b"]["notes"] == [
         "the server changed while it was read: DBSIZE 5 at the start, 6 at the end"

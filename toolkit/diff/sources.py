@@ -60,6 +60,8 @@ Progress = ProgressFactory | None
 Matcher = Callable[[bytes], object] | None
 # How a live side is read: its replication snapshot, SCAN, or the snapshot where it can be.
 SNAPSHOT, SCAN, AUTO = "snapshot", "scan", "auto"
+# An expiry no key has: no key is left out as expired.
+NEVER = -(1 << 64)
 # Keys per pipeline when reading a scratch server's values.
 DUMP_BATCH = 1000
 _STRING = int(ValueType.STRING)
@@ -271,6 +273,8 @@ class RdbSide(Side):
         self._stack = contextlib.ExitStack()
         self._mm: mmap.mmap | None = None
         self._fd = -1
+        self.expired_by = NEVER  # keys expiring at or before this ms are left out
+        self.expired_left_out = 0
 
     def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
         inv = self.result.inventory
@@ -368,8 +372,12 @@ class RdbSide(Side):
         n_read = 0
         empty = 0
         modules = 0
+        expired_by, expired = self.expired_by, 0
         for db, t, key_offset, value_offset, end, n, expire in walker.walk():
             if dbs is not None and db not in dbs:
+                continue
+            if expire is not None and expire <= expired_by:
+                expired += 1
                 continue
             if n == 0 and t in collections:
                 empty += 1
@@ -422,6 +430,7 @@ class RdbSide(Side):
         self.source.keys_read = n_read
         self.empty_skipped = empty
         self.module_values = modules
+        self.expired_left_out = expired
 
 
 def _close_map(mm: mmap.mmap) -> None:
@@ -620,13 +629,23 @@ class SnapshotSide(RdbSide):
         super().__init__(result)
         source = self.source
         source.kind, source.name, source.via = "live", name, SNAPSHOT
-        if source.time_source == "aux ctime":
-            source.time_source = "snapshot's aux ctime"
+        if snap.time_ms is not None:
+            source.time_ms, source.time_source = snap.time_ms, "server TIME after its snapshot"
+            # What a reader of the server sees: keys past their TTL are gone.
+            self.expired_by = snap.time_ms
         source.notes.append(
             f"read as its replication snapshot (SYNC): {snap.bytes:,} bytes in "
             f"{snap.seconds:.2f} s, consistent at one moment"
         )
         self._directory = directory
+
+    def collect(self, table: KeyTable, **kwargs: Any) -> None:
+        super().collect(table, **kwargs)
+        if self.expired_left_out:
+            self.source.notes.append(
+                f"{self.expired_left_out:,} key(s) in the snapshot past their TTL by the "
+                "server's TIME: left out, as the server no longer serves them"
+            )
 
     def close(self) -> None:
         try:

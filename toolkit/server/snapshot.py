@@ -44,6 +44,7 @@ class Snapshot:
     bytes: int
     seconds: float
     framing: str  # "eof-mark" (streamed from the fork) or "length" (a disk-based BGSAVE)
+    time_ms: int | None  # the server's TIME once it was sent (None: TIME not allowed)
 
 
 Progress = Callable[[int, int | None], None] | None
@@ -122,13 +123,14 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
     finally:
         conn.disconnect()  # a replica connection: never back into a pool
         pool.disconnect()
-    _wait_for_child(server)
-    return Snapshot(dest, size, time.monotonic() - started, framing)
+    time_ms = _after(server)
+    return Snapshot(dest, size, time.monotonic() - started, framing, time_ms)
 
 
-def _wait_for_child(server: Server, timeout: float = CHILD_WAIT) -> None:
-    """Wait until the server has reaped the child that wrote the snapshot, so that a BGSAVE
-    someone runs right after rbkit is not refused as "already in progress"."""
+def _after(server: Server, timeout: float = CHILD_WAIT) -> int | None:
+    """The server's TIME (ms) once the snapshot is in; first wait until the server has reaped
+    the child that wrote it, so that a BGSAVE someone runs right after rbkit is not refused
+    as "already in progress"."""
     import redis
 
     client = server.client(timeout=server.connect_timeout)
@@ -136,10 +138,15 @@ def _wait_for_child(server: Server, timeout: float = CHILD_WAIT) -> None:
     try:
         while time.monotonic() < deadline:
             if not int(client.info("persistence").get("rdb_bgsave_in_progress", 0)):
-                return
+                break
             time.sleep(0.05)
     except (redis.RedisError, OSError):
-        return  # the snapshot is whole; this was a courtesy
+        pass  # the snapshot is whole; the wait was a courtesy
+    try:
+        seconds, micros = client.time()
+        return seconds * 1000 + micros // 1000
+    except (redis.RedisError, OSError):
+        return None
     finally:
         client.close()
 
