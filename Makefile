@@ -58,6 +58,7 @@ bench: $(BIN)/rbkit
 	$(BIN)/python benchmarks/make_data.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/restore.py
+	$(BIN)/python benchmarks/live.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
