@@ -1,0 +1,232 @@
+"""``rbkit check --cluster SET`` against a real 3-master Redis 7.0 cluster on loopback: keys
+written with ``redis-cli -c``, each node SAVEd, the set assembled (a folder per shard with its
+dump.rdb and nodes.conf), then checked whole, with a shard removed, with a shard's file swapped
+for another's, and in the layout ``redis-cli --cluster backup`` writes. Expected slots, key
+counts and key slots come from the live cluster (CLUSTER SLOTS, DBSIZE, CLUSTER KEYSLOT)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_support import cluster, owned_ranges, redis_cli, save_set, write_with_cli
+from conftest import invoke_cli
+from json_schemas import assert_valid
+
+from parsers.cluster.slots import key_slot, py_key_slot
+from parsers.rdb.walker import RdbWalker
+from toolkit.server.process import RedisServer
+
+HOSTILE = "\x1b[31mred\x1b[0m"
+
+
+def _commands() -> list[list[str]]:
+    cmds = [["SET", f"k{i}", str(i)] for i in range(1500)]
+    cmds += [["HSET", f"{{user{i}}}:h", "f", "v", "g", "w"] for i in range(50)]
+    cmds += [["RPUSH", f"{{user{i}}}:l", "a", "b"] for i in range(50)]
+    cmds += [["SADD", f"s{i}", "x", "y"] for i in range(30)]
+    cmds += [["SET", f"ttl{i}", "v", "EX", "100000"] for i in range(40)]
+    cmds += [["SET", f"{HOSTILE}{i}", "v"] for i in range(20)]
+    return cmds
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[RedisServer], Path]]:
+    """The running cluster and its backup set (the cluster stays up for the comparisons)."""
+    with cluster() as nodes:
+        write_with_cli(nodes[0], _commands())
+        yield nodes, save_set(nodes, tmp_path_factory.mktemp("set"))
+
+
+def _check(path: Path, *extra: str) -> tuple[int, dict]:
+    run = invoke_cli("check", "--cluster", "--json", path, *extra)
+    assert run.exit_code in (0, 1), run.stderr
+    report = json.loads(run.stdout)
+    for shard in report["shards"]:
+        if shard["check"] is not None:
+            assert_valid(shard["check"])
+    return run.exit_code, report
+
+
+def _node_name(node: RedisServer) -> str:
+    node_id = node.client().execute_command("CLUSTER", "MYID")
+    node_id = node_id.decode() if isinstance(node_id, bytes) else node_id
+    return f"127.0.0.1:{node.port} ({node_id[:8]})"
+
+
+def test_key_slot_is_the_servers(live: tuple[list[RedisServer], Path]) -> None:
+    nodes, _ = live
+    c = nodes[0].client()
+    keys = [
+        b"foo",
+        b"123456789",
+        b"{user1000}.following",
+        b"foo{}{bar}",
+        b"foo{{bar}}zap",
+        b"foo{bar}{zap}",
+        b"{}",
+        b"a{b",
+        b"}{x}",
+        b"",
+        b"\xff\x00{\x01}\x80",
+        bytes(range(256)),
+    ]
+    for key in keys:
+        expected = c.execute_command("CLUSTER", "KEYSLOT", key)
+        assert key_slot(key) == py_key_slot(key) == expected, key
+
+
+def test_the_set_is_whole(live: tuple[list[RedisServer], Path]) -> None:
+    nodes, path = live
+    code, report = _check(path)
+    assert code == 0 and report["valid"] and report["problems"] == []
+    assert report["layout"] == "folders"
+    assert report["slots"] == {"missing": [], "doubled": []} and report["strays"] == 0
+    sizes = [n.client().dbsize() for n in nodes]
+    assert report["totals"]["keys"] == sum(sizes)
+    assert report["totals"]["expires"] == 40
+    for node, shard, size in zip(nodes, report["shards"], sizes, strict=True):
+        assert shard["verdict"] == "valid" and shard["keys"] == size
+        assert [tuple(r) for r in shard["slots"]] == owned_ranges(node)
+        assert shard["node"]["address"] == f"127.0.0.1:{node.port}"
+        assert shard["slot_info"] is None  # Redis 7.0 writes none
+    text = invoke_cli("check", "--cluster", path)
+    assert text.exit_code == 0
+    assert text.stdout.startswith(f"{path}: VALID (cluster backup set, 3 shards")
+    assert "slots: all 16384 owned by exactly one shard" in text.stdout
+
+
+def test_a_missing_shard_names_its_slots(
+    live: tuple[list[RedisServer], Path], tmp_path: Path
+) -> None:
+    nodes, path = live
+    partial = tmp_path / "set"
+    shutil.copytree(path, partial)
+    shutil.rmtree(partial / "shard-1")
+    code, report = _check(partial)
+    assert code == 1 and not report["valid"]
+    expected = [{"range": list(r), "node": _node_name(nodes[1])} for r in owned_ranges(nodes[1])]
+    assert report["slots"]["missing"] == expected
+    assert [p["code"] for p in report["problems"]] == ["missing_slots"]
+    first, last = owned_ranges(nodes[1])[0]
+    text = invoke_cli("check", "--cluster", partial)
+    assert text.exit_code == 1 and f"owned by no shard of the set: {first}-{last}" in text.stdout
+
+
+def test_a_swapped_file_names_its_strays(
+    live: tuple[list[RedisServer], Path], tmp_path: Path
+) -> None:
+    nodes, path = live
+    swapped = tmp_path / "set"
+    shutil.copytree(path, swapped)
+    shutil.copy(swapped / "shard-2" / "dump.rdb", swapped / "shard-1" / "dump.rdb")
+    code, report = _check(swapped)
+    assert code == 1
+    shard = report["shards"][1]
+    assert shard["verdict"] == "valid"  # the file itself is sound
+    assert shard["strays"] == shard["keys"] == nodes[2].client().dbsize() == report["strays"]
+    c2 = nodes[2].client()
+    ranges2 = owned_ranges(nodes[2])
+    assert len(shard["stray_examples"]) == 5
+    for example in shard["stray_examples"]:
+        key = example["key"].encode()
+        assert c2.exists(key) and example["slot"] == c2.execute_command("CLUSTER", "KEYSLOT", key)
+        assert any(a <= example["slot"] <= b for a, b in ranges2)
+    assert [p["code"] for p in report["problems"]] == ["stray_keys"]
+    text = invoke_cli("check", "--cluster", swapped)
+    assert f"shard shard-1: {shard['strays']} key(s) in slots it does not own" in text.stdout
+    assert "\x1b" not in text.stdout
+
+
+def test_hostile_stray_names_are_escaped(
+    live: tuple[list[RedisServer], Path], tmp_path: Path
+) -> None:
+    _, path = live
+    # A shard whose file is another's: the first strays include the hostile names when the
+    # file holds them; the text report shows them escaped, the JSON as they are.
+    for source in ("shard-0", "shard-1", "shard-2"):
+        swapped = tmp_path / source
+        shutil.copytree(path, swapped)
+        target = "shard-1" if source != "shard-1" else "shard-0"
+        shutil.copy(swapped / source / "dump.rdb", swapped / target / "dump.rdb")
+        text = invoke_cli("check", "--cluster", swapped)
+        assert text.exit_code == 1 and "\x1b" not in text.stdout
+        assert "stray_keys" in text.stdout
+
+
+def test_the_redis_cli_backup_layout(live: tuple[list[RedisServer], Path], tmp_path: Path) -> None:
+    nodes, _ = live
+    out = tmp_path / "cli-backup"
+    out.mkdir()
+    subprocess.run(
+        [str(redis_cli()), "--cluster", "backup", f"127.0.0.1:{nodes[0].port}", str(out)],
+        capture_output=True,
+        check=True,
+    )
+    assert (out / "nodes.json").is_file()
+    code, report = _check(out)
+    assert code == 0 and report["layout"] == "redis-cli", report["problems"]
+    assert report["totals"]["keys"] == sum(n.client().dbsize() for n in nodes)
+    by_address = {s["node"]["address"]: s for s in report["shards"]}
+    for node in nodes:
+        shard = by_address[f"127.0.0.1:{node.port}"]
+        assert [tuple(r) for r in shard["slots"]] == owned_ranges(node)
+        assert shard["keys"] == node.client().dbsize()
+    # The file of one master gone: its slots are missing, named after nodes.json.
+    gone = next(out.glob(f"redis-node-127.0.0.1-{nodes[2].port}-*.rdb"))
+    gone.unlink()
+    code, report = _check(out)
+    assert code == 1
+    assert report["slots"]["missing"] == [
+        {"range": list(r), "node": _node_name(nodes[2])} for r in owned_ranges(nodes[2])
+    ]
+
+
+def test_slot_info_of_redis_8_against_the_keys(tmp_path: Path) -> None:
+    """Redis 8.2 writes a SLOT_INFO record per slot: it agrees with the keys; a record edited
+    to say one key more is named (the file saved without checksum, so the edit is the only
+    problem)."""
+    with cluster("8.2", nodes=1, config={"rdbchecksum": "no"}) as (node,):
+        c = node.client()
+        for i in range(300):
+            c.set(f"{{t{i % 40}}}:{i}", i)
+        c.save()
+        per_slot = {
+            s: c.execute_command("CLUSTER", "COUNTKEYSINSLOT", s)
+            for s in {c.execute_command("CLUSTER", "KEYSLOT", f"{{t{i}}}") for i in range(40)}
+        }
+        folder = tmp_path / "set" / "node"
+        folder.mkdir(parents=True)
+        shutil.copy(node.directory / "dump.rdb", folder / "dump.rdb")
+        shutil.copy(node.directory / "nodes.conf", folder / "nodes.conf")
+    code, report = _check(tmp_path / "set")
+    shard = report["shards"][0]
+    assert code == 0 and shard["slot_info"] == {"slots": len(per_slot), "mismatched": []}
+    assert report["totals"]["keys"] == sum(per_slot.values()) == 300
+    data = bytearray((folder / "dump.rdb").read_bytes())
+    walker = RdbWalker(bytes(data))
+    for _ in walker.walk():
+        pass
+    record = walker.slot_info[0]
+    assert record.keys < 63 and data[record.offset] == 244
+    at = data.index(bytes([record.keys]), record.offset + 1 + (1 if record.slot < 64 else 2))
+    data[at] += 1
+    (folder / "dump.rdb").write_bytes(bytes(data))
+    code, report = _check(tmp_path / "set")
+    assert code == 0  # a warning: the keys are all there
+    assert report["shards"][0]["slot_info"]["mismatched"] == [[record.slot, record.slot]]
+    (problem,) = report["problems"]
+    assert problem["code"] == "slot_info_mismatch" and problem["severity"] == "warning"
+    assert f"slot {record.slot}: it says {record.keys + 1} key(s)" in problem["message"]
+    assert per_slot[record.slot] == record.keys
+
+
+def test_not_a_set(tmp_path: Path) -> None:
+    run = invoke_cli("check", "--cluster", tmp_path)
+    assert run.exit_code == 2 and "no shard folders" in run.stderr
+    run = invoke_cli("check", "--cluster", "--quick", tmp_path)
+    assert run.exit_code == 2 and "--quick does not apply" in run.stderr
