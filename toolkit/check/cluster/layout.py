@@ -53,6 +53,15 @@ class ClusterSet:
     tables: list[NodeTable]  # every node table read (for naming absent shards' nodes)
 
 
+def is_set(path: Path) -> bool:
+    """Does ``path`` look like a cluster backup set (either layout)?"""
+    if not path.is_dir():
+        return False
+    if (path / NODES_JSON).is_file():
+        return True
+    return any(p.is_dir() and _nodes_file(p) is not None for p in path.iterdir())
+
+
 def read_set(path: Path) -> ClusterSet:
     """The shards of the set at ``path``. Raises BackupIOError when it is no set at all."""
     if not path.is_dir():
