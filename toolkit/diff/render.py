@@ -228,6 +228,7 @@ _KIND_NAMES = {
     "aof": "AOF",
     "report": "saved check report",
     "live": "live server",
+    "cluster-set": "cluster backup set",
 }
 
 
