@@ -232,7 +232,7 @@ def _problems(check: ClusterCheck) -> list[Problem]:
                 ERROR,
                 "missing_slots",
                 None,
-                f"{count} slot(s) owned by no shard of the set: {', '.join(named)}",
+                f"{count:,} slot(s) owned by no shard of the set: {', '.join(named)}",
             )
         )
     for run, names in check.doubled:
