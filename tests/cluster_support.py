@@ -72,13 +72,17 @@ def write_with_cli(node: RedisServer, commands: list[list[str]]) -> None:
     assert b"ERR" not in done.stdout, done.stdout[-500:]
 
 
-def save_set(nodes: list[RedisServer], into: Path) -> Path:
-    """SAVE every node and copy its dump.rdb and nodes.conf into ``into/shard-N``."""
+def save_set(nodes: list[RedisServer], into: Path, *, aof: bool = False) -> Path:
+    """SAVE every node and copy its dump.rdb and nodes.conf into ``into/shard-N``; ``aof``:
+    copy its appendonlydir/ instead (nodes running with appendonly yes)."""
     for i, node in enumerate(nodes):
-        node.client().save()
         folder = into / f"shard-{i}"
         folder.mkdir(parents=True)
-        shutil.copy(node.directory / "dump.rdb", folder / "dump.rdb")
+        if aof:
+            shutil.copytree(node.directory / "appendonlydir", folder / "appendonlydir")
+        else:
+            node.client().save()
+            shutil.copy(node.directory / "dump.rdb", folder / "dump.rdb")
         shutil.copy(node.directory / "nodes.conf", folder / "nodes.conf")
     return into
 

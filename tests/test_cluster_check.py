@@ -230,3 +230,41 @@ def test_not_a_set(tmp_path: Path) -> None:
     assert run.exit_code == 2 and "no shard folders" in run.stderr
     run = invoke_cli("check", "--cluster", "--quick", tmp_path)
     assert run.exit_code == 2 and "--quick does not apply" in run.stderr
+
+
+def test_a_shard_twice_doubles_its_slots(
+    live: tuple[list[RedisServer], Path], tmp_path: Path
+) -> None:
+    nodes, path = live
+    doubled = tmp_path / "set"
+    shutil.copytree(path, doubled)
+    shutil.copytree(doubled / "shard-0", doubled / "shard-0-again")
+    code, report = _check(doubled)
+    assert code == 1 and report["strays"] == 0
+    assert report["slots"]["doubled"] == [
+        {"range": list(r), "shards": ["shard-0", "shard-0-again"]} for r in owned_ranges(nodes[0])
+    ]
+    assert [p["code"] for p in report["problems"]] == ["doubled_slots"]
+
+
+def test_a_set_of_aof_shards(tmp_path: Path) -> None:
+    """Nodes with appendonly yes: each shard folder holds the node's appendonlydir/ (base RDB
+    and incremental AOF) and nodes.conf; their keys are hashed from the AOF's keyspace model."""
+    with cluster(config={"appendonly": "yes"}) as nodes:
+        write_with_cli(nodes[0], _commands())
+        sizes = [n.client().dbsize() for n in nodes]
+        save_set(nodes, tmp_path / "set", aof=True)
+        ranges = [owned_ranges(n) for n in nodes]
+    code, report = _check(tmp_path / "set")
+    assert code == 0, report["problems"]
+    assert [s["keys"] for s in report["shards"]] == sizes
+    assert [[tuple(r) for r in s["slots"]] for s in report["shards"]] == ranges
+    assert all(s["check"]["format"] == "aof" for s in report["shards"])
+    # One shard's AOF in another's folder: its keys are strays there.
+    shutil.rmtree(tmp_path / "set" / "shard-1" / "appendonlydir")
+    shutil.copytree(
+        tmp_path / "set" / "shard-2" / "appendonlydir",
+        tmp_path / "set" / "shard-1" / "appendonlydir",
+    )
+    code, report = _check(tmp_path / "set")
+    assert code == 1 and report["shards"][1]["strays"] == sizes[2]
