@@ -9,10 +9,22 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from conftest import binary
 
 from toolkit.server.process import RedisServer, free_port, running_server
+
+
+def cluster_node(version: str = "7.0", config: dict[str, str] | None = None) -> Any:
+    """A cluster-enabled server on free ports (client and bus), in no cluster yet."""
+    settings = {
+        "cluster-enabled": "yes",
+        "cluster-config-file": "nodes.conf",
+        "cluster-port": str(free_port()),
+        **(config or {}),
+    }
+    return running_server(binary(version), config=settings)
 
 
 @contextlib.contextmanager
@@ -22,20 +34,7 @@ def cluster(
     """``nodes`` primaries on free ports, slots split evenly, met, serving (cluster_state:ok);
     ``config``: more settings for each."""
     with contextlib.ExitStack() as stack:
-        servers = [
-            stack.enter_context(
-                running_server(
-                    binary(version),
-                    config={
-                        "cluster-enabled": "yes",
-                        "cluster-config-file": "nodes.conf",
-                        "cluster-port": str(free_port()),
-                        **(config or {}),
-                    },
-                )
-            )
-            for _ in range(nodes)
-        ]
+        servers = [stack.enter_context(cluster_node(version, config)) for _ in range(nodes)]
         per = 16384 // nodes
         for i, s in enumerate(servers):
             last = 16383 if i == nodes - 1 else (i + 1) * per - 1

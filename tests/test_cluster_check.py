@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_support import cluster, owned_ranges, redis_cli, save_set, write_with_cli
+import redis
+from cluster_support import cluster, cluster_node, owned_ranges, redis_cli, save_set, write_with_cli
 from conftest import invoke_cli
 from json_schemas import assert_valid
 
@@ -268,3 +270,43 @@ def test_a_set_of_aof_shards(tmp_path: Path) -> None:
     )
     code, report = _check(tmp_path / "set")
     assert code == 1 and report["shards"][1]["strays"] == sizes[2]
+
+
+def test_a_replicas_backup_stands_for_its_master(
+    live: tuple[list[RedisServer], Path], tmp_path: Path
+) -> None:
+    nodes, path = live
+    with cluster_node() as replica:
+        master = nodes[1]
+        master_id = master.client().execute_command("CLUSTER", "MYID")
+        master_id = master_id.decode() if isinstance(master_id, bytes) else master_id
+        replica.client().execute_command(
+            "CLUSTER", "MEET", "127.0.0.1", master.port, master.config["cluster-port"]
+        )
+        deadline = time.monotonic() + 30
+        while True:  # REPLICATE needs the master in the replica's table first
+            try:
+                replica.client().execute_command("CLUSTER", "REPLICATE", master_id)
+                break
+            except redis.ResponseError:
+                assert time.monotonic() < deadline, "the replica never learnt its master"
+                time.sleep(0.05)
+        want = master.client().dbsize()
+        while replica.client().info("replication").get("master_link_status") != "up" or (
+            replica.client().dbsize() != want
+        ):
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.05)
+        replica.client().save()
+        with_replica = tmp_path / "set"
+        shutil.copytree(path, with_replica)
+        shutil.copy(replica.directory / "dump.rdb", with_replica / "shard-1" / "dump.rdb")
+        shutil.copy(replica.directory / "nodes.conf", with_replica / "shard-1" / "nodes.conf")
+    code, report = _check(with_replica)
+    assert code == 0, report["problems"]
+    shard = report["shards"][1]
+    assert (
+        shard["replica_of"] == master_id and shard["node"]["address"] != f"127.0.0.1:{master.port}"
+    )
+    assert [tuple(r) for r in shard["slots"]] == owned_ranges(master)
+    assert shard["keys"] == want and report["strays"] == 0
