@@ -132,7 +132,14 @@ def _partial(walker: RdbWalker, damage_at: int | None) -> Partial | None:
             last_key = (db, bytes(walker.key_at(start + 1)), start)
         except (FormatError, IndexError):
             last_key = None
-    return Partial(inventory_of_tally(walker, walker.partial.tally), last_key, damage_at)
+    tally = walker.partial.tally
+    try:
+        inventory = inventory_of_tally(walker, tally)
+    except (FormatError, IndexError):  # a biggest key's name is damaged (--quick skips names)
+        tally.by_bytes.clear()
+        tally.by_elements.clear()
+        inventory = inventory_of_tally(walker, tally)
+    return Partial(inventory, last_key, damage_at)
 
 
 def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Callable[[int], None]:
