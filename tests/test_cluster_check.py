@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,8 +19,10 @@ import redis
 from cluster_support import cluster, cluster_node, owned_ranges, redis_cli, save_set, write_with_cli
 from conftest import invoke_cli
 from json_schemas import assert_valid
+from rdb_bytes import rstr
 
 from parsers.cluster.slots import key_slot, py_key_slot
+from parsers.rdb.crc64 import crc64
 from parsers.rdb.walker import RdbWalker
 from toolkit.server.process import RedisServer
 
@@ -310,3 +313,38 @@ def test_a_replicas_backup_stands_for_its_master(
     )
     assert [tuple(r) for r in shard["slots"]] == owned_ranges(master)
     assert shard["keys"] == want and report["strays"] == 0
+
+
+def test_valkey_slot_info_aux_fields(live: tuple[list[RedisServer], Path], tmp_path: Path) -> None:
+    """Valkey 8 writes a ``slot-info`` aux field ("slot,keys,expires", rdb.c rdbSaveDb) before
+    each slot's keys: a file built so, one field saying a key too many. The slots are the live
+    server's CLUSTER KEYSLOT."""
+    nodes, _ = live
+    c = nodes[0].client()
+    names = [b"alpha", b"beta", b"{t}1", b"{t}2", b"{t}3", b"gamma"]
+    by_slot: dict[int, list[bytes]] = {}
+    for name in names:
+        by_slot.setdefault(c.execute_command("CLUSTER", "KEYSLOT", name), []).append(name)
+    wrong = min(by_slot)
+    out = bytearray(b"REDIS0011")
+    out += b"\xfa" + rstr(b"valkey-ver") + rstr(b"8.0.1")
+    out += b"\xfe\x00\xfb" + bytes([len(names), 0])
+    for slot, keys in sorted(by_slot.items()):
+        said = len(keys) + (slot == wrong)
+        out += b"\xfa" + rstr(b"slot-info") + rstr(b"%d,%d,0" % (slot, said))
+        for key in keys:
+            out += b"\x00" + rstr(key) + rstr(b"v")
+    out += b"\xff"
+    out += struct.pack("<Q", crc64(bytes(out)))
+    folder = tmp_path / "set" / "node"
+    folder.mkdir(parents=True)
+    (folder / "dump.rdb").write_bytes(bytes(out))
+    (folder / "nodes.conf").write_text(
+        f"{'a' * 40} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n"
+        "vars currentEpoch 1 lastVoteEpoch 0\n"
+    )
+    code, report = _check(tmp_path / "set")
+    shard = report["shards"][0]
+    assert code == 0 and shard["keys"] == len(names)
+    assert shard["slot_info"] == {"slots": len(by_slot), "mismatched": [[wrong, wrong]]}
+    assert [p["code"] for p in report["problems"]] == ["slot_info_mismatch"]
