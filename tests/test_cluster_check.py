@@ -334,17 +334,56 @@ def test_valkey_slot_info_aux_fields(live: tuple[list[RedisServer], Path], tmp_p
         out += b"\xfa" + rstr(b"slot-info") + rstr(b"%d,%d,0" % (slot, said))
         for key in keys:
             out += b"\x00" + rstr(key) + rstr(b"v")
-    out += b"\xff"
-    out += struct.pack("<Q", crc64(bytes(out)))
-    folder = tmp_path / "set" / "node"
-    folder.mkdir(parents=True)
-    (folder / "dump.rdb").write_bytes(bytes(out))
-    (folder / "nodes.conf").write_text(
-        f"{'a' * 40} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n"
-        "vars currentEpoch 1 lastVoteEpoch 0\n"
-    )
-    code, report = _check(tmp_path / "set")
+    code, report = _check(_one_node_set(tmp_path, out))
     shard = report["shards"][0]
     assert code == 0 and shard["keys"] == len(names)
     assert shard["slot_info"] == {"slots": len(by_slot), "mismatched": [[wrong, wrong]]}
     assert [p["code"] for p in report["problems"]] == ["slot_info_mismatch"]
+
+
+def _one_node_set(tmp_path: Path, rdb: bytearray) -> Path:
+    """A set of one shard owning every slot, its RDB ``rdb`` (the CRC-64 appended)."""
+    rdb += b"\xff"
+    rdb += struct.pack("<Q", crc64(bytes(rdb)))
+    folder = tmp_path / "set" / "node"
+    folder.mkdir(parents=True)
+    (folder / "dump.rdb").write_bytes(bytes(rdb))
+    (folder / "nodes.conf").write_text(
+        f"{'a' * 40} 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-16383\n"
+        "vars currentEpoch 1 lastVoteEpoch 0\n"
+    )
+    return folder.parent
+
+
+def test_keys_outside_db_0(tmp_path: Path) -> None:
+    """A cluster node refuses to start with keys outside db 0 (cluster.c,
+    verifyClusterConfigWithData)."""
+    rdb = bytearray(b"REDIS0009\xfe\x00\x00" + rstr(b"a") + rstr(b"1"))
+    rdb += b"\xfe\x03\x00" + rstr(b"b") + rstr(b"2")
+    code, report = _check(_one_node_set(tmp_path, rdb))
+    assert code == 1 and report["shards"][0]["verdict"] == "valid"
+    (problem,) = report["problems"]
+    assert problem["code"] == "keys_outside_db0" and "keys in db 3" in problem["message"]
+
+
+def test_a_resharding_under_way(tmp_path: Path) -> None:
+    """A slot being moved (CLUSTER SETSLOT IMPORTING/MIGRATING, one key MIGRATEd): the key on
+    the importing node is not a stray (Redis accepts it there), the slot is still the source's."""
+    with cluster() as nodes:
+        src, dst = nodes[0], nodes[1]
+        ids = [n.client().execute_command("CLUSTER", "MYID") for n in (src, dst)]
+        src_id, dst_id = (i.decode() if isinstance(i, bytes) else i for i in ids)
+        key = next(f"move{i}" for i in range(1000) if key_slot(f"move{i}".encode()) < 100)
+        slot = src.client().execute_command("CLUSTER", "KEYSLOT", key)
+        src.client().set(key, "v")
+        dst.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, key, 0, 5000)
+        path = save_set(nodes, tmp_path / "set")
+        conf = (path / "shard-1" / "nodes.conf").read_text()
+        assert f"[{slot}-<-{src_id}]" in conf
+    code, report = _check(path)
+    assert code == 0, report["problems"]
+    assert report["strays"] == 0 and report["totals"]["keys"] == 1
+    assert report["shards"][1]["keys"] == 1  # the key is on the importing node
+    assert any(a <= slot <= b for a, b in report["shards"][0]["slots"])  # the source's

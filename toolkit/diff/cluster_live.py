@@ -59,8 +59,9 @@ class ClusterLive:
 
     def close(self) -> None:
         for node in self.nodes.values():
-            if node is not self.seed:
-                node.close()
+            node.close()
+        if all(node is not self.seed for node in self.nodes.values()):
+            self.seed.close()
         self.rc.close()
 
 

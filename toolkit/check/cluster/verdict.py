@@ -5,7 +5,8 @@ whole.
   the shard's own node table); missing and doubled slots as ranges, missing ones named after
   the node the set's other node tables give them to;
 - strays: every key hashed to its slot (Redis's keyHashSlot) and looked up in the slots of the
-  shard that holds it: a key of a slot its shard does not own is unreachable in the cluster;
+  shard that holds it: a key of a slot its shard neither owns nor imports is unreachable in the
+  cluster;
 - the RDB's own slot info (Redis 7.4+ SLOT_INFO records, Valkey's ``slot-info`` aux fields)
   against the keys counted per slot;
 - keys outside db 0 (a cluster node refuses to start with them);
@@ -24,7 +25,6 @@ from parsers.rdb.walker import RdbWalker
 from toolkit.check.backup import check_backup
 from toolkit.check.cluster.layout import ClusterSet, Shard, read_set
 from toolkit.check.inventory import Inventory, merged
-from toolkit.check.locate import MULTIPART
 from toolkit.check.problems import ERROR, WARNING, Problem
 from toolkit.check.result import CheckResult
 from toolkit.errors import BackupIOError
@@ -139,11 +139,12 @@ def _check_shard(shard: Shard, top: int, now_ms: int) -> ShardCheck:
         out.error = str(e)
         return out
     out.result.notes[:0] = shard.notes
-    if shard.kind == MULTIPART and out.result.replay is not None:
+    if out.result.format == "aof" and out.result.replay is not None:
         for _db, key, _type, expire, _n in out.result.replay.keyspace.entries():
             counts.add(key, expire is not None)
     out.keys_per_slot = counts.keys
-    owned = shard.slots
+    # Keys of a slot the node is importing (a resharding under way) are where Redis accepts them.
+    owned = shard.slots | (set(shard.node.importing) if shard.node is not None else set())
     out.strays = sum(n for slot, n in enumerate(out.keys_per_slot) if n and slot not in owned)
     if out.strays:
         out.stray_examples = _stray_examples(out, owned)

@@ -87,14 +87,15 @@ class SetSource:
 def set_result(check: ClusterCheck, results: list[CheckResult]) -> CheckResult:
     """One CheckResult for the whole set (``results``: each shard's RDB, converted from an AOF
     where it was one): the set's problems and inventory, the newest RDB version."""
-    newest = max(results, key=lambda r: r.rdb_version or 0)
     out = CheckResult(check.path, "rdb", sum(r.size for r in results), check.checked_at_ms)
-    out.magic, out.rdb_version = newest.magic, newest.rdb_version
+    if results:
+        newest = max(results, key=lambda r: r.rdb_version or 0)
+        out.magic, out.rdb_version = newest.magic, newest.rdb_version
+        out.checksum = newest.checksum
     if out.magic and out.rdb_version:
         out.min_release = release_for(out.magic, out.rdb_version)
     out.problems = list(check.problems)
     out.inventory = check.inventory
-    out.checksum = newest.checksum
     out.notes = [
         f"a cluster backup set of {len(check.shards)} shards ({check.layout}), restored as "
         "one backup: each key goes to the node owning its slot"
