@@ -387,3 +387,17 @@ def test_a_resharding_under_way(tmp_path: Path) -> None:
     assert report["strays"] == 0 and report["totals"]["keys"] == 1
     assert report["shards"][1]["keys"] == 1  # the key is on the importing node
     assert any(a <= slot <= b for a, b in report["shards"][0]["slots"])  # the source's
+
+
+def test_a_shard_without_its_nodes_conf(
+    live: tuple[list[RedisServer], Path], tmp_path: Path
+) -> None:
+    nodes, path = live
+    partial = tmp_path / "set"
+    shutil.copytree(path, partial)
+    (partial / "shard-2" / "nodes.conf").unlink()
+    code, report = _check(partial)
+    assert code == 1 and report["shards"][2]["verdict"] == "unreadable"
+    assert [p["code"] for p in report["problems"]] == ["shard_unreadable", "missing_slots"]
+    assert "no nodes.conf here" in report["problems"][0]["message"]
+    assert [tuple(m["range"]) for m in report["slots"]["missing"]] == owned_ranges(nodes[2])

@@ -68,12 +68,14 @@ def read_set(path: Path) -> ClusterSet:
         raise BackupIOError(f"{path}: expected a folder holding a cluster's backup set")
     if (path / NODES_JSON).is_file():
         return _redis_cli_set(path)
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and _nodes_file(p) is not None)
-    if not folders:
+    folders = sorted(p for p in path.iterdir() if p.is_dir())
+    if not any(_nodes_file(p) is not None for p in folders):
         raise BackupIOError(
             f"{path}: no shard folders (a folder per shard with its backup and nodes.conf) "
             f"and no {NODES_JSON} (redis-cli --cluster backup)"
         )
+    # A folder with a backup but no nodes.conf is a shard too, whose slots are unknown.
+    folders = [p for p in folders if _nodes_file(p) is not None or _shard_backup(p)[0]]
     shards = [_folder_shard(f) for f in folders]
     tables = [s.table for s in shards if s.table is not None]
     return ClusterSet(path, FOLDERS, shards, tables)
@@ -88,9 +90,11 @@ def _nodes_file(folder: Path) -> Path | None:
 
 def _folder_shard(folder: Path) -> Shard:
     nodes_file = _nodes_file(folder)
-    assert nodes_file is not None
     backup, kind, notes = _shard_backup(folder)
     shard = Shard(folder.name, backup, kind, None, None, None, notes)
+    if nodes_file is None:
+        shard.problem = f"{folder}: no nodes.conf here: which slots this backup holds is unknown"
+        return shard
     try:
         table = parse_nodes_conf(nodes_file.read_bytes())
     except FormatError as e:
