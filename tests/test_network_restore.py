@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import redis
+from cluster_support import cluster
 from conftest import (
     DEBUG_CONFIG,
     FIXTURES,
@@ -449,38 +450,6 @@ def test_forced_command_path_keeps_hash_field_ttls_with_hpexpireat() -> None:
 
 
 # -- a Redis Cluster ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def cluster(version: str = "7.0", nodes: int = 3) -> Iterator[list[RedisServer]]:
-    """``nodes`` primaries on free ports, slots split evenly, met, serving (cluster_state:ok)."""
-    with contextlib.ExitStack() as stack:
-        servers = [
-            stack.enter_context(
-                running_server(
-                    binary(version),
-                    config={
-                        "cluster-enabled": "yes",
-                        "cluster-config-file": "nodes.conf",
-                        "cluster-port": str(free_port()),
-                    },
-                )
-            )
-            for _ in range(nodes)
-        ]
-        per = 16384 // nodes
-        for i, s in enumerate(servers):
-            last = 16383 if i == nodes - 1 else (i + 1) * per - 1
-            s.client().execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
-        for s in servers[1:]:
-            servers[0].client().execute_command(
-                "CLUSTER", "MEET", "127.0.0.1", s.port, s.config["cluster-port"]
-            )
-        deadline = time.monotonic() + 30
-        while any(s.client().cluster("info")["cluster_state"] != "ok" for s in servers):
-            assert time.monotonic() < deadline, "the test cluster did not come up"
-            time.sleep(0.05)
-        yield servers
 
 
 def test_cluster_restore_routes_every_key_to_its_slot(tmp_path: Path) -> None:

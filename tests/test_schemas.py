@@ -12,7 +12,13 @@ import pytest
 from conftest import ROOT, invoke_cli
 from json_schemas import SCHEMAS, problems, validator
 
-NAMES = ["rbkit.check/1", "rbkit.restore/1", "rbkit.diff/1", "rbkit.error/1"]
+NAMES = [
+    "rbkit.check/1",
+    "rbkit.cluster-check/1",
+    "rbkit.restore/1",
+    "rbkit.diff/1",
+    "rbkit.error/1",
+]
 AOFS = sorted(
     p
     for p in (ROOT / "fixtures" / "aof").rglob("*")

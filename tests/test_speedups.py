@@ -2,9 +2,10 @@
 
 Every outcome (the tally, or the error with its offset and message and what was counted
 before it; in the full check also every key hash entry noted in the search for keys stored
-twice, and what that search found) is compared with the pure-Python walk, in both modes (the
-full check of every value and the quick one), on real fixtures, on damaged copies of them, on
-copies with damage inside values and the checksum zeroed, and on hypothesis mutations.
+twice, what that search found, and the keys counted per cluster hash slot) is compared with
+the pure-Python walk, in both modes (the full check of every value and the quick one), on real
+fixtures, on damaged copies of them, on copies with damage inside values and the checksum
+zeroed, and on hypothesis mutations.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from rdb_bytes import rdb_file, rstr
 
 import parsers.rdb.walker as walker_module
+from parsers.cluster.slots import SlotCounts
 from parsers.errors import FormatError
 from parsers.rdb.constants import OPCODE_SINCE
 from parsers.rdb.keyhash import ENTRY, ENTRY_SIZE
@@ -42,8 +44,9 @@ def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch
     except FormatError as e:
         return ("header", str(e))
     keys = KeyIndex(walker.record_key) if deep else None
+    slots = SlotCounts() if deep else None
     try:
-        tally = walker.tally(NOW_MS, top=5, keys=keys)
+        tally = walker.tally(NOW_MS, top=5, keys=keys, slots=slots)
     except FormatError as e:
         partial = walker.partial
         assert partial is not None
@@ -57,6 +60,7 @@ def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch
             counted(partial.tally),
             too_new(walker),
             noted(keys),
+            bytes(slots.buffer) if slots is not None else None,
         )
     return (
         counted(tally),
@@ -66,6 +70,7 @@ def outcome(data: bytes, fast: bool, deep: bool, monkeypatch: pytest.MonkeyPatch
         too_new(walker),
         noted(keys),
         keys.finish() if keys is not None else None,
+        bytes(slots.buffer) if slots is not None else None,  # keys per cluster hash slot
     )
 
 

@@ -15,7 +15,8 @@
  * before an empty collection and a key big enough for the top lists. `ntypes`: count only
  * value types below it (the caller's version rules).
  *
- * scan_full(buf, pos, limit, now_ms, min_bytes, min_elements, valkey, keys, room, mask, db)
+ * scan_full(buf, pos, limit, now_ms, min_bytes, min_elements, valkey, keys, room, mask, db
+ *           [, slots])
  *   -> (pos, counts[27], key_bytes, expires, expired, opcodes, last_key, extra, added)
  * The deep walk: each record is checked as Redis loads it with sanitize-dump-payload yes
  * (_sanitize.c, the rules of sanitize.py). An empty collection or a key big enough for the
@@ -28,6 +29,13 @@
  * collection, the scan appends the entry (key hash & mask, type byte offset << 1 | expired
  * before now_ms) to the bucket of the hash's top bits; `db`: the db the keys are in; it
  * stops before the record after the `room`-th entry. `added`: how many it appended.
+ * `slots`: None, or a writable buffer of 2 * 16384 native uint64 (parsers/cluster/slots.py
+ * SlotCounts): for each record it accepts (extra included) that Redis does not skip as an
+ * empty collection, it adds one to the key's cluster hash slot (keyHashSlot) in the first
+ * half, and one in the second half if the key has an expiry.
+ *
+ * key_slot(key) -> slot
+ * The cluster hash slot of a key (bytes-like), as Redis's keyHashSlot computes it.
  *
  * candidates(entries) -> [index, ...]
  * The indices, in order, of the 16-byte entries whose key hash occurs more than once.
@@ -531,23 +539,92 @@ static PyObject *scan(PyObject *self, PyObject *args)
     return Py_BuildValue("(nNLLLn)", pos, tuple, C.key_bytes, C.expires, C.expired, last_key);
 }
 
+
+/* ---- cluster hash slots (Redis's crc16.c and keyHashSlot) -------------------------------- */
+
+#define CLUSTER_SLOTS 16384
+
+/* CRC-16/XMODEM (polynomial 0x1021, initial 0), the table Redis's crc16.c holds. */
+static uint16_t crc16_table[256];
+
+static void crc16_init(void)
+{
+    for (int i = 0; i < 256; i++) {
+        uint16_t c = (uint16_t)(i << 8);
+        for (int j = 0; j < 8; j++)
+            c = (uint16_t)((c & 0x8000) ? (c << 1) ^ 0x1021 : c << 1);
+        crc16_table[i] = c;
+    }
+}
+
+static uint16_t crc16(const uint8_t *s, size_t n)
+{
+    uint16_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c = (uint16_t)((c << 8) ^ crc16_table[((c >> 8) ^ s[i]) & 0xff]);
+    return c;
+}
+
+/* The key's slot: the CRC of the part between the first '{' and the first '}' after it, when
+ * that part is not empty, else of the whole key. */
+static unsigned key_hash_slot(const uint8_t *key, size_t n)
+{
+    size_t s, e;
+    for (s = 0; s < n; s++)
+        if (key[s] == '{')
+            break;
+    if (s == n)
+        return crc16(key, n) & 0x3FFF;
+    for (e = s + 1; e < n; e++)
+        if (key[e] == '}')
+            break;
+    if (e == n || e == s + 1)
+        return crc16(key, n) & 0x3FFF;
+    return crc16(key + s + 1, e - s - 1) & 0x3FFF;
+}
+
+static PyObject *key_slot(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    unsigned slot = key_hash_slot((const uint8_t *)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(slot);
+}
+
 static PyObject *scan_full(PyObject *self, PyObject *args)
 {
-    PyObject *obj, *keys;
+    PyObject *obj, *keys, *slots_obj = Py_None;
     Py_ssize_t pos, limit, room, last_key = -1, added = 0;
     long long now_ms, min_bytes, min_elems;
     unsigned long long mask, db;
     int valkey;
-    if (!PyArg_ParseTuple(args, "OnnLLLpOnKK", &obj, &pos, &limit, &now_ms, &min_bytes,
-                          &min_elems, &valkey, &keys, &room, &mask, &db))
+    if (!PyArg_ParseTuple(args, "OnnLLLpOnKK|O", &obj, &pos, &limit, &now_ms, &min_bytes,
+                          &min_elems, &valkey, &keys, &room, &mask, &db, &slots_obj))
         return NULL;
     if (!keys_ok(keys))
         return NULL;
     if (keys == Py_None)
         keys = NULL;
+    Py_buffer sview = {0};
+    uint64_t *slots = NULL;
+    if (slots_obj != Py_None) {
+        if (PyObject_GetBuffer(slots_obj, &sview, PyBUF_WRITABLE) < 0)
+            return NULL;
+        if (sview.len != (Py_ssize_t)(2 * CLUSTER_SLOTS * sizeof(uint64_t))) {
+            PyBuffer_Release(&sview);
+            PyErr_SetString(PyExc_ValueError, "slots: a buffer of 2 * 16384 uint64");
+            return NULL;
+        }
+        slots = (uint64_t *)sview.buf;
+    }
     Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+        if (slots != NULL)
+            PyBuffer_Release(&sview);
         return NULL;
+    }
     Buf B = {(const uint8_t *)view.buf, view.len};
     Sanitizer *S = sanitizer_for(&B);
     Counts C = {{0}, 0, 0, 0};
@@ -571,12 +648,16 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
         Py_ssize_t type_at = q;
         q += 1;
         uint64_t h = 0;
-        if (keys != NULL) {
+        unsigned slot = 0;
+        if (keys != NULL || slots != NULL) {
             const uint8_t *key;
             size_t key_len;
             if (!sanitize_key(S, &q, &key, &key_len))
                 goto stop;
-            h = key_hash(key, key_len, db) & mask;
+            if (keys != NULL)
+                h = key_hash(key, key_len, db) & mask;
+            if (slots != NULL)
+                slot = key_hash_slot(key, key_len);
         } else if (!sanitize_string(S, &q)) {
             goto stop;
         }
@@ -590,9 +671,16 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
             uint64_t tag = ((uint64_t)type_at << 1) | (uint64_t)(has_expire && expire < now_ms);
             if (add_key(keys, h, tag) < 0) {
                 PyBuffer_Release(&view);
+                if (slots != NULL)
+                    PyBuffer_Release(&sview);
                 return NULL;
             }
             added++;
+        }
+        if (slots != NULL && !empty) {
+            slots[slot]++;
+            if (has_expire)
+                slots[CLUSTER_SLOTS + slot]++;
         }
         if (empty || size > min_bytes || (long long)n > min_elems) {
             has_extra = 1;
@@ -615,6 +703,8 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
         break;
     }
     PyBuffer_Release(&view);
+    if (slots != NULL)
+        PyBuffer_Release(&sview);
     if (keys != NULL && flush_keys(keys) < 0)
         return NULL;
     PyObject *tuple = counts_tuple(&C);
@@ -643,6 +733,7 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
     {"scan_full", scan_full, METH_VARARGS,
      "Check and count a run of key records; see the file header."},
+    {"key_slot", key_slot, METH_O, "The cluster hash slot of a key; see the file header."},
     {"candidates", candidates, METH_O,
      "Indices of the key hash entries whose hash occurs more than once; see the file header."},
     {NULL, NULL, 0, NULL},
@@ -653,4 +744,8 @@ static struct PyModuleDef module = {
     methods,
 };
 
-PyMODINIT_FUNC PyInit__speedups(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__speedups(void)
+{
+    crc16_init();
+    return PyModule_Create(&module);
+}

@@ -16,6 +16,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 
+from parsers.cluster.slots import SlotCounts
 from parsers.errors import CorruptError, FormatError, TruncatedError, UnsupportedError
 from parsers.rdb.constants import (
     COLLECTION_TYPES,
@@ -223,11 +224,18 @@ class RdbWalker:
         except (FormatError, IndexError) as e:
             raise self._located(e, key_at, pos, db) from None
 
-    def tally(self, now_ms: int, top: int = 10, keys: KeySink | None = None) -> Tally:
+    def tally(
+        self,
+        now_ms: int,
+        top: int = 10,
+        keys: KeySink | None = None,
+        slots: SlotCounts | None = None,
+    ) -> Tally:
         """Walk every key and count, without yielding: per db and type the keys and bytes,
         expiries (and how many are at or before ``now_ms``), empty collections, module type
         names, and the ``top`` biggest keys by bytes and by elements. With ``keys`` (a deep
-        walk only), note each key Redis does not skip as empty in it (:mod:`parsers.rdb.keyhash`).
+        walk only), note each key Redis does not skip as empty in it (:mod:`parsers.rdb.keyhash`);
+        with ``slots`` (a deep walk only), count those keys per cluster hash slot.
 
         The same walk as :meth:`walk`, with the counting folded into the loop: on files of
         millions of keys the per-key cost of a generator is most of the time. On a failure,
@@ -256,8 +264,9 @@ class RdbWalker:
         # version should not hold. The full scan says which it read.
         scan = fast.scan if fast is not None and not deep and self.version >= 8 else None
         valkey = int(self.magic == "VALKEY")
-        if keys is not None and not deep:
-            raise ValueError("keys are noted by the deep walk only")
+        if (keys is not None or slots is not None) and not deep:
+            raise ValueError("keys and slots are noted by the deep walk only")
+        slot_buffer = slots.buffer if slots is not None else None
         buckets = keys.buckets if keys is not None else None
         mask = keys.mask if keys is not None else 0
         scan_from = pos  # the accelerator is tried again once the walk passes this offset
@@ -285,6 +294,7 @@ class RdbWalker:
                             room,
                             mask,
                             db,
+                            slot_buffer,
                         )
                         if keys is not None:
                             keys.added(added)  # the C scan noted the key of extra too
@@ -342,9 +352,15 @@ class RdbWalker:
                         continue
                     if nxt > end:
                         raise _past_end(nxt, end, vpos)
-                    if keys is not None and not (n == 0 and op in collections):
-                        expired = expire is not None and expire < now_ms
-                        keys.add(db, bytes(self.key_at(key_at)), start, expired)
+                    if (keys is not None or slots is not None) and not (
+                        n == 0 and op in collections
+                    ):
+                        name = bytes(self.key_at(key_at))
+                        if keys is not None:
+                            expired = expire is not None and expire < now_ms
+                            keys.add(db, name, start, expired)
+                        if slots is not None:
+                            slots.add(name, expire is not None)
                 if n == 0 and op in collections:
                     cur.empty += 1
                 elif op == _MODULE_2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from parsers.cluster.slots import SlotCounts
 from toolkit.check.locate import AOF, MULTIPART, locate
 from toolkit.check.rdb import ProgressFn, check_file
 from toolkit.check.result import CheckResult
@@ -22,13 +23,15 @@ def check_backup(
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
     modules: tuple[str, ...] = (),
+    slots: SlotCounts | None = None,
 ) -> CheckResult:
     """Check the backup at ``path``. Raises BackupIOError when there is nothing to check.
 
     ``config`` (or the file ``config_path``) says which file of a data directory Redis loads.
     ``modules`` (names or library paths) are the modules the loading server has: an AOF's
     commands of other modules are errors. ``quick`` reads an RDB's framing only (the values
-    are not checked).
+    are not checked). ``slots``: an RDB's keys are counted there per cluster hash slot (a full
+    check only).
     """
     if config_path is not None:
         try:
@@ -45,6 +48,8 @@ def check_backup(
         check = check_multipart if found.kind == MULTIPART else check_aof
         result = check(found.path, top=top, now_ms=now_ms, progress=progress, modules=modules)
     else:
-        result = check_file(found.path, top=top, quick=quick, now_ms=now_ms, progress=progress)
+        result = check_file(
+            found.path, top=top, quick=quick, now_ms=now_ms, progress=progress, slots=slots
+        )
     result.notes[:0] = found.notes
     return result

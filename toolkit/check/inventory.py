@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from parsers.cluster.slots import SlotCounts
 from parsers.rdb.constants import TYPE_NAMES, ValueType
 from parsers.rdb.keyhash import KeySink
 from parsers.rdb.records import Tally
@@ -54,12 +55,16 @@ class Inventory:
 
 
 def inventory_of_rdb(
-    walker: RdbWalker, now_ms: int, top: int = 10, keys: KeySink | None = None
+    walker: RdbWalker,
+    now_ms: int,
+    top: int = 10,
+    keys: KeySink | None = None,
+    slots: SlotCounts | None = None,
 ) -> Inventory:
-    """Walk every key of ``walker`` and count (noting each key in ``keys``, if given). Raises
-    the walker's FormatError on damage (``walker.partial`` then holds the counts of what was
-    read before it)."""
-    return inventory_of_tally(walker, walker.tally(now_ms, top, keys))
+    """Walk every key of ``walker`` and count (noting each key in ``keys`` and counting it in
+    ``slots``, if given). Raises the walker's FormatError on damage (``walker.partial`` then
+    holds the counts of what was read before it)."""
+    return inventory_of_tally(walker, walker.tally(now_ms, top, keys, slots))
 
 
 def inventory_of_tally(walker: RdbWalker, tally: Tally) -> Inventory:
@@ -102,3 +107,32 @@ def _big_key(
 ) -> BigKey:
     name = walker.module_name_at(voff) if t == ValueType.MODULE_2 else TYPE_NAMES[t]
     return BigKey(db, walker.key_at(key_off), name, elements, size)
+
+
+def merged(inventories: list[Inventory], top: int = 10) -> Inventory:
+    """One inventory of several backups' (a cluster's shards): counts added, the ``top``
+    biggest keys of them all."""
+    out = Inventory()
+    for inv in inventories:
+        for db, stats in inv.databases.items():
+            into = out.databases.setdefault(db, DbStats())
+            into.keys += stats.keys
+            into.expires += stats.expires
+            into.expired_at_check += stats.expired_at_check
+            into.empty += stats.empty
+            into.bytes += stats.bytes
+            for name, count in stats.by_type.items():
+                into.by_type[name] = into.by_type.get(name, 0) + count
+        out.type_ids |= inv.type_ids
+        out.module_values += inv.module_values
+        out.bytes_known = out.bytes_known and inv.bytes_known
+    for stats in out.databases.values():
+        stats.by_type = dict(sorted(stats.by_type.items()))
+    out.databases = dict(sorted(out.databases.items()))
+    every = [k for inv in inventories for k in inv.biggest_by_bytes]
+    out.biggest_by_bytes = sorted(every, key=lambda k: k.bytes, reverse=True)[:top]
+    every = [k for inv in inventories for k in inv.biggest_by_elements]
+    out.biggest_by_elements = sorted(every, key=lambda k: k.elements, reverse=True)[:top]
+    out.functions = sorted({f for inv in inventories for f in inv.functions})
+    out.modules = sorted({m for inv in inventories for m in inv.modules})
+    return out

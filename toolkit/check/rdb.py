@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from parsers.cluster.slots import SlotCounts, declared_slots
 from parsers.errors import FormatError, format_key
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
 from parsers.rdb.versions import release_for
@@ -41,6 +42,7 @@ def check_file(
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
+    slots: SlotCounts | None = None,
 ) -> CheckResult:
     """Check the RDB file at ``path``. Raises BackupIOError when it cannot be read.
 
@@ -65,6 +67,7 @@ def check_file(
                 now_ms=now_ms,
                 progress=progress,
                 spill_dir=spill_dir,
+                slots=slots,
             )
     except IsADirectoryError:
         raise BackupIOError(f"{path}: is a directory, expected an RDB file") from None
@@ -81,8 +84,10 @@ def check_rdb(
     now_ms: int | None = None,
     progress: ProgressFn | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
+    slots: SlotCounts | None = None,
 ) -> CheckResult:
-    """Check an RDB held in ``buf``: the verdict, its problems and the inventory."""
+    """Check an RDB held in ``buf``: the verdict, its problems and the inventory; with
+    ``slots`` (not ``quick``), its keys are also counted per cluster hash slot."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     size = len(buf)
     result = CheckResult(path, "rdb", size, now_ms, quick)
@@ -95,7 +100,7 @@ def check_rdb(
     result.min_release = release_for(walker.magic, walker.version)
     keys = None if quick else KeyIndex(walker.record_key, spill_dir=spill_dir)
     try:
-        result.inventory = inventory_of_rdb(walker, now_ms, top, keys)
+        result.inventory = inventory_of_rdb(walker, now_ms, top, keys, None if quick else slots)
         if keys is not None:
             result.problems.extend(duplicate_findings(keys.finish()))
     except FormatError as e:
@@ -110,6 +115,7 @@ def check_rdb(
         a.name.decode("utf-8", "replace"): a.value.decode("utf-8", "replace") for a in walker.aux
     }
     result.checksum = walker.checksum
+    result.slot_info = declared_slots(walker.slot_info, walker.aux)
     result.problems.extend(rdb_findings(walker, result))
     return result
 
@@ -126,7 +132,14 @@ def _partial(walker: RdbWalker, damage_at: int | None) -> Partial | None:
             last_key = (db, bytes(walker.key_at(start + 1)), start)
         except (FormatError, IndexError):
             last_key = None
-    return Partial(inventory_of_tally(walker, walker.partial.tally), last_key, damage_at)
+    tally = walker.partial.tally
+    try:
+        inventory = inventory_of_tally(walker, tally)
+    except (FormatError, IndexError):  # a biggest key's name is damaged (--quick skips names)
+        tally.by_bytes.clear()
+        tally.by_elements.clear()
+        inventory = inventory_of_tally(walker, tally)
+    return Partial(inventory, last_key, damage_at)
 
 
 def _progress_hook(buf: mmap.mmap | bytes, progress: ProgressFn | None) -> Callable[[int], None]:

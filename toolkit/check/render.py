@@ -59,7 +59,7 @@ def render_check(result: CheckResult, *, strict: bool = False, width: int | None
     inv = result.inventory
     if inv is not None and inv.databases:
         out.append("")
-        out.append(pre(_db_table(inv)))
+        out.append(pre(db_table(inv)))
     elif inv is not None:
         out.append("")
         out.append("no keys")
@@ -114,7 +114,7 @@ def _problem_table(result: CheckResult) -> str:
     )
 
 
-def _db_table(inv: Inventory) -> str:
+def db_table(inv: Inventory) -> str:
     """Per db: keys, expiries, bytes (``-`` where not computed: an AOF's model has no
     encodings) and keys per type; a total row when there are several."""
     extra = sorted({t for s in inv.databases.values() for t in s.by_type} - set(_TYPES))
@@ -158,7 +158,7 @@ def _partial_lines(partial: Partial) -> list[str]:
         head += f"; the last good key is '{printable(key[:60])}' in db {db} at offset {offset}"
     lines = [head]
     if inv.databases:
-        lines.append(pre(_db_table(inv)))
+        lines.append(pre(db_table(inv)))
     return lines
 
 

@@ -47,13 +47,20 @@ def check_report(result: CheckResult) -> dict[str, Any]:
         report["aof"] = _aof(result.aof)
     report["partial"] = _partial(result.partial) if result.partial is not None else None
     if inv is not None:
-        report["databases"] = _databases(inv)
-        report["totals"] = _totals(inv)
-        report["functions"] = inv.functions
-        report["modules"] = inv.modules
-        report["biggest"] = [_big(k) for k in inv.biggest_by_bytes]
-        report["biggest_by_elements"] = [_big(k, inv.bytes_known) for k in inv.biggest_by_elements]
+        report.update(inventory_fields(inv))
     return report
+
+
+def inventory_fields(inv: Inventory) -> dict[str, Any]:
+    """The inventory's fields of a report: databases, totals, functions, modules, biggest."""
+    return {
+        "databases": _databases(inv),
+        "totals": _totals(inv),
+        "functions": inv.functions,
+        "modules": inv.modules,
+        "biggest": [_big(k) for k in inv.biggest_by_bytes],
+        "biggest_by_elements": [_big(k, inv.bytes_known) for k in inv.biggest_by_elements],
+    }
 
 
 def _databases(inv: Inventory) -> dict[str, Any]:

@@ -80,6 +80,8 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)  # which file was chosen, and why
     replay: AofReplay | None = None  # AOF only: the rebuilt keyspace (not in the report)
     partial: Partial | None = None  # invalid: what was read before the damage
+    # RDB: slot -> (keys, expires) the file's own slot info declares (cluster nodes' saves)
+    slot_info: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:

@@ -26,6 +26,8 @@ Examples:
   rbkit check big.rdb --quick
   # when what happened in an AOF: FLUSHALL, mass deletes, with offsets
   rbkit check appendonlydir/ --timeline
+  # a cluster's backup set: every shard, every slot once, every key in its shard
+  rbkit check --cluster /backups/cluster-2024-05-01/
 """
 
 
@@ -89,9 +91,24 @@ def check(
             "repeatable.",
         ),
     ] = None,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="BACKUP is a cluster's backup set: a folder per shard (its RDB or "
+            "appendonlydir/ and nodes.conf), or what 'redis-cli --cluster backup' writes. "
+            "Checks every shard, slot coverage and that each key is in its slot's shard.",
+        ),
+    ] = False,
 ) -> None:
     """Validate a backup as the server loading it would, and print its inventory."""
     from toolkit.check.backup import check_backup
+
+    if cluster:
+        from toolkit.cli.cluster_check import check_cluster_set
+
+        options = {"quick": quick, "config": config, "timeline": timeline, "module": module}
+        check_cluster_set(backup, json_out=json_out, strict=strict, top=top, **options)
 
     if quick and deep:
         raise UsageError("--quick and --deep contradict each other")

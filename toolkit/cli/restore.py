@@ -232,7 +232,10 @@ def restore(
     cluster: Annotated[
         bool,
         typer.Option(
-            "--cluster", help="The URL is a node of a Redis Cluster.", rich_help_panel=NETWORK
+            "--cluster",
+            help="The URL is a node of a Redis Cluster (BACKUP may then be a cluster backup "
+            "set, as check --cluster reads it).",
+            rich_help_panel=NETWORK,
         ),
     ] = False,
     replace: Annotated[

@@ -92,7 +92,7 @@ class PrefixDiff:
 class Source:
     """One side of the diff: where it was read from and what that took."""
 
-    kind: str  # "rdb", "aof", "report" (a saved check --json), "live"
+    kind: str  # "rdb", "aof", "report" (a saved check --json), "live", "cluster-set"
     name: str  # path, or the URL without its password
     time_ms: int | None = None  # when the data was current (see time_source)
     time_source: str | None = None  # "aux ctime", "file mtime", "server TIME", ...

@@ -233,6 +233,7 @@ _KIND_NAMES = {
     "aof": "AOF",
     "report": "saved check report",
     "live": "live server",
+    "cluster-set": "cluster backup set",
 }
 
 

@@ -33,9 +33,12 @@ from parsers.rdb.strings import read_length, read_string, skip_string, string_le
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
 from toolkit.check.backup import check_backup
+from toolkit.check.cluster.layout import is_set
+from toolkit.check.cluster.verdict import ClusterCheck, check_cluster
 from toolkit.check.keyspace import UNKNOWN_TIME
 from toolkit.check.problems import ERROR
 from toolkit.check.result import CheckResult
+from toolkit.diff.cluster_live import ClusterLive, is_cluster_node
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
 from toolkit.diff.saved_report import SavedReport, read_report
@@ -118,6 +121,19 @@ class Side:
         """Release what the side holds open (mapped file, connections, scratch server)."""
 
 
+def added_counts(sides: list[Side], dbs: set[int] | None) -> dict[int, DbCounts]:
+    """The counts of several sides (a set's shards, a cluster's primaries) added up."""
+    out: dict[int, DbCounts] = {}
+    for side in sides:
+        for db, c in side.counts(dbs).items():
+            into = out.setdefault(db, DbCounts())
+            into.keys += c.keys
+            into.expires += c.expires
+            for name, n in c.by_type.items():
+                into.by_type[name] = into.by_type.get(name, 0) + n
+    return dict(sorted(out.items()))
+
+
 # -- opening --------------------------------------------------------------------------------
 
 
@@ -145,6 +161,8 @@ def open_side(
     report = read_report(path)
     if report is not None:
         return ReportSide(path, report)
+    if is_set(path):
+        return SetSide(_checked_set(path))
 
     try:
         with progress_of(progress or no_progress, f"checking {label} ({path.name})") as bar:
@@ -159,18 +177,33 @@ def open_side(
 
 def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side:
     """A server's side: its snapshot checked as an RDB, or its keys read by SCAN."""
+    live = LiveServer(server)  # connects: a refused password or no answer ends here
+    if is_cluster_node(live):
+        if via == SNAPSHOT:
+            live.close()
+            raise DiffError(
+                f"{server.display}: a cluster node: the whole cluster is read, every primary "
+                "by SCAN (--via snapshot reads one server)"
+            )
+        cluster = ClusterLiveSide(ClusterLive(live))
+        cluster.source.via = SCAN
+        return cluster
     reason = None
     if via != SCAN:
         try:
-            server.check()
-            return _snapshot_side(server, label, progress)
+            side = _snapshot_side(server, label, progress)
         except SnapshotRefused as e:
             if via == SNAPSHOT:
+                live.close()
                 raise DiffError(str(e)) from None
             reason = str(e).split(": not read by SYNC: ", 1)[-1]
         except (ServerError, ConnectError) as e:
+            live.close()
             raise DiffError(str(e)) from None
-    side = LiveSide(LiveServer(server))
+        else:
+            live.close()
+            return side
+    side = LiveSide(live)
     side.source.via = SCAN
     if reason is not None:
         side.source.notes.append(f"read by SCAN, not as a replication snapshot: {reason}")
@@ -275,6 +308,7 @@ class RdbSide(Side):
         self._fd = -1
         self.expired_by = NEVER  # keys expiring at or before this ms are left out
         self.expired_left_out = 0
+        self.ref_base = 0  # added to every name offset stored (a set's shard number << 48)
 
     def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
         inv = self.result.inventory
@@ -373,6 +407,7 @@ class RdbSide(Side):
         empty = 0
         modules = 0
         expired_by, expired = self.expired_by, 0
+        base = self.ref_base
         for db, t, key_offset, value_offset, end, n, expire in walker.walk():
             if dbs is not None and db not in dbs:
                 continue
@@ -411,7 +446,7 @@ class RdbSide(Side):
                 bk = d.bucket(h1 >> shift)
             bk.h1.append(h1)
             bk.h2.append(hash(key + b"\x00") & m64)
-            bk.ref.append(key_offset)
+            bk.ref.append(key_offset + base)
             bk.exp.append(NO_TTL if expire is None else clamp_expiry(expire))
             bk.meta.append(code if size is None else (size + 1) << 8 | code)
             d.count += 1
@@ -436,6 +471,94 @@ class RdbSide(Side):
 def _close_map(mm: mmap.mmap) -> None:
     with contextlib.suppress(BufferError):
         mm.close()
+
+
+# -- a cluster backup set ---------------------------------------------------------------------
+
+SHARD_SHIFT = 48  # a set side's name refs: shard number << 48 | offset in its RDB file
+
+
+def _checked_set(path: Path) -> ClusterCheck:
+    """``check --cluster`` of a set; refused (DiffError) when it finds an error."""
+    try:
+        check = check_cluster(path)
+    except BackupIOError as e:
+        raise DiffError(str(e)) from None
+    errors = [p for p in check.problems if p.severity == ERROR]
+    if errors:
+        more = f" and {len(errors) - 1} more error(s)" if len(errors) > 1 else ""
+        raise DiffError(
+            f"{path}: not a valid cluster backup set: {errors[0].message}{more}; a diff of it "
+            "would be meaningless (see rbkit check --cluster)"
+        )
+    aof = [s.name for s in check.shards if s.result is not None and s.result.format != "rdb"]
+    if aof:
+        raise DiffError(f"{path}: shard(s) {', '.join(aof)} hold an AOF: a set diff reads RDBs")
+    return check
+
+
+class SetSide(Side):
+    """A cluster backup set: the union of its shards' keys (each shard an RDB side, the name
+    refs tagged with the shard's number)."""
+
+    kind = "cluster-set"
+
+    def __init__(self, check: ClusterCheck) -> None:
+        self.shards = [RdbSide(s.result) for s in check.shards if s.result is not None]
+        for i, shard in enumerate(self.shards):
+            shard.ref_base = i << SHARD_SHIFT
+        times = [s.source.time_ms for s in self.shards if s.source.time_ms is not None]
+        versions = {s.source.version for s in self.shards} - {None}
+        version = ", ".join(sorted(versions)) if versions else None  # one, unless shards differ
+        source = Source("cluster-set", check.path, version=version)
+        # The oldest shard's time: keys expired by then are judged as the oldest file saw them.
+        source.time_ms = min(times) if times else None
+        source.time_source = (
+            f"oldest of {len(self.shards)} shards' {self.shards[0].source.time_source}"
+            if self.shards
+            else None
+        )
+        source.notes.append(
+            f"a cluster backup set of {len(self.shards)} shards: the union of their keys"
+        )
+        super().__init__(source)
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        out = added_counts(self.shards, dbs)
+        self.source.keys_read = sum(c.keys for c in out.values())
+        return out
+
+    def collect(
+        self,
+        table: KeyTable,
+        *,
+        dbs: set[int] | None,
+        match: Matcher,
+        pattern: bytes | None,
+        values: bool,
+        progress: Progress,
+    ) -> None:
+        for shard in self.shards:
+            shard.collect(
+                table, dbs=dbs, match=match, pattern=pattern, values=values, progress=progress
+            )
+        self.source.keys_read = sum(s.source.keys_read for s in self.shards)
+        self.source.seconds = sum(s.source.seconds for s in self.shards)
+        self.empty_skipped = sum(s.empty_skipped for s in self.shards)
+        self.module_values = sum(s.module_values for s in self.shards)
+
+    def name_reader(self) -> Callable[[int], bytes]:
+        readers = [s.name_reader() for s in self.shards]
+        low = (1 << SHARD_SHIFT) - 1
+
+        def read(ref: int) -> bytes:
+            return readers[ref >> SHARD_SHIFT](ref & low)
+
+        return read
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
 
 
 # -- an AOF --------------------------------------------------------------------------------
@@ -755,4 +878,55 @@ class LiveSide(Side):
         self.source.seconds = time.monotonic() - started
         self.source.keys_read = keys
         self.source.time_ms = self.server.time_ms()
+        self.source.time_source = "server TIME"
+
+
+class ClusterLiveSide(Side):
+    """A live Redis Cluster (the URL of any node): every primary read, into one table."""
+
+    kind = "live"
+
+    def __init__(self, cluster: ClusterLive) -> None:
+        self.cluster = cluster
+        self.nodes = [LiveSide(node) for node in cluster.nodes.values()]
+        super().__init__(Source("live", cluster.name, version=cluster.version))
+        self.source.notes.append(
+            f"a Redis Cluster node: its {len(self.nodes)} primaries are read, as one keyspace"
+        )
+
+    @property
+    def live(self) -> ClusterLive:  # type: ignore[override]
+        return self.cluster
+
+    def close(self) -> None:
+        self.cluster.close()
+
+    def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
+        out = added_counts(self.nodes, dbs)
+        self._finish()
+        return out
+
+    def collect(
+        self,
+        table: KeyTable,
+        *,
+        dbs: set[int] | None,
+        match: Matcher,
+        pattern: bytes | None,
+        values: bool,
+        progress: Progress,
+    ) -> None:
+        for node in self.nodes:
+            node.collect(
+                table, dbs=dbs, match=match, pattern=pattern, values=values, progress=progress
+            )
+            self.source.notes.extend(n for n in node.source.notes if n not in self.source.notes)
+        self.module_values = sum(n.module_values for n in self.nodes)
+        self._finish()
+
+    def _finish(self) -> None:
+        self.source.keys_read = sum(n.source.keys_read for n in self.nodes)
+        self.source.seconds = sum(n.source.seconds for n in self.nodes)
+        times = [n.source.time_ms for n in self.nodes if n.source.time_ms is not None]
+        self.source.time_ms = min(times) if times else None
         self.source.time_source = "server TIME"

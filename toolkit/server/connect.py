@@ -15,6 +15,7 @@ naming the server (:meth:`Server.error`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -219,6 +220,19 @@ class Server:
         import redis
 
         return redis.Redis.from_pool(self.pool(db, timeout=timeout, retries=retries))
+
+    def at(self, host: str, port: int) -> Server:
+        """The same server settings (credentials, TLS, timeouts) for another node at
+        ``host:port``: a cluster's other primaries."""
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        where = f"{quote(self.user)}@{address}" if self.user else address
+        return dataclasses.replace(
+            self,
+            display=f"{'rediss' if self.tls else 'redis'}://{where}",
+            address=address,
+            db=None,
+            _kwargs={**self._kwargs, "host": host, "port": port},
+        )
 
     def cluster(self) -> RedisCluster:
         """A cluster client seeded with this node."""

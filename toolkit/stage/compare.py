@@ -94,14 +94,20 @@ def backup_keys(result: CheckResult) -> BackupKeys:
 
     Raises FormatError (or OSError) where the backup is damaged or unreadable.
     """
-    path = Path(result.path)
     if result.format == "rdb":
-        out = BackupKeys()
+        return rdb_keys([Path(result.path)])
+    return _aof_keys(result)
+
+
+def rdb_keys(paths: list[Path]) -> BackupKeys:
+    """The key names of RDB files, together (a cluster's shards). Raises FormatError or
+    OSError where one is damaged or unreadable."""
+    out = BackupKeys()
+    for path in paths:
         with mapped(path) as mm:
             if mm is not None:
                 _rdb_keys(mm, out)
-        return out
-    return _aof_keys(result)
+    return out
 
 
 def _rdb_keys(mm: mmap.mmap, out: BackupKeys) -> None:

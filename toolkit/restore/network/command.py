@@ -23,9 +23,11 @@ import redis
 from parsers.errors import FormatError
 from toolkit import lifeline
 from toolkit.check.backup import check_backup
+from toolkit.check.cluster.layout import is_set
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
-from toolkit.errors import ConnectError, TargetError
+from toolkit.errors import ConnectError, RestoreError, TargetError
+from toolkit.restore.network.cluster_set import SetSource, set_result
 from toolkit.restore.network.load import load
 from toolkit.restore.network.plan import make_plan
 from toolkit.restore.network.report import (
@@ -71,6 +73,11 @@ def restore_to(
     """Restore ``backup`` into the server (or cluster) at ``url`` (or ``host:port``, reached
     with ``connect``) and report; ``confirm`` is asked once the plan is made. Raises an
     RbkitError for a usage or I/O problem."""
+    if is_set(backup) and not cluster:
+        raise RestoreError(
+            f"{backup}: a cluster backup set goes into a cluster: pass --cluster (and any "
+            "node's URL); its keys are routed by slot"
+        )
     target = parse_target(url, connect)
     report = NetworkReport(str(backup), target.display, dry_run)
     progress = progress or no_progress
@@ -106,8 +113,13 @@ def _run(
     confirm: Callable[[NetworkReport], bool],
     progress_for: ProgressFactory,
 ) -> None:
-    result = _gate(report, backup, config, force, modules, progress_for)
-    rdb_result, source = _source(report, stack, result, force, modules)
+    set_source: SetSource | None = None
+    if is_set(backup):
+        rdb_result, set_source = _set_gate(report, stack, backup, force, modules)
+        source: RdbSource | SetSource = set_source
+    else:
+        result = _gate(report, backup, config, force, modules, progress_for)
+        rdb_result, source = _source(report, stack, result, force, modules)
     with _step(report, "connect") as step:
         dbs = sorted(rdb_result.inventory.databases) if rdb_result.inventory else []
         info = inspect_target(target, cluster=cluster, dbs=dbs)
@@ -153,7 +165,7 @@ def _run(
             reasons += [f.error for f in stats.failures[:1]]
             raise _stop(report, step, FAILED, reasons)
     with _step(report, "verify") as step:
-        keys = _backup_keys(rdb_result) if plan.target_empty else None
+        keys = _backup_keys(rdb_result, set_source) if plan.target_empty else None
         try:
             verification = verify(plan, rdb_result, source, target, stats, keys)
         except (redis.RedisError, OSError) as e:
@@ -211,8 +223,52 @@ def _source(
     modules: Sequence[Path] = (),
 ) -> tuple[CheckResult, RdbSource]:
     """The RDB to send: the backup itself, or the RDB an AOF backup turns into."""
+    rdb_result, path = _rdb_of(report, stack, result, force, modules)
+    return rdb_result, stack.enter_context(RdbSource(path))
+
+
+def _set_gate(
+    report: NetworkReport,
+    stack: ExitStack,
+    backup: Path,
+    force: bool,
+    modules: Sequence[Path],
+) -> tuple[CheckResult, SetSource]:
+    """The gate of a cluster backup set (check --cluster: one verdict over every shard), then
+    its shards' RDB files as one source."""
+    from toolkit.check.cluster.verdict import check_cluster
+
+    with _step(report, "gate") as step:
+        check = check_cluster(backup)
+        report.backup = str(backup)
+        verdict = gate(check.problems, force, "restored anyway")
+        if verdict.refusal:
+            report.result = set_result(check, [s.result for s in check.shards if s.result])
+            raise _stop(report, step, REFUSED, [verdict.refusal])
+        step.detail = f"cluster backup set of {plural(len(check.shards), 'shard')}: "
+        step.detail += verdict.detail
+        if verdict.forced:
+            report.notes.append(verdict.forced)
+    rdbs = [
+        _rdb_of(report, stack, s.result, force, modules)
+        for s in check.shards
+        if s.result is not None
+    ]
+    report.result = set_result(check, [r for r, _ in rdbs])
+    report.notes.extend(report.result.notes)
+    return report.result, stack.enter_context(SetSource([p for _, p in rdbs]))
+
+
+def _rdb_of(
+    report: NetworkReport,
+    stack: ExitStack,
+    result: CheckResult,
+    force: bool,
+    modules: Sequence[Path] = (),
+) -> tuple[CheckResult, Path]:
+    """The RDB file to send: the backup itself, or the RDB an AOF backup turns into."""
     if result.format != "aof":
-        return result, stack.enter_context(RdbSource(Path(result.path)))
+        return result, Path(result.path)
     with _step(report, "convert") as step:
         converted, reasons = aof_to_rdb(result, force=force, modules=modules)
         if converted is None:
@@ -224,13 +280,13 @@ def _source(
         step.detail = (
             f"loaded, verified and saved as RDB {rdb_result.rdb_version} by a scratch server here"
         )
-    return rdb_result, stack.enter_context(RdbSource(converted.path))
+    return rdb_result, converted.path
 
 
-def _backup_keys(result: CheckResult) -> BackupKeys | None:
+def _backup_keys(result: CheckResult, set_source: SetSource | None) -> BackupKeys | None:
     """The backup's key names (for the exact read-back), or None when unreadable."""
     try:
-        return backup_keys(result)
+        return set_source.backup_keys() if set_source is not None else backup_keys(result)
     except (FormatError, OSError):
         return None
 

@@ -1,0 +1,1 @@
+"""Redis Cluster formats: hash slots of keys, and the node tables nodes.conf and nodes.json."""
