@@ -78,12 +78,26 @@ def save_set(nodes: list[RedisServer], into: Path, *, aof: bool = False) -> Path
         folder = into / f"shard-{i}"
         folder.mkdir(parents=True)
         if aof:
+            _aof_settled(node)
             shutil.copytree(node.directory / "appendonlydir", folder / "appendonlydir")
         else:
             node.client().save()
             shutil.copy(node.directory / "dump.rdb", folder / "dump.rdb")
         shutil.copy(node.directory / "nodes.conf", folder / "nodes.conf")
     return into
+
+
+def _aof_settled(node: RedisServer, timeout: float = 60.0) -> None:
+    """Wait until no AOF rewrite runs or waits (a node started with appendonly yes writes its
+    first base in the background: a copy taken meanwhile misses what the manifest will name)."""
+    c = node.client()
+    deadline = time.monotonic() + timeout
+    while True:
+        info = c.info("persistence")
+        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+            return
+        assert time.monotonic() < deadline, f"{node.port}: AOF rewrite still running"
+        time.sleep(0.05)
 
 
 def owned_ranges(node: RedisServer) -> list[tuple[int, int]]:
