@@ -80,7 +80,7 @@ def read_header(buf: Buffer) -> tuple[str, int, int]:
     elif head.startswith(b"VALKEY"):
         magic, digits = b"VALKEY", head[6:9]
     else:
-        if len(head) < 5 and (b"REDIS".startswith(head) or b"VALKEY".startswith(head)):
+        if b"REDIS".startswith(head) or b"VALKEY".startswith(head):  # cut inside the magic
             raise TruncatedError(f"input ends after {len(head)} bytes, inside the header", 0)
         raise CorruptError(
             f"not an RDB file: magic {head[:6]!r}, expected 'REDIS' or 'VALKEY'",

@@ -150,7 +150,8 @@ def refusals(
 
 def choose_binary(result: CheckResult, modules: Sequence[Path] = ()) -> ServerBinary:
     """The redis-server to stage with: Debian's (the system one) if it can read the backup,
-    else the oldest one here that can, else the newest (whose refusal then says why)."""
+    else the oldest one here that can, else the newest of the backup's family (Valkey for a
+    VALKEY file, Redis otherwise), whose refusal then says why."""
     binaries = find_binaries()
     if not binaries:
         raise ServerError("no redis-server found (install redis-server or pass --redis-server)")
@@ -158,4 +159,7 @@ def choose_binary(result: CheckResult, modules: Sequence[Path] = ()) -> ServerBi
     for b in readable:
         if b.source == "system":
             return b
-    return readable[0] if readable else binaries[-1]
+    if readable:
+        return readable[0]
+    family = [b for b in binaries if is_valkey(b.path) == (result.magic == "VALKEY")]
+    return (family or binaries)[-1]
