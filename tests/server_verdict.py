@@ -24,12 +24,14 @@ _PORT_ATTEMPTS = 5
 # The newest RDB version each test server reads.
 READS_UP_TO = {"6.2": 9, "7.0": 10, "8.2": 12}
 # What a server logs when it gives up on a file it was loading (rdb.c rdbReportError, the
-# duplicate-key panic, module loading errors, a crash while loading).
+# duplicate-key panic, module loading errors, a crash while loading, a version or magic of
+# the other family: Valkey's "Can't handle RDB format version 12", Redis's "Wrong signature").
 _LOAD_FAILURE = re.compile(
     r"(Internal error in RDB reading.*|Short read or OOM loading DB.*|.*duplicated key.*"
     r"|Wrong RDB checksum.*|The RDB file contains .*|Error loading data from RDB.*"
     r"|=== REDIS BUG REPORT START.*|Terminating server after rdb file reading failure.*"
-    r"|FATAL: Data file was created with a Redis server configured to handle more than .*)",
+    r"|FATAL: Data file was created with a Redis server configured to handle more than .*"
+    r"|Can't handle RDB format version.*|Wrong signature trying to load DB from file.*)",
     re.IGNORECASE,
 )
 

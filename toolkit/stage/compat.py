@@ -27,6 +27,9 @@ MODULE_OF_TYPE: dict[str, str] = {
     "ReJSON-RL": "RedisJSON",
     "MBbloom--": "RedisBloom",
     "MBbloomCF": "RedisBloom",
+    "TopK-TYPE": "RedisBloom",
+    "CMSk-TYPE": "RedisBloom",
+    "TDIS-TYPE": "RedisBloom",
     "TSDB-TYPE": "RedisTimeSeries",
     "ft_index0": "RediSearch",
 }
