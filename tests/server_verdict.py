@@ -29,7 +29,7 @@ READS_UP_TO = {"6.2": 9, "7.0": 10, "8.2": 12}
 _LOAD_FAILURE = re.compile(
     r"(Internal error in RDB reading.*|Short read or OOM loading DB.*|.*duplicated key.*"
     r"|Wrong RDB checksum.*|The RDB file contains .*|Error loading data from RDB.*"
-    r"|=== REDIS BUG REPORT START.*|Terminating server after rdb file reading failure.*"
+    r"|=== (?:REDIS|VALKEY) BUG REPORT START.*|Terminating server after rdb file reading failure.*"
     r"|FATAL: Data file was created with a Redis server configured to handle more than .*"
     r"|Can't handle RDB format version.*|Wrong signature trying to load DB from file.*)",
     re.IGNORECASE,

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from rdb_bytes import rdb_of, rstr, vkcs
+from conftest import valkey
+from rdb_bytes import length, rdb_of, rstr, vkcs
+from server_verdict import refusal
 
 from parsers.rdb.envelope import MAGIC
 from toolkit.check.rdb import check_rdb
@@ -177,3 +179,22 @@ def test_the_cli_checks_an_enveloped_file(tmp_path, run_cli) -> None:
     assert code == 0
     report = json.loads(out)
     assert report["valid"] and report["magic"] == "VALKEY" and report["rdb_version"] == 81
+
+
+# -- Valkey's slot-import jobs in a file a standalone server loads ----------------------------
+
+
+@pytest.mark.parametrize(("first", "last"), [(0, 0), (16383, 16383), (0, 100)])
+def test_a_slot_import_job_is_refused_as_a_standalone_valkey_refuses_it(
+    first: int, last: int
+) -> None:
+    """A slot-import job (opcode 243 under VALKEY, as a Valkey 9 cluster node writes it: job
+    name, range count, start and end slot per range) makes a valkey-server not in cluster mode
+    crash while loading the file (an assertion in kvstore.c, or a segmentation fault for slot
+    0); proved here with valkey-server 9.1.2 itself, then rbkit's verdict."""
+    job = b"\xf3" + rstr(b"f" * 40) + b"\x01" + length(first) + length(last)
+    data = rdb_of(b"VALKEY", 80, job + STRINGS)
+    assert refusal(valkey(), data) is not None
+    result = check_rdb(data, now_ms=NOW_MS)
+    assert not result.valid
+    assert [p.code for p in result.problems if p.severity == "error"] == ["cluster_only"]

@@ -217,6 +217,18 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
                     "checksum is zero (saved with rdbchecksum no): content cannot be verified",
                 )
             )
+    for job in walker.slot_imports:
+        slots = ", ".join(f"{a}-{b}" for a, b in job.ranges) or "none"
+        out.append(
+            Problem(
+                ERROR,
+                "cluster_only",
+                job.offset,
+                f"a Valkey slot-import job (slots {slots}): a valkey-server not in cluster "
+                "mode crashes while loading it (9.1.2: an assertion in kvstore.c, or a "
+                "segmentation fault); load it into a cluster-enabled node",
+            )
+        )
     if walker.trailing_bytes:
         at = len(walker.buf) - walker.trailing_bytes
         out.append(
