@@ -17,6 +17,7 @@ from typing import Any
 from conftest import FIXTURES, binary, invoke_cli, stack_module_paths
 
 from parsers.rdb.walker import RdbWalker
+from toolkit.check.backup import check_backup
 from toolkit.server.process import RedisServer, running_server
 
 
@@ -94,3 +95,20 @@ def test_stack_module_values_diff_by_their_serialized_bytes() -> None:
         report = diff(path, url(stack))
         assert changed(report) == unstable
         assert any("compared by their serialized bytes" in n for n in report["a"]["notes"])
+
+
+def test_an_aof_of_module_commands_names_each_module() -> None:
+    """Redis Stack's aof-base fixture holds RedisJSON, RedisBloom and RedisTimeSeries commands
+    (its module values reach the AOF as commands): without the modules, each command is named
+    with the module and library that provide it; with them the check passes."""
+
+    target = (
+        Path(__file__).resolve().parent.parent / "fixtures/aof/stack-7.4-aof-base/appendonlydir"
+    )
+    result = check_backup(target)
+    messages = " ".join(p.message for p in result.problems if p.code == "module_command")
+    # The first ten kinds are worded one by one (the rest counted in one more line).
+    for module, library in (("ReJSON", "rejson.so"), ("bf", "redisbloom.so")):
+        assert f"the module {module} ({library})" in messages
+    assert "more command(s) of" in messages
+    assert check_backup(target, modules=("ReJSON", "bf", "timeseries")).valid
