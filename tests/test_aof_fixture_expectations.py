@@ -70,7 +70,13 @@ def test_aof_section(expected: Path) -> None:
     aof = doc["aof"]
     assert set(aof) == AOF_KEYS
     assert aof["preamble"] == (doc["config"]["aof-use-rdb-preamble"] == "yes")
-    assert aof["redis_check_aof"]["exit_code"] == 0
+    check = aof["redis_check_aof"]
+    if fixture_id(expected) == "valkey-9.1-rdb-base":
+        # A known upstream bug: valkey-check-aof 9.1.2 rejects the intact preamble AOF that its
+        # own server wrote and loads back (the generator's reload proved it loads).
+        assert check["exit_code"] != 0 and "known_bug" in check
+    else:
+        assert check["exit_code"] == 0 and "known_bug" not in check
     kinds = Counter(f["kind"] for f in aof["files"])
     if aof["layout"] == "single":
         assert aof["base"] is None and aof["manifest"] is None

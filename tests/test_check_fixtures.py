@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import header_magic_version
 
 from parsers.rdb.constants import TYPE_NAMES, ValueType
 from parsers.rdb.walker import RdbWalker
@@ -95,10 +96,8 @@ def test_checksum_is_ok(rdb_file: Path) -> None:
 
 
 def test_magic_and_version_come_from_the_header(rdb_file: Path) -> None:
-    head = rdb_file.read_bytes()[:9]
     result = checked(rdb_file)
-    assert result.magic == head[:5].decode()
-    assert result.rdb_version == int(head[5:9])
+    assert (result.magic, result.rdb_version) == header_magic_version(rdb_file)
 
 
 def test_per_db_counts_match_live_server(rdb_file: Path, expected: dict[str, Any]) -> None:

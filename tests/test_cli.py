@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import header_magic_version
 
 import toolkit
 from parsers.rdb.strings import string_span
@@ -96,15 +97,14 @@ def test_json_has_design_fields_and_live_server_counts(
     assert report["path"] == str(rdb_file)
     assert report["format"] == "rdb"
     assert report["valid"] is True
-    head = rdb_file.read_bytes()[:9]
-    assert report["magic"] == head[:5].decode()
-    assert report["rdb_version"] == int(head[5:9])
+    assert (report["magic"], report["rdb_version"]) == header_magic_version(rdb_file)
     assert set(report["checksum"]) >= CHECKSUM
     assert report["checksum"]["status"] == "ok"
     assert report["checksum"]["stored"] == report["checksum"]["computed"]
     assert all(set(p) >= PROBLEM for p in report["problems"])
     assert all(p["severity"] != "error" for p in report["problems"])
-    assert report["aux"]["redis-ver"] == expected["server_version"]
+    writer = "valkey-ver" if report["magic"] == "VALKEY" else "redis-ver"
+    assert report["aux"][writer] == expected["server_version"]
     assert set(report["databases"]) == set(expected["databases"])
     for db, counts in expected["databases"].items():
         got = report["databases"][db]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 from alarms import alarm
-from conftest import binary, falkordb
+from conftest import binary, falkordb, stack_module_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rdb_bytes import length, lp, rstr
@@ -352,6 +352,8 @@ def test_decoded_values_match_the_live_server(rdb: Path, tmp_path: Path) -> None
     major_minor = ".".join(expected["server_version"].split(".")[:2])
     server_binary = binary(major_minor)
     modules = [falkordb()] if MODULES_NEEDING_FALKORDB & set(expected["modules"]) else []
+    if server_binary.source == "redis-stack":
+        modules = stack_module_paths()
     walker = RdbWalker(rdb.read_bytes())
     decoded = list(decode_key_values(walker))
     shutil.copy(rdb, tmp_path / "dump.rdb")

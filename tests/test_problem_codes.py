@@ -61,18 +61,18 @@ class Case:
 
 
 CASES = {
-    # A type byte no release has: every server stops at it.
+    # A type byte no release has (60; Redis's newest ids reach 33): every server stops at it.
     "unknown_type": Case(
-        rdb(10, SELECT0, b"\x1e" + rstr(b"k") + rstr(b"v")),
+        rdb(10, SELECT0, b"\x3c" + rstr(b"k") + rstr(b"v")),
         (
             (
                 ERROR,
                 "unknown_type",
                 AT_RECORD,
-                "unknown value type 30 in a REDIS RDB 10 at offset 11",
+                "unknown value type 60 in a REDIS RDB 10 at offset 11",
             ),
         ),
-        {"7.0": "Unknown RDB encoding type 30", "8.2": "Unknown RDB encoding type 30"},
+        {"7.0": "Unknown RDB encoding type 60", "8.2": "Unknown RDB encoding type 60"},
     ),
     # A byte in the opcode range (0xF0 and up) that is no opcode; Redis reads it as a type.
     "unknown_opcode": Case(

@@ -3,7 +3,8 @@
 Seeded copies of the fixtures get one to three bytes changed inside one value (the checksum
 zeroed, so that only the value checks can tell), and each copy is loaded as dump.rdb with
 ``sanitize-dump-payload yes`` by every test server that reads its RDB version (6.2, 7.0,
-8.2). rbkit must say VALID exactly when the server loads it, on every file and server.
+8.2; the Valkey 9.1 fixtures by valkey-server 9.1.2). rbkit must say VALID exactly when the
+server loads it, on every file and server.
 
 Module values are left intact: beyond their framing, their content is the module's to judge
 (FalkorDB's graphs, Redis 8's vector sets), and rbkit reads them without the module.
@@ -32,6 +33,8 @@ NAMES = (
     "redis-7.0-all-types",
     "redis-8.2-all-types",
     "redis-8.2-hash-field-ttl",
+    "valkey-9.1-all-types",
+    "valkey-9.1-hash-field-ttl",
 )
 FILES = 300
 SEED = 20_261_202
@@ -49,6 +52,7 @@ class Damaged:
     name: str  # fixture, key and where
     data: bytes
     version: int
+    magic: str
 
 
 def damaged_copies() -> list[Damaged]:
@@ -63,10 +67,10 @@ def damaged_copies() -> list[Damaged]:
             for _db, t, k, v, end, _n, _x in walker.walk()
             if end > v and t != 7 and (t != 0 or data[v] == 0xC3)  # and LZF strings
         ]
-        sources.append((name, data, walker.version, keys))
+        sources.append((name, data, walker.version, walker.magic, keys))
     out = []
     for i in range(FILES):
-        name, data, version, keys = sources[i % len(sources)]
+        name, data, version, magic, keys = sources[i % len(sources)]
         key, type_id, start, end = rng.choice(keys)
         copy = bytearray(data)
         copy[-8:] = bytes(8)
@@ -77,20 +81,27 @@ def damaged_copies() -> list[Damaged]:
                 (rng.randrange(256), copy[at] ^ (1 << rng.randrange(8)), (copy[at] + 1) % 256, 0)
             )
             places.append(at)
-        out.append(Damaged(f"{name} {key!r} (type {type_id}) at {places}", bytes(copy), version))
+        out.append(
+            Damaged(f"{name} {key!r} (type {type_id}) at {places}", bytes(copy), version, magic)
+        )
     return out
 
 
 def server_says_valid(job: tuple[Damaged, ServerBinary]) -> bool:
     """The server's verdict; 8.2 with the FalkorDB module, whose values 8.2-all-types holds."""
     damaged, binary = job
-    modules = [falkordb()] if binary.version[:2] == (8, 2) else []
+    modules = [falkordb()] if binary.version[:2] == (8, 2) and not binary.valkey else []
     return refusal(binary, damaged.data, modules=modules) is None
+
+
+def server_name(binary: ServerBinary) -> str:
+    """``redis 8.2.3`` or ``valkey 9.1.2``."""
+    return f"{'valkey' if binary.valkey else 'redis'} {binary.version_text}"
 
 
 def test_rbkit_agrees_with_every_server_on_damaged_values() -> None:
     copies = damaged_copies()
-    jobs = [(d, binary) for d in copies for binary in servers_reading(d.version)]
+    jobs = [(d, binary) for d in copies for binary in servers_reading(d.version, d.magic)]
     with ThreadPoolExecutor(WORKERS) as pool:
         server_valid = list(pool.map(server_says_valid, jobs))
     verdicts: dict[bytes, list[bool]] = {}
@@ -103,16 +114,16 @@ def test_rbkit_agrees_with_every_server_on_damaged_values() -> None:
         errors = " | ".join(p.message for p in result.problems if p.severity == "error")
         said = "loads" if loads else "refuses"
         if result.valid == loads:
-            figures[(binary.version_text, f"{said}, agree")] += 1
+            figures[(server_name(binary), f"{said}, agree")] += 1
         elif (
             loads
             and any(text in errors for text in NEWER_CHECKS.get(binary.version_text, ()))
             and not all(verdicts[damaged.data])  # another server refuses it
         ):
-            figures[(binary.version_text, "loads, rbkit makes a newer server's check")] += 1
+            figures[(server_name(binary), "loads, rbkit makes a newer server's check")] += 1
         else:
-            disagreements.append(f"{damaged.name}: redis {binary.version_text} {said}, {errors}")
+            disagreements.append(f"{damaged.name}: {server_name(binary)} {said}, {errors}")
     print(f"\n{len(copies)} damaged files, {len(jobs)} loads:")
     for (version, what), n in sorted(figures.items()):
-        print(f"  redis {version}: {n} {what}")
+        print(f"  {version}: {n} {what}")
     assert not disagreements, "\n".join(disagreements)

@@ -24,6 +24,7 @@ from conftest import (
     keep_expired_keys,
     load_expected,
     server_ms,
+    stack_module_paths,
     wait_past,
 )
 
@@ -56,7 +57,10 @@ def rdb12_sentence() -> str:
 
 
 def modules_for(version: str) -> list[Path]:
-    """FalkorDB for the 8.2 fixtures (graph values), nothing otherwise."""
+    """FalkorDB for the 8.2 fixtures (graph values), Redis Stack's modules for its 7.4
+    fixtures, nothing otherwise."""
+    if version == "7.4":
+        return stack_module_paths()
     if version != "8.2":
         return []
     return [falkordb()]

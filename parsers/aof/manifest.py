@@ -23,8 +23,11 @@ from parsers.sds import split_args
 MANIFEST_MAX_LINE = 1024
 TYPES = {"b": "base", "h": "history", "i": "incr"}
 KEYS = (b"file", b"seq", b"type")
-# Keys newer Redis writes that rbkit reads past (Redis 8: the replication offsets an incr
-# file covers).
+# Keys newer Redis writes (Redis 8: the replication offsets an incr file covers, from its first
+# command to its end). The loader does not need them: rbkit reads them, checks that they are
+# numbers, that a file ends at or after it starts and that each incr file starts where the one
+# before it ended (warnings: a gap or an overlap means the files were not written one after
+# the other by one server), and reports them.
 KNOWN_EXTRA_KEYS = (b"startoffset", b"endoffset")
 
 _DRIVE = re.compile(rb"[A-Za-z]:")
@@ -42,6 +45,8 @@ class ManifestEntry:
     type: str
     line: int
     offset: int
+    start_offset: int | None = None  # the replication offset the file starts at (Redis 8)
+    end_offset: int | None = None  # and the one it ends at
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +143,13 @@ def parse_manifest(text: bytes) -> Manifest:
         seq = 0
         type_byte = b""
         given: set[bytes] = set()
+        offsets: dict[bytes, int] = {}
         for key, value in zip(words[::2], words[1::2], strict=True):
             k = key.split(b"\0", 1)[0].lower()  # strcasecmp stops at a NUL
             if k in KNOWN_EXTRA_KEYS:
+                offsets[k] = _atoll(value)
+                if not _PLAIN_NUMBER.fullmatch(value):
+                    warnings.append(f"line {line}: {k.decode()} {format_key(value)} is no number")
                 continue
             if k not in KEYS:
                 warnings.append(f"line {line}: unknown key {format_key(key)} ignored")
@@ -213,8 +222,21 @@ def parse_manifest(text: bytes) -> Manifest:
                 f"line {line}: file {format_key(name)} is also listed on line {seen[name]}"
             )
         seen.setdefault(name, line)
+        start, end = offsets.get(b"startoffset"), offsets.get(b"endoffset")
+        if start is not None and end is not None and end < start:
+            warnings.append(f"line {line}: endoffset {end} is below startoffset {start}")
+        previous = next((e for e in reversed(entries) if e.type == "i"), None)
+        before = previous.end_offset if kind == "i" and previous is not None else None
+        if before is not None and start is not None and start != before:
+            gap = "a gap" if start > before else "an overlap"
+            warnings.append(
+                f"line {line}: startoffset {start} is not the endoffset {before} of the incr "
+                f"file before it ({gap} in the replication offsets)"
+            )
         entries.append(
-            ManifestEntry(name.decode("utf-8", "surrogateescape"), seq, kind, line, offset)
+            ManifestEntry(
+                name.decode("utf-8", "surrogateescape"), seq, kind, line, offset, start, end
+            )
         )
     if not entries:
         warnings.append("the manifest lists no files: Redis starts with an empty dataset")

@@ -453,14 +453,23 @@ def validate_valkey_hash2(
     buf: Buffer, mv: memoryview, pos: int, deep: bool = True
 ) -> tuple[int, int]:
     """Valkey 9 HASH_2 (type 22 under the VALKEY magic): field, value, 8-byte expiry; the
-    fields unique."""
+    fields unique, each expiry -1 (none) or more: Valkey's rdbLoadObject refuses one below
+    (``itemexpiry < EXPIRY_NONE``, src/rdb.c), whatever sanitize-dump-payload says."""
     n, pos = _count(buf, pos, "hash fields", 10)
     seen: set[bytes] = set()
     for _ in range(n):
         pos = _field_and_value(buf, pos, seen)
         _need(buf, pos, 8, "a hash field expiry")
+        (expiry,) = _INT64.unpack_from(buf, pos)
+        if expiry < -1:
+            raise CorruptError(
+                f"hash field expiry {expiry} is below -1 (none)", pos, code=BAD_FIELD_TTL
+            )
         pos += 8
     return pos, n
+
+
+_INT64 = struct.Struct("<q")
 
 
 # -- streams ----------------------------------------------------------------------------------

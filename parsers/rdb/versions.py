@@ -1,6 +1,6 @@
 """Which server release writes, and which reads, each RDB version: the one table.
 
-Redis numbers its RDB versions 1-13 (magic ``REDIS``); Valkey 9 starts its own at 80 (magic
+Redis numbers its RDB versions 1-15 (magic ``REDIS``); Valkey 9 starts its own at 80 (magic
 ``VALKEY``), and Valkey before 9 writes and reads Redis's versions up to 11 (7.2's). A server
 reads every version up to the one it writes, of its own family; Redis files up to 11 are
 common ground. DUMP payloads carry the same version number in their footer.
@@ -25,6 +25,8 @@ REDIS_RELEASE_FOR_VERSION: dict[int, str] = {
     11: "7.2",
     12: "7.4",
     13: "8.6",
+    14: "8.8",  # stream NACK data (type 27), arrays (type 28)
+    15: "8.10",  # hash templates (types 29-32, opcode 242); from secondary sources only
 }
 # The first Valkey release that writes each of its own RDB versions.
 VALKEY_RELEASE_FOR_VERSION: dict[int, str] = {80: "9.0", 81: "9.2"}

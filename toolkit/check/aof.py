@@ -87,7 +87,15 @@ def check_multipart(
         run.read_file(entry_path, info, last=i == len(files) - 1)
     for entry in manifest.history:
         run.result.aof.files.append(
-            AofFile(entry.name, "history", _size(folder / entry.name), entry.seq, checked=False)
+            AofFile(
+                entry.name,
+                "history",
+                _size(folder / entry.name),
+                entry.seq,
+                checked=False,
+                start_offset=entry.start_offset,
+                end_offset=entry.end_offset,
+            )
         )
     if manifest.history:
         names = ", ".join(h.name for h in manifest.history)
@@ -117,7 +125,9 @@ def _manifest_files(
                 )
             )
             continue
-        out.append((path, AofFile(entry.name, role, _size(path), entry.seq)))
+        info = AofFile(entry.name, role, _size(path), entry.seq)
+        info.start_offset, info.end_offset = entry.start_offset, entry.end_offset
+        out.append((path, info))
     if not entries:
         run.result.notes.append("the manifest lists no base and no incr file: an empty dataset")
     return None if missing else out
@@ -247,6 +257,8 @@ class _Run:
         file_index = len(self.ledger.files) - 1
         count = 0
         released = 0
+        valid_up_to = start  # where the last whole command ends (aof.c's valid_up_to)
+        before_multi = start  # and where it ended before an open MULTI
         try:
             for item in read_commands(mm, start):
                 if isinstance(item, Annotation):
@@ -267,6 +279,9 @@ class _Run:
                 else:
                     seen[0] += 1
                 aof.commands_by_db[self.db] += 1
+                if upper == b"MULTI":
+                    before_multi = valid_up_to
+                valid_up_to = item.end
                 if upper == b"SELECT" and argc == 2 and args[1].isdigit():
                     self.db = int(args[1])
                 keyspace.execute(args, self.ts)
@@ -281,7 +296,14 @@ class _Run:
             self._truncated(e, path, last=last)
         except FormatError as e:
             e.source = path.name
-            self.result.problems.append(Problem.from_error(e))
+            problem = Problem.from_error(e)
+            if last:
+                good = before_multi if keyspace.in_multi else valid_up_to
+                note = corrupt_tail_note(len(mm) - good, good)
+                problem = Problem(
+                    problem.severity, problem.code, problem.offset, problem.message + note
+                )
+            self.result.problems.append(problem)
         info.commands = count
         if keyspace.in_multi:
             keyspace.execute((b"DISCARD",))
@@ -366,6 +388,18 @@ class _Run:
                 )
             )
         return result
+
+
+def corrupt_tail_note(tail: int, good: int) -> str:
+    """What Redis 8.4's ``aof-load-corrupt-tail-max-size`` would forgive of damage in the last
+    file: aof.c truncates the file at the end of the last whole command (before an open MULTI)
+    and loads it when the bytes from there to the end are fewer than the setting (0, the
+    default: never)."""
+    return (
+        f"; a Redis 8.4+ server with aof-load-corrupt-tail-max-size above {tail} would cut "
+        f"the last {tail} bytes (from offset {good}, the end of the last whole command) and "
+        "load the rest; with the default 0 it refuses to start"
+    )
 
 
 def _unmodelled(name: str, assumed: dict[str, str]) -> str:

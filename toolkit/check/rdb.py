@@ -19,6 +19,7 @@ from pathlib import Path
 from parsers.cluster.slots import SlotCounts, declared_slots
 from parsers.errors import FormatError, format_key
 from parsers.rdb.constants import DEFAULT_DATABASES, MAX_TYPE_FOR_VERSION, OPCODE_SINCE, Opcode
+from parsers.rdb.envelope import is_enveloped, unwrap
 from parsers.rdb.versions import release_for
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.dupkeys import Duplicates, KeyIndex, SpillError
@@ -91,6 +92,19 @@ def check_rdb(
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     size = len(buf)
     result = CheckResult(path, "rdb", size, now_ms, quick)
+    envelope = None
+    if is_enveloped(buf):  # Valkey 9.2's rdbcompression lz4: read through it
+        try:
+            envelope, buf = unwrap(buf)
+        except FormatError as e:
+            result.problems.append(Problem.from_error(e.located()))
+            return result
+        result.notes.append(
+            f"a VKCS envelope (Valkey rdbcompression {envelope.codec}) holds this RDB: "
+            f"{size:,} bytes, {envelope.size:,} decompressed; offsets below are in the "
+            "decompressed RDB"
+            + ("; the LZ4 frame's content checksum matched" if envelope.frame_checksum else "")
+        )
     try:
         walker = RdbWalker(buf, deep=not quick, on_progress=_progress_hook(buf, progress))
     except FormatError as e:
@@ -116,7 +130,11 @@ def check_rdb(
     }
     result.checksum = walker.checksum
     result.slot_info = declared_slots(walker.slot_info, walker.aux)
-    result.problems.extend(rdb_findings(walker, result))
+    findings = rdb_findings(walker, result)
+    if envelope is not None and envelope.frame_checksum:
+        # The frame's checksum, verified, stands for a CRC-64 written as zero.
+        findings = [p for p in findings if p.code != "checksum_disabled"]
+    result.problems.extend(findings)
     return result
 
 
@@ -212,6 +230,18 @@ def rdb_findings(walker: RdbWalker, result: CheckResult) -> list[Problem]:
                     "checksum is zero (saved with rdbchecksum no): content cannot be verified",
                 )
             )
+    for job in walker.slot_imports:
+        slots = ", ".join(f"{a}-{b}" for a, b in job.ranges) or "none"
+        out.append(
+            Problem(
+                ERROR,
+                "cluster_only",
+                job.offset,
+                f"a Valkey slot-import job (slots {slots}): a valkey-server not in cluster "
+                "mode crashes while loading it (9.1.2: an assertion in kvstore.c, or a "
+                "segmentation fault); load it into a cluster-enabled node",
+            )
+        )
     if walker.trailing_bytes:
         at = len(walker.buf) - walker.trailing_bytes
         out.append(

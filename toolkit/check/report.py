@@ -126,6 +126,8 @@ def _aof(aof: AofDetails) -> dict[str, Any]:
                 "format": f.format,
                 "commands": f.commands,
                 "checked": f.checked,
+                "start_offset": f.start_offset,
+                "end_offset": f.end_offset,
             }
             for f in aof.files
         ],

@@ -25,6 +25,8 @@ class AofFile:
     format: str = "resp"  # resp, rdb, rdb+resp (an RDB preamble, then commands)
     commands: int = 0
     checked: bool = True  # history files are listed, not read
+    start_offset: int | None = None  # manifest startoffset/endoffset (Redis 8)
+    end_offset: int | None = None
 
 
 @dataclass

@@ -357,8 +357,13 @@ def _merge_live(target: Target, live: _Live, file_config: RedisConfig | None) ->
     else:
         target.config = RedisConfig(None, settings)
     target.module_names = sorted(_s(m.get("name", "?")) for m in live.modules)
-    # Built-in modules (8.x's vectorset) are listed with an empty path.
-    paths = [Path(_s(m["path"])) for m in live.modules if m.get("path")]
+    # Built-in modules are listed with an empty path (Redis 8's vectorset) or with their name
+    # as their path (Valkey 9's Lua scripting engine: name "lua", path "lua").
+    paths = [
+        Path(_s(m["path"]))
+        for m in live.modules
+        if m.get("path") and _s(m["path"]) != _s(m.get("name", ""))
+    ]
     if file_config is not None and not paths:
         paths = [_module_path(file_config, m) for m in file_config.modules]
     target.module_paths = paths

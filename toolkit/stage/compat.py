@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from parsers.aof.command_table import module_providing
 from parsers.rdb.constants import DEFAULT_DATABASES
 from parsers.rdb.versions import first_release, release_for, server_reads
 from toolkit.check.result import CheckResult
@@ -27,8 +28,25 @@ MODULE_OF_TYPE: dict[str, str] = {
     "ReJSON-RL": "RedisJSON",
     "MBbloom--": "RedisBloom",
     "MBbloomCF": "RedisBloom",
+    "TopK-TYPE": "RedisBloom",
+    "CMSk-TYPE": "RedisBloom",
+    "TDIS-TYPE": "RedisBloom",
     "TSDB-TYPE": "RedisTimeSeries",
     "ft_index0": "RediSearch",
+}
+# Module type names -> the file names of the module libraries that provide them: a server
+# given other modules refuses such values ("no matching module type").
+MODULE_LIBRARIES: dict[str, frozenset[str]] = {
+    "graphdata": frozenset({"falkordb.so", "redisgraph.so"}),
+    "ReJSON-RL": frozenset({"rejson.so", "librejson.so"}),
+    "MBbloom--": frozenset({"redisbloom.so"}),
+    "MBbloomCF": frozenset({"redisbloom.so"}),
+    "TopK-TYPE": frozenset({"redisbloom.so"}),
+    "CMSk-TYPE": frozenset({"redisbloom.so"}),
+    "TDIS-TYPE": frozenset({"redisbloom.so"}),
+    "TSDB-TYPE": frozenset({"redistimeseries.so"}),
+    "ft_index0": frozenset({"redisearch.so"}),
+    "vectorset": frozenset({"vset.so"}),
 }
 # Commands a server-written AOF may hold that older servers do not know (the first release).
 COMMAND_SINCE: dict[str, Version] = {
@@ -127,20 +145,50 @@ def refusals(
         )
         for since, command in newer:
             out.append(f"the AOF uses {command}, which needs Redis >= {_text(since)}; {server}")
-    types, commands = needed_modules(result, have)
-    if not modules:
-        name = f"{'valkey' if valkey else 'redis'}-server {binary.version_text}"
-        for t in types:
-            about = ""
-            if t in MODULE_OF_TYPE:
-                about = f" ({MODULE_OF_TYPE[t]})"
-            elif t in BUILTIN_TYPES:
-                about = f" (built into Redis >= {_text(BUILTIN_TYPES[t])})"
+    out.extend(_module_refusals(result, binary, modules, valkey))
+    return out
+
+
+def _module_refusals(
+    result: CheckResult, binary: ServerBinary, modules: Sequence[Path], valkey: bool
+) -> list[str]:
+    """Module types and commands that neither the server nor the modules given provide. A
+    type or command rbkit knows no library of is let through when modules are given (one of
+    them may provide it: the load will tell)."""
+    types, commands = needed_modules(result, binary.version)
+    name = f"{'valkey' if valkey else 'redis'}-server {binary.version_text}"
+    given = sorted({Path(m).name for m in modules})
+    out = []
+    for t in types:
+        libraries = MODULE_LIBRARIES.get(t)
+        if modules and (libraries is None or libraries & set(given)):
+            continue
+        about = ""
+        if t in MODULE_OF_TYPE:
+            about = f" ({MODULE_OF_TYPE[t]})"
+        elif t in BUILTIN_TYPES:
+            about = f" (built into Redis >= {_text(BUILTIN_TYPES[t])})"
+        if modules:
+            out.append(
+                f"the backup holds values of module type {t}{about}, which neither "
+                f"{name} nor the modules given ({', '.join(given)}) provide"
+            )
+        else:
             out.append(
                 f"the backup holds values of module type {t}{about}, which {name} does not "
                 "have built in: pass --module PATH to load its module"
             )
-        for c in commands:
+    for c in commands:
+        found = module_providing(c.encode())
+        library = found[0].library if found is not None else None
+        if modules and (library is None or library in given):
+            continue
+        if modules:
+            out.append(
+                f"the AOF calls {c}, a module command of {library}, which is not among the "
+                f"modules given ({', '.join(given)})"
+            )
+        else:
             out.append(
                 f"the AOF calls {c}, a module command {name} does not know: pass --module "
                 "PATH to load its module"
@@ -150,7 +198,8 @@ def refusals(
 
 def choose_binary(result: CheckResult, modules: Sequence[Path] = ()) -> ServerBinary:
     """The redis-server to stage with: Debian's (the system one) if it can read the backup,
-    else the oldest one here that can, else the newest (whose refusal then says why)."""
+    else the oldest one here that can, else the newest of the backup's family (Valkey for a
+    VALKEY file, Redis otherwise), whose refusal then says why."""
     binaries = find_binaries()
     if not binaries:
         raise ServerError("no redis-server found (install redis-server or pass --redis-server)")
@@ -158,4 +207,7 @@ def choose_binary(result: CheckResult, modules: Sequence[Path] = ()) -> ServerBi
     for b in readable:
         if b.source == "system":
             return b
-    return readable[0] if readable else binaries[-1]
+    if readable:
+        return readable[0]
+    family = [b for b in binaries if is_valkey(b.path) == (result.magic == "VALKEY")]
+    return (family or binaries)[-1]

@@ -54,6 +54,9 @@ class Capabilities:
     """What the target's commands take."""
 
     hpexpireat: bool = True  # hash field TTLs (Redis 7.4+, Valkey 9+)
+    # The latest field expiry HPEXPIREAT takes (Redis: 2^46 - 1 ms; Valkey: no cap); a later
+    # one is sent without its TTL (the plan refused it unless forced).
+    field_ttl_max: int | None = None
     stream_extras: bool = True  # XSETID ENTRIESADDED/MAXDELETEDID, ENTRIESREAD (7.0+)
     createconsumer: bool = True  # XGROUP CREATECONSUMER (6.2+)
 
@@ -139,6 +142,10 @@ def _hash(out: Rebuilt, key: bytes, value: HashValue, caps: Capabilities, now: i
     if not caps.hpexpireat:
         out.field_ttls_dropped = len(timed)
         return
+    if caps.field_ttl_max is not None:
+        kept = [f for f in timed if expires[f] <= caps.field_ttl_max]
+        out.field_ttls_dropped = len(timed) - len(kept)
+        timed = kept
     by_time: dict[int, list[bytes]] = {}
     for f in timed:
         by_time.setdefault(expires[f], []).append(f)

@@ -39,9 +39,16 @@ MODULE_NAMES: dict[str, frozenset[str]] = {
     "MBbloom--": frozenset({"bf"}),
     "MBbloomCF": frozenset({"bf"}),
     "TSDB-TYPE": frozenset({"timeseries"}),
+    "TopK-TYPE": frozenset({"bf"}),
+    "CMSk-TYPE": frozenset({"bf"}),
+    "TDIS-TYPE": frozenset({"bf"}),
     "ft_index0": frozenset({"search", "ft"}),
     "vectorset": frozenset({"vectorset"}),
 }
+# The latest hash field expiry Redis's HPEXPIREAT takes: HFE_MAX_ABS_TIME_MSEC in t_hash.c,
+# EB_EXPIRE_TIME_MAX >> 2 = 2^46 - 1 ms (year 4199); a later one is "invalid expire time".
+# Valkey 9 has no such cap.
+REDIS_FIELD_TTL_MAX_MS = ((1 << 48) - 1) >> 2
 # Hash types that can hold field TTLs (Redis magic; Valkey's HASH_2 is 22).
 _FIELD_TTL_TYPES = frozenset(
     {
@@ -140,6 +147,7 @@ def make_plan(
         force,
         caps=Capabilities(
             hpexpireat=target.has("HPEXPIREAT"),
+            field_ttl_max=None if target.valkey else REDIS_FIELD_TTL_MAX_MS,
             stream_extras=target.version >= (7, 0),
             createconsumer=target.version >= (6, 2),
         ),
@@ -329,13 +337,17 @@ def _libraries(plan: Plan, source: RdbSource) -> None:
 
 
 def _field_ttls(plan: Plan, result: CheckResult, source: RdbSource) -> None:
-    """Hash fields with their own TTL, on the command path: HPEXPIREAT or a loss."""
-    if plan.caps.hpexpireat:
-        plan.field_ttls = "keep"
-        return
+    """Hash fields with their own TTL, on the command path: HPEXPIREAT or a loss. A Redis
+    target also refuses a field expiry past 2^46 - 1 ms (``invalid expire time``), which only
+    Valkey writes: a loss too."""
     types = field_ttl_types(source.magic)
     inv = result.inventory
+    if plan.caps.hpexpireat:
+        plan.field_ttls = "keep"
     if inv is None or not types & inv.type_ids:
+        return
+    cap = plan.caps.field_ttl_max if plan.caps.hpexpireat else None
+    if plan.caps.hpexpireat and cap is None:
         return
     hashes = fields = 0
     example = b""
@@ -346,19 +358,28 @@ def _field_ttls(plan: Plan, result: CheckResult, source: RdbSource) -> None:
         value, _meta = source.decode(item)
         if not isinstance(value, HashValue):
             continue
-        timed = sum(1 for e in value.field_expires_ms.values() if e > now)
+        limit = now if cap is None else cap  # past the cap, or (no HPEXPIREAT) still to run
+        timed = sum(1 for e in value.field_expires_ms.values() if e > limit)
         if timed:
             hashes += 1
             fields += timed
             example = example or item.key
     if not hashes:
         return
+    what = f"{plural(fields, 'hash field')} in {plural(hashes, 'hash', 'hashes')}"
+    if cap is not None:
+        plan.losses.append(
+            f"{what} (e.g. '{printable(example)}') have a TTL past {cap} ms (year 4199), "
+            "the latest Redis takes (HPEXPIREAT: invalid expire time; Valkey has no such "
+            f"cap); the target is {plan.target.name} (--force restores those fields without "
+            "their TTL)"
+        )
+        return
     plan.field_ttls = "drop"
     plan.losses.append(
-        f"{plural(fields, 'hash field')} in {plural(hashes, 'hash', 'hashes')} (e.g. "
-        f"'{printable(example)}') have a TTL of their own, which needs HPEXPIREAT (Redis "
-        f">= 7.4); the target is {plan.target.name} (--force restores those fields without "
-        "their TTL)"
+        f"{what} (e.g. '{printable(example)}') have a TTL of their own, which needs "
+        f"HPEXPIREAT (Redis >= 7.4); the target is {plan.target.name} (--force restores "
+        "those fields without their TTL)"
     )
 
 
