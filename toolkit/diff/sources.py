@@ -55,7 +55,7 @@ from toolkit.mapped import release_behind
 from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, free_port
 from toolkit.server.read import parse_version, scan_db
-from toolkit.server.snapshot import Snapshot, SnapshotRefused, take_snapshot
+from toolkit.server.snapshot import Snapshot, SnapshotFailed, SnapshotRefused, take_snapshot
 from toolkit.steps import KEYS, ProgressFactory, no_progress, progress_of
 from toolkit.steps import Progress as ProgressBar
 
@@ -192,11 +192,11 @@ def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side
     if via != SCAN:
         try:
             side = _snapshot_side(server, label, progress)
-        except SnapshotRefused as e:
+        except (SnapshotRefused, SnapshotFailed) as e:
             if via == SNAPSHOT:
                 live.close()
                 raise DiffError(str(e)) from None
-            reason = str(e).split(": not read by SYNC: ", 1)[-1]
+            reason = str(e).removeprefix(f"{server.display}: ").removeprefix("not read by SYNC: ")
         except (ServerError, ConnectError) as e:
             live.close()
             raise DiffError(str(e)) from None

@@ -38,6 +38,10 @@ class SnapshotRefused(ServerError):
     """The server will not (or should not) give a replication snapshot; read it by SCAN."""
 
 
+class SnapshotFailed(ServerError):
+    """The server began to send its snapshot and stopped (a failed fork, a child's error)."""
+
+
 @dataclass
 class Snapshot:
     path: Path
@@ -76,18 +80,24 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
     """Stream ``server``'s replication RDB into ``dest`` (created; the caller removes it).
 
     Raises SnapshotRefused when the server refuses SYNC (ACL, a replica without its master,
-    an old server) and ServerError when the connection fails midway."""
+    an old server), SnapshotFailed when it stops sending midway, ConnectError when it
+    cannot be reached."""
     import redis
 
     refusal = snapshot_refusal(server)
     if refusal is not None:
         raise SnapshotRefused(f"{server.display}: not read by SYNC: {refusal}")
     started = time.monotonic()
+    version = _own_version(server)
     pool = server.pool(0, timeout=READ_TIMEOUT)
     conn = pool.get_connection()
     try:
         _replconf(conn, "capa", "eof")
         _replconf(conn, "rdb-only", "1")
+        if version:
+            # Valkey 9 sends a replica that names no version RDB 11 (Redis 7.2's), which
+            # cannot hold its newer types (a hash with field TTLs): name its own.
+            _replconf(conn, "version", version)
         conn.send_command("SYNC")
         sock = conn._sock  # the RDB is not a RESP reply: read the socket itself
         if sock is None:
@@ -118,8 +128,10 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
                 framing = "length"
             out.flush()
             os.fsync(out.fileno())
-    except (redis.RedisError, OSError) as e:
+    except redis.RedisError as e:
         raise server.error(e) from None
+    except OSError as e:  # connected, then cut: the server gave up (its log says why)
+        raise SnapshotFailed(f"{server.display}: SYNC failed: {e}") from None
     finally:
         conn.disconnect()  # a replica connection: never back into a pool
         pool.disconnect()
@@ -149,6 +161,22 @@ def _after(server: Server, timeout: float = CHILD_WAIT) -> int | None:
         return None
     finally:
         client.close()
+
+
+def _own_version(server: Server) -> str | None:
+    """The server's version as a replica of its own release would name it (Valkey's
+    ``valkey_version``; Redis ignores REPLCONF version), or None if INFO does not say."""
+    import redis
+
+    client = server.client(timeout=server.connect_timeout)
+    try:
+        info = client.info("server")
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+    version = info.get("valkey_version") or info.get("redis_version")
+    return str(version) if version else None
 
 
 def _replconf(conn: Any, option: str, value: str) -> None:
