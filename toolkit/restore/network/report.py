@@ -130,6 +130,8 @@ def _target_json(report: NetworkReport) -> dict[str, Any]:
             "modules": t.modules,
             "functions": t.functions,
             "keys_before": _dbmap(t.keys_by_db()),
+            "bulk_limit": t.bulk_limit,
+            "bulk_limit_source": t.bulk_limit_source,
         }
     )
     return out
@@ -171,10 +173,14 @@ def _stats_json(stats: LoadStats) -> dict[str, Any]:
                 "expired_skipped": stats.expired[db],
                 "empty_skipped": stats.empty[db],
                 "left_out": stats.left_out[db],
+                "chunked": stats.chunked[db],
             }
             for db in dbs
         },
         "keys": stats.keys,
+        "resumed_keys": sum(stats.resumed.values()),
+        "chunked": sum(stats.chunked.values()),
+        "leftover_temp_keys": [{"db": db, **key_fields(k)} for db, k in stats.leftovers],
         "expired_skipped": sum(stats.expired.values()),
         "libraries": stats.libraries,
         "commands": stats.commands,
