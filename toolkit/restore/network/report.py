@@ -11,6 +11,7 @@ from toolkit.check.keys import key_fields
 from toolkit.check.result import CheckResult
 from toolkit.restore.network.load import Failure, LoadStats
 from toolkit.restore.network.plan import Plan
+from toolkit.restore.network.resume import JournalReport
 from toolkit.restore.network.verify import Verification
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.report import (
@@ -32,7 +33,7 @@ from toolkit.steps import (
     steps_json,
     steps_table,
 )
-from toolkit.text import count, layout, plural, pre, verdict_line
+from toolkit.text import count, layout, plural, pre, size, verdict_line
 
 
 @dataclass
@@ -53,6 +54,7 @@ class NetworkReport:
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     keys_after: dict[int, int] | None = None  # INFO keyspace once written
+    journal: JournalReport | None = None  # None: no journal (an AOF backup, or not reached)
 
     @property
     def ok(self) -> bool:
@@ -95,8 +97,22 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         "restored": _stats_json(report.stats) if report.stats else None,
         "verification": _verification_json(report.verification),
         "keys_after": _dbmap(report.keys_after) if report.keys_after is not None else None,
+        "journal": _journal_json(report.journal),
         "notes": report.notes,
         "problems": [p.to_json() for p in (result.problems if result else [])],
+    }
+
+
+def _journal_json(j: JournalReport | None) -> dict[str, Any] | None:
+    if j is None:
+        return None
+    return {
+        "path": j.file,
+        "resumed": j.resumed,
+        "keys_before": j.keys_before,
+        "walked_before": j.walked_before,
+        "rewritten": j.rewritten,
+        "kept": j.kept,
     }
 
 
@@ -319,6 +335,8 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
             out.append(f"  ... {count(stats.failed - len(stats.failures))} more")
         if stats.stopped:
             out.append(f"  {stats.stopped}")
+    if stats is not None:
+        out.extend(_load_lines(report, stats))
     v = report.verification
     if v is not None:
         if v.allowances:
@@ -335,6 +353,33 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
             out.append("")
             out.append(f"verified: {_verified_text(v)}")
     return layout(out, width)
+
+
+def _load_lines(report: NetworkReport, stats: LoadStats) -> list[str]:
+    """Keys written in chunks, temporary keys left, and the journal: resumed or kept."""
+    out = []
+    limit = report.plan.target.bulk_limit if report.plan else 0
+    if stats.chunked:
+        n = sum(stats.chunked.values())
+        out.append(
+            f"chunked: {plural(n, 'key')} too big for one command (proto-max-bulk-len "
+            f"{size(limit)}) written in chunks into a temporary key, then renamed"
+        )
+    for db, key in stats.leftovers:
+        out.append(f"temporary key left on the target: db {db}: '{printable(key)}' (delete it)")
+    j = report.journal
+    if j is not None and j.resumed:
+        out.append(
+            f"resumed: {plural(j.keys_before, 'key')} acknowledged by the interrupted run "
+            f"were not written again; {plural(j.rewritten, 'key')} it sent without an answer "
+            "were written again (REPLACE)"
+        )
+    if j is not None and j.kept:
+        out.append(
+            f"journal: {j.file} is kept: the same command with --resume continues after the "
+            "last acknowledged batch (--restart discards it)"
+        )
+    return ["", *out] if out else []
 
 
 def _verified_text(v: Verification) -> str:
