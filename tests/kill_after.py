@@ -11,7 +11,10 @@
 - ``tamper``: just before the install, flip a byte of the restore's private copy;
 - ``acked:N``: SIGKILL once a network restore's journal records its N-th acknowledged batch;
 - ``drop:N``: then, instead, the target closes every other client's connection (CLIENT KILL
-  TYPE normal SKIPME yes): the restore loses its connections.
+  TYPE normal SKIPME yes): the restore loses its connections;
+- ``chunk-drop``: the same once the chunks of the first key written in chunks are sent,
+  before its RENAME, and the target takes no new connection (maxclients 1) until rbkit
+  ends: the temporary key stays on the target.
 """
 
 from __future__ import annotations
@@ -75,6 +78,27 @@ def _on_network_ack(n: int, drop: bool) -> None:
     NetworkJournal.acked = acked  # type: ignore[method-assign]
 
 
+_kept: list[redis.Redis] = []
+
+
+def _drop_after_chunks() -> None:
+    from toolkit.restore.network import chunked
+
+    original = chunked._send
+
+    def send(client: redis.Redis, commands: list[chunked.Command]) -> str | None:
+        error = original(client, commands)
+        where = client.connection_pool.connection_kwargs
+        killer = redis.Redis(host=where["host"], port=where["port"])
+        killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        # No new connection either (redis-py would reconnect) until this process ends.
+        killer.config_set("maxclients", 1)
+        _kept.append(killer)
+        return error
+
+    chunked._send = send  # type: ignore[assignment]
+
+
 def _replace_after_copy(source: Path, backup: Path) -> None:
     original = procedure._copy
 
@@ -108,7 +132,9 @@ def _tamper_before_install() -> None:
 if __name__ == "__main__":
     fault, args = sys.argv[1], sys.argv[2:]
     kind, _, arg = fault.partition(":")
-    if kind in ("acked", "drop"):
+    if kind == "chunk-drop":
+        _drop_after_chunks()
+    elif kind in ("acked", "drop"):
         _on_network_ack(int(arg), kind == "drop")
     elif kind == "call":
         _on_call(arg)

@@ -16,7 +16,8 @@ import redis
 from conftest import binary
 from plain_view import assert_same_keyspace, reference
 from redis.crc import key_slot
-from test_network_restore import restore, target
+from restore_support import rbkit
+from test_network_restore import _owner, cluster, restore, target, url_of
 
 from toolkit.restore.network.chunked import slot_tag, split, temp_name
 from toolkit.server.process import running_server
@@ -153,3 +154,44 @@ def test_split_keeps_every_element_below_the_budget() -> None:
     pairs = [x for i in range(50) for x in (b"f%d" % i, b"v" * 100)]
     parts = list(split((b"HSET", b"k", *pairs), 500))
     assert all(len(p) % 2 == 0 for p in parts) and [a for p in parts for a in p[2:]] == pairs
+
+
+def test_a_cluster_takes_the_rename_in_the_key_slot(tmp_path: Path) -> None:
+    path, _at = make_big(tmp_path / "backup", "7.0")
+    with cluster() as nodes:
+        for node in nodes:
+            node.client().config_set("proto-max-bulk-len", "1mb")
+        code, report, err = restore(path, nodes[0], "--yes", "--cluster")
+        assert code == 0, (report or {}).get("reasons") or err
+        assert report["restored"]["chunked"] == len(BIG)
+        assert report["target"]["bulk_limit"] == LIMIT
+        owner = _owner(nodes)
+        with reference(path, "7.0") as ref:
+            assert assert_same_keyspace(nodes[0], ref, client_of=owner) == len(BIG) + 201
+        assert sum(n.client().dbsize() for n in nodes) == len(BIG) + 201
+
+
+def test_a_temporary_key_left_by_a_lost_connection_is_named_then_resumed(
+    tmp_path: Path,
+) -> None:
+    """The connection goes between the chunks and the RENAME: the report names the temporary
+    key left on the target; --resume writes that key again and removes it."""
+    path, _at = make_big(tmp_path / "backup", "7.0")
+    with target("7.0", **{"proto-max-bulk-len": "1mb"}) as server:
+        c = server.client()
+        run = rbkit("restore", path, "--to", url_of(server), "--yes", "--json",
+                    kill_after="chunk-drop")  # fmt: skip
+        report = run.json()
+        c.config_set("maxclients", 10000)
+        assert run.code == 1 and report["outcome"] == "failed"
+        [left] = report["restored"]["leftover_temp_keys"]
+        temps = [k for k in c.scan_iter() if b"rbkit-restore-tmp" in k]
+        assert [left["key"].encode()] == temps and left["db"] == 0
+        assert report["journal"]["kept"]
+        text = rbkit("restore", path, "--to", url_of(server), "--yes").text
+        assert "--resume" in text
+        code, report, err = restore(path, server, "--yes", "--resume")
+        assert code == 0, (report or {}).get("reasons") or err
+        assert not [k for k in c.scan_iter() if b"rbkit-restore-tmp" in k]
+        with reference(path, "7.0") as ref:
+            assert assert_same_keyspace(server, ref) == len(BIG) + 201

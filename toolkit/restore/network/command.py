@@ -50,7 +50,7 @@ from toolkit.steps import (
     no_progress,
     timed,
 )
-from toolkit.text import plural, size
+from toolkit.text import count, plural, size
 
 
 class _Stop(Exception):
@@ -165,8 +165,11 @@ def _run(
         report.stats = stats
         if report.journal is not None:
             report.journal.kept = bool(stats.stopped or stats.failures)
+        earlier = sum(stats.resumed.values())
         step.detail = (
-            f"{plural(stats.keys, 'key')}, {plural(stats.commands, 'command')} in "
+            f"{plural(stats.keys, 'key')}"
+            + (f" ({count(earlier)} by the interrupted run)" if earlier else "")
+            + f", {plural(stats.commands, 'command')} in "
             f"{plural(stats.batches, 'batch', 'batches')}, "
             f"{size(stats.bytes)}"
         )
@@ -174,6 +177,11 @@ def _run(
             report.keys_after = _keys_after(report, target)
             reasons = [stats.stopped or "a command failed"]
             reasons += [f.error for f in stats.failures[:1]]
+            if report.journal is not None:
+                reasons.append(
+                    f"the journal {report.journal.path} is kept: the same command with "
+                    "--resume continues after the last acknowledged batch"
+                )
             raise _stop(report, step, FAILED, reasons)
     with _step(report, "verify") as step:
         keys = _backup_keys(rdb_result) if plan.target_empty else None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from parsers.printable import printable
@@ -104,16 +104,7 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
 
 
 def _journal_json(j: JournalReport | None) -> dict[str, Any] | None:
-    if j is None:
-        return None
-    return {
-        "path": j.file,
-        "resumed": j.resumed,
-        "keys_before": j.keys_before,
-        "walked_before": j.walked_before,
-        "rewritten": j.rewritten,
-        "kept": j.kept,
-    }
+    return asdict(j) if j is not None else None
 
 
 def _dbmap(d: dict[int, Any]) -> dict[str, Any]:
@@ -376,7 +367,7 @@ def _load_lines(report: NetworkReport, stats: LoadStats) -> list[str]:
         )
     if j is not None and j.kept:
         out.append(
-            f"journal: {j.file} is kept: the same command with --resume continues after the "
+            f"journal: {j.path} is kept: the same command with --resume continues after the "
             "last acknowledged batch (--restart discards it)"
         )
     return ["", *out] if out else []

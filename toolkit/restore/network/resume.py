@@ -359,9 +359,9 @@ def header_for(backup: Path, sha: str, info: TargetInfo, replace: bool, path: st
 
 @dataclass
 class JournalReport:
-    """What the report says about the journal."""
+    """What the report says about the journal (its JSON, field for field)."""
 
-    file: str
+    path: str
     resumed: bool = False
     keys_before: int = 0  # keys acknowledged by the interrupted run(s): not written again
     walked_before: int = 0  # keys of the backup walked by them (skipped ones too)
