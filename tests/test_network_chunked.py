@@ -195,3 +195,24 @@ def test_a_temporary_key_left_by_a_lost_connection_is_named_then_resumed(
         assert not [k for k in c.scan_iter() if b"rbkit-restore-tmp" in k]
         with reference(path, "7.0") as ref:
             assert assert_same_keyspace(server, ref) == len(BIG) + 201
+
+
+def test_without_config_the_default_limit_is_assumed_and_said(tmp_path: Path) -> None:
+    """A user that may not run CONFIG: proto-max-bulk-len is taken as the default 512 MB,
+    with a note; nothing here is bigger, so nothing goes in chunks."""
+    path, _at = make_big(tmp_path / "backup", "7.0", 10)
+    with target("7.0") as server:
+        server.client().execute_command(
+            "ACL", "SETUSER", "restorer", "on", ">pw", "~*", "&*", "+@all", "-config"
+        )
+        url = f"redis://restorer:pw@127.0.0.1:{server.port}"
+        code, report, err = restore(path, url, "--yes")
+        assert code == 0, (report or {}).get("reasons") or err
+        assert report["target"]["bulk_limit"] == 512 << 20
+        assert report["target"]["bulk_limit_source"].startswith("CONFIG GET not allowed")
+        assert any(
+            n.startswith("CONFIG GET proto-max-bulk-len is not allowed on ")
+            and "the default 512 MB is assumed" in n
+            for n in report["notes"]
+        )
+        assert report["restored"]["chunked"] == 0

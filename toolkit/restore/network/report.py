@@ -363,7 +363,7 @@ def _load_lines(report: NetworkReport, stats: LoadStats) -> list[str]:
         out.append(
             f"resumed: {plural(j.keys_before, 'key')} acknowledged by the interrupted run "
             f"were not written again; {plural(j.rewritten, 'key')} it sent without an answer "
-            "were written again (REPLACE)"
+            f"{'was' if j.rewritten == 1 else 'were'} written again (REPLACE)"
         )
     if j is not None and j.kept:
         out.append(
