@@ -357,7 +357,10 @@ def _load_lines(report: NetworkReport, stats: LoadStats) -> list[str]:
             f"{size(limit)}) written in chunks into a temporary key, then renamed"
         )
     for db, key in stats.leftovers:
-        out.append(f"temporary key left on the target: db {db}: '{printable(key)}' (delete it)")
+        out.append(
+            f"temporary key perhaps left on the target: db {db}: '{printable(key)}' (--resume "
+            "writes that key again and removes it; else delete it)"
+        )
     j = report.journal
     if j is not None and j.resumed:
         out.append(
