@@ -11,6 +11,7 @@ unfinished journal without --resume, a changed backup, a restarted target (new r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import signal
@@ -177,6 +178,14 @@ def test_resume_refuses_another_server_and_nothing_to_resume(tmp_path: Path) -> 
         code, _ = run(backup, url, "--journal", str(journal), kill_after="acked:1")
         assert code == -signal.SIGKILL and journal.is_file()
         assert "password" not in journal.read_text()
+        # While another process holds the journal (a restore running now): refused.
+        with open(journal, "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            code, report = run(backup, url, "--resume", "--journal", str(journal))
+        assert code == 1 and report["reasons"] == [
+            f"a restore of this backup into {url} is running now (another rbkit holds its "
+            f"journal {journal}): let it finish, or stop it and pass --resume"
+        ]
         server.stop(save=True)  # the same address, a new process: a new run_id
         server.start()
         before = keys_digest(server)

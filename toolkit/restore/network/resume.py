@@ -20,6 +20,7 @@ the temp dir without a home), named by the target's address and the backup's sha
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -105,6 +106,24 @@ class Journal:
     walked: dict[str, Any] = field(default_factory=dict)
     libraries: list[str] | None = None
     finished: bool = False  # the load ended (every key sent and acknowledged)
+    lock_fd: int | None = None  # held (flock) while this process writes it
+
+    def lock(self) -> bool:
+        """Take the journal's flock for this process (released when it ends, even by a
+        kill); False when another process holds it: that restore is running now."""
+        if self.lock_fd is not None:
+            return True
+        try:
+            fd = os.open(self.file, os.O_RDONLY)
+        except OSError as e:
+            raise JournalError(f"{self.file}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.lock_fd = fd
+        return True
 
     # -- reading --------------------------------------------------------------------------
 
@@ -169,7 +188,9 @@ class Journal:
                 os.fsync(f.fileno())
         except OSError as e:
             raise JournalError(f"{file}: {e.strerror or e}") from None
-        return cls(file, header)
+        out = cls(file, header)
+        out.lock()
+        return out
 
     def _append(self, record: dict[str, Any], sync: bool = False) -> None:
         try:
@@ -197,6 +218,9 @@ class Journal:
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.file.unlink()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def summary(self) -> str:
         """``N keys acknowledged, started at TIME``, for sentences."""
@@ -249,6 +273,13 @@ def prepare(
     directory = journal.parent if journal is not None else state_dir()
     file = journal if journal is not None else journal_path(directory, sha, info.display)
     existing = Journal.read(file) if file.is_file() else None
+    if existing is not None and not existing.lock():
+        raise Refused(
+            [
+                f"a restore of this backup into {info.display} is running now (another rbkit "
+                f"holds its journal {file}): let it finish, or stop it and pass --resume"
+            ]
+        )
     stale = [] if journal is not None else _stale(directory, info.display, backup, sha)
     if restart:
         for old in ([existing] if existing else []) + stale:
