@@ -236,3 +236,22 @@ def test_a_cluster_restore_resumes_too(tmp_path: Path) -> None:
             owner = _owner(nodes)
             compared = assert_same_keyspace(nodes[0], ref, client_of=owner, skip_dbs=frozenset({2}))
             assert compared == KEYS_DB0 == sum(n.client().dbsize() for n in nodes)
+
+
+def test_an_unreadable_journal_is_refused_and_restart_discards_it(tmp_path: Path) -> None:
+    backup = make_backup(tmp_path / "backup")
+    journal = tmp_path / "torn.journal"
+    journal.write_bytes(b'{"format": "rbkit.netw')  # cut off while its header was written
+    with target("7.0") as server:
+        url = url_of(server)
+        code, report = run(backup, url, "--journal", str(journal))
+        assert code == 1 and report["reasons"] == [
+            f"{journal}: not a journal of rbkit's network restore (rbkit.network-journal/1): "
+            "--restart discards it and starts over"
+        ]
+        assert server.client().dbsize() == 0
+        code, report = run(backup, url, "--journal", str(journal), "--restart")
+        assert code == 0, report["reasons"]
+        assert not journal.exists()
+        with reference(backup, "7.0") as ref:
+            assert assert_same_keyspace(server, ref) == TOTAL

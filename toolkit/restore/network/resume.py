@@ -272,7 +272,7 @@ def prepare(
     sha = file_sha256(backup)
     directory = journal.parent if journal is not None else state_dir()
     file = journal if journal is not None else journal_path(directory, sha, info.display)
-    existing = Journal.read(file) if file.is_file() else None
+    existing = _read(file, restart, dry_run) if file.is_file() else None
     if existing is not None and not existing.lock():
         raise Refused(
             [
@@ -315,6 +315,20 @@ def prepare(
     _same(existing, sha, info, replace)
     note = f"resuming the restore of the journal {file} ({existing.summary()})"
     return Resumption(file, sha, backup, existing, [note])
+
+
+def _read(file: Path, restart: bool, dry_run: bool) -> Journal | None:
+    """The journal at ``file``; one that cannot be read is refused, or with ``restart``
+    discarded."""
+    try:
+        return Journal.read(file)
+    except JournalError as e:
+        if not restart:
+            raise Refused([f"{e}: --restart discards it and starts over"]) from None
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                file.unlink()
+        return None
 
 
 def _stale(directory: Path, display: str, backup: Path, sha: str) -> list[Journal]:
