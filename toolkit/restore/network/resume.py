@@ -5,8 +5,9 @@ address without its password and its ``run_id``, the options that decide what is
 then, as the load goes (load.py), a ``sent`` line before each batch goes out (written to
 disk first), an ``acked`` line once the server has answered every key of it (with the
 counts so far), ``libraries`` once the function libraries are loaded, ``loaded`` at the end.
-Batches are numbered by the order the backup is walked (every key, skipped or not), so
-"every key before ordinal N was acknowledged" is one number.
+Keys are numbered in the order the backup is walked (every key, skipped or not), so
+"every key before number N was acknowledged" is one number. The running restore holds the
+journal's flock (released when the process ends, even by a kill).
 
 A resumed load skips the keys acknowledged before, writes those sent without an answer with
 REPLACE (they may be there: the journal says this restore sent them), and goes on; the
