@@ -132,6 +132,8 @@ def _run(
         step.detail = f"{info.name}, {where}"
         report.notes.extend(info.notes)
     resumption = _journal(report, result, info, replace, asked)
+    if resumption.previous is not None:
+        stack.callback(resumption.previous.release)
     with _step(report, "preflight") as step:
         try:
             plan = make_plan(
@@ -154,6 +156,8 @@ def _run(
             raise _stop(report, step, CANCELLED, ["not confirmed"])
         step.detail = "confirmed"
     journal = _open_journal(resumption, info, replace, plan.path)
+    if journal is not None:
+        stack.callback(journal.release)
     progress = progress_for(f"restoring {backup.name}")
     with _step(report, "load") as step:
         try:

@@ -219,6 +219,10 @@ class Journal:
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.file.unlink()
+        self.release()
+
+    def release(self) -> None:
+        """Let the flock go (the restore ended; a kept journal may be resumed)."""
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
@@ -281,6 +285,28 @@ def prepare(
                 f"holds its journal {file}): let it finish, or stop it and pass --resume"
             ]
         )
+    try:
+        return _decide(backup, sha, file, existing, journal, info, replace, resume, restart,
+                       dry_run)  # fmt: skip
+    except Refused:
+        if existing is not None:
+            existing.release()
+        raise
+
+
+def _decide(
+    backup: Path,
+    sha: str,
+    file: Path,
+    existing: Journal | None,
+    journal: Path | None,
+    info: TargetInfo,
+    replace: bool,
+    resume: bool,
+    restart: bool,
+    dry_run: bool,
+) -> Resumption:
+    directory = file.parent
     stale = [] if journal is not None else _stale(directory, info.display, backup, sha)
     if restart:
         for old in ([existing] if existing else []) + stale:
@@ -290,6 +316,7 @@ def prepare(
         notes = [f"--restart: the journal {j.file} ({j.summary()}) {what}" for j in stale]
         if existing is not None:
             notes.insert(0, f"--restart: the journal {file} ({existing.summary()}) {what}")
+            existing.release()
         return Resumption(file, sha, backup, None, notes)
     if not resume:
         for j in ([existing] if existing else []) + stale:
