@@ -43,6 +43,15 @@ FIXTURES = ROOT / "fixtures" / "rdb"
 RDB_FILES = sorted(FIXTURES.glob("*.rdb"))
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state dir of each test's own ($XDG_STATE_HOME: where network restores keep their
+    journals), so that no test finds another's journal, nor the user's."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", os.fspath(path))
+    return path
+
+
 class CliRun(NamedTuple):
     """What one CLI invocation left behind."""
 

@@ -8,7 +8,13 @@
 - ``call:MODULE.FUNCTION``: SIGKILL when that function is called (e.g. inside the stage);
 - ``replace:PATH``: once the restore has taken its private copy, overwrite the original
   backup with the bytes of PATH;
-- ``tamper``: just before the install, flip a byte of the restore's private copy.
+- ``tamper``: just before the install, flip a byte of the restore's private copy;
+- ``acked:N``: SIGKILL once a network restore's journal records its N-th acknowledged batch;
+- ``drop:N``: then, instead, the target closes every other client's connection (CLIENT KILL
+  TYPE normal SKIPME yes): the restore loses its connections;
+- ``chunk-drop``: the same once the chunks of the first key written in chunks are sent,
+  before its RENAME, and the target takes no new connection (maxclients 1) until rbkit
+  ends: the temporary key stays on the target.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import os
 import signal
 import sys
 from pathlib import Path
+
+import redis
 
 from toolkit.cli.app import main
 from toolkit.restore import files, procedure
@@ -45,6 +53,50 @@ def _on_call(target: str) -> None:
     module = importlib.import_module(module_name)
     assert callable(getattr(module, function))
     setattr(module, function, lambda *_a, **_k: _kill())
+
+
+def _on_network_ack(n: int, drop: bool) -> None:
+    from toolkit.restore.network.resume import Journal as NetworkJournal
+
+    original = NetworkJournal.acked
+    seen = 0
+
+    def acked(
+        self: NetworkJournal, through: int, restored: dict[str, int], walked: dict[str, object]
+    ) -> None:
+        nonlocal seen
+        original(self, through, restored, walked)
+        seen += 1
+        if seen != n:
+            return
+        if not drop:
+            _kill()
+        client = redis.Redis.from_url(self.header.target)
+        client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        client.close()
+
+    NetworkJournal.acked = acked  # type: ignore[method-assign]
+
+
+_kept: list[redis.Redis] = []
+
+
+def _drop_after_chunks() -> None:
+    from toolkit.restore.network import chunked
+
+    original = chunked._send
+
+    def send(client: redis.Redis, commands: list[chunked.Command]) -> str | None:
+        error = original(client, commands)
+        where = client.connection_pool.connection_kwargs
+        killer = redis.Redis(host=where["host"], port=where["port"])
+        killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        # No new connection either (redis-py would reconnect) until this process ends.
+        killer.config_set("maxclients", 1)
+        _kept.append(killer)
+        return error
+
+    chunked._send = send  # type: ignore[assignment]
 
 
 def _replace_after_copy(source: Path, backup: Path) -> None:
@@ -80,7 +132,11 @@ def _tamper_before_install() -> None:
 if __name__ == "__main__":
     fault, args = sys.argv[1], sys.argv[2:]
     kind, _, arg = fault.partition(":")
-    if kind == "call":
+    if kind == "chunk-drop":
+        _drop_after_chunks()
+    elif kind in ("acked", "drop"):
+        _on_network_ack(int(arg), kind == "drop")
+    elif kind == "call":
         _on_call(arg)
     elif kind == "replace":
         _replace_after_copy(Path(arg), Path(args[1]))

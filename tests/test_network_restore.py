@@ -551,7 +551,7 @@ def test_dry_run_touches_nothing() -> None:
         code, report, _ = restore(path, server, "--dry-run")
         assert code == 0 and report["outcome"] == "planned" and report["dry_run"]
         assert report["plan"]["keys_to_restore"] == 50
-        assert [s["name"] for s in report["steps"]] == ["gate", "connect", "preflight"]
+        assert [s["name"] for s in report["steps"]] == ["gate", "connect", "journal", "preflight"]
         assert report["restored"] is None and report["verification"] is None
         assert keys_digest(server) == before
         assert libraries(server) == []
@@ -725,7 +725,7 @@ def test_a_write_failing_midway_stops_the_load_and_says_so() -> None:
         assert "the load stopped there" in restored["stopped"]
         assert report["verification"] is None
         assert sum(report["keys_after"].values()) == restored["keys"] == c.dbsize() > 0
-        run = invoke_cli("restore", path, "--to", url_of(server), "--yes", "--replace")
+        run = invoke_cli("restore", path, "--to", url_of(server), "--yes", "--replace", "--restart")
         assert run.exit_code == 1 and ": FAILED\n" in run.stdout and "\nfailures:\n" in run.stdout
 
 

@@ -48,6 +48,8 @@ Examples:
   rbkit restore dump.rdb --to redis://10.0.0.5:6379 --yes
   rbkit restore dump.rdb --to 10.0.0.5:6380 --tls --cacert ca.crt --yes
   rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
+  # continue a network restore that was cut off (killed, or the connection lost)
+  rbkit restore dump.rdb --to redis://10.0.0.5:6379 --resume --yes
   # undo a restore that was cut off
   rbkit restore --rollback /var/lib/redis
   rbkit restore appendonlydir/ --before FLUSHALL --stage-only
@@ -83,6 +85,9 @@ class RestoreArgs:
     until: str | None = None
     before: str | None = None
     before_offset: str | None = None
+    resume: bool = False
+    restart: bool = False
+    journal: Path | None = None
 
     @property
     def cut(self) -> bool:
@@ -101,9 +106,10 @@ _CONNECTION = {
     "--connect-timeout",
 }
 _CUTS = {"--until", "--before", "--before-offset"}
+_JOURNAL = {"--resume", "--restart", "--journal"}
 _MODE_OPTIONS = {
     "--stage-only": {"BACKUP", "--dry-run", "--redis-server", *_CUTS},
-    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CONNECTION, *_CUTS},
+    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CONNECTION, *_CUTS, *_JOURNAL},
     "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"}
     | _CONNECTION,
 }
@@ -132,6 +138,9 @@ def _given(a: RestoreArgs) -> list[str]:
         "--until": a.until is not None,
         "--before": a.before is not None,
         "--before-offset": a.before_offset is not None,
+        "--resume": a.resume,
+        "--restart": a.restart,
+        "--journal": a.journal is not None,
     }
     return [name for name, on in flags.items() if on] + list(a.connect_flags)
 
@@ -139,6 +148,8 @@ def _given(a: RestoreArgs) -> list[str]:
 def mode_of(a: RestoreArgs) -> str:
     """Which mode the options ask for; a UsageError naming both flags when they mix."""
     on = _given(a)
+    if a.resume and a.restart:
+        raise UsageError("--resume and --restart cannot be used together: continue or start over")
     cuts = [name for name in on if name in _CUTS]
     if len(cuts) > 1:
         raise UsageError(f"{cuts[0]} and {cuts[1]} cannot be used together: one cut at a time")
@@ -151,7 +162,7 @@ def mode_of(a: RestoreArgs) -> str:
             if name != mode and name not in _MODE_OPTIONS[mode]:
                 raise UsageError(f"{name} cannot be used with {mode}: {_MODE_TEXT[mode]}")
         return mode
-    for name in ("--cluster", "--replace"):
+    for name in ("--cluster", "--replace", *sorted(_JOURNAL)):
         if name in on:
             raise UsageError(f"{name} goes with --to URL")
     return "file"
@@ -244,6 +255,31 @@ def restore(
             "--replace", help="Overwrite keys that already exist there.", rich_help_panel=NETWORK
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue a restore that was cut off, after its last acknowledged batch.",
+            rich_help_panel=NETWORK,
+        ),
+    ] = False,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Discard the journal of a restore that was cut off, and start over.",
+            rich_help_panel=NETWORK,
+        ),
+    ] = False,
+    journal: Annotated[
+        Path | None,
+        typer.Option(
+            "--journal",
+            metavar="PATH",
+            help="Keep the restore's journal here (default: under ~/.local/state/rbkit).",
+            rich_help_panel=NETWORK,
+        ),
+    ] = None,
     stage_only: Annotated[
         bool,
         typer.Option(
@@ -356,7 +392,7 @@ def restore(
         backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
         verify_values, discard_writes, connect, tuple(connect_flags), until, before,
-        before_offset,
+        before_offset, resume, restart, journal,
     )  # fmt: skip
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
@@ -524,6 +560,9 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         modules=a.module,
         confirm=confirm,
         connect=a.connect,
+        resume=a.resume,
+        restart=a.restart,
+        journal=a.journal,
     )
     return network_json(report), render_network(report, width=width()), report.ok
 

@@ -2,8 +2,10 @@
 
 Steps: gate (check the backup; invalid -> refused unless --force), convert (an AOF only: the
 restore drill loads it into a scratch server here, which saves it as an RDB), connect (what
-the target says about itself), preflight (the plan: path, per-db counts, refusals), confirm
-(the caller's ``confirm``), load, verify. A dry run stops after the preflight.
+the target says about itself), journal (an interrupted restore's journal: resumed with
+--resume, discarded with --restart, else a refusal; resume.py), preflight (the plan: path,
+per-db counts, refusals), confirm (the caller's ``confirm``), load, verify. A dry run stops
+after the preflight.
 
 The report's outcome says how it ended: restored and verified, planned, refused (by the gate
 or the preflight, or not confirmed), failed midway, or the target does not hold what the
@@ -27,14 +29,15 @@ from toolkit.check.cluster.layout import is_set
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
 from toolkit.errors import ConnectError, RestoreError, TargetError
+from toolkit.restore.network import resume as journals
 from toolkit.restore.network.cluster_set import SetSource, set_result
-from toolkit.restore.network.load import load
+from toolkit.restore.network.load import LoadStats, load, restore_snapshot
 from toolkit.restore.network.plan import make_plan
 from toolkit.restore.network.report import (
     NetworkReport,
 )
 from toolkit.restore.network.source import RdbSource, aof_to_rdb
-from toolkit.restore.network.target import inspect_target, parse_target
+from toolkit.restore.network.target import TargetInfo, inspect_target, parse_target
 from toolkit.restore.network.verify import verify
 from toolkit.server.connect import ConnectOptions, Server
 from toolkit.stage.compare import BackupKeys, backup_keys
@@ -49,7 +52,7 @@ from toolkit.steps import (
     no_progress,
     timed,
 )
-from toolkit.text import plural, size
+from toolkit.text import count, plural, size
 
 
 class _Stop(Exception):
@@ -69,10 +72,15 @@ def restore_to(
     confirm: Callable[[NetworkReport], bool] = lambda _r: True,
     progress: ProgressFactory | None = None,
     connect: ConnectOptions | None = None,
+    resume: bool = False,
+    restart: bool = False,
+    journal: Path | None = None,
 ) -> NetworkReport:
     """Restore ``backup`` into the server (or cluster) at ``url`` (or ``host:port``, reached
-    with ``connect``) and report; ``confirm`` is asked once the plan is made. Raises an
-    RbkitError for a usage or I/O problem."""
+    with ``connect``) and report; ``confirm`` is asked once the plan is made. ``resume``
+    continues the restore an interrupted run journaled, ``restart`` discards its journal
+    (kept at ``journal``, default resume.py's). Raises an RbkitError for a usage or I/O
+    problem."""
     if is_set(backup) and not cluster:
         raise RestoreError(
             f"{backup}: a cluster backup set goes into a cluster: pass --cluster (and any "
@@ -81,12 +89,20 @@ def restore_to(
     target = parse_target(url, connect)
     report = NetworkReport(str(backup), target.display, dry_run)
     progress = progress or no_progress
+    asked = _Journaling(resume, restart, journal)
     with ExitStack() as stack, suppress(_Stop):
         _run(
             report, stack, backup, target, config, cluster, replace, force, modules, confirm,
-            progress,
+            progress, asked,
         )  # fmt: skip
     return report
+
+
+class _Journaling:
+    """What was asked of the journal (--resume, --restart, --journal)."""
+
+    def __init__(self, resume: bool, restart: bool, file: Path | None) -> None:
+        self.resume, self.restart, self.file = resume, restart, file
 
 
 def _step(report: NetworkReport, name: str) -> AbstractContextManager[Step]:
@@ -112,6 +128,7 @@ def _run(
     modules: Sequence[Path],
     confirm: Callable[[NetworkReport], bool],
     progress_for: ProgressFactory,
+    asked: _Journaling,
 ) -> None:
     set_source: SetSource | None = None
     if is_set(backup):
@@ -125,6 +142,14 @@ def _run(
         info = inspect_target(target, cluster=cluster, dbs=dbs)
         where = f"cluster of {len(info.nodes)} primaries" if info.cluster_enabled else "standalone"
         step.detail = f"{info.name}, {where}"
+        report.notes.extend(info.notes)
+    if set_source is not None:
+        resumption = _journal(report, backup, journals.SET, info, replace, asked)
+    else:
+        unjournaled = journals.AOF if result.format == "aof" else None
+        resumption = _journal(report, Path(result.path), unjournaled, info, replace, asked)
+    if resumption.previous is not None:
+        stack.callback(resumption.previous.release)
     with _step(report, "preflight") as step:
         try:
             plan = make_plan(
@@ -146,16 +171,25 @@ def _run(
         if not confirm(report):
             raise _stop(report, step, CANCELLED, ["not confirmed"])
         step.detail = "confirmed"
+    journal = _open_journal(resumption, info, replace, plan.path)
+    if journal is not None:
+        stack.callback(journal.release)
     progress = progress_for(f"restoring {backup.name}")
     with _step(report, "load") as step:
         try:
-            stats = load(plan, source, target, progress=progress)
+            stats = load(plan, source, target, progress=progress, journal=journal,
+                         stats=_stats_from(resumption))  # fmt: skip
         finally:
             if progress is not None:
                 progress.close()
         report.stats = stats
+        if report.journal is not None:
+            report.journal.kept = bool(stats.stopped or stats.failures)
+        earlier = sum(stats.resumed.values())
         step.detail = (
-            f"{plural(stats.keys, 'key')}, {plural(stats.commands, 'command')} in "
+            f"{plural(stats.keys, 'key')}"
+            + (f" ({count(earlier)} by the interrupted run)" if earlier else "")
+            + f", {plural(stats.commands, 'command')} in "
             f"{plural(stats.batches, 'batch', 'batches')}, "
             f"{size(stats.bytes)}"
         )
@@ -163,6 +197,11 @@ def _run(
             report.keys_after = _keys_after(report, target)
             reasons = [stats.stopped or "a command failed"]
             reasons += [f.error for f in stats.failures[:1]]
+            if report.journal is not None:
+                reasons.append(
+                    f"the journal {report.journal.path} is kept: the same command with "
+                    "--resume continues after the last acknowledged batch"
+                )
             raise _stop(report, step, FAILED, reasons)
     with _step(report, "verify") as step:
         keys = _backup_keys(rdb_result, set_source) if plan.target_empty else None
@@ -174,6 +213,8 @@ def _run(
             raise _stop(report, step, FAILED, [f"reading the backup again: {e}"]) from None
         report.verification = verification
         report.keys_after = _keys_after(report, target)
+        if journal is not None:
+            journal.remove()  # the restore ended: verified, or found different
         if not verification.verified:
             first = verification.mismatches[0].sentence if verification.mismatches else "?"
             more = verification.mismatch_count - 1
@@ -181,6 +222,64 @@ def _run(
             raise _stop(report, step, MISMATCH, [reason + (f" (and {more} more)" if more else "")])
         checked = plural(verification.checked, "key")
         step.detail = f"{verification.mode}: {checked} read back, as expected"
+
+
+def _journal(
+    report: NetworkReport,
+    backup: Path,
+    unjournaled: str | None,
+    info: TargetInfo,
+    replace: bool,
+    asked: _Journaling,
+) -> journals.Resumption:
+    """The journal step: a fresh restore, a resumed one, or a refusal (resume.py)."""
+    with _step(report, "journal") as step:
+        try:
+            resumption = journals.prepare(
+                backup,
+                unjournaled=unjournaled,
+                info=info,
+                replace=replace,
+                resume=asked.resume,
+                restart=asked.restart,
+                journal=asked.file,
+                dry_run=report.dry_run,
+            )
+        except journals.Refused as e:
+            raise _stop(report, step, REFUSED, e.reasons) from None
+        report.notes.extend(resumption.notes)
+        report.journal = journals.JournalReport.of(resumption)
+        previous = resumption.previous
+        if previous is not None:
+            note = journals.discount(info, previous)
+            if note:
+                report.notes.append(note)
+            step.detail = f"resuming: {previous.summary()}"
+        else:
+            step.detail = f"none kept ({unjournaled})" if resumption.file is None else "new"
+        return resumption
+
+
+def _open_journal(
+    r: journals.Resumption, info: TargetInfo, replace: bool, path: str
+) -> journals.Journal | None:
+    if r.file is None:
+        return None
+    if r.previous is not None:
+        return r.previous
+    header = journals.header_for(r.backup, r.sha256, info, replace, path)
+    return journals.Journal.create(r.file, header)
+
+
+def _stats_from(r: journals.Resumption) -> LoadStats | None:
+    """The counts where the interrupted run left them (None: a fresh restore)."""
+    p = r.previous
+    if p is None:
+        return None
+    stats = LoadStats()
+    restore_snapshot(stats, p.restored, p.walked)
+    stats.started_ms = p.header.started_ms
+    return stats
 
 
 def _gate(

@@ -8,6 +8,12 @@ has run out by the time they are sent are skipped (and counted), and so are empt
 (RESTORE refuses them; Redis skips them when it loads a file). The load stops at the first
 batch with a failed command (by then at most one more batch has been sent): a restore over the
 network has no rollback, so it does not pile up more damage.
+
+A key too big for one command (its DUMP payload, or one of its commands, larger than the
+target's proto-max-bulk-len) is written on its own in chunks (chunked.py), once the batches
+before it are answered. With a journal (resume.py), each batch is recorded before it is sent
+and once every key of it is acknowledged; a resumed load skips the keys acknowledged before,
+and writes those that were sent without an answer with REPLACE (they may be there already).
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES
 from parsers.rdb.crc64 import crc64
 from parsers.rdb.dump import dump_payload
+from toolkit.restore.network.chunked import (
+    ChunkConnectionLost,
+    ChunkWriter,
+    largest_command,
+    payload_size,
+)
 from toolkit.restore.network.commands import Command, NoCommands, command_bytes, rebuild
 from toolkit.restore.network.plan import (
     PAYLOAD,
@@ -74,10 +86,55 @@ class LoadStats:
     stopped: str | None = None  # why the load stopped early
     seconds: float = 0.0
     started_ms: int = 0  # wall clock when the first key was sent
+    chunked: Counter[int] = field(default_factory=Counter)  # keys written in chunks
+    leftovers: list[tuple[int, bytes]] = field(default_factory=list)  # temporary keys left
+    resumed: Counter[int] = field(default_factory=Counter)  # acknowledged in an earlier run
 
     @property
     def keys(self) -> int:
         return sum(self.restored.values())
+
+
+# What the walk counts (besides the keys restored), as a journal records it per batch.
+WALK_COUNTERS = ("expired", "empty", "left_out", "chunked")
+WALK_TOTALS = ("fields_expired", "field_ttls_dropped", "pel_lost", "all_fields_expired")
+
+
+def walk_snapshot(stats: LoadStats) -> dict[str, object]:
+    """The walk's counters now (per db ones with string keys, for JSON)."""
+    out: dict[str, object] = {
+        name: {str(db): n for db, n in getattr(stats, name).items() if n} for name in WALK_COUNTERS
+    }
+    out.update({name: getattr(stats, name) for name in WALK_TOTALS})
+    return out
+
+
+def restore_snapshot(stats: LoadStats, restored: dict[str, int], walked: dict[str, object]) -> None:
+    """Start ``stats`` where a journal's last acknowledged batch left them."""
+    stats.restored = Counter({int(db): n for db, n in restored.items()})
+    stats.resumed = Counter(stats.restored)
+    for name in WALK_COUNTERS:
+        per_db = walked.get(name) or {}
+        assert isinstance(per_db, dict)
+        setattr(stats, name, Counter({int(db): int(n) for db, n in per_db.items()}))
+    for name in WALK_TOTALS:
+        setattr(stats, name, int(walked.get(name) or 0))  # type: ignore[call-overload]
+
+
+class LoadJournal(Protocol):
+    """Where a load records its progress (resume.py), and where an earlier one stopped."""
+
+    acked_through: int  # the keys walked before this one were acknowledged: skipped
+    sent_through: int  # the keys before this one may be on the target: written with REPLACE
+    libraries: list[str] | None  # function libraries loaded by an earlier run
+
+    def sent(self, first: int, through: int) -> None: ...
+
+    def acked(self, through: int, restored: dict[str, int], walked: dict[str, object]) -> None: ...
+
+    def libraries_loaded(self, names: list[str]) -> None: ...
+
+    def loaded(self) -> None: ...
 
 
 # -- batches -----------------------------------------------------------------------------------
@@ -102,6 +159,9 @@ class Batch:
         self.keys: dict[int, list[bytes]] = {}
         self.counts: dict[int, list[int]] = {}
         self.units: list[tuple[int, bytes, list[Command]]] = []  # unpacked only
+        self.first = -1  # the walk's ordinals of its first key and after its last one
+        self.through = 0
+        self.walked: dict[str, object] = {}
         self.count = 0
         self.commands = 0
         self.size = 0
@@ -348,19 +408,30 @@ def load(
     progress: Callable[[int, int], None] | None = None,
     batch_keys: int = BATCH_KEYS,
     batch_bytes: int = BATCH_BYTES,
+    journal: LoadJournal | None = None,
+    stats: LoadStats | None = None,
 ) -> LoadStats:
-    """Write ``source`` into the target as ``plan`` says. Network failures end the load with
+    """Write ``source`` into the target as ``plan`` says, recording progress in ``journal``
+    (``stats``: where its earlier run left them). Network failures end the load with
     ``stopped`` set; they are not raised."""
-    stats = LoadStats()
+    stats = stats or LoadStats()
     started = time.monotonic()
-    stats.started_ms = int(time.time() * 1000)
+    stats.started_ms = stats.started_ms or int(time.time() * 1000)
     writer: Writer = ClusterWriter(url) if plan.target.cluster_enabled else ServerWriter(url)
+    chunks = _Chunks(plan, url)
     try:
-        load_libraries(plan, url, stats)
-        if stats.failures:
-            stats.stopped = "a function library failed to load; no key was written"
-            return stats
-        _load_keys(plan, source, writer, stats, progress, batch_keys, batch_bytes)
+        if journal is not None and journal.libraries is not None:
+            stats.libraries = list(journal.libraries)
+        else:
+            load_libraries(plan, url, stats)
+            if stats.failures:
+                stats.stopped = "a function library failed to load; no key was written"
+                return stats
+            if journal is not None:
+                journal.libraries_loaded(stats.libraries)
+        _load_keys(plan, source, writer, stats, progress, batch_keys, batch_bytes, journal, chunks)
+        if journal is not None and stats.stopped is None and not stats.failures:
+            journal.loaded()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
         stats.stopped = f"the connection to {url.display} failed: {e}"
     except redis.RedisError as e:
@@ -372,6 +443,7 @@ def load(
     finally:
         with contextlib.suppress(redis.RedisError, OSError):  # closing a broken connection
             writer.close()
+            chunks.close()
         stats.seconds = time.monotonic() - started
     return stats
 
@@ -380,8 +452,10 @@ class _Pipeline:
     """The batch being filled and the one sent before it (whose replies are read once the
     next one is sent)."""
 
-    def __init__(self, writer: Writer, stats: LoadStats, keys: int, size: int) -> None:
-        self.writer, self.stats = writer, stats
+    def __init__(
+        self, writer: Writer, stats: LoadStats, keys: int, size: int, journal: LoadJournal | None
+    ) -> None:
+        self.writer, self.stats, self.journal = writer, stats, journal
         self.max_keys, self.max_size = keys, size
         self.batch = Batch(writer.packed)
         self.in_flight: Batch | None = None
@@ -390,17 +464,40 @@ class _Pipeline:
     def full(self) -> bool:
         return self.batch.count >= self.max_keys or self.batch.size >= self.max_size
 
-    def flush(self) -> bool:
-        """Send the batch, read the previous one's replies; False when that had a failure."""
-        ok = _send(self.writer, self.batch, self.in_flight, self.stats)
-        self.in_flight, self.batch = self.batch, Batch(self.writer.packed)
+    def add_ordinal(self, ordinal: int) -> None:
+        """The key of walk ordinal ``ordinal`` was just added to the batch."""
+        if self.batch.first < 0:
+            self.batch.first = ordinal
+
+    def flush(self, through: int) -> bool:
+        """Send the batch (the keys walked before ``through``), read the previous one's
+        replies; False when that had a failure."""
+        batch, in_flight = self.batch, self.in_flight
+        batch.through = through
+        if self.journal is not None:
+            batch.walked = walk_snapshot(self.stats)
+            self.journal.sent(max(batch.first, 0), through)
+        ok = _send(self.writer, batch, in_flight, self.stats)
+        if ok and in_flight is not None:
+            self._acked(in_flight)
+        self.in_flight, self.batch = batch, Batch(self.writer.packed)
         return ok
 
-    def finish(self) -> None:
-        if self.batch.count and not self.flush():
-            return
-        if self.in_flight is not None:
-            _collect(self.writer, self.in_flight, self.stats)
+    def _acked(self, batch: Batch) -> None:
+        if self.journal is not None:
+            restored = {str(db): n for db, n in self.stats.restored.items() if n}
+            self.journal.acked(batch.through, restored, batch.walked)
+
+    def finish(self, through: int) -> bool:
+        """Send what is left and read every reply; False when a batch had a failure."""
+        if self.batch.count and not self.flush(through):
+            return False
+        in_flight, self.in_flight = self.in_flight, None
+        if in_flight is not None:
+            if not _collect(self.writer, in_flight, self.stats):
+                return False
+            self._acked(in_flight)
+        return True
 
 
 class _RestorePacker:
@@ -456,16 +553,27 @@ def _load_keys(
     progress: Callable[[int, int], None] | None,
     batch_keys: int,
     batch_bytes: int,
+    journal: LoadJournal | None,
+    chunks: _Chunks,
 ) -> None:
     payload_path = plan.path == PAYLOAD
     skip_dbs, skip_types = plan.skip_dbs, plan.skip_types
     ttl_types = field_ttl_types(source.magic) if payload_path else frozenset()
     collections = COLLECTION_TYPES
-    packer = _RestorePacker(source, plan.replace) if payload_path and writer.packed else None
-    pipeline = _Pipeline(writer, stats, batch_keys, batch_bytes)
+    packed = payload_path and writer.packed
+    packers = {r: _RestorePacker(source, r) for r in {plan.replace, True}} if packed else {}
+    pipeline = _Pipeline(writer, stats, batch_keys, batch_bytes, journal)
+    limit = plan.target.bulk_limit
+    acked = journal.acked_through if journal is not None else 0
+    unsure = journal.sent_through if journal is not None else 0
     damage: FormatError | None = None
+    ordinal = -1
     try:
-        for item in source.items(progress):
+        for ordinal, item in enumerate(source.items(progress)):
+            if ordinal < acked:  # acknowledged by the server in an earlier run
+                continue
+            # Sent by an earlier run without an answer: it may be there already.
+            replace = plan.replace or ordinal < unsure
             db = item.db
             if db in skip_dbs or item.type_name in skip_types:
                 stats.left_out[db] += 1
@@ -479,23 +587,92 @@ def _load_keys(
                 continue
             if item.type_id in ttl_types and _all_fields_gone(source, item, stats):
                 continue
-            if packer is not None:
-                packer.add(pipeline.batch, item)
-            elif payload_path:
-                command = _restore_command(item, source.rdb_version, plan.replace)
-                pipeline.batch.add(db, item.key, [command])
-            else:
-                commands = _commands_for(plan, source, item, stats)
+            commands = None
+            if not payload_path:
+                commands = _commands_for(plan, source, item, stats, replace)
                 if commands is None:
                     continue
+            big = payload_size(item.size) > limit if payload_path else False
+            if big or (commands is not None and largest_command(commands) > limit):
+                if not _chunked(pipeline, chunks, source, item, ordinal, replace):
+                    return
+                continue
+            pipeline.add_ordinal(ordinal)
+            if packed:
+                packers[replace].add(pipeline.batch, item)
+            elif payload_path:
+                command = _restore_command(item, source.rdb_version, replace)
+                pipeline.batch.add(db, item.key, [command])
+            else:
+                assert commands is not None
                 pipeline.batch.add(db, item.key, commands)
-            if pipeline.full and not pipeline.flush():
+            if pipeline.full and not pipeline.flush(ordinal + 1):
                 return
     except FormatError as e:  # a damaged backup (forced): what came before it is sent
         damage = e
-    pipeline.finish()
+    if not pipeline.finish(ordinal + 1):
+        return
     if damage is not None:
         raise damage
+
+
+class _Chunks:
+    """The chunk writer, made when the first key too big for one command comes."""
+
+    def __init__(self, plan: Plan, url: Server) -> None:
+        self.plan, self.url = plan, url
+        self.writer: ChunkWriter | None = None
+
+    def get(self) -> ChunkWriter:
+        if self.writer is None:
+            t = self.plan.target
+            self.writer = ChunkWriter(
+                self.url,
+                cluster=t.cluster_enabled,
+                limit=t.bulk_limit,
+                caps=self.plan.caps,
+                join_strings=t.version >= (7, 0),
+            )
+        return self.writer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _chunked(
+    pipeline: _Pipeline, chunks: _Chunks, source: RdbSource, item: Item, ordinal: int, replace: bool
+) -> bool:
+    """Write ``item`` in chunks once every batch before it is answered; False (the load
+    stops) when it fails."""
+    stats, journal = pipeline.stats, pipeline.journal
+    if not pipeline.finish(ordinal):
+        return False
+    if journal is not None:
+        journal.sent(ordinal, ordinal + 1)
+    value, meta = source.decode(item)
+    try:
+        writer = chunks.get()
+        outcome = writer.write(item.db, item.key, value, meta, item.expire_ms, replace=replace)
+    except ChunkConnectionLost as e:
+        stats.leftovers.append((item.db, e.temp))
+        raise redis.ConnectionError(f"{e} (writing '{printable(item.key)}' in chunks)") from None
+    stats.commands += outcome.commands
+    stats.bytes += outcome.bytes
+    stats.batches += 1
+    if outcome.leftover is not None:
+        stats.leftovers.append((item.db, outcome.leftover))
+    if outcome.error is not None:
+        stats.failed += 1
+        stats.failures.append(Failure(item.db, item.key, outcome.error))
+        stats.stopped = "a key written in chunks failed; the load stopped there"
+        return False
+    stats.restored[item.db] += 1
+    stats.chunked[item.db] += 1
+    if journal is not None:
+        restored = {str(db): n for db, n in stats.restored.items() if n}
+        journal.acked(ordinal + 1, restored, walk_snapshot(stats))
+    return True
 
 
 def _all_fields_gone(source: RdbSource, item: Item, stats: LoadStats) -> bool:
@@ -509,7 +686,7 @@ def _all_fields_gone(source: RdbSource, item: Item, stats: LoadStats) -> bool:
 
 
 def _commands_for(
-    plan: Plan, source: RdbSource, item: Item, stats: LoadStats
+    plan: Plan, source: RdbSource, item: Item, stats: LoadStats, replace: bool
 ) -> list[Command] | None:
     value, meta = source.decode(item)
     try:
@@ -525,7 +702,7 @@ def _commands_for(
         stats.expired[item.db] += 1
         return None
     cmds = built.commands
-    if plan.replace:
+    if replace:
         cmds.insert(0, (b"DEL", item.key))
     if item.expire_ms is not None:
         cmds.append((b"PEXPIREAT", item.key, b"%d" % item.expire_ms))

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from parsers.printable import printable
@@ -11,6 +11,7 @@ from toolkit.check.keys import key_fields
 from toolkit.check.result import CheckResult
 from toolkit.restore.network.load import Failure, LoadStats
 from toolkit.restore.network.plan import Plan
+from toolkit.restore.network.resume import JournalReport
 from toolkit.restore.network.verify import Verification
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.report import (
@@ -32,7 +33,7 @@ from toolkit.steps import (
     steps_json,
     steps_table,
 )
-from toolkit.text import count, layout, plural, pre, verdict_line
+from toolkit.text import count, layout, plural, pre, size, verdict_line
 
 
 @dataclass
@@ -53,6 +54,7 @@ class NetworkReport:
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     keys_after: dict[int, int] | None = None  # INFO keyspace once written
+    journal: JournalReport | None = None  # None: no journal (an AOF backup, or not reached)
 
     @property
     def ok(self) -> bool:
@@ -95,9 +97,14 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         "restored": _stats_json(report.stats) if report.stats else None,
         "verification": _verification_json(report.verification),
         "keys_after": _dbmap(report.keys_after) if report.keys_after is not None else None,
+        "journal": _journal_json(report.journal),
         "notes": report.notes,
         "problems": [p.to_json() for p in (result.problems if result else [])],
     }
+
+
+def _journal_json(j: JournalReport | None) -> dict[str, Any] | None:
+    return asdict(j) if j is not None else None
 
 
 def _dbmap(d: dict[int, Any]) -> dict[str, Any]:
@@ -130,6 +137,8 @@ def _target_json(report: NetworkReport) -> dict[str, Any]:
             "modules": t.modules,
             "functions": t.functions,
             "keys_before": _dbmap(t.keys_by_db()),
+            "bulk_limit": t.bulk_limit,
+            "bulk_limit_source": t.bulk_limit_source,
         }
     )
     return out
@@ -171,10 +180,14 @@ def _stats_json(stats: LoadStats) -> dict[str, Any]:
                 "expired_skipped": stats.expired[db],
                 "empty_skipped": stats.empty[db],
                 "left_out": stats.left_out[db],
+                "chunked": stats.chunked[db],
             }
             for db in dbs
         },
         "keys": stats.keys,
+        "resumed_keys": sum(stats.resumed.values()),
+        "chunked": sum(stats.chunked.values()),
+        "leftover_temp_keys": [{"db": db, **key_fields(k)} for db, k in stats.leftovers],
         "expired_skipped": sum(stats.expired.values()),
         "libraries": stats.libraries,
         "commands": stats.commands,
@@ -313,6 +326,8 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
             out.append(f"  ... {count(stats.failed - len(stats.failures))} more")
         if stats.stopped:
             out.append(f"  {stats.stopped}")
+    if stats is not None:
+        out.extend(_load_lines(report, stats))
     v = report.verification
     if v is not None:
         if v.allowances:
@@ -329,6 +344,36 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
             out.append("")
             out.append(f"verified: {_verified_text(v)}")
     return layout(out, width)
+
+
+def _load_lines(report: NetworkReport, stats: LoadStats) -> list[str]:
+    """Keys written in chunks, temporary keys left, and the journal: resumed or kept."""
+    out = []
+    limit = report.plan.target.bulk_limit if report.plan else 0
+    if stats.chunked:
+        n = sum(stats.chunked.values())
+        out.append(
+            f"chunked: {plural(n, 'key')} too big for one command (proto-max-bulk-len "
+            f"{size(limit)}) written in chunks into a temporary key, then renamed"
+        )
+    for db, key in stats.leftovers:
+        out.append(
+            f"temporary key perhaps left on the target: db {db}: '{printable(key)}' (--resume "
+            "writes that key again and removes it; else delete it)"
+        )
+    j = report.journal
+    if j is not None and j.resumed:
+        out.append(
+            f"resumed: {plural(j.keys_before, 'key')} acknowledged by the interrupted run "
+            f"were not written again; {plural(j.rewritten, 'key')} it sent without an answer "
+            f"{'was' if j.rewritten == 1 else 'were'} written again (REPLACE)"
+        )
+    if j is not None and j.kept:
+        out.append(
+            f"journal: {j.path} is kept: the same command with --resume continues after the "
+            "last acknowledged batch (--restart discards it)"
+        )
+    return ["", *out] if out else []
 
 
 def _verified_text(v: Verification) -> str:

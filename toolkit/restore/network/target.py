@@ -1,6 +1,7 @@
 """The server (or cluster) a network restore writes to: its URL, the clients to reach it, and
 what it says about itself before anything is written (read-only commands only: INFO, MODULE
-LIST, FUNCTION LIST, CONFIG GET, COMMAND INFO).
+LIST, FUNCTION LIST, CONFIG GET, COMMAND INFO). ``proto-max-bulk-len`` (CONFIG GET) is the
+largest argument it takes: a value whose DUMP payload is larger goes in chunks (chunked.py).
 
 The target is reached as toolkit/server/connect.py reaches every server; a password is used
 to connect and never shown: reports and errors name the target by ``Server.display``.
@@ -24,6 +25,7 @@ Version = tuple[int, ...]
 INSPECT_TIMEOUT = 30.0  # seconds a reply to INFO, FUNCTION LIST or COMMAND INFO may take
 # A RESTORE of a large value (or a pipeline of many) may keep the server busy for a while.
 SOCKET_TIMEOUT = 300.0
+DEFAULT_BULK_LEN = 512 << 20  # Redis's default proto-max-bulk-len
 
 
 def parse_target(url: str, options: ConnectOptions | None = None) -> Server:
@@ -72,6 +74,9 @@ class TargetInfo:
     used_memory: int | None = None
     maxmemory: int | None = None
     notes: list[str] = field(default_factory=list)
+    run_id: str = ""  # INFO server run_id of the server at the URL (a new one per start)
+    bulk_limit: int = DEFAULT_BULK_LEN  # proto-max-bulk-len: the largest argument it takes
+    bulk_limit_source: str = "CONFIG GET proto-max-bulk-len"
 
     @property
     def valkey(self) -> bool:
@@ -184,7 +189,9 @@ def _inspect(url: Server, cluster: bool, dbs: list[int]) -> TargetInfo:
             commands=commands,
             used_memory=int(memory.get("used_memory", 0)) or None,
             maxmemory=int(memory.get("maxmemory", 0)) or None,
+            run_id=_text(server.get("run_id", "")),
         )
+        _bulk_limit(info, client)
         if enabled and cluster and state == "ok":
             with url.cluster() as rc:
                 for node in rc.get_primaries():
@@ -201,6 +208,22 @@ def _inspect(url: Server, cluster: bool, dbs: list[int]) -> TargetInfo:
         return info
     finally:
         client.close()
+
+
+def _bulk_limit(info: TargetInfo, client: redis.Redis) -> None:
+    """proto-max-bulk-len by CONFIG GET; the default (512 MB), said so, when not allowed."""
+    try:
+        value = client.config_get("proto-max-bulk-len").get("proto-max-bulk-len")
+    except redis.ResponseError:
+        value = None
+    if value is not None:
+        info.bulk_limit = int(value)
+        return
+    info.bulk_limit_source = "CONFIG GET not allowed: the default 512 MB assumed"
+    info.notes.append(
+        f"CONFIG GET proto-max-bulk-len is not allowed on {info.display}: the default 512 MB "
+        "is assumed (a larger value would be sent in chunks only past that)"
+    )
 
 
 # Commands whose presence decides what a restore can send (asked with COMMAND INFO).
