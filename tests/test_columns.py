@@ -105,7 +105,7 @@ def test_arrow_batches_hold_the_records(path: Path) -> None:
     got = table.to_pylist()
     assert len(got) == len(expected)
     for row, (db, t, key, offset, size, n, exp, h) in zip(got, expected, strict=True):
-        assert row["db"] == db and row["key"] == key and row["type_id"] == t
+        assert row["db"] == db and row["key"] == key and row["rdb_type"] == t
         assert row["value_offset"] == offset and row["value_bytes"] == size
         assert row["elements"] == n and row["expire_ms"] == exp and row["value_hash"] == h
         assert row["encoding"] == ENCODING_NAMES[t]

@@ -76,7 +76,8 @@ MAY_IMPORT = {
     "stage": {"stage", "check", "server"},
     "diff": {"diff", "check", "server", "stage"},
     "restore": {"restore", "check", "server", "stage", "diff"},
-    "cli": {"cli", "check", "server", "stage", "diff", "restore"},
+    "export": {"export", "check", "server", "stage", "diff", "restore"},
+    "cli": {"cli", "check", "server", "stage", "diff", "restore", "export"},
 }
 
 

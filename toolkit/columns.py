@@ -8,13 +8,14 @@ are taken from small tables by type byte. The schema (docs/export.md)::
     key          large_binary   the key name, exactly as stored
     type         string         what TYPE says (string, list, ..., or the module's type name)
     encoding     string         the RDB encoding read (listpack, quicklist, intset, ...)
+    rdb_type     uint8          the RDB value type byte it was read from
     elements     int64          1 for a string; items, members, fields or entries otherwise
     value_bytes  int64          the value's serialized size in the file
     expire_ms    int64          absolute expiry, Unix ms; null for none
     value_hash   uint64         XXH64 (seed 0) of the value's serialized bytes
 
-``with_internal=True`` adds ``type_id`` (uint8, the RDB type byte) and ``value_offset``
-(int64, where the value starts in the file), which the diff and the RESP export use.
+``with_internal=True`` adds ``value_offset`` (int64, where the value starts in the file),
+which the diff and the RESP export use.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ SCHEMA = pa.schema(
         ("key", pa.large_binary()),
         ("type", pa.string()),
         ("encoding", pa.string()),
+        ("rdb_type", pa.uint8()),
         ("elements", pa.int64()),
         ("value_bytes", pa.int64()),
         ("expire_ms", pa.int64()),
         ("value_hash", pa.uint64()),
     ]
 )
-INTERNAL = [("type_id", pa.uint8()), ("value_offset", pa.int64())]
+INTERNAL = [("value_offset", pa.int64())]
 FULL_SCHEMA = pa.schema([*SCHEMA, *INTERNAL])
 
 
@@ -74,13 +76,14 @@ def to_arrow(batch: KeyColumns, *, with_internal: bool = False) -> pa.RecordBatc
         pa.Array.from_buffers(pa.large_binary(), n, [None, offsets, pa.py_buffer(batch.names)]),
         types,
         _ENCODINGS.take(type_ids),
+        type_ids,
         column(pa.int64(), elements),
         column(pa.int64(), value_bytes),
         expire_ms,
         column(pa.uint64(), value_hash),
     ]
     if with_internal:
-        arrays += [type_ids, column(pa.int64(), value_offset)]
+        arrays.append(column(pa.int64(), value_offset))
     return pa.RecordBatch.from_arrays(arrays, schema=FULL_SCHEMA if with_internal else SCHEMA)
 
 
