@@ -69,24 +69,33 @@ def rdb_path(backup: Path) -> Path:
 
 def selected(batch: pa.RecordBatch, filters: Filters) -> tuple[pa.RecordBatch, int]:
     """The rows of ``batch`` that ``filters`` keep, without the empty collections; and how
-    many empty collections it held."""
-    empty = pc.and_(
-        pc.equal(batch["elements"], 0), pc.is_in(batch["rdb_type"], value_set=_COLLECTIONS)
-    )
-    n_empty = int(pc.sum(empty).as_py() or 0)
-    keep = pc.invert(empty)
+    many empty collections it held. A batch nothing is taken from is returned as it is."""
+    masks = []
+    n_empty = 0
+    if pc.min(batch["elements"]).as_py() == 0:
+        empty = pc.and_(
+            pc.equal(batch["elements"], 0), pc.is_in(batch["rdb_type"], value_set=_COLLECTIONS)
+        )
+        n_empty = int(pc.sum(empty).as_py() or 0)
+        if n_empty:
+            masks.append(pc.invert(empty))
     if filters.dbs is not None:
         wanted = pa.array(list(filters.dbs), pa.int32())
-        keep = pc.and_(keep, pc.is_in(batch["db"], value_set=wanted))
+        masks.append(pc.is_in(batch["db"], value_set=wanted))
     if filters.types is not None:
         wanted_types = pa.array(list(filters.types), pa.string())
-        keep = pc.and_(keep, pc.is_in(batch["type"], value_set=wanted_types))
+        masks.append(pc.is_in(batch["type"], value_set=wanted_types))
     if filters.min_bytes is not None:
-        keep = pc.and_(keep, pc.greater_equal(batch["value_bytes"], filters.min_bytes))
+        masks.append(pc.greater_equal(batch["value_bytes"], filters.min_bytes))
     if filters.match is not None and filters.match != "*":
         match = glob_matcher(filters.match)
         names = batch["key"].to_pylist()
-        keep = pc.and_(keep, pa.array([match(k) for k in names], pa.bool_()))
+        masks.append(pa.array([match(k) for k in names], pa.bool_()))
+    if not masks:
+        return batch, 0
+    keep = masks[0]
+    for mask in masks[1:]:
+        keep = pc.and_(keep, mask)
     return batch.filter(keep), n_empty
 
 

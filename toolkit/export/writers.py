@@ -27,7 +27,8 @@ TEXT_SCHEMA = pa.schema(
 
 def write_parquet(batches: Iterable[pa.RecordBatch], out: BinaryIO) -> None:
     """One Parquet file of SCHEMA (written row group by row group)."""
-    with pq.ParquetWriter(out, SCHEMA) as writer:
+    # Dictionaries only where values repeat: for names and hashes they cost time for nothing.
+    with pq.ParquetWriter(out, SCHEMA, use_dictionary=["type", "encoding"]) as writer:
         for batch in batches:
             writer.write_batch(batch.select(COLUMNS))
 
