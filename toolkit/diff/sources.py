@@ -241,6 +241,10 @@ class RdbSide(Side):
         self.source.keys_read = sum(c.keys for c in out.values())
         return out
 
+    def mapped(self) -> mmap.mmap | None:
+        """The file, mapped read-only (None when empty); unmapped by :meth:`close`."""
+        return self._map()
+
     def _map(self) -> mmap.mmap | None:
         if self._mm is None:
             try:

@@ -23,7 +23,7 @@ from toolkit.check.locate import RDB, locate
 from toolkit.columns import record_batches
 from toolkit.diff.table import glob_matcher
 from toolkit.errors import BackupIOError, ExportError
-from toolkit.mapped import release_behind
+from toolkit.mapped import releasing_hook
 from toolkit.steps import Progress
 
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
@@ -108,15 +108,7 @@ def read_batches(
     """The kept rows of the mapped RDB ``mm`` (with the ``value_offset``
     columns), batch by batch; ``walked`` is filled as the walk goes."""
     path = walked.path
-    released = 0
-    size = len(mm)
-
-    def hook(offset: int) -> None:
-        nonlocal released
-        released = release_behind(mm, offset, released)
-        if progress is not None:
-            progress(offset, size)
-
+    hook = releasing_hook(mm, progress)
     try:
         walker = RdbWalker(mm, deep=True, on_progress=hook)
         walked.magic, walked.rdb_version = walker.magic, walker.version
