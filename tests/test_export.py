@@ -148,8 +148,13 @@ def test_resp_piped_into_a_server_gives_the_same_keyspace(path: Path) -> None:
             assert _functions(target) == _functions(ref)
 
 
-def _functions(server: Any) -> Any:
-    return server.client().execute_command("FUNCTION", "DUMP")
+def _functions(server: Any) -> list[Any]:
+    """The server's function libraries with their code (FUNCTION LIST WITHCODE), by name: its
+    FUNCTION DUMP and the lists are not in a set order."""
+    libraries = server.client().execute_command("FUNCTION", "LIST", "WITHCODE")
+    for library in libraries:
+        library[b"functions"] = sorted(library[b"functions"], key=repr)
+    return sorted(libraries, key=repr)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

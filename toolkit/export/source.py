@@ -50,6 +50,7 @@ class Walked:
     keys_read: int = 0
     empty_skipped: int = 0
     exported: int = 0
+    all_fields_expired: int = 0  # resp: hashes left out, every field's TTL run out
     functions: list[bytes] = field(default_factory=list)
 
 
