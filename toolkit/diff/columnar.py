@@ -18,6 +18,7 @@ batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) 
 from __future__ import annotations
 
 import mmap
+import os
 import time
 from collections.abc import Iterator
 
@@ -39,7 +40,7 @@ from toolkit.mapped import releasing_hook
 from toolkit.steps import ProgressFactory, no_progress
 
 # DuckDB's memory limit: past it its joins and sorts spill to the scratch directory.
-MEMORY_LIMIT = "256MB"
+MEMORY_LIMIT = "128MB"
 # Differing keys fetched from DuckDB at a time.
 FETCH_ROWS = 65536
 _STRING = int(ValueType.STRING)
@@ -62,8 +63,8 @@ SCHEMA = pa.schema([FULL_SCHEMA.field(c) for c in COLUMNS])
 class SideRows:
     """What the columnar path read of one RDB side."""
 
-    def __init__(self, mm: mmap.mmap | None, magic: str) -> None:
-        self.mm = mm
+    def __init__(self, fd: int, magic: str) -> None:
+        self.fd = fd  # the file, for reading a value again
         self.magic = magic
         self.keys_read = 0
         self.empty = 0
@@ -195,18 +196,16 @@ def row_values(
     rows: SideRows, rdb_type: int, offset: int, value_bytes: int, elements: int, values: bool
 ) -> tuple[int | None, bytes | None]:
     """(size, digest) of one value read again from its side's file: STRLEN for a string, the
-    elements of a collection, None for a module value; the logical digest with ``values``."""
-    mm = rows.mm
-    assert mm is not None
+    elements of a collection, None for a module value; the logical digest with ``values``.
+
+    Read with pread, not through the map: these values are scattered over the file, and mapped
+    pages touched at random would stay in RSS."""
     module = rdb_type in _MODULES
+    if rdb_type != _STRING and not values:
+        return (None if module else elements), None
+    raw = os.pread(rows.fd, value_bytes, offset)
     if rdb_type == _STRING:
-        size: int | None = string_length(mm, offset)
-    else:
-        size = None if module else elements
-    if not values:
-        return size, None
-    if rdb_type == _STRING:
-        return size, string_digest(read_string(mm, offset)[0])
-    value = read_value(mm, rdb_type, offset, magic=rows.magic)[0]
-    raw = mm[offset : offset + value_bytes] if module else None
-    return size, digest(value, raw)
+        size = string_length(raw, 0)
+        return size, string_digest(read_string(raw, 0)[0]) if values else None
+    value = read_value(raw, rdb_type, 0, magic=rows.magic)[0]
+    return (None if module else elements), digest(value, raw if module else None)

@@ -489,7 +489,7 @@ def _diff_files(
         sides = []
         for side, table in ((side_a, "a"), (side_b, "b")):
             mm = side.mapped()
-            rows = columnar.SideRows(mm, "REDIS")
+            rows = columnar.SideRows(side.fd, "REDIS")
             batches = (
                 columnar.side_batches(mm, side.path.name, rows, dbs, match, progress)
                 if mm is not None

@@ -245,6 +245,11 @@ class RdbSide(Side):
         """The file, mapped read-only (None when empty); unmapped by :meth:`close`."""
         return self._map()
 
+    @property
+    def fd(self) -> int:
+        """The open file's descriptor (after :meth:`mapped`), for reading with pread."""
+        return self._fd
+
     def _map(self) -> mmap.mmap | None:
         if self._mm is None:
             try:
