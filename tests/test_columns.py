@@ -24,8 +24,9 @@ Row = tuple[Any, ...]
 
 
 def walker_rows(data: bytes) -> list[Row]:
-    """(db, type byte, key, value offset, value bytes, elements, expiry, XXH64) per key, from
-    RdbWalker.walk and the xxhash package."""
+    """(db, type byte, key, value offset, value bytes, elements, expiry, XXH64 of the value,
+    XXH64 of the name with seeds 0 and 1, name offset) per key, from RdbWalker.walk and the
+    xxhash package."""
     w = RdbWalker(data)
     return [
         (
@@ -37,6 +38,9 @@ def walker_rows(data: bytes) -> list[Row]:
             e.elements,
             e.expire_ms,
             xxhash.xxh64_intdigest(data[e.value_offset : e.end]),
+            xxhash.xxh64_intdigest(bytes(w.key_at(e.key_offset))),
+            xxhash.xxh64_intdigest(bytes(w.key_at(e.key_offset)), seed=1),
+            e.key_offset,
         )
         for e in w.walk()
     ]
@@ -50,11 +54,11 @@ def column_rows(data: bytes, *, deep: bool, rows: int) -> list[Row]:
             batch.column(n)
             for n in ("db", "type_id", "value_offset", "value_bytes", "elements", "expire_ms")
         ]
-        hashes = batch.column("value_hash")
+        hashes = [batch.column(n) for n in ("value_hash", "key_hash", "key_hash2", "key_offset")]
         for r in range(len(batch)):
             db, t, offset, size, n, exp = (c[r] for c in cols)
             exp_ms = None if exp == NO_EXPIRY else exp
-            out.append((db, t, batch.key(r), offset, size, n, exp_ms, hashes[r]))
+            out.append((db, t, batch.key(r), offset, size, n, exp_ms, *(h[r] for h in hashes)))
     return out
 
 
@@ -83,14 +87,16 @@ def test_the_accelerator_is_built_and_fills_rows() -> None:
     batch = KeyColumns(1000)
     pos, rows, used = _speedups.records(
         data, first.key_offset - 1, len(data), 0, False, False, batch.columns, 0, batch.names, 0
-    )
+    )  # fmt: skip
     assert rows > 1 and used > 0 and pos > first.end
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2**64 - 1])
 @pytest.mark.parametrize("size", [0, 1, 3, 4, 7, 8, 31, 32, 33, 64, 100, 1000])
-def test_xxh64_matches_the_reference(size: int) -> None:
+def test_xxh64_matches_the_reference(size: int, seed: int) -> None:
     data = os.urandom(size)
-    assert xxh64(data) == py_xxh64(data) == xxhash.xxh64_intdigest(data)
+    want = xxhash.xxh64_intdigest(data, seed=seed)
+    assert xxh64(data, seed) == py_xxh64(data, seed) == want
 
 
 @pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)
@@ -104,10 +110,11 @@ def test_arrow_batches_hold_the_records(path: Path) -> None:
     table = pa.Table.from_batches(batches)
     got = table.to_pylist()
     assert len(got) == len(expected)
-    for row, (db, t, key, offset, size, n, exp, h) in zip(got, expected, strict=True):
+    for row, (db, t, key, offset, size, n, exp, h, kh, kh2, ko) in zip(got, expected, strict=True):
         assert row["db"] == db and row["key"] == key and row["rdb_type"] == t
         assert row["value_offset"] == offset and row["value_bytes"] == size
         assert row["elements"] == n and row["expire_ms"] == exp and row["value_hash"] == h
+        assert (row["key_hash"], row["key_hash2"], row["key_offset"]) == (kh, kh2, ko)
         assert row["encoding"] == ENCODING_NAMES[t]
         if TYPE_NAMES[t] != "module":
             assert row["type"] == TYPE_NAMES[t]

@@ -15,7 +15,9 @@ are taken from small tables by type byte. The schema (docs/export.md)::
     value_hash   uint64         XXH64 (seed 0) of the value's serialized bytes
 
 ``with_internal=True`` adds ``value_offset`` (int64, where the value starts in the file),
-which the diff and the RESP export use.
+``key_hash`` and ``key_hash2`` (uint64, XXH64 of the name with seeds 0 and 1) and
+``key_offset`` (int64, where the name starts in the file), which the diff and the RESP export
+use.
 """
 
 from __future__ import annotations
@@ -45,16 +47,22 @@ SCHEMA = pa.schema(
         ("value_hash", pa.uint64()),
     ]
 )
-INTERNAL = [("value_offset", pa.int64())]
+INTERNAL = [
+    ("value_offset", pa.int64()),
+    ("key_hash", pa.uint64()),
+    ("key_hash2", pa.uint64()),
+    ("key_offset", pa.int64()),
+]
 FULL_SCHEMA = pa.schema([*SCHEMA, *INTERNAL])
 
 
 def to_arrow(batch: KeyColumns, *, with_internal: bool = False) -> pa.RecordBatch:
     """One batch of key records as an Arrow record batch (see the module docstring)."""
     n = batch.rows
-    db, type_id, value_offset, value_bytes, elements, expire, value_hash, offsets = (
-        pa.py_buffer(c) for c in batch.columns
-    )
+    (
+        db, type_id, value_offset, value_bytes, elements, expire, value_hash, offsets,
+        key_hash, key_hash2, key_offset,
+    ) = (pa.py_buffer(c) for c in batch.columns)  # fmt: skip
 
     def column(kind: pa.DataType, data: pa.Buffer) -> pa.Array:
         return pa.Array.from_buffers(kind, n, [None, data])
@@ -83,7 +91,12 @@ def to_arrow(batch: KeyColumns, *, with_internal: bool = False) -> pa.RecordBatc
         column(pa.uint64(), value_hash),
     ]
     if with_internal:
-        arrays.append(column(pa.int64(), value_offset))
+        arrays += [
+            column(pa.int64(), value_offset),
+            column(pa.uint64(), key_hash),
+            column(pa.uint64(), key_hash2),
+            column(pa.int64(), key_offset),
+        ]
     return pa.RecordBatch.from_arrays(arrays, schema=FULL_SCHEMA if with_internal else SCHEMA)
 
 

@@ -35,14 +35,15 @@
  * records(buf, pos, limit, db, valkey, deep, columns, row, names, used) -> (pos, row, used)
  * Per key, one row into the columnar buffers of parsers/rdb/columns.py: `columns` is the
  * tuple (db int32, type uint8, value offset int64, value bytes int64, elements int64, expiry
- * ms int64 (INT64_MIN: none), XXH64 of the value's bytes uint64, name offsets int64) of
- * bytearrays sized for their capacity (the type column's length); `names` (a bytearray, grown
+ * ms int64 (INT64_MIN: none), XXH64 of the value's bytes uint64, name offsets int64 (one
+ * more than rows), XXH64 of the name with seed 0 and with seed 1 uint64, the name's offset in
+ * the file int64) of bytearrays sized for their capacity (the type column's length); `names` (a bytearray, grown
  * here) holds the key names back to back, `used` of its bytes taken. It stops at `limit`, at
  * a full batch, or before a record it does not read as the Python walker does (an opcode, a
  * type left to Python, a name that does not inflate). `deep`: each value checked as scan_full does.
  *
- * xxh64(buffer) -> int
- * The XXH64 hash (seed 0) of the bytes, as the records hold it.
+ * xxh64(buffer, seed=0) -> int
+ * The XXH64 hash of the bytes, as the records hold it.
  *
  * For scans: `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of
  * type t. `last_key`: the type byte offset of the last key counted, or -1.
@@ -674,13 +675,13 @@ static inline uint64_t xxh_merge(uint64_t acc, uint64_t val)
     return acc * P1 + P4;
 }
 
-/* XXH64 with seed 0 (the reference algorithm, xxhash.h XXH64), over the bytes in place. */
-static uint64_t xxh64(const uint8_t *p, size_t len)
+/* XXH64 (the reference algorithm, xxhash.h XXH64), over the bytes in place. */
+static uint64_t xxh64(const uint8_t *p, size_t len, uint64_t seed)
 {
     const uint8_t *end = p + len;
     uint64_t h;
     if (len >= 32) {
-        uint64_t v1 = P1 + P2, v2 = P2, v3 = 0, v4 = (uint64_t)0 - P1;
+        uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
         const uint8_t *limit = end - 32;
         do {
             v1 = xxh_round(v1, le64(p));
@@ -695,7 +696,7 @@ static uint64_t xxh64(const uint8_t *p, size_t len)
         h = xxh_merge(h, v3);
         h = xxh_merge(h, v4);
     } else {
-        h = P5;
+        h = seed + P5;
     }
     h += (uint64_t)len;
     while (end - p >= 8) {
@@ -721,17 +722,18 @@ static uint64_t xxh64(const uint8_t *p, size_t len)
     return h;
 }
 
-static PyObject *xxh64_py(PyObject *self, PyObject *arg)
+static PyObject *xxh64_py(PyObject *self, PyObject *args)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTuple(args, "y*|K", &view, &seed))
         return NULL;
-    uint64_t h = xxh64((const uint8_t *)view.buf, (size_t)view.len);
+    uint64_t h = xxh64((const uint8_t *)view.buf, (size_t)view.len, seed);
     PyBuffer_Release(&view);
     return PyLong_FromUnsignedLongLong(h);
 }
 
-#define NCOLUMNS 8
+#define NCOLUMNS 11
 
 static PyObject *records(PyObject *self, PyObject *args)
 {
@@ -752,7 +754,7 @@ static PyObject *records(PyObject *self, PyObject *args)
         col[i] = (uint8_t *)PyByteArray_AS_STRING(c);
     }
     Py_ssize_t cap = PyByteArray_GET_SIZE(PyTuple_GET_ITEM(columns, 1));
-    static const int width[NCOLUMNS] = {4, 1, 8, 8, 8, 8, 8, 8};
+    static const int width[NCOLUMNS] = {4, 1, 8, 8, 8, 8, 8, 8, 8, 8, 8};
     for (int i = 0; i < NCOLUMNS; i++)
         if (PyByteArray_GET_SIZE(PyTuple_GET_ITEM(columns, i)) < width[i] * (cap + (i == 7)))
             goto bad_columns;
@@ -780,6 +782,7 @@ static PyObject *records(PyObject *self, PyObject *args)
         if (op >= NTYPES || (valkey && op >= 22))
             break;
         q += 1;
+        Py_ssize_t key_at = q;
         const uint8_t *key;
         size_t key_len;
         if (!deep)
@@ -801,15 +804,25 @@ static PyObject *records(PyObject *self, PyObject *args)
         uint64_t n;
         if (deep ? !sanitize_value(S, op, valkey, &q, &n) : !value(&B, op, &q, &n))
             break; /* `used` not moved: the name copied is dropped */
+        /* The name as copied (a checked value reuses the memory an inflated one was in). */
+        const uint8_t *name = (const uint8_t *)PyByteArray_AS_STRING(names) + used;
         used += (Py_ssize_t)key_len;
-        int64_t values[6] = {value_at, q - value_at, (int64_t)n,
+        int64_t values[9] = {value_at,
+                             q - value_at,
+                             (int64_t)n,
                              has_expire ? expire : INT64_MIN,
-                             (int64_t)xxh64(B.b + value_at, (size_t)(q - value_at)), used};
+                             (int64_t)xxh64(B.b + value_at, (size_t)(q - value_at), 0),
+                             used,
+                             (int64_t)xxh64(name, key_len, 0),
+                             (int64_t)xxh64(name, key_len, 1),
+                             key_at};
         memcpy(col[0] + 4 * row, &db32, 4);
         col[1][row] = op;
         for (int i = 0; i < 5; i++)
             memcpy(col[2 + i] + 8 * row, &values[i], 8);
         memcpy(col[7] + 8 * (row + 1), &values[5], 8);
+        for (int i = 6; i < 9; i++)
+            memcpy(col[2 + i] + 8 * row, &values[i], 8);
         row++;
         pos = q;
     }
@@ -827,7 +840,7 @@ static PyMethodDef methods[] = {
     {"candidates", candidates, METH_O,
      "Indices of the key hash entries whose hash occurs more than once; see the file header."},
     {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},
-    {"xxh64", xxh64_py, METH_O, "XXH64 (seed 0) of a buffer."},
+    {"xxh64", xxh64_py, METH_VARARGS, "XXH64 of a buffer, with a seed (default 0)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,6 +13,9 @@ toolkit does that; this module needs no pyarrow)::
     expire_ms     int64   absolute expiry in ms, NO_EXPIRY for none
     value_hash    uint64  XXH64 (seed 0) of the value's serialized bytes
     name_offsets  int64   rows + 1 offsets into ``names``: the key names back to back
+    key_hash      uint64  XXH64 of the name, seed 0
+    key_hash2     uint64  XXH64 of the name, seed 1 (with key_hash: 128 bits naming the key)
+    key_offset    int64   where the name's string starts in the file
 
 The C accelerator (``_speedups.records``) fills runs of common records; everything it
 declines (opcodes, rarer types, names that do not inflate) is read by the Python code here, as the
@@ -47,6 +50,9 @@ COLUMNS = (
     ("expire_ms", "q", 8),
     ("value_hash", "Q", 8),
     ("name_offsets", "q", 8),
+    ("key_hash", "Q", 8),
+    ("key_hash2", "Q", 8),
+    ("key_offset", "q", 8),
 )
 
 
@@ -91,6 +97,7 @@ class KeyColumns:
         elements: int,
         expire_ms: int | None,
         value_hash: int,
+        key_offset: int,
     ) -> None:
         """Add one row (the Python path; the C accelerator writes the same bytes)."""
         r = self.rows
@@ -108,6 +115,9 @@ class KeyColumns:
         _q(c[5], 8 * r, NO_EXPIRY if expire_ms is None else expire_ms)
         _Q(c[6], 8 * r, value_hash)
         _q(c[7], 8 * (r + 1), need)
+        _Q(c[8], 8 * r, xxh64(key))
+        _Q(c[9], 8 * r, xxh64(key, 1))
+        _q(c[10], 8 * r, key_offset)
         self.rows = r + 1
 
     def full(self) -> bool:
@@ -164,7 +174,7 @@ def key_columns(walker: RdbWalker, rows: int = BATCH_ROWS) -> Iterator[KeyColumn
             if op == _MODULE_2:
                 batch.modules[batch.rows] = walker.module_name_at(vpos)
             key = bytes(walker.key_at(key_at))
-            batch.append(db, op, key, vpos, nxt, n, expire, xxh64(mv[vpos:nxt]))
+            batch.append(db, op, key, vpos, nxt, n, expire, xxh64(mv[vpos:nxt]), key_at)
             expire = None
             pos = nxt
     except (FormatError, IndexError) as e:

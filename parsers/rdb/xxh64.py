@@ -1,4 +1,5 @@
-"""XXH64 (seed 0), the 64-bit hash the per-key records give each value's serialized bytes.
+"""XXH64, the 64-bit hash the per-key records give each value's serialized bytes (seed 0) and
+each key name (seeds 0 and 1: two independent hashes, the diff's join key).
 
 The C accelerator computes it in place (``_speedups.xxh64``); this pure-Python version of the
 reference algorithm is the fallback where it is not built (slow: it is meant for the few
@@ -31,12 +32,12 @@ def _merge(acc: int, val: int) -> int:
     return ((acc ^ _round(0, val)) * P1 + P4) & M
 
 
-def py_xxh64(data: bytes | memoryview) -> int:
-    """XXH64 of ``data`` with seed 0."""
+def py_xxh64(data: bytes | memoryview, seed: int = 0) -> int:
+    """XXH64 of ``data`` with ``seed``."""
     n = len(data)
     p = 0
     if n >= 32:
-        v = [(P1 + P2) & M, P2, 0, (-P1) & M]
+        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
         while p <= n - 32:
             for i in range(4):
                 v[i] = _round(v[i], _Q(data, p + 8 * i)[0])
@@ -45,7 +46,7 @@ def py_xxh64(data: bytes | memoryview) -> int:
         for lane in v:
             h = _merge(h, lane)
     else:
-        h = P5
+        h = (seed + P5) & M
     h = (h + n) & M
     while n - p >= 8:
         h ^= _round(0, _Q(data, p)[0])

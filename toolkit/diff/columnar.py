@@ -1,13 +1,15 @@
 """The diff of two RDB files out of core: both sides as Arrow record batches from the C walk,
 joined by DuckDB (embedded, under a memory limit, spilling to a temporary directory).
 
-Each side's keys (:mod:`toolkit.columns`: db, name, type, RDB type, elements, expiry, value
-size and XXH64 of the value's bytes) stream into one FULL OUTER JOIN on (db, name), which
+Each side's keys (:mod:`toolkit.columns`: db, two 64-bit hashes of the name, type, RDB type,
+elements, expiry, value size and XXH64 of the value's bytes) stream into one FULL OUTER JOIN on
+(db, name hashes) -- two names are the same key when both their XXH64 hashes (seeds 0 and 1)
+agree, as the in-memory join's two hashes decide it; no name goes through the join -- which
 sorts each key into a class: the same value bytes (the same RDB type, size and hash: the same
 value, not decoded) and expiry; without ``values``, the same type, elements and expiry for a
 collection; or anything else -- in one side only, a string, different in some way. The first
 two are only counted (per db, type, with or without expiry); the others are read again from
-the mapped files: a string's length, and with ``values`` the logical digest
+the files (their names too): a string's length, and with ``values`` the logical digest
 (:mod:`toolkit.diff.values`), so the same content written by two Redis versions still diffs as
 equal. They are then judged by the same rules as the in-memory join (compute.py's ``_Tally``).
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import mmap
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -48,7 +50,9 @@ _MODULES = (int(ValueType.MODULE_PRE_GA), int(ValueType.MODULE_2))
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
 COLUMNS = [
     "db",
-    "key",
+    "key_hash",
+    "key_hash2",
+    "key_offset",
     "type",
     "rdb_type",
     "elements",
@@ -63,9 +67,10 @@ SCHEMA = pa.schema([FULL_SCHEMA.field(c) for c in COLUMNS])
 class SideRows:
     """What the columnar path read of one RDB side."""
 
-    def __init__(self, fd: int, magic: str) -> None:
+    def __init__(self, fd: int, magic: str, name_at: Callable[[int], bytes]) -> None:
         self.fd = fd  # the file, for reading a value again
         self.magic = magic
+        self.name_at = name_at  # the key name whose string starts at an offset
         self.keys_read = 0
         self.empty = 0
         self.modules = 0
@@ -91,12 +96,12 @@ def side_batches(
         walker = RdbWalker(mm, on_progress=hook)
         rows.magic = walker.magic
         for batch in record_batches(walker, with_internal=True):
-            batch = batch.select(COLUMNS)
             masks = []
             if wanted is not None:
                 masks.append(pc.is_in(batch["db"], value_set=wanted))
             if matcher is not None:
                 masks.append(pa.array([matcher(k) for k in batch["key"].to_pylist()]))
+            batch = batch.select(COLUMNS)
             if masks:
                 keep = masks[0]
                 for m in masks[1:]:
@@ -143,21 +148,21 @@ def join_query(values: bool) -> str:
         "a.type = b.type AND a.rdb_type <> 0 AND b.rdb_type <> 0 AND a.elements = b.elements "
         "AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
     )
-    cls = f"CASE WHEN a.key IS NULL OR b.key IS NULL THEN {OTHER} "
+    cls = f"CASE WHEN a.key_hash IS NULL OR b.key_hash IS NULL THEN {OTHER} "
     cls += f"WHEN {same_bytes} THEN {SAME_BYTES} "
     if not values:
         cls += f"WHEN {same_meta} THEN {SAME_META} "
     cls += f"ELSE {OTHER} END"
-    fields = [c for c in COLUMNS if c not in ("db", "key")]
+    fields = [c for c in COLUMNS if c not in ("db", "key_hash", "key_hash2")]
     sides = ", ".join(
         f"CASE WHEN class = {OTHER} THEN {s}.{c} END AS {s}_{c}" for s in "ab" for c in fields
     )
     return (
         f"SELECT coalesce(a.db, b.db) AS db, {cls} AS class, a.type AS type, "
         "a.expire_ms IS NOT NULL AS expiring, "
-        f"CASE WHEN class = {OTHER} THEN coalesce(a.key, b.key) END AS key, "
-        f"a.key IS NOT NULL AS in_a, b.key IS NOT NULL AS in_b, {sides} "
-        "FROM a FULL OUTER JOIN b ON a.db = b.db AND a.key = b.key"
+        f"a.key_hash IS NOT NULL AS in_a, b.key_hash IS NOT NULL AS in_b, {sides} "
+        "FROM a FULL OUTER JOIN b "
+        "ON a.db = b.db AND a.key_hash = b.key_hash AND a.key_hash2 = b.key_hash2"
     )
 
 

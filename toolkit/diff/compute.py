@@ -489,7 +489,7 @@ def _diff_files(
         sides = []
         for side, table in ((side_a, "a"), (side_b, "b")):
             mm = side.mapped()
-            rows = columnar.SideRows(side.fd, "REDIS")
+            rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
             batches = (
                 columnar.side_batches(mm, side.path.name, rows, dbs, match, progress)
                 if mm is not None
@@ -555,7 +555,8 @@ def _judge_columns(
     it (in A only, in B only, or in both)."""
     from toolkit.diff.columnar import row_values
 
-    key = cols["key"][i]
+    s_key = "b" if cols["in_b"][i] else "a"
+    key = sides[s_key == "b"].name_at(cols[f"{s_key}_key_offset"][i])
 
     def as_row(s: str, side: Any, with_digest: bool) -> _Row:
         exp = cols[f"{s}_expire_ms"][i]
