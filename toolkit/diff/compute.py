@@ -35,9 +35,11 @@ Level: COUNTS when either side is a saved report (then per db the key and expiry
 per-type counts are compared, and ``added``/``removed``/... are None), VALUES with
 ``values``, else KEYS.
 
-Memory: a side's keys live in :class:`~toolkit.diff.table.KeyTable` columns (about 40
-bytes a key, 56 with values; an RDB side keeps only the offset of each name in the mapped
-file), joined one hash bucket at a time.
+Memory: two RDB files are joined out of core by DuckDB (:mod:`toolkit.diff.columnar`:
+bounded memory, only the keys whose value bytes differ decoded). Any other pair keeps each
+side's keys in :class:`~toolkit.diff.table.KeyTable` columns (about 40 bytes a key, 56 with
+values; an RDB side keeps only the offset of each name in the mapped file), joined one hash
+bucket at a time (``RBKIT_DIFF_ENGINE=table`` takes this path for two files too).
 """
 
 from __future__ import annotations
