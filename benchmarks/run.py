@@ -10,7 +10,8 @@ This is a benchmark, not a test: nothing here asserts a timing.
     python benchmarks/run.py --aof-only          # the AOF table only
     python benchmarks/run.py --with-rdbtools     # also rdbtools' `rdb --command json`
     python benchmarks/run.py --memory-growth     # rbkit's peak RSS on bench vs bench-x4
-    python benchmarks/run.py --diff-only         # rbkit diff bench.rdb bench-diff.rdb only
+    python benchmarks/run.py --diff-only         # rbkit diff bench.rdb bench-diff.rdb only (and
+                                                 # export, and the diff's in-memory join)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Command:
     runs: int | None = None  # overrides --runs (for very slow peers)
     keep_stdout: bool = True  # False: stdout goes to /dev/null (huge outputs)
     ok_codes: tuple[int, ...] = (0,)  # exit codes that mean success (diff: 1 = differences)
+    env: dict[str, str] | None = None  # set in the command's environment
 
 
 @dataclass
@@ -215,6 +217,7 @@ def run_once(command: Command) -> Run:
                 stdout=out if command.keep_stdout else subprocess.DEVNULL,
                 stderr=err,
                 pass_fds=(write_end,),
+                env={**os.environ, **command.env} if command.env else None,
                 check=False,
             )
         finally:
@@ -429,53 +432,86 @@ def compare_aof(path: Path, args: argparse.Namespace, floor: int) -> dict[str, A
     return json_entry(results, {"file": str(path), "size_bytes": size, "rss_floor_kb": floor})
 
 
-def diff_commands(a: Path, b: Path, args: argparse.Namespace) -> list[Command]:
-    """`rbkit check` of A (the reference: there is no peer tool for a diff), `rbkit diff`, and
-    `rbkit diff --values` unless --no-diff-values; --diff-runs each, --diff-timeout cap."""
+# The in-memory join of every side kind (toolkit/diff/compute.py), which two RDB files used
+# before the out-of-core one (toolkit/diff/columnar.py): timed beside it.
+TABLE_ENGINE = {"RBKIT_DIFF_ENGINE": "table"}
+
+
+def diff_commands(a: Path, b: Path, args: argparse.Namespace, out_dir: Path) -> list[Command]:
+    """`rbkit check` of A and of B (the reference: there is no peer tool for a diff), `rbkit
+    diff`, `rbkit diff --values` unless --no-diff-values, each also with the in-memory join
+    unless --no-diff-table, and `rbkit export` of A to Parquet; --diff-runs each,
+    --diff-timeout cap."""
     timeout, runs = args.diff_timeout or None, args.diff_runs
     diff = [args.rbkit, "diff", "--json", str(a), str(b)]
     listed = [
         Command(f"rbkit check --json {a.name}", [args.rbkit, "check", "--json", str(a)]),
+        Command(f"rbkit check --json {b.name}", [args.rbkit, "check", "--json", str(b)]),
         Command("rbkit diff --json", diff, timeout, runs, ok_codes=(0, 1)),
     ]
     if not args.no_diff_values:
         listed.append(
             Command("rbkit diff --json --values", [*diff, "--values"], timeout, runs, True, (0, 1))
         )
+    if not args.no_diff_table:
+        listed.append(
+            Command("rbkit diff --json (in-memory join)", diff, timeout, runs, True, (0, 1),
+                    TABLE_ENGINE)
+        )  # fmt: skip
+        if not args.no_diff_values:
+            listed.append(
+                Command("rbkit diff --json --values (in-memory join)", [*diff, "--values"],
+                        timeout, runs, True, (0, 1), TABLE_ENGINE)
+            )  # fmt: skip
+    export = [args.rbkit, "export", str(a), "-o", str(out_dir / "export.parquet")]
+    listed.append(Command(f"rbkit export {a.name} -o export.parquet", export, timeout, runs))
     return listed
 
 
 def diff_table(results: list[Result], a: Path, b: Path) -> str:
-    """The diff rows: wall, RSS, ratio to `rbkit check` of A, keys and MB read per second.
+    """The diff rows: wall, RSS, ratio to `rbkit check` of A and of A and B together, keys and
+    MB read per second.
 
-    A diff reads both files, `check` one: keys/s and MB/s count what each command read.
+    A diff reads both files, `check` and `export` one: keys/s and MB/s count what each read.
     """
-    reference = results[0].best_wall_s
+    check_a, check_b = results[0].best_wall_s, results[1].best_wall_s
+    both = check_a + check_b if check_a and check_b else None
     size_a, size_b = a.stat().st_size, b.stat().st_size
     rows = []
     for i, r in enumerate(results):
-        size = size_a if i == 0 else size_a + size_b
+        size = size_a + size_b if r.label.startswith("rbkit diff") else size_b if i == 1 else size_a
         if r.timed_out:
             cut = max(run.wall_s for run in r.runs)
             seen = max(run.peak_rss_kb for run in r.runs)
-            ratio = f"> {cut / reference:.0f}x" if reference else ""
-            rows.append([r.label, f"timeout (> {cut:.0f})", f">= {seen / 1024:.0f}", ratio, "", ""])
+            ratio = f"> {cut / check_a:.0f}x" if check_a else ""
+            rows.append(
+                [r.label, f"timeout (> {cut:.0f})", f">= {seen / 1024:.0f}", ratio, "", "", ""]
+            )
             continue
         wall, rss = r.best_wall_s, r.peak_rss_kb
         if r.error is not None or wall is None or rss is None:
-            rows.append([r.label, r.error, "", "", "", ""])
+            rows.append([r.label, r.error, "", "", "", "", ""])
             continue
         rows.append(
             [
                 r.label,
                 f"{wall:.2f}",
                 f"{rss / 1024:.0f}",
-                f"{wall / reference:.2f}x" if reference else "",
+                f"{wall / check_a:.2f}x" if check_a else "",
+                f"{wall / both:.2f}x" if both else "",
                 f"{r.keys / wall:,.0f}" if r.keys else "",
                 f"{size / 1e6 / wall:.1f}",
             ]
         )
-    headers = ["command", "wall s (best)", "peak RSS MB", "vs rbkit check", "keys/s", "MB/s"]
+    headers = [
+        "command",
+        "wall s (best)",
+        "peak RSS MB",
+        "vs check A",
+        "vs check A+B",
+        "keys/s",
+        "MB/s",
+    ]
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 
@@ -500,19 +536,20 @@ def compare_diff(a: Path, b: Path, args: argparse.Namespace, floor: int) -> dict
     print(f"diff {a.name} {b.name}: {runs}, {cap}", file=sys.stderr)
     warm_cache(a)
     warm_cache(b)
-    results = measure(diff_commands(a, b, args), args.diff_runs)
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-") as out_dir:
+        results = measure(diff_commands(a, b, args, Path(out_dir)), args.diff_runs)
     sizes = f"{a.stat().st_size / 1e6:.1f} MB + {b.stat().st_size / 1e6:.1f} MB"
     if not args.json:
         print(f"\nrbkit diff {a} {b} ({sizes}), {runs}, {cap}\n")
         print(diff_table(results, a, b))
         print()
-        for r in results[1:]:
+        for r in results[2:]:
             line = diff_found(r)
             if line:
                 print(line)
         print(
-            "(no peer tool diffs RDB files: the reference is `rbkit check` of A alone; a diff "
-            "reads both files and keeps every key's name and metadata)"
+            "(no peer tool diffs RDB files: the references are `rbkit check` of A, and of A and "
+            "B together, which a diff reads both of; `rbkit export` writes A's keys to Parquet)"
         )
         print(f"(peak RSS includes the launcher's {floor / 1024:.0f} MB floor)", flush=True)
     extra = {
@@ -592,6 +629,9 @@ def main(argv: list[str] | None = None) -> int:
         "--diff-timeout", type=float, default=1200, help="cap per diff run, seconds (0: none)"
     )
     diff.add_argument("--no-diff-values", action="store_true", help="skip `diff --values`")
+    diff.add_argument(
+        "--no-diff-table", action="store_true", help="skip the diffs with the in-memory join"
+    )
     diff_only = diff.add_mutually_exclusive_group()
     diff_only.add_argument("--no-diff", action="store_true", help="skip the diff table")
     diff_only.add_argument("--diff-only", action="store_true", help="only the diff table")

@@ -65,3 +65,7 @@ class JournalError(RbkitError):
 
 class DiffError(RbkitError):
     """A diff that cannot be made (a source that cannot be read or reached)."""
+
+
+class ExportError(RbkitError):
+    """An export that cannot be made (not an RDB, damaged, an output that cannot be written)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Pages this far behind the reader are released (a little slack for look-backs).
@@ -40,3 +40,20 @@ def release_behind(mm: mmap.mmap, offset: int, released: int) -> int:
         mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
         return upto
     return released
+
+
+def releasing_hook(
+    mm: mmap.mmap, progress: Callable[[int, int], None] | None
+) -> Callable[[int], None]:
+    """A walker's ``on_progress``: release the pages behind the offset, tell ``progress``
+    (offset, size)."""
+    released = 0
+    size = len(mm)
+
+    def hook(offset: int) -> None:
+        nonlocal released
+        released = release_behind(mm, offset, released)
+        if progress is not None:
+            progress(offset, size)
+
+    return hook

@@ -425,6 +425,8 @@ int sanitize_string(Sanitizer *S, Py_ssize_t *p)
     return 1;
 }
 
+void sanitize_release(Sanitizer *S) { arena_reset(&S->arena); }
+
 int sanitize_key(Sanitizer *S, Py_ssize_t *p, const uint8_t **s, size_t *n)
 {
     return load_string(S, p, s, n, 0);

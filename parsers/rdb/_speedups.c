@@ -40,7 +40,20 @@
  * candidates(entries) -> [index, ...]
  * The indices, in order, of the 16-byte entries whose key hash occurs more than once.
  *
- * For both: `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of
+ * records(buf, pos, limit, db, valkey, deep, columns, row, names, used) -> (pos, row, used)
+ * Per key, one row into the columnar buffers of parsers/rdb/columns.py: `columns` is the
+ * tuple (db int32, type uint8, value offset int64, value bytes int64, elements int64, expiry
+ * ms int64 (INT64_MIN: none), XXH64 of the value's bytes uint64, name offsets int64 (one
+ * more than rows), XXH64 of the name with seed 0 and with seed 1 uint64, the name's offset in
+ * the file int64) of bytearrays sized for their capacity (the type column's length); `names` (a bytearray, grown
+ * here) holds the key names back to back, `used` of its bytes taken. It stops at `limit`, at
+ * a full batch, or before a record it does not read as the Python walker does (an opcode, a
+ * type left to Python, a name that does not inflate). `deep`: each value checked as scan_full does.
+ *
+ * xxh64(buffer, seed=0) -> int
+ * The XXH64 hash of the bytes, as the records hold it.
+ *
+ * For scans: `limit`: stop at the first record that starts at or after it. `counts[t]`: keys of
  * type t. `last_key`: the type byte offset of the last key counted, or -1.
  */
 #include "_speedups.h"
@@ -729,6 +742,187 @@ static PyObject *scan_full(PyObject *self, PyObject *args)
                          last_key, extra, added);
 }
 
+
+/* ---- per-key records (parsers/rdb/columns.py) ---------------------------------------- */
+
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+#define P4 0x85EBCA77C2B2AE63ULL
+#define P5 0x27D4EB2F165667C5ULL
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t xxh_round(uint64_t acc, uint64_t input)
+{
+    acc += input * P2;
+    return rotl64(acc, 31) * P1;
+}
+
+static inline uint64_t xxh_merge(uint64_t acc, uint64_t val)
+{
+    acc ^= xxh_round(0, val);
+    return acc * P1 + P4;
+}
+
+/* XXH64 (the reference algorithm, xxhash.h XXH64), over the bytes in place. */
+static uint64_t xxh64(const uint8_t *p, size_t len, uint64_t seed)
+{
+    const uint8_t *end = p + len;
+    uint64_t h;
+    if (len >= 32) {
+        uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+        const uint8_t *limit = end - 32;
+        do {
+            v1 = xxh_round(v1, le64(p));
+            v2 = xxh_round(v2, le64(p + 8));
+            v3 = xxh_round(v3, le64(p + 16));
+            v4 = xxh_round(v4, le64(p + 24));
+            p += 32;
+        } while (p <= limit);
+        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        h = xxh_merge(h, v1);
+        h = xxh_merge(h, v2);
+        h = xxh_merge(h, v3);
+        h = xxh_merge(h, v4);
+    } else {
+        h = seed + P5;
+    }
+    h += (uint64_t)len;
+    while (end - p >= 8) {
+        h ^= xxh_round(0, le64(p));
+        h = rotl64(h, 27) * P1 + P4;
+        p += 8;
+    }
+    if (end - p >= 4) {
+        h ^= (uint64_t)le32(p) * P1;
+        h = rotl64(h, 23) * P2 + P3;
+        p += 4;
+    }
+    while (p < end) {
+        h ^= (uint64_t)(*p) * P5;
+        h = rotl64(h, 11) * P1;
+        p++;
+    }
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    h ^= h >> 32;
+    return h;
+}
+
+static PyObject *xxh64_py(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTuple(args, "y*|K", &view, &seed))
+        return NULL;
+    uint64_t h = xxh64((const uint8_t *)view.buf, (size_t)view.len, seed);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(h);
+}
+
+#define NCOLUMNS 11
+
+static PyObject *records(PyObject *self, PyObject *args)
+{
+    PyObject *obj, *columns, *names;
+    Py_ssize_t pos, limit, row, used;
+    long long db;
+    int valkey, deep;
+    if (!PyArg_ParseTuple(args, "OnnLppO!nO!n", &obj, &pos, &limit, &db, &valkey, &deep,
+                          &PyTuple_Type, &columns, &row, &PyByteArray_Type, &names, &used))
+        return NULL;
+    if (PyTuple_GET_SIZE(columns) != NCOLUMNS)
+        goto bad_columns;
+    uint8_t *col[NCOLUMNS];
+    for (int i = 0; i < NCOLUMNS; i++) {
+        PyObject *c = PyTuple_GET_ITEM(columns, i);
+        if (!PyByteArray_CheckExact(c))
+            goto bad_columns;
+        col[i] = (uint8_t *)PyByteArray_AS_STRING(c);
+    }
+    Py_ssize_t cap = PyByteArray_GET_SIZE(PyTuple_GET_ITEM(columns, 1));
+    static const int width[NCOLUMNS] = {4, 1, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+    for (int i = 0; i < NCOLUMNS; i++)
+        if (PyByteArray_GET_SIZE(PyTuple_GET_ITEM(columns, i)) < width[i] * (cap + (i == 7)))
+            goto bad_columns;
+    if (row < 0 || row > cap || used < 0 || used > PyByteArray_GET_SIZE(names)) {
+        PyErr_SetString(PyExc_ValueError, "row or used out of range");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Buf B = {(const uint8_t *)view.buf, view.len};
+    Sanitizer *S = sanitizer_for(&B);
+    int seen = 0;
+    int32_t db32 = (int32_t)db;
+    if (pos < 0)
+        pos = B.end;
+
+    while (pos < limit && pos < B.end && row < cap) {
+        Py_ssize_t q = pos;
+        int has_expire = 0;
+        long long expire = 0;
+        if (!key_prefix(&B, &q, &has_expire, &expire, &seen))
+            break;
+        uint8_t op = B.b[q];
+        if (op >= NTYPES || (valkey && op >= 22))
+            break;
+        q += 1;
+        Py_ssize_t key_at = q;
+        const uint8_t *key;
+        size_t key_len;
+        if (!deep)
+            sanitize_release(S); /* the memory of the last inflated name */
+        if (!sanitize_key(S, &q, &key, &key_len))
+            break;
+        /* The name is copied before the value is read: a checked value reuses the memory an
+         * inflated name is in. */
+        Py_ssize_t size = PyByteArray_GET_SIZE(names);
+        if ((size_t)(size - used) < key_len) {
+            Py_ssize_t want = used + (Py_ssize_t)key_len;
+            if (PyByteArray_Resize(names, want > 2 * size ? want : 2 * size) < 0) {
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+        }
+        memcpy(PyByteArray_AS_STRING(names) + used, key, key_len);
+        Py_ssize_t value_at = q;
+        uint64_t n;
+        if (deep ? !sanitize_value(S, op, valkey, &q, &n) : !value(&B, op, &q, &n))
+            break; /* `used` not moved: the name copied is dropped */
+        /* The name as copied (a checked value reuses the memory an inflated one was in). */
+        const uint8_t *name = (const uint8_t *)PyByteArray_AS_STRING(names) + used;
+        used += (Py_ssize_t)key_len;
+        int64_t values[9] = {value_at,
+                             q - value_at,
+                             (int64_t)n,
+                             has_expire ? expire : INT64_MIN,
+                             (int64_t)xxh64(B.b + value_at, (size_t)(q - value_at), 0),
+                             used,
+                             (int64_t)xxh64(name, key_len, 0),
+                             (int64_t)xxh64(name, key_len, 1),
+                             key_at};
+        memcpy(col[0] + 4 * row, &db32, 4);
+        col[1][row] = op;
+        for (int i = 0; i < 5; i++)
+            memcpy(col[2 + i] + 8 * row, &values[i], 8);
+        memcpy(col[7] + 8 * (row + 1), &values[5], 8);
+        for (int i = 6; i < 9; i++)
+            memcpy(col[2 + i] + 8 * row, &values[i], 8);
+        row++;
+        pos = q;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(nnn)", pos, row, used);
+bad_columns:
+    PyErr_SetString(PyExc_TypeError, "columns: a tuple of 8 bytearrays sized for the batch");
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
     {"scan_full", scan_full, METH_VARARGS,
@@ -736,6 +930,8 @@ static PyMethodDef methods[] = {
     {"key_slot", key_slot, METH_O, "The cluster hash slot of a key; see the file header."},
     {"candidates", candidates, METH_O,
      "Indices of the key hash entries whose hash occurs more than once; see the file header."},
+    {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},
+    {"xxh64", xxh64_py, METH_VARARGS, "XXH64 of a buffer, with a seed (default 0)."},
     {NULL, NULL, 0, NULL},
 };
 

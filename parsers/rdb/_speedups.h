@@ -97,4 +97,7 @@ int sanitize_string(Sanitizer *S, Py_ssize_t *p);
  */
 int sanitize_key(Sanitizer *S, Py_ssize_t *p, const uint8_t **s, size_t *n);
 
+/* Free the memory of names and values inflated since the last sanitize_value. */
+void sanitize_release(Sanitizer *S);
+
 #endif

@@ -145,9 +145,9 @@ ENCODING_NAMES: dict[int, str] = {
     ValueType.SET_LISTPACK: "listpack",
     ValueType.STREAM_LISTPACKS_3: "stream",
     ValueType.HASH_METADATA_PRE_GA: "hashtable",
-    ValueType.HASH_LISTPACK_EX_PRE_GA: "listpack",
+    ValueType.HASH_LISTPACK_EX_PRE_GA: "listpackex",
     ValueType.HASH_METADATA: "hashtable",
-    ValueType.HASH_LISTPACK_EX: "listpack",
+    ValueType.HASH_LISTPACK_EX: "listpackex",
     ValueType.STREAM_LISTPACKS_4: "stream",
 }
 

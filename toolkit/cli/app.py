@@ -1,6 +1,6 @@
 """The ``rbkit`` command line: the Typer app, and the one place errors become exit codes.
 
-Commands (one module each: check.py, restore.py, diff.py) parse their options, call the
+Commands (one module each: check.py, restore.py, diff.py, export.py) parse their options, call the
 toolkit, render and raise ``typer.Exit`` with their verdict. Anything that goes wrong on the
 way is an :class:`~toolkit.errors.RbkitError` and ends here, in :func:`main`: one ``error:``
 line on stderr (with ``--json``, a JSON object on stdout too) and exit code 2. A usage error
@@ -25,6 +25,8 @@ from toolkit.cli.check import EXAMPLES as CHECK_EXAMPLES
 from toolkit.cli.check import check
 from toolkit.cli.diff import EXAMPLES as DIFF_EXAMPLES
 from toolkit.cli.diff import diff
+from toolkit.cli.export import EXAMPLES as EXPORT_EXAMPLES
+from toolkit.cli.export import export
 from toolkit.cli.help import Command, Group
 from toolkit.cli.output import emit, emit_json
 from toolkit.cli.restore import EXAMPLES as RESTORE_EXAMPLES
@@ -96,6 +98,7 @@ def reported(command: Callable[..., None]) -> Callable[..., None]:
 app.command(cls=Command, epilog=CHECK_EXAMPLES, context_settings=CONTEXT)(reported(check))
 app.command(cls=Command, epilog=RESTORE_EXAMPLES, context_settings=CONTEXT)(reported(restore))
 app.command(cls=Command, epilog=DIFF_EXAMPLES, context_settings=CONTEXT)(reported(diff))
+app.command(cls=Command, epilog=EXPORT_EXAMPLES, context_settings=CONTEXT)(reported(export))
 
 
 def _terminate(signum: int, _frame: object) -> None:

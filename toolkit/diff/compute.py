@@ -35,17 +35,25 @@ Level: COUNTS when either side is a saved report (then per db the key and expiry
 per-type counts are compared, and ``added``/``removed``/... are None), VALUES with
 ``values``, else KEYS.
 
-Memory: a side's keys live in :class:`~toolkit.diff.table.KeyTable` columns (about 40
-bytes a key, 56 with values; an RDB side keeps only the offset of each name in the mapped
-file), joined one hash bucket at a time.
+Memory: two RDB files are joined out of core by DuckDB (:mod:`toolkit.diff.columnar`:
+bounded memory, only the keys whose value bytes differ decoded). Any other pair keeps each
+side's keys in :class:`~toolkit.diff.table.KeyTable` columns (about 40 bytes a key, 56 with
+values; an RDB side keeps only the offset of each name in the mapped file), joined one hash
+bucket at a time (``RBKIT_DIFF_ENGINE=table`` takes this path for two files too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from parsers.errors import FormatError
 from toolkit.check.keys import display_key
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import (
@@ -69,7 +77,7 @@ from toolkit.diff.model import (
     KeyState,
     PrefixDiff,
 )
-from toolkit.diff.sources import AUTO, DbCounts, Side, open_side
+from toolkit.diff.sources import AUTO, NEVER, DbCounts, RdbSide, Side, open_side
 from toolkit.diff.table import (
     NBUCKETS,
     NO_TTL,
@@ -77,6 +85,7 @@ from toolkit.diff.table import (
     Bucket,
     KeyTable,
     TypeCodes,
+    clamp_expiry,
     glob_matcher,
     unpack_meta,
 )
@@ -90,6 +99,9 @@ __all__ = ["DiffError", "compute_diff"]
 PREFIX_LIMIT = 100
 # Keys re-read from a live server per pipeline.
 REREAD_BATCH = 500
+# Two RDB files are joined out of core (columnar.py) unless this is "table" (the in-memory
+# join of every side kind; benchmarks/run.py compares the two).
+ENGINE = os.environ.get("RBKIT_DIFF_ENGINE", "duckdb")
 
 Progress = ProgressFactory | None
 
@@ -403,6 +415,10 @@ def _diff_keys(
     limit: int,
     progress: Progress,
 ) -> None:
+    if isinstance(side_a, RdbSide) and isinstance(side_b, RdbSide) and ENGINE != "table":
+        _diff_files(report, side_a, side_b, dbs, match, values, prefix_sep, limit, progress)
+        _notes(report, side_a, side_b, values)
+        return
     matcher = glob_matcher(match) if match is not None else None
     pattern = match.encode() if match is not None else None
     types = TypeCodes()
@@ -428,6 +444,11 @@ def _diff_keys(
     )
     if comparing is not None:
         comparing.close()
+    _notes(report, side_a, side_b, values)
+
+
+def _notes(report: DiffReport, side_a: Side, side_b: Side, values: bool) -> None:
+    """The notes of a per-key diff."""
     _side_notes(report, side_a, "A")
     _side_notes(report, side_b, "B")
     if report.keys_expired:
@@ -440,6 +461,130 @@ def _diff_keys(
             f"values compared by their logical content for {report.values_compared:,} "
             "key(s) in both sides with the same type"
         )
+
+
+def _diff_files(
+    report: DiffReport,
+    side_a: RdbSide,
+    side_b: RdbSide,
+    dbs: set[int] | None,
+    match: str | None,
+    values: bool,
+    prefix_sep: str | None,
+    limit: int,
+    progress: Progress,
+) -> None:
+    """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`)."""
+    from toolkit.diff import columnar
+
+    types = TypeCodes()
+    tally = _Tally(
+        report,
+        KeyTable(types, values=values),
+        KeyTable(types, values=values),
+        values=values,
+        tolerance=report.ttl_tolerance_ms,
+        b_time=side_b.source.time_ms,
+        prefix_sep=prefix_sep.encode() if prefix_sep is not None else None,
+        limit=limit,
+    )
+    joined = columnar.Joined()
+    try:
+        sides = []
+        for side, table in ((side_a, "a"), (side_b, "b")):
+            mm = side.mapped()
+            rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
+            expired_by = side.expired_by if side.expired_by != NEVER else None
+            batches = (
+                columnar.side_batches(mm, side.path.name, rows, dbs, match, progress, expired_by)
+                if mm is not None
+                else iter(())
+            )
+            joined.register(table, batches)
+            sides.append(rows)
+        same: dict[tuple[int, str], list[int]] = {}  # (db, type) -> [keys, with an expiry]
+        current: int | None = None
+        for batch in joined.join(values):
+            _count_same(batch, same)
+            other = batch.filter(pc.equal(batch["class"], columnar.OTHER)).to_pydict()
+            for i, db in enumerate(other["db"]):
+                if db != current:  # the join's order is arbitrary: switch dbs as rows come
+                    if current is not None:
+                        tally.end_db()
+                    tally.start_db(db)
+                    current = db
+                _judge_columns(tally, sides, other, i, values)
+        if current is not None:
+            tally.end_db()
+        for (db, type_name), (n, expiring) in sorted(same.items()):
+            tally.start_db(db)
+            tally.same[types.code(type_name)] += n
+            tally.same_expiring += expiring
+            if values:
+                report.values_compared += n
+            tally.end_db()
+        tally.finish()
+    finally:
+        joined.close()
+    for side, rows in zip((side_a, side_b), sides, strict=True):
+        side.source.keys_read, side.source.seconds = rows.keys_read, rows.seconds
+        side.empty_skipped = rows.empty
+        side.module_values = rows.modules if values else 0
+        side.expired_left_out = rows.expired
+
+
+def _count_same(batch: Any, same: dict[tuple[int, str], list[int]]) -> None:
+    """Add the counted keys (not of class OTHER) of a joined batch to ``same``."""
+    from toolkit.diff.columnar import OTHER
+
+    counted = batch.filter(pc.not_equal(batch["class"], OTHER))
+    if not counted.num_rows:
+        return
+    grouped = (
+        pa.Table.from_batches([counted.select(["db", "type", "expiring"])])
+        .group_by(["db", "type", "expiring"])
+        .aggregate([([], "count_all")])
+        .to_pydict()
+    )
+    for db, type_name, expiring, n in zip(
+        grouped["db"], grouped["type"], grouped["expiring"], grouped["count_all"], strict=True
+    ):
+        c = same.setdefault((db, type_name), [0, 0])
+        c[0] += n
+        c[1] += n if expiring else 0
+
+
+def _judge_columns(
+    tally: _Tally, sides: list[Any], cols: dict[str, list[Any]], i: int, values: bool
+) -> None:
+    """Key ``i`` of a fetched batch of the columnar join, judged as the in-memory join judges
+    it (in A only, in B only, or in both)."""
+    from toolkit.diff.columnar import row_values
+
+    s_key = "b" if cols["in_b"][i] else "a"
+    key = sides[s_key == "b"].name_at(cols[f"{s_key}_key_offset"][i])
+
+    def as_row(s: str, side: Any, with_digest: bool) -> _Row:
+        exp = cols[f"{s}_expire_ms"][i]
+        try:
+            size, dig = row_values(
+                side,
+                cols[f"{s}_rdb_type"][i],
+                cols[f"{s}_value_offset"][i],
+                cols[f"{s}_value_bytes"][i],
+                cols[f"{s}_elements"][i],
+                with_digest,
+            )
+        except FormatError as e:
+            raise DiffError(f"{key!r}: {e}") from None
+        return _Row(cols[f"{s}_type"][i], NO_TTL if exp is None else clamp_expiry(exp), size, dig)
+
+    if not cols["in_b"][i]:
+        tally.only_a(key, as_row("a", sides[0], False))
+    elif not cols["in_a"][i]:
+        tally.only_b(key, as_row("b", sides[1], False))
+    else:
+        _judge(tally, key, as_row("a", sides[0], values), as_row("b", sides[1], values), None)
 
 
 def join_tables(
@@ -650,6 +795,11 @@ def _side_notes(report: DiffReport, side: Side, label: str) -> None:
         report.notes.append(
             f"{label} is a live server: it was read over {src.seconds:.1f} s "
             f"({src.keys_read:,} keys); keys written meanwhile may show as differences"
+        )
+    if side.expired_left_out:
+        src.notes.append(
+            f"{side.expired_left_out:,} key(s) in the snapshot past their TTL by the "
+            "server's TIME: left out, as the server no longer serves them"
         )
     if side.empty_skipped:
         src.notes.append(

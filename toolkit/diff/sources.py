@@ -91,6 +91,7 @@ class Side:
         self.source = source
         self.empty_skipped = 0  # empty collections left out (Redis drops them on load)
         self.module_values = 0  # module values whose digests were taken
+        self.expired_left_out = 0  # keys past their TTL at a snapshot's time, left out
 
     @property
     def live(self) -> LiveServer | None:
@@ -307,7 +308,6 @@ class RdbSide(Side):
         self._mm: mmap.mmap | None = None
         self._fd = -1
         self.expired_by = NEVER  # keys expiring at or before this ms are left out
-        self.expired_left_out = 0
         self.ref_base = 0  # added to every name offset stored (a set's shard number << 48)
 
     def counts(self, dbs: set[int] | None) -> dict[int, DbCounts]:
@@ -318,6 +318,15 @@ class RdbSide(Side):
                 out[db] = DbCounts(s.keys, s.expires, dict(s.by_type))
         self.source.keys_read = sum(c.keys for c in out.values())
         return out
+
+    def mapped(self) -> mmap.mmap | None:
+        """The file, mapped read-only (None when empty); unmapped by :meth:`close`."""
+        return self._map()
+
+    @property
+    def fd(self) -> int:
+        """The open file's descriptor (after :meth:`mapped`), for reading with pread."""
+        return self._fd
 
     def _map(self) -> mmap.mmap | None:
         if self._mm is None:
@@ -761,14 +770,6 @@ class SnapshotSide(RdbSide):
             f"{snap.seconds:.2f} s, consistent at one moment"
         )
         self._directory = directory
-
-    def collect(self, table: KeyTable, **kwargs: Any) -> None:
-        super().collect(table, **kwargs)
-        if self.expired_left_out:
-            self.source.notes.append(
-                f"{self.expired_left_out:,} key(s) in the snapshot past their TTL by the "
-                "server's TIME: left out, as the server no longer serves them"
-            )
 
     def close(self) -> None:
         try:

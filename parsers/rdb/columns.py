@@ -1,0 +1,183 @@
+"""Per-key records in batches of columns: what ``rbkit export`` and the diff read per key.
+
+``key_columns(walker)`` walks an RDB as :meth:`RdbWalker.walk` does and yields
+:class:`KeyColumns`: for up to ``rows`` keys at a time, one little-endian array per field in
+a bytearray (no Python object per key), ready to be wrapped as Apache Arrow buffers (the
+toolkit does that; this module needs no pyarrow)::
+
+    db            int32   the db the key is in
+    type_id       uint8   the RDB value type byte (TYPE_NAMES / ENCODING_NAMES say the rest)
+    value_offset  int64   where the value's serialized bytes start in the file
+    value_bytes   int64   how many they are (the value, without type byte and key)
+    elements      int64   what the walker counts (1 for a string)
+    expire_ms     int64   absolute expiry in ms, NO_EXPIRY for none
+    value_hash    uint64  XXH64 (seed 0) of the value's serialized bytes
+    name_offsets  int64   rows + 1 offsets into ``names``: the key names back to back
+    key_hash      uint64  XXH64 of the name, seed 0
+    key_hash2     uint64  XXH64 of the name, seed 1 (with key_hash: 128 bits naming the key)
+    key_offset    int64   where the name's string starts in the file
+
+The C accelerator (``_speedups.records``) fills runs of common records; everything it
+declines (opcodes, rarer types, names that do not inflate) is read by the Python code here, as the
+walker reads it, so both give the same rows. ``modules`` maps a row of a module value to the
+module's type name. Errors are the walker's (a :class:`FormatError` naming the offset and key).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from parsers.errors import FormatError
+from parsers.rdb import walker as _walker
+from parsers.rdb.constants import ValueType
+from parsers.rdb.walker import WINDOW, RdbWalker, _past_end
+from parsers.rdb.xxh64 import xxh64
+
+NO_EXPIRY = -(1 << 63)
+BATCH_ROWS = 65536
+_MODULE_2 = int(ValueType.MODULE_2)
+_I32 = struct.Struct("<i").pack_into
+_Q = struct.Struct("<Q").pack_into
+_q = struct.Struct("<q").pack_into
+# Column name, struct format, bytes per row (name_offsets has one entry more than rows).
+COLUMNS = (
+    ("db", "i", 4),
+    ("type_id", "B", 1),
+    ("value_offset", "q", 8),
+    ("value_bytes", "q", 8),
+    ("elements", "q", 8),
+    ("expire_ms", "q", 8),
+    ("value_hash", "Q", 8),
+    ("name_offsets", "q", 8),
+    ("key_hash", "Q", 8),
+    ("key_hash2", "Q", 8),
+    ("key_offset", "q", 8),
+)
+
+
+class KeyColumns:
+    """One batch of key records, column by column (see the module docstring)."""
+
+    __slots__ = ("cap", "columns", "modules", "names", "rows", "used")
+
+    def __init__(self, cap: int = BATCH_ROWS) -> None:
+        self.cap = cap
+        self.rows = 0
+        self.columns = tuple(
+            bytearray(width * (cap + (name == "name_offsets"))) for name, _, width in COLUMNS
+        )
+        self.names = bytearray(max(64, 16 * cap))
+        self.used = 0  # bytes of ``names`` taken
+        self.modules: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def column(self, name: str) -> memoryview:
+        """The filled part of a column, as a typed memoryview."""
+        for i, (n, fmt, width) in enumerate(COLUMNS):
+            if n == name:
+                count = self.rows + (n == "name_offsets")
+                return memoryview(self.columns[i])[: width * count].cast(fmt)
+        raise KeyError(name)
+
+    def key(self, row: int) -> bytes:
+        """The name of the key in ``row``."""
+        offsets = self.column("name_offsets")
+        return bytes(self.names[offsets[row] : offsets[row + 1]])
+
+    def append(
+        self,
+        db: int,
+        type_id: int,
+        key: bytes,
+        value_offset: int,
+        end: int,
+        elements: int,
+        expire_ms: int | None,
+        value_hash: int,
+        key_offset: int,
+    ) -> None:
+        """Add one row (the Python path; the C accelerator writes the same bytes)."""
+        r = self.rows
+        c = self.columns
+        need = self.used + len(key)
+        if need > len(self.names):
+            self.names.extend(bytes(max(need, 2 * len(self.names)) - len(self.names)))
+        self.names[self.used : need] = key
+        self.used = need
+        _I32(c[0], 4 * r, db)
+        c[1][r] = type_id
+        _q(c[2], 8 * r, value_offset)
+        _q(c[3], 8 * r, end - value_offset)
+        _q(c[4], 8 * r, elements)
+        _q(c[5], 8 * r, NO_EXPIRY if expire_ms is None else expire_ms)
+        _Q(c[6], 8 * r, value_hash)
+        _q(c[7], 8 * (r + 1), need)
+        _Q(c[8], 8 * r, xxh64(key))
+        _Q(c[9], 8 * r, xxh64(key, 1))
+        _q(c[10], 8 * r, key_offset)
+        self.rows = r + 1
+
+    def full(self) -> bool:
+        return self.rows >= self.cap
+
+
+def key_columns(walker: RdbWalker, rows: int = BATCH_ROWS) -> Iterator[KeyColumns]:
+    """Every key of the walker's file, in batches of at most ``rows`` (the last may be
+    smaller; none is empty). The walker's aux fields, functions, checksum... are collected on
+    it as :meth:`RdbWalker.walk` collects them. Raises a :class:`FormatError` subclass at the
+    first problem."""
+    buf, mv, deep, skip = walker.buf, walker.mv, walker.deep, walker._skip_string
+    skippers = walker._skipper_table()
+    fast = _walker._speedups if _walker.USE_SPEEDUPS else None
+    valkey = walker.magic == "VALKEY"
+    end = len(buf)
+    pos = walker.header_size
+    db = 0
+    expire: int | None = None
+    key_at = -1
+    next_tick = WINDOW
+    batch = KeyColumns(rows)
+    try:
+        while True:
+            if pos >= next_tick:
+                walker._advance_crc(pos)
+                next_tick = pos + WINDOW
+            if batch.full():
+                yield batch
+                batch = KeyColumns(rows)
+            if fast is not None and expire is None:
+                pos, batch.rows, batch.used = fast.records(
+                    buf, pos, next_tick, db, valkey, deep, batch.columns, batch.rows,
+                    batch.names, batch.used,
+                )  # fmt: skip
+                if pos >= next_tick or batch.full():
+                    continue
+            op = buf[pos]
+            if op >= 0xF0:
+                key_at = -1
+                pos, db, expire = walker._opcode(op, pos, db, expire)
+                if pos < 0:
+                    break
+                continue
+            skipper = skippers[op]
+            if skipper is None:
+                raise walker._unknown_type(op, pos)
+            key_at = pos + 1
+            b = buf[key_at]
+            vpos = key_at + 1 + b if b < 0x40 else skip(buf, key_at)
+            nxt, n = skipper(buf, mv, vpos, deep)
+            if nxt > end:
+                raise _past_end(nxt, end, vpos)
+            if op == _MODULE_2:
+                batch.modules[batch.rows] = walker.module_name_at(vpos)
+            key = bytes(walker.key_at(key_at))
+            batch.append(db, op, key, vpos, nxt, n, expire, xxh64(mv[vpos:nxt]), key_at)
+            expire = None
+            pos = nxt
+    except (FormatError, IndexError) as e:
+        raise walker._located(e, key_at, pos, db) from None
+    if batch.rows:
+        yield batch

@@ -1,0 +1,122 @@
+"""Per-key records from the fast path (parsers/rdb/columns.py, toolkit/columns.py) against the
+Python walker's own keys, on every RDB fixture: the same names, types, lengths and expiries,
+and a value hash equal to XXH64 of the value's bytes as the xxhash package computes it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import xxhash
+from conftest import RDB_FILES
+
+from parsers.rdb import walker as walker_module
+from parsers.rdb.columns import NO_EXPIRY, key_columns
+from parsers.rdb.constants import ENCODING_NAMES, TYPE_NAMES
+from parsers.rdb.walker import RdbWalker
+from parsers.rdb.xxh64 import py_xxh64, xxh64
+from toolkit.columns import record_batches
+
+Row = tuple[Any, ...]
+
+
+def walker_rows(data: bytes) -> list[Row]:
+    """(db, type byte, key, value offset, value bytes, elements, expiry, XXH64 of the value,
+    XXH64 of the name with seeds 0 and 1, name offset) per key, from RdbWalker.walk and the
+    xxhash package."""
+    w = RdbWalker(data)
+    return [
+        (
+            e.db,
+            e.type_id,
+            bytes(w.key_at(e.key_offset)),
+            e.value_offset,
+            e.end - e.value_offset,
+            e.elements,
+            e.expire_ms,
+            xxhash.xxh64_intdigest(data[e.value_offset : e.end]),
+            xxhash.xxh64_intdigest(bytes(w.key_at(e.key_offset))),
+            xxhash.xxh64_intdigest(bytes(w.key_at(e.key_offset)), seed=1),
+            e.key_offset,
+        )
+        for e in w.walk()
+    ]
+
+
+def column_rows(data: bytes, *, deep: bool, rows: int) -> list[Row]:
+    out: list[Row] = []
+    for batch in key_columns(RdbWalker(data, deep=deep), rows):
+        assert 0 < len(batch) <= rows
+        cols = [
+            batch.column(n)
+            for n in ("db", "type_id", "value_offset", "value_bytes", "elements", "expire_ms")
+        ]
+        hashes = [batch.column(n) for n in ("value_hash", "key_hash", "key_hash2", "key_offset")]
+        for r in range(len(batch)):
+            db, t, offset, size, n, exp = (c[r] for c in cols)
+            exp_ms = None if exp == NO_EXPIRY else exp
+            out.append((db, t, batch.key(r), offset, size, n, exp_ms, *(h[r] for h in hashes)))
+    return out
+
+
+@pytest.fixture(params=[True, False], ids=["speedups", "python"])
+def speedups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setattr(walker_module, "USE_SPEEDUPS", request.param)
+    return bool(request.param)
+
+
+@pytest.mark.parametrize("deep", [False, True], ids=["quick", "deep"])
+@pytest.mark.parametrize("rows", [1, 5, 65536])
+@pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)
+def test_records_match_the_walker(path: Path, rows: int, deep: bool, speedups: bool) -> None:
+    data = path.read_bytes()
+    assert column_rows(data, deep=deep, rows=rows) == walker_rows(data)
+
+
+def test_the_accelerator_is_built_and_fills_rows() -> None:
+    """The C path is there and reads a run of keys itself (not only the Python fallback)."""
+    from parsers.rdb import _speedups
+    from parsers.rdb.columns import KeyColumns
+
+    data = (RDB_FILES[0].parent / "redis-7.0-strings-only.rdb").read_bytes()
+    w = RdbWalker(data)
+    first = next(e for e in w.walk() if e.expire_ms is None)
+    batch = KeyColumns(1000)
+    pos, rows, used = _speedups.records(
+        data, first.key_offset - 1, len(data), 0, False, False, batch.columns, 0, batch.names, 0
+    )  # fmt: skip
+    assert rows > 1 and used > 0 and pos > first.end
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**64 - 1])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 7, 8, 31, 32, 33, 64, 100, 1000])
+def test_xxh64_matches_the_reference(size: int, seed: int) -> None:
+    data = os.urandom(size)
+    want = xxhash.xxh64_intdigest(data, seed=seed)
+    assert xxh64(data, seed) == py_xxh64(data, seed) == want
+
+
+@pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)
+def test_arrow_batches_hold_the_records(path: Path) -> None:
+    data = path.read_bytes()
+    expected = walker_rows(data)
+    batches = list(record_batches(RdbWalker(data), with_internal=True, rows=4))
+    if not expected:
+        assert batches == []
+        return
+    table = pa.Table.from_batches(batches)
+    got = table.to_pylist()
+    assert len(got) == len(expected)
+    for row, (db, t, key, offset, size, n, exp, h, kh, kh2, ko) in zip(got, expected, strict=True):
+        assert row["db"] == db and row["key"] == key and row["rdb_type"] == t
+        assert row["value_offset"] == offset and row["value_bytes"] == size
+        assert row["elements"] == n and row["expire_ms"] == exp and row["value_hash"] == h
+        assert (row["key_hash"], row["key_hash2"], row["key_offset"]) == (kh, kh2, ko)
+        assert row["encoding"] == ENCODING_NAMES[t]
+        if TYPE_NAMES[t] != "module":
+            assert row["type"] == TYPE_NAMES[t]
+        else:
+            assert row["type"] not in ("module", "?", "")

@@ -1,0 +1,99 @@
+"""The diff of two RDB files out of core (toolkit/diff/columnar.py): it is the path file-vs-file
+diffs take, it finds exactly the changes made on a real server even when DuckDB must spill
+(a memory limit far below what the join needs), and it gives the same report as the in-memory
+join of compute.py on fixtures written by three Redis versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEBUG_CONFIG, RDB_FILES, binary
+from diff_support import expected_kinds, found_kinds, read_key, save_copy
+
+from toolkit.diff import columnar, compute
+from toolkit.diff.compute import compute_diff
+from toolkit.diff.render import diff_json
+from toolkit.server.process import running_server
+
+# 400,000 keys joined under a DuckDB memory limit well below what their hash table takes.
+KEYS = 400_000
+MEMORY_LIMIT = "32MB"
+ALL_TYPES = [p for p in RDB_FILES if p.name.endswith("-all-types.rdb")]
+
+
+def test_file_pairs_take_the_columnar_join(monkeypatch: pytest.MonkeyPatch) -> None:
+    used = []
+    real = columnar.Joined.join
+
+    def spy(self: columnar.Joined, values: bool) -> Any:
+        used.append(values)
+        return real(self, values)
+
+    monkeypatch.setattr(columnar.Joined, "join", spy)
+    a, b = ALL_TYPES[0], ALL_TYPES[1]
+    compute_diff(str(a), str(b))
+    compute_diff(str(a), str(b), values=True)
+    assert used == [False, True]
+
+
+def test_spilled_join_finds_exactly_the_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(columnar, "MEMORY_LIMIT", MEMORY_LIMIT)
+    spilled = []
+    close = columnar.Joined.close
+
+    def noting_spills(self: columnar.Joined) -> None:
+        spilled.append(any(p.is_file() for p in self.directory.rglob("*")))
+        close(self)
+
+    monkeypatch.setattr(columnar.Joined, "close", noting_spills)
+    deleted = [f"key:{i}" for i in range(0, KEYS, 997)]
+    rewritten = [f"key:{i}" for i in range(5, KEYS, 1013)]
+    touched = [*deleted, *rewritten, "key:11", "key:12", "new:1", "list:7", "list:14"]
+    with running_server(binary("7.0"), config=DEBUG_CONFIG) as server:
+        c = server.client(0)
+        c.execute_command("DEBUG", "POPULATE", KEYS, "key", 20)
+        for i in range(0, 1000, 7):
+            c.rpush(f"list:{i}", *range(i % 5 + 1))
+        before = {(0, k.encode()): read_key(c, k) for k in touched if c.exists(k)}
+        n_before = c.dbsize()
+        a = save_copy(server, tmp_path / "a.rdb")
+        c.delete(*deleted)
+        for i, key in enumerate(rewritten):
+            c.set(key, "x" * (i % 30))
+        c.set("new:1", "v")
+        c.rpush("list:7", "more")
+        c.pexpireat("key:11", 4_102_444_800_000)
+        after = {(0, k.encode()): read_key(c, k) for k in touched if c.exists(k)}
+        n_after = c.dbsize()
+        b = save_copy(server, tmp_path / "b.rdb")
+    for values in (False, True):
+        report = compute_diff(str(a), str(b), values=values, limit=10_000)
+        assert found_kinds(report) == expected_kinds(before, after, values=values)
+        assert (report.databases[0].keys.a, report.databases[0].keys.b) == (n_before, n_after)
+    assert spilled == [True, True]  # DuckDB wrote to its scratch directory: the join spilled
+
+
+def _without_timings(report: Any) -> dict[str, Any]:
+    out = diff_json(report)
+    for side in ("a", "b"):
+        out[side].pop("seconds", None)
+    return out
+
+
+@pytest.mark.parametrize("values", [False, True])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(x, y) for x in ALL_TYPES for y in ALL_TYPES if x != y],
+    ids=lambda p: p.name.split("-")[1],
+)
+def test_same_report_as_the_in_memory_join(
+    a: Path, b: Path, values: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    columnar_report = _without_timings(compute_diff(str(a), str(b), values=values, limit=1000))
+    monkeypatch.setattr(compute, "ENGINE", "table")
+    table_report = _without_timings(compute_diff(str(a), str(b), values=values, limit=1000))
+    assert columnar_report == table_report

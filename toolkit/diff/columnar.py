@@ -1,0 +1,225 @@
+"""The diff of two RDB files out of core: both sides as Arrow record batches from the C walk,
+joined by DuckDB (embedded, under a memory limit, spilling to a temporary directory).
+
+Each side's keys (:mod:`toolkit.columns`: db, two 64-bit hashes of the name, type, RDB type,
+elements, expiry, value size and XXH64 of the value's bytes) stream into one FULL OUTER JOIN on
+(db, name hashes) -- two names are the same key when both their XXH64 hashes (seeds 0 and 1)
+agree, as the in-memory join's two hashes decide it; no name goes through the join -- which
+sorts each key into a class: the same value bytes (the same RDB type, size and hash: the same
+value, not decoded) and expiry; without ``values``, the same type, elements and expiry for a
+collection; or anything else -- in one side only, a string, different in some way. The first
+two are only counted (per db, type, with or without expiry); the others are read again from
+the files (their names too): a string's length, and with ``values`` the logical digest
+(:mod:`toolkit.diff.values`), so the same content written by two Redis versions still diffs as
+equal. They are then judged by the same rules as the in-memory join (compute.py's ``_Tally``).
+
+Memory: DuckDB's own (``MEMORY_LIMIT``: its hash table of one side spills past it), one Arrow
+batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) of its output.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from parsers.errors import FormatError
+from parsers.rdb.constants import COLLECTION_TYPES, ValueType
+from parsers.rdb.decode import read_value
+from parsers.rdb.strings import read_string, string_length
+from parsers.rdb.walker import RdbWalker
+from toolkit import lifeline
+from toolkit.columns import FULL_SCHEMA, record_batches
+from toolkit.diff.table import glob_matcher
+from toolkit.diff.values import digest, string_digest
+from toolkit.errors import DiffError
+from toolkit.mapped import releasing_hook
+from toolkit.steps import ProgressFactory, no_progress
+
+# DuckDB's memory limit: past it its joins and sorts spill to the scratch directory.
+MEMORY_LIMIT = "128MB"
+# Differing keys fetched from DuckDB at a time.
+FETCH_ROWS = 65536
+_STRING = int(ValueType.STRING)
+_MODULES = (int(ValueType.MODULE_PRE_GA), int(ValueType.MODULE_2))
+_COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
+COLUMNS = [
+    "db",
+    "key_hash",
+    "key_hash2",
+    "key_offset",
+    "type",
+    "rdb_type",
+    "elements",
+    "value_bytes",
+    "expire_ms",
+    "value_hash",
+    "value_offset",
+]
+SCHEMA = pa.schema([FULL_SCHEMA.field(c) for c in COLUMNS])
+
+
+class SideRows:
+    """What the columnar path read of one RDB side."""
+
+    def __init__(self, fd: int, magic: str, name_at: Callable[[int], bytes]) -> None:
+        self.fd = fd  # the file, for reading a value again
+        self.magic = magic
+        self.name_at = name_at  # the key name whose string starts at an offset
+        self.keys_read = 0
+        self.empty = 0
+        self.modules = 0
+        self.expired = 0  # keys past their TTL by the side's expired_by: left out
+        self.seconds = 0.0
+
+
+def side_batches(
+    mm: mmap.mmap,
+    label: str,
+    rows: SideRows,
+    dbs: set[int] | None,
+    match: str | None,
+    progress: ProgressFactory | None,
+    expired_by: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The side's keys (those of ``dbs`` matching ``match``, no empty collections, none
+    expiring at or before ``expired_by`` ms), batch by batch; ``rows`` counted as they go. The
+    file was checked before: the walk is the quick one."""
+    started = time.monotonic()
+    bar = (progress or no_progress)(f"reading {label}")
+    hook = releasing_hook(mm, bar)
+    matcher = glob_matcher(match) if match is not None and match != "*" else None
+    wanted = pa.array(sorted(dbs), pa.int32()) if dbs is not None else None
+    try:
+        walker = RdbWalker(mm, on_progress=hook)
+        rows.magic = walker.magic
+        for batch in record_batches(walker, with_internal=True):
+            masks = []
+            if wanted is not None:
+                masks.append(pc.is_in(batch["db"], value_set=wanted))
+            if matcher is not None:
+                masks.append(pa.array([matcher(k) for k in batch["key"].to_pylist()]))
+            batch = batch.select(COLUMNS)
+            if masks:
+                keep = masks[0]
+                for m in masks[1:]:
+                    keep = pc.and_(keep, m)
+                batch = batch.filter(keep)
+            empty = pc.and_(
+                pc.equal(batch["elements"], 0),
+                pc.is_in(batch["rdb_type"], value_set=_COLLECTIONS),
+            )
+            n_empty = int(pc.sum(empty).as_py() or 0)
+            if n_empty:
+                batch = batch.filter(pc.invert(empty))
+            rows.empty += n_empty
+            if expired_by is not None:
+                gone = pc.fill_null(pc.less_equal(batch["expire_ms"], expired_by), False)
+                n_gone = int(pc.sum(gone).as_py() or 0)
+                if n_gone:
+                    batch = batch.filter(pc.invert(gone))
+                    rows.expired += n_gone
+            rows.modules += int(
+                pc.sum(
+                    pc.is_in(batch["rdb_type"], value_set=pa.array(_MODULES, pa.uint8()))
+                ).as_py()
+                or 0
+            )
+            rows.keys_read += batch.num_rows
+            yield batch
+    except FormatError as e:
+        raise DiffError(f"{label}: {e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        rows.seconds = time.monotonic() - started
+
+
+# Each joined key is one of these classes.
+SAME_BYTES = 0  # in both, the same value bytes (type, size, hash) and expiry: unchanged
+SAME_META = 1  # in both, not a string, the same type, elements and expiry (without values)
+OTHER = 2  # in one side only, or else: judged key by key in Python
+
+
+def join_query(values: bool) -> str:
+    """The one pass over both sides: per key its class, and the columns of each side for the
+    keys of class OTHER (null for the others, which are only counted)."""
+    same_bytes = (
+        "a.rdb_type = b.rdb_type AND a.type = b.type AND a.value_bytes = b.value_bytes "
+        "AND a.value_hash = b.value_hash AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
+    )
+    same_meta = (
+        "a.type = b.type AND a.rdb_type <> 0 AND b.rdb_type <> 0 AND a.elements = b.elements "
+        "AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
+    )
+    cls = f"CASE WHEN a.key_hash IS NULL OR b.key_hash IS NULL THEN {OTHER} "
+    cls += f"WHEN {same_bytes} THEN {SAME_BYTES} "
+    if not values:
+        cls += f"WHEN {same_meta} THEN {SAME_META} "
+    cls += f"ELSE {OTHER} END"
+    fields = [c for c in COLUMNS if c not in ("db", "key_hash", "key_hash2")]
+    sides = ", ".join(
+        f"CASE WHEN class = {OTHER} THEN {s}.{c} END AS {s}_{c}" for s in "ab" for c in fields
+    )
+    return (
+        f"SELECT coalesce(a.db, b.db) AS db, {cls} AS class, a.type AS type, "
+        "a.expire_ms IS NOT NULL AS expiring, "
+        f"a.key_hash IS NOT NULL AS in_a, b.key_hash IS NOT NULL AS in_b, {sides} "
+        "FROM a FULL OUTER JOIN b "
+        "ON a.db = b.db AND a.key_hash = b.key_hash AND a.key_hash2 = b.key_hash2"
+    )
+
+
+class Joined:
+    """DuckDB over the two sides' batches (registered as tables a and b, read once), in a
+    scratch directory it spills to; closed with :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.directory = lifeline.scratch_dir("rbkit-diff-join-")
+        self.con = duckdb.connect()
+        self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.con.execute(f"SET temp_directory = '{self.directory}'")
+        self.con.execute("SET preserve_insertion_order = false")
+
+    def register(self, table: str, batches: Iterator[pa.RecordBatch]) -> None:
+        """Table ``table`` (a or b): the batches of :func:`side_batches`, read by the join."""
+        self.con.register(table, pa.RecordBatchReader.from_batches(SCHEMA, batches))
+
+    def join(self, values: bool) -> Iterator[pa.RecordBatch]:
+        """The joined keys (:func:`join_query`), FETCH_ROWS at a time, in no set order."""
+        try:
+            relation = self.con.sql(join_query(values))
+            # DuckDB 1.x names it record_batch, 2.x to_arrow_reader.
+            fetch = getattr(relation, "to_arrow_reader", None) or relation.record_batch
+            yield from fetch(FETCH_ROWS)
+        except duckdb.Error as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DiffError(f"joining the two sides failed (DuckDB): {first}") from None
+
+    def close(self) -> None:
+        self.con.close()
+        lifeline.remove_dir(self.directory)
+
+
+def row_values(
+    rows: SideRows, rdb_type: int, offset: int, value_bytes: int, elements: int, values: bool
+) -> tuple[int | None, bytes | None]:
+    """(size, digest) of one value read again from its side's file: STRLEN for a string, the
+    elements of a collection, None for a module value; the logical digest with ``values``.
+
+    Read with pread, not through the map: these values are scattered over the file, and mapped
+    pages touched at random would stay in RSS."""
+    module = rdb_type in _MODULES
+    if rdb_type != _STRING and not values:
+        return (None if module else elements), None
+    raw = os.pread(rows.fd, value_bytes, offset)
+    if rdb_type == _STRING:
+        size = string_length(raw, 0)
+        return size, string_digest(read_string(raw, 0)[0]) if values else None
+    value = read_value(raw, rdb_type, 0, magic=rows.magic)[0]
+    return (None if module else elements), digest(value, raw if module else None)

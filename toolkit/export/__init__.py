@@ -1,0 +1,1 @@
+"""rbkit export: one row per key of an RDB (docs/export.md)."""
