@@ -20,7 +20,15 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import DEBUG_CONFIG, RDB_FILES, binary, falkordb, invoke_cli, server_ms
+from conftest import (
+    DEBUG_CONFIG,
+    RDB_FILES,
+    binary,
+    falkordb,
+    invoke_cli,
+    server_ms,
+    stack_module_paths,
+)
 from plain_view import TTL_SLACK_MS, dbs_of, expire_at, key_view, reference
 
 from toolkit.export.keytext import escape_key, unescape_key
@@ -108,12 +116,12 @@ def test_filters_keep_what_the_server_would_list(tmp_path: Path) -> None:
 @contextlib.contextmanager
 def loaded(path: Path | None, version: str) -> Iterator[RedisServer]:
     """A server of ``version`` that takes DEBUG, with ``path`` as its dump.rdb (or empty);
-    FalkorDB loaded into 8.2, for graph values."""
+    FalkorDB loaded into 8.2, for graph values; Redis Stack's modules into 7.4."""
     with tempfile.TemporaryDirectory(prefix="rbkit-export-") as tmp:
         directory = Path(tmp)
         if path is not None:
             shutil.copyfile(path, directory / "dump.rdb")
-        modules = [falkordb()] if version == "8.2" else []
+        modules = {"8.2": [falkordb()], "7.4": stack_module_paths()}.get(version, [])
         config = {"dbfilename": "dump.rdb", "databases": "64"}
         if version != "6.2":  # 6.2 takes DEBUG without being told
             config.update(DEBUG_CONFIG)
