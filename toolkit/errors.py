@@ -65,3 +65,7 @@ class JournalError(RbkitError):
 
 class DiffError(RbkitError):
     """A diff that cannot be made (a source that cannot be read or reached)."""
+
+
+class KeyListError(RbkitError):
+    """A ``--keys-from`` file that cannot be read as key names or as a diff report."""

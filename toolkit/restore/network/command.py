@@ -14,6 +14,7 @@ reached or refuses the password raise an RbkitError instead.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
@@ -30,9 +31,8 @@ from toolkit.errors import ConnectError, RestoreError, TargetError
 from toolkit.restore.network.cluster_set import SetSource, set_result
 from toolkit.restore.network.load import load
 from toolkit.restore.network.plan import make_plan
-from toolkit.restore.network.report import (
-    NetworkReport,
-)
+from toolkit.restore.network.report import NetworkReport
+from toolkit.restore.network.selection import REPLACE, Selection, plan_selection
 from toolkit.restore.network.source import RdbSource, aof_to_rdb
 from toolkit.restore.network.target import inspect_target, parse_target
 from toolkit.restore.network.verify import verify
@@ -69,10 +69,12 @@ def restore_to(
     confirm: Callable[[NetworkReport], bool] = lambda _r: True,
     progress: ProgressFactory | None = None,
     connect: ConnectOptions | None = None,
+    selection: Selection | None = None,
 ) -> NetworkReport:
     """Restore ``backup`` into the server (or cluster) at ``url`` (or ``host:port``, reached
-    with ``connect``) and report; ``confirm`` is asked once the plan is made. Raises an
-    RbkitError for a usage or I/O problem."""
+    with ``connect``) and report; ``confirm`` is asked once the plan is made. ``selection``:
+    which keys, what of keys already there, which TTLs (selection.py). Raises an RbkitError
+    for a usage or I/O problem."""
     if is_set(backup) and not cluster:
         raise RestoreError(
             f"{backup}: a cluster backup set goes into a cluster: pass --cluster (and any "
@@ -81,10 +83,12 @@ def restore_to(
     target = parse_target(url, connect)
     report = NetworkReport(str(backup), target.display, dry_run)
     progress = progress or no_progress
+    selection = selection or Selection()
+    replace = replace or selection.conflict_mode == REPLACE
     with ExitStack() as stack, suppress(_Stop):
         _run(
             report, stack, backup, target, config, cluster, replace, force, modules, confirm,
-            progress,
+            progress, selection,
         )  # fmt: skip
     return report
 
@@ -112,6 +116,7 @@ def _run(
     modules: Sequence[Path],
     confirm: Callable[[NetworkReport], bool],
     progress_for: ProgressFactory,
+    selection: Selection,
 ) -> None:
     set_source: SetSource | None = None
     if is_set(backup):
@@ -128,10 +133,18 @@ def _run(
     with _step(report, "preflight") as step:
         try:
             plan = make_plan(
-                rdb_result, source, info, cluster=cluster, replace=replace, force=force
-            )
+                rdb_result, source, info, cluster=cluster, replace=replace, force=force,
+                by_key=selection.by_key, keys_only=selection.selects,
+            )  # fmt: skip
+            if selection.active:
+                converted = report.restored_file is not None
+                plan.selection = plan_selection(
+                    plan, rdb_result, source, selection, target, converted=converted
+                )
         except FormatError as e:  # a damaged backup let through by --force
             raise _stop(report, step, REFUSED, [f"reading the backup: {e}"]) from None
+        except (redis.RedisError, OSError) as e:
+            raise _stop(report, step, REFUSED, [f"reading {target.display}: {e}"]) from None
         report.plan = plan
         if plan.refused:
             raise _stop(report, step, REFUSED, plan.refusals)
@@ -147,6 +160,8 @@ def _run(
             raise _stop(report, step, CANCELLED, ["not confirmed"])
         step.detail = "confirmed"
     progress = progress_for(f"restoring {backup.name}")
+    if plan.selection is not None:
+        plan.selection.picker.base_ms = int(time.time() * 1000)  # where --ttl shift counts from
     with _step(report, "load") as step:
         try:
             stats = load(plan, source, target, progress=progress)

@@ -61,6 +61,7 @@ class LoadStats:
     expired: Counter[int] = field(default_factory=Counter)  # TTL run out: skipped
     empty: Counter[int] = field(default_factory=Counter)  # empty collections: skipped
     left_out: Counter[int] = field(default_factory=Counter)  # cannot go there (forced)
+    skipped: Counter[str] = field(default_factory=Counter)  # by a selection: reason -> keys
     libraries: list[str] = field(default_factory=list)
     commands: int = 0
     bytes: int = 0
@@ -463,12 +464,15 @@ def _load_keys(
     collections = COLLECTION_TYPES
     packer = _RestorePacker(source, plan.replace) if payload_path and writer.packed else None
     pipeline = _Pipeline(writer, stats, batch_keys, batch_bytes)
+    pick = plan.selection.picker if plan.selection is not None else None  # selection.py
     damage: FormatError | None = None
     try:
         for item in source.items(progress):
             db = item.db
             if db in skip_dbs or item.type_name in skip_types:
                 stats.left_out[db] += 1
+                continue
+            if pick is not None and not pick(item, stats.skipped, stats.expired):
                 continue
             if item.elements == 0 and item.type_id in collections:  # Redis skips them too
                 stats.empty[db] += 1
