@@ -22,6 +22,9 @@ import re
 from collections.abc import Callable
 
 MAX_NESTING = 1000  # stringmatchlen_impl: "Protection against abusive patterns"
+# Up to this many * a regular expression matches (backtracking grows as the name's length to
+# the power of the stars); past it, the port, which gives up early as Redis does.
+REGEX_STARS = 4
 
 
 def _signed(b: int) -> int:
@@ -52,14 +55,32 @@ def _class_end(pat: bytes, i: int, byte: int) -> tuple[int, bool]:
 
 
 def stringmatch(pattern: bytes, name: bytes) -> bool:
-    """Does ``name`` match ``pattern``? util.c ``stringmatchlen`` (nocase off), ported."""
-    skip = [False]
-    return _match(pattern, 0, name, 0, skip, 0)
+    """Does ``name`` match ``pattern``? util.c ``stringmatchlen`` (nocase off), ported; its
+    recursion at each ``*`` is a stack here. A child call that fails lets its ``*`` try one
+    byte further; once a ``*`` has tried every position the whole match fails (Redis's
+    ``skipLongerMatches``)."""
+    stack: list[list[int]] = []  # per * being tried: [pattern index after it, name index]
+    p = i = 0
+    while True:
+        outcome = _run(pattern, p, name, i) if len(stack) <= MAX_NESTING else False
+        if outcome is True:
+            return True
+        if isinstance(outcome, tuple):
+            stack.append(list(outcome))
+            p, i = outcome
+            continue
+        if not stack:
+            return False
+        frame = stack[-1]
+        frame[1] += 1
+        if frame[1] >= len(name):
+            return False
+        p, i = frame
 
 
-def _match(pat: bytes, p: int, s: bytes, i: int, skip: list[bool], nesting: int) -> bool:
-    if nesting > MAX_NESTING:
-        return False
+def _run(pat: bytes, p: int, s: bytes, i: int) -> bool | tuple[int, int]:
+    """One call of stringmatchlen_impl up to its first ``*``: the result, or (where the
+    rest of the pattern starts, where in the name) for the ``*`` to try."""
     pn, sn = len(pat), len(s)
     while p < pn and i < sn:
         c = pat[p]
@@ -68,14 +89,7 @@ def _match(pat: bytes, p: int, s: bytes, i: int, skip: list[bool], nesting: int)
                 p += 1
             if pn - p == 1:
                 return True
-            while i < sn:
-                if _match(pat, p + 1, s, i, skip, nesting + 1):
-                    return True
-                if skip[0]:
-                    return False
-                i += 1
-            skip[0] = True
-            return False
+            return p + 1, i
         if c == 0x3F:  # ?
             i += 1
         elif c == 0x5B:  # [
@@ -104,11 +118,11 @@ def _match(pat: bytes, p: int, s: bytes, i: int, skip: list[bool], nesting: int)
 def glob_matcher(pattern: str | bytes) -> Callable[[bytes], bool]:
     """A matcher of key names for ``pattern`` that agrees with :func:`stringmatch` (and with
     SCAN, for which ``*`` matches every name): a compiled regular expression, or the port
-    itself for a pattern that could nest past :data:`MAX_NESTING`."""
+    itself for a pattern of more than :data:`REGEX_STARS` stars."""
     pat = pattern.encode() if isinstance(pattern, str) else pattern
     if pat == b"*":  # SCAN skips matching altogether for "*"
         return lambda key: True
-    if pat.count(b"*") > MAX_NESTING:
+    if pat.count(b"*") > REGEX_STARS:
         return lambda key: stringmatch(pat, key)
     full = re.compile(glob_regex(pat), re.DOTALL).fullmatch
 

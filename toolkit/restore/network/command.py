@@ -13,6 +13,7 @@ reached or refuses the password raise an RbkitError instead.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -84,6 +85,8 @@ def restore_to(
     report = NetworkReport(str(backup), target.display, dry_run)
     progress = progress or no_progress
     selection = selection or Selection()
+    if replace and selection.on_conflict is None and selection.selects:  # --replace
+        selection = dataclasses.replace(selection, on_conflict=REPLACE)
     replace = replace or selection.conflict_mode == REPLACE
     with ExitStack() as stack, suppress(_Stop):
         _run(

@@ -189,6 +189,7 @@ def _selection_json(sp: SelectionPlan) -> dict[str, Any]:
             "only": list(keys.only),
             "names": sp.names_listed,
             "found": sp.names_found,
+            "diff_a": keys.diff_a,
         },
         "on_conflict": s.conflict_mode,
         "ttl": s.ttl,
@@ -410,6 +411,11 @@ def _selection_lines(sp: SelectionPlan) -> list[str]:
             f"  on the target already: {plural(sp.existing, 'selected key')}"
             f"{f', {what}' if what else ''} ({first}{f' and {more} more' if more else ''})"
         )
+    keys = s.keys
+    if keys is not None:
+        found = f"{count(sp.names_found)} of {plural(sp.names_listed, 'name')} found in the backup"
+        side = f", a diff of {printable(keys.diff_a)} (A) and the target" if keys.diff_a else ""
+        out.append(f"  --keys-from {printable(keys.path)}{side}: {found}")
     out.extend(f"  note: {n}" for n in sp.notes)
     return out
 

@@ -12,7 +12,8 @@ for the verification, so the three agree.
 
 TTLs: ``keep`` sends each key's absolute expiry from the backup (a key whose expiry has passed
 by the time it is sent is skipped); ``none`` sends no TTL; ``shift`` gives each key the time it
-had left at the backup's own time (its aux ``ctime``), counted from the start of the load. With
+had left at the backup's own time (the end of the second its aux ``ctime`` names), counted from
+the start of the load. With
 ``none`` and ``shift``, a key whose TTL had run out by the backup's time is skipped (it was
 gone from the server already). Hash fields' own TTLs are not changed by ``--ttl``.
 """
@@ -175,13 +176,16 @@ class SelectionPlan:
 
 
 def backup_time(result: CheckResult, converted: bool) -> tuple[int | None, str | None]:
-    """The backup's own time in ms (aux ctime) and where it comes from."""
-    ctime = result.aux.get("ctime")
-    if ctime is None or not str(ctime).strip().lstrip("-").isdigit():
+    """The backup's own time in ms and where it comes from: the last ms of the second its
+    aux ctime names (ctime is in whole seconds). So a key that expired in that second counts
+    as expired, and a shifted TTL is at most a second shorter than it was, never longer."""
+    ctime = str(result.aux.get("ctime", "")).strip()
+    if not ctime.isdigit():
         return None, None
+    end = int(ctime) * 1000 + 999
     if converted:
-        return int(ctime) * 1000, "aux ctime of the RDB the restore drill saved from the AOF"
-    return int(ctime) * 1000, "aux ctime of the backup"
+        return end, "aux ctime of the RDB the restore drill saved from the AOF, end of its second"
+    return end, "aux ctime of the backup, end of its second"
 
 
 def plan_selection(
@@ -209,6 +213,7 @@ def plan_selection(
     before = plan.target.keys_by_db()
     ttl_types = field_ttl_types(source.magic)
     found: set[tuple[int, bytes]] = set()
+    seen_types: set[str] = set()
     mode = selection.conflict_mode
     with _Exists(plan, url) as exists:
         for item in source.items():
@@ -216,6 +221,7 @@ def plan_selection(
             if d is None:
                 d = dbs[item.db] = DbPlan(target_before=before.get(item.db, 0))
             d.keys += 1
+            seen_types.add(item.type_name)
             why = _reason(plan, picker, item, ttl_types, source)
             if why is not None:
                 _count(d, why)
@@ -231,9 +237,11 @@ def plan_selection(
         for db, key, type_name, there in exists.flush():
             _existing(out, dbs[db], db, key, type_name, there)
     plan.dbs.update(dbs)
+    _absent(out, "--db", sorted((selection.dbs or set()) - set(dbs)), "db")
+    _absent(out, "--type", sorted((selection.types or set()) - seen_types), "key of type")
     if selection.keys is not None:
         out.names_listed, out.names_found = selection.keys.count, len(found)
-        _key_list_notes(out, selection.keys, result)
+        _key_list_notes(out, selection.keys)
     if mode == FAIL and out.existing:
         first = ", ".join(f"db {db}: '{printable(k)}'" for db, k in out.existing_first)
         more = out.existing - len(out.existing_first)
@@ -293,7 +301,7 @@ def _existing(
     out.to_write[type_name] += 1
 
 
-def _key_list_notes(out: SelectionPlan, keys: KeyList, result: CheckResult) -> None:
+def _key_list_notes(out: SelectionPlan, keys: KeyList) -> None:
     missing = out.names_listed - out.names_found
     if missing:
         out.notes.append(
@@ -302,12 +310,11 @@ def _key_list_notes(out: SelectionPlan, keys: KeyList, result: CheckResult) -> N
             f"{' (in the db the diff names)' if keys.kind == 'diff' else ''}: nothing to restore "
             "for them"
         )
-    if keys.kind == "diff" and keys.diff_a is not None and keys.diff_a != result.path:
-        out.notes.append(
-            f"--keys-from {printable(keys.path)} is a diff whose side A is "
-            f"{printable(keys.diff_a)}, not {printable(result.path)}: make sure it compares "
-            "this backup (A) with the target (B)"
-        )
+
+
+def _absent(out: SelectionPlan, option: str, missing: list[int] | list[str], what: str) -> None:
+    for value in missing:
+        out.notes.append(f"{option} {printable(str(value))}: the backup has no {what} {value}")
 
 
 class _Exists:
