@@ -296,6 +296,10 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
 
     out: list[str] = []
     verdict = _VERDICTS[report.outcome]
+    if _selects(report.plan) and report.outcome in (VERIFIED, MISMATCH):
+        verdict = verdict.replace(
+            "what the backup holds", "the selected keys as the backup has them"
+        )
     if report.outcome == REFUSED and report.dry_run:
         verdict = "REFUSED (--dry-run): the restore would be refused"
     out.append(verdict_line(f"network restore of {report.backup} into {report.target}", verdict))
@@ -331,7 +335,7 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
         after = report.keys_after
         picked = plan.selection is not None
         headers = ["db", "in backup", "expired", "empty", "left out"]
-        headers += ["not selected", "on target"] if picked else []
+        headers += ["not selected", "already there"] if picked else []
         headers += ["to restore", "before"]
         if stats is not None:
             headers.append("restored")
@@ -430,6 +434,11 @@ def _ttl_text(sp: SelectionPlan) -> str:
     if ttl == "none":
         return "none: no key gets a TTL"
     return "keep: each key's expiry time as in the backup"
+
+
+def _selects(plan: Plan | None) -> bool:
+    """A plan that restores a selection of the backup's keys."""
+    return plan is not None and plan.selection is not None and plan.selection.selection.selects
 
 
 def _verified_text(v: Verification, ttl_mode: str | None) -> str:
