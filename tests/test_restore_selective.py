@@ -567,3 +567,75 @@ def test_a_selection_is_refused_in_file_mode_and_drills(tmp_path: Path, option: 
         assert f"{option[0]} cannot be used with --stage-only" in run.stderr
         assert "Redis loads whole files" in run.stderr
         assert state(src) == snapshot
+
+
+def test_on_conflict_fail_without_a_selection_checks_key_by_key(tmp_path: Path) -> None:
+    """--on-conflict fail with no selection: other keys on the target do not refuse it."""
+    with server() as src, server() as dst:
+        fill(src.client())
+        backup = backup_of(src, tmp_path)
+        dst.client().set("unrelated", "x")
+        code, report = restore(backup, dst)
+        assert code == 1 and report["reasons"][0].startswith("target db 0 holds 1 key")
+        code, report = restore(backup, dst, "--on-conflict", "fail")
+        assert code == 0, report["reasons"]
+        assert keys(dst) == keys(src) | {b"unrelated"}
+        assert report["verification"]["mode"] == "keys"
+
+
+# -- a cluster, an AOF -------------------------------------------------------------------------
+
+
+def test_selection_into_a_cluster(tmp_path: Path) -> None:
+    from test_network_restore import cluster
+
+    with server() as src, cluster() as nodes:
+        c = src.client()
+        fill(c)
+        backup = backup_of(src, tmp_path)
+        rc = redis.RedisCluster(host="127.0.0.1", port=nodes[0].port)
+        try:
+            rc.set("user:1", "theirs")
+            before = sum(n.client().dbsize() for n in nodes)
+            code, report = restore(backup, nodes[0], "--cluster", "--match", "user:*")
+            assert code == 1 and "db 0: 'user:1'" in report["reason"]
+            assert sum(n.client().dbsize() for n in nodes) == before
+            code, report = restore(backup, nodes[0], "--cluster", "--match", "user:*",
+                                   "--on-conflict", "skip")  # fmt: skip
+            assert code == 0, report["reasons"]
+            want = set(c.scan_iter(match="user:*"))
+            held = {k for n in nodes for k in n.client().scan_iter(count=1000)}
+            assert held == want
+            assert rc.get("user:1") == b"theirs"
+            for k in want - {b"user:1"}:
+                assert rc.dump(k) == c.dump(k), k
+            assert report["selection"]["skipped"]["conflict"] == 1
+        finally:
+            rc.close()
+
+
+def test_an_aof_backup_shifts_from_the_drills_save(tmp_path: Path) -> None:
+    with server() as src:
+        c = src.client()
+        c.config_set("appendonly", "yes")
+        wait_past(c, server_ms(c) + 10)
+        while c.info("persistence")["aof_rewrite_in_progress"]:
+            wait_past(c, server_ms(c) + 10)
+        expire = server_ms(c) + 3_600_000
+        c.set("t:long", "x", pxat=expire)
+        c.set("t:none", "x")
+        backup = tmp_path / "appendonlydir"
+        shutil.copytree(src.directory / "appendonlydir", backup)
+        with server() as dst:
+            d = dst.client()
+            t0 = server_ms(d)
+            code, report = restore(backup, dst, "--ttl", "shift", "--type", "string")
+            t1 = server_ms(d)
+            assert code == 0, report["reasons"]
+            sel = report["selection"]
+            assert sel["backup_time_source"].startswith("aux ctime of the RDB the restore drill")
+            # the drill saved during the restore: the TTL left then, from the load's start
+            assert t0 // 1000 * 1000 <= sel["backup_time_ms"] <= t1 // 1000 * 1000 + 999
+            at = int(d.execute_command("PEXPIRETIME", "t:long"))
+            assert expire - (t1 - t0) - 1000 <= at <= expire + (t1 - t0)
+            assert d.pttl("t:none") == -1
