@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from toolkit.diff.compute import DiffError, compute_diff
 from toolkit.diff.live import LiveServer
-from toolkit.diff.table import glob_matcher
 from toolkit.server.connect import safe_url
+from toolkit.server.glob import glob_matcher
 from toolkit.server.process import RedisServer, free_port, running_server
 
 PASSWORD = "s3cret-Pa55"

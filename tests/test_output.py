@@ -277,9 +277,10 @@ def test_metavars_say_what_a_value_is() -> None:
 def test_restore_options_grouped_by_mode() -> None:
     out = rbkit("restore", "-h", COLUMNS="100").stdout
     panels = re.findall(r"╭─ (.+?) ─", out)
-    assert panels[-7:] == [
+    assert panels[-8:] == [
         "File restore (--config / --url)",
         "Network restore (--to)",
+        "Selective restore (--to only)",
         "Drill (--stage-only)",
         "Rollback (--rollback DIR)",
         "Point in time (an AOF backup; any mode but --rollback)",

@@ -69,3 +69,7 @@ class DiffError(RbkitError):
 
 class ExportError(RbkitError):
     """An export that cannot be made (not an RDB, damaged, an output that cannot be written)."""
+
+
+class KeyListError(RbkitError):
+    """A ``--keys-from`` file that cannot be read as key names or as a diff report."""

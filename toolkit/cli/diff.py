@@ -67,12 +67,17 @@ def diff(
     keys: Annotated[
         bool,
         typer.Option(
-            "--keys", help="List the differing keys (the first --limit; Markdown always does)."
+            "--keys",
+            help="List the differing keys (the first --limit; Markdown and JSON always do).",
         ),
     ] = False,
     limit: Annotated[
         int,
-        typer.Option("--limit", min=0, help="How many differing keys --keys (and Markdown) list."),
+        typer.Option(
+            "--limit",
+            min=0,
+            help="How many differing keys --keys and Markdown list (JSON lists every one).",
+        ),
     ] = 50,
     match: Annotated[
         str | None,
@@ -155,7 +160,7 @@ def diff(
             match=match,
             values=values,
             ttl_tolerance_ms=tolerance_ms,
-            limit=limit,
+            limit=None if fmt is Format.json else limit,  # JSON: every key, for --keys-from
             prefix_sep=prefix_sep or None,
             progress=progress_for,
             modules=tuple(module or ()),
@@ -165,7 +170,7 @@ def diff(
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None
     if fmt is Format.json:
-        emit_json(render.diff_json(report, keys=keys, top_prefixes=top))
+        emit_json(render.diff_json(report, top_prefixes=top))
     elif fmt is Format.markdown:
         # The review document wants the first keys: Markdown lists them without --keys too.
         emit(render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n"))

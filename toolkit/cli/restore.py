@@ -25,9 +25,10 @@ from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 from toolkit.server.connect import CONNECT_TIMEOUT, ConnectOptions, safe_url
 
-FILE, NETWORK, DRILL, ROLLBACK, PITR, COMMON = (
+FILE, NETWORK, SELECTIVE, DRILL, ROLLBACK, PITR, COMMON = (
     "File restore (--config / --url)",
     "Network restore (--to)",
+    "Selective restore (--to only)",
     "Drill (--stage-only)",
     "Rollback (--rollback DIR)",
     "Point in time (an AOF backup; any mode but --rollback)",
@@ -50,6 +51,11 @@ Examples:
   rbkit restore dump.rdb --to redis://10.0.0.5:7000 --cluster --yes
   # continue a network restore that was cut off (killed, or the connection lost)
   rbkit restore dump.rdb --to redis://10.0.0.5:6379 --resume --yes
+  # only some keys, leaving those the target has alone
+  rbkit restore dump.rdb --to redis://10.0.0.5:6379 --match 'user:*' --on-conflict skip
+  # bring back exactly the keys deleted since the backup
+  rbkit diff dump.rdb redis://10.0.0.5:6379 --json > d.json
+  rbkit restore dump.rdb --to redis://10.0.0.5:6379 --keys-from d.json --only removed
   # undo a restore that was cut off
   rbkit restore --rollback /var/lib/redis
   rbkit restore appendonlydir/ --before FLUSHALL --stage-only
@@ -88,6 +94,13 @@ class RestoreArgs:
     resume: bool = False
     restart: bool = False
     journal: Path | None = None
+    match: tuple[str, ...] = ()
+    db: tuple[int, ...] = ()
+    type: tuple[str, ...] = ()
+    keys_from: Path | None = None
+    only: str | None = None
+    on_conflict: str | None = None
+    ttl: str | None = None
 
     @property
     def cut(self) -> bool:
@@ -107,9 +120,19 @@ _CONNECTION = {
 }
 _CUTS = {"--until", "--before", "--before-offset"}
 _JOURNAL = {"--resume", "--restart", "--journal"}
+_SELECTIVE = {"--match", "--db", "--type", "--keys-from", "--only", "--on-conflict", "--ttl"}
 _MODE_OPTIONS = {
     "--stage-only": {"BACKUP", "--dry-run", "--redis-server", *_CUTS},
-    "--to": {"BACKUP", "--cluster", "--replace", "--dry-run", *_CONNECTION, *_CUTS, *_JOURNAL},
+    "--to": {
+        "BACKUP",
+        "--cluster",
+        "--replace",
+        "--dry-run",
+        *_CONNECTION,
+        *_CUTS,
+        *_JOURNAL,
+        *_SELECTIVE,
+    },
     "--rollback": {"--url", "--stop-cmd", "--start-cmd", "--discard-writes", "--redis-server"}
     | _CONNECTION,
 }
@@ -141,8 +164,27 @@ def _given(a: RestoreArgs) -> list[str]:
         "--resume": a.resume,
         "--restart": a.restart,
         "--journal": a.journal is not None,
+        "--match": bool(a.match),
+        "--db": bool(a.db),
+        "--type": bool(a.type),
+        "--keys-from": a.keys_from is not None,
+        "--only": a.only is not None,
+        "--on-conflict": a.on_conflict is not None,
+        "--ttl": a.ttl is not None,
     }
     return [name for name, on in flags.items() if on] + list(a.connect_flags)
+
+
+def _whole_files(name: str, mode: str) -> str:
+    what = {
+        "--stage-only": "a restore drill loads the whole backup into its scratch server",
+        "file": "a file restore installs the whole file",
+    }[mode]
+    return (
+        f"{name} cannot be used with {'a file restore' if mode == 'file' else mode}: {what}, "
+        "and Redis loads whole files; a selective restore writes keys over the network "
+        "(--to URL)"
+    )
 
 
 def mode_of(a: RestoreArgs) -> str:
@@ -160,8 +202,13 @@ def mode_of(a: RestoreArgs) -> str:
         mode = modes[0]
         for name in on:
             if name != mode and name not in _MODE_OPTIONS[mode]:
+                if name in _SELECTIVE and mode == "--stage-only":
+                    raise UsageError(_whole_files(name, mode))
                 raise UsageError(f"{name} cannot be used with {mode}: {_MODE_TEXT[mode]}")
         return mode
+    for name in on:
+        if name in _SELECTIVE:
+            raise UsageError(_whole_files(name, "file"))
     for name in ("--cluster", "--replace", *sorted(_JOURNAL)):
         if name in on:
             raise UsageError(f"{name} goes with --to URL")
@@ -280,6 +327,72 @@ def restore(
             rich_help_panel=NETWORK,
         ),
     ] = None,
+    match: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--match",
+            metavar="GLOB",
+            help="Only keys whose name matches this glob (as SCAN MATCH reads it); repeatable.",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
+    db: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--db",
+            min=0,
+            metavar="N",
+            help="Only keys of db N; repeatable.",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
+    type_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            help="Only keys of this type (as TYPE names it: string, hash, ...); repeatable.",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
+    keys_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys-from",
+            metavar="FILE",
+            help='Only these keys: one name a line ("..." with \\xHH escapes for any byte), '
+            "or the output of rbkit diff BACKUP TARGET --json.",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            metavar="KINDS",
+            help="With a diff --json: removed, changed or removed,changed (default).",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
+    on_conflict: Annotated[
+        str | None,
+        typer.Option(
+            "--on-conflict",
+            metavar="skip|replace|fail",
+            help="A selected key the target has: leave it, overwrite it, or write nothing "
+            "(default with a selection: fail).",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option(
+            "--ttl",
+            metavar="keep|none|shift",
+            help="Expiry as in the backup (default), none, or the time left at the backup's time.",
+            rich_help_panel=SELECTIVE,
+        ),
+    ] = None,
     stage_only: Annotated[
         bool,
         typer.Option(
@@ -392,7 +505,8 @@ def restore(
         backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
         verify_values, discard_writes, connect, tuple(connect_flags), until, before,
-        before_offset, resume, restart, journal,
+        before_offset, resume, restart, journal, tuple(match or ()), tuple(db or ()),
+        tuple(type_ or ()), keys_from, only, on_conflict, ttl,
     )  # fmt: skip
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
@@ -548,12 +662,14 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         keys = plan.keys_to_restore if plan is not None else "the"
         return typer.confirm(f"Restore {keys} keys into {report.target}?", err=True)
 
+    selection = selection_of(a)
     report = restore_to(
         backup,
         a.to,
         progress=progress_for,
         cluster=a.cluster,
         replace=a.replace,
+        selection=selection,
         force=a.force,
         dry_run=a.dry_run,
         config=a.config,
@@ -565,6 +681,40 @@ def _network(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:
         journal=a.journal,
     )
     return network_json(report), render_network(report, width=width()), report.ok
+
+
+def selection_of(a: RestoreArgs) -> Any:
+    """The selection.Selection the selective options ask for (a UsageError when they make
+    no sense; a KeyListError for a --keys-from file that cannot be read)."""
+    import os
+
+    from toolkit.restore.network.keylist import ONLY_CHOICES, read_key_list
+    from toolkit.restore.network.selection import ON_CONFLICT, REPLACE, TTL_MODES, Selection
+
+    if a.on_conflict is not None and a.on_conflict not in ON_CONFLICT:
+        raise UsageError(f"--on-conflict {a.on_conflict!r}: expected skip, replace or fail")
+    if a.replace and a.on_conflict not in (None, REPLACE):
+        raise UsageError(f"--replace and --on-conflict {a.on_conflict}: --replace is "
+                         "--on-conflict replace; give one of them")  # fmt: skip
+    if a.ttl is not None and a.ttl not in TTL_MODES:
+        raise UsageError(f"--ttl {a.ttl!r}: expected keep, none or shift")
+    only = None
+    if a.only is not None:
+        if a.keys_from is None:
+            raise UsageError("--only goes with --keys-from (the output of rbkit diff --json)")
+        only = tuple(dict.fromkeys(w.strip() for w in a.only.split(",")))
+        bad = [w for w in only if w not in ONLY_CHOICES]
+        if bad or not only:
+            raise UsageError(f"--only {a.only!r}: expected removed, changed or removed,changed")
+    keys = read_key_list(a.keys_from, only) if a.keys_from is not None else None
+    return Selection(
+        matches=tuple(os.fsencode(m) for m in a.match),
+        dbs=frozenset(a.db) if a.db else None,
+        types=frozenset(a.type) if a.type else None,
+        keys=keys,
+        on_conflict=a.on_conflict,
+        ttl=a.ttl or "keep",
+    )
 
 
 def _drill(a: RestoreArgs) -> tuple[dict[str, Any], str, bool]:

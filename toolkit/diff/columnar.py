@@ -35,10 +35,10 @@ from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
 from toolkit.columns import FULL_SCHEMA, record_batches
-from toolkit.diff.table import glob_matcher
 from toolkit.diff.values import digest, string_digest
 from toolkit.errors import DiffError
 from toolkit.mapped import releasing_hook
+from toolkit.server.glob import glob_matcher
 from toolkit.steps import ProgressFactory, no_progress
 
 # DuckDB's memory limit: past it its joins and sorts spill to the scratch directory.

@@ -10,7 +10,7 @@ The entry point, for the CLI and the renderer::
         match: str | None = None,               # --match: Redis-style glob on key names
         values: bool = False,                   # --values: compare logical content too
         ttl_tolerance_ms: int = 1000,           # TTLs further apart than this differ
-        limit: int = 100,                       # at most this many KeyDiff in report.keys
+        limit: int | None = 100,                # KeyDiff listed in report.keys (None: all)
         prefix_sep: str | None = None,          # --prefix-sep: roll keys up by family
         progress: ProgressFactory | None = None,  # a bar per side read (cli/progress.py)
     ) -> DiffReport
@@ -86,11 +86,11 @@ from toolkit.diff.table import (
     KeyTable,
     TypeCodes,
     clamp_expiry,
-    glob_matcher,
     unpack_meta,
 )
 from toolkit.errors import DiffError
 from toolkit.server.connect import ConnectOptions
+from toolkit.server.glob import glob_matcher
 from toolkit.steps import ProgressFactory
 
 __all__ = ["DiffError", "compute_diff"]
@@ -114,7 +114,7 @@ def compute_diff(
     match: str | None = None,
     values: bool = False,
     ttl_tolerance_ms: int = 1000,
-    limit: int = 100,
+    limit: int | None = 100,
     prefix_sep: str | None = None,
     progress: Progress = None,
     modules: tuple[str, ...] = (),
@@ -129,7 +129,7 @@ def compute_diff(
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
-    if limit < 0:
+    if limit is not None and limit < 0:
         raise DiffError(f"key limit must be 0 or more, not {limit}")
     if prefix_sep == "":
         raise DiffError("--prefix-sep must not be empty")
@@ -225,7 +225,7 @@ class _Tally:
         tolerance: int,
         b_time: int | None,
         prefix_sep: bytes | None,
-        limit: int,
+        limit: int | None,
     ) -> None:
         self.report = report
         self.ta, self.tb = ta, tb
@@ -338,15 +338,16 @@ class _Tally:
         self._list(key, kinds, a, b)
 
     def _list(self, key: bytes, kinds: tuple[str, ...], a: _Row | None, b: _Row | None) -> None:
-        if self.limit <= 0:
+        if self.limit is not None and self.limit <= 0:
             return
         self.listed.append((self.db, key, kinds, a, b))
-        if len(self.listed) >= max(2 * self.limit, 4096):
+        if self.limit is not None and len(self.listed) >= max(2 * self.limit, 4096):
             self._trim()
 
     def _trim(self) -> None:
         self.listed.sort(key=lambda r: (r[0], r[1]))
-        del self.listed[self.limit :]
+        if self.limit is not None:
+            del self.listed[self.limit :]
 
     def compare(self, a: _Row, b: _Row) -> tuple[str, ...]:
         """The kinds of difference between two rows of one key (empty: the same)."""
@@ -412,7 +413,7 @@ def _diff_keys(
     match: str | None,
     values: bool,
     prefix_sep: str | None,
-    limit: int,
+    limit: int | None,
     progress: Progress,
 ) -> None:
     if isinstance(side_a, RdbSide) and isinstance(side_b, RdbSide) and ENGINE != "table":
@@ -594,7 +595,7 @@ def join_tables(
     *,
     values: bool,
     prefix_sep: str | None,
-    limit: int,
+    limit: int | None,
     b_time: int | None,
     live_a: LiveServer | None = None,
     live_b: LiveServer | None = None,

@@ -109,7 +109,7 @@ class DiffReport:
     b: Source
     level: str  # COUNTS, KEYS or VALUES
     databases: dict[int, DbDiff] = field(default_factory=dict)
-    keys: list[KeyDiff] = field(default_factory=list)  # the first --limit keys listed
+    keys: list[KeyDiff] = field(default_factory=list)  # the first --limit listed (all: None)
     keys_differing: int = 0  # all added, removed and changed keys (expired ones not counted)
     keys_expired: int = 0  # keys only in A whose TTL had run out by B's time
     by_kind: dict[str, int] = field(default_factory=dict)  # kind -> keys with that kind

@@ -82,10 +82,12 @@ def diff_json(
 ) -> dict[str, Any]:
     """The ``rbkit diff --json`` object (schema rbkit.diff/1); field names are a contract.
 
-    ``keys`` False leaves the per-key list out (``"keys": null``); ``top_prefixes`` caps the
-    prefix list (None: all the report has).
+    ``keys`` False leaves the per-key list out (``"keys": null``, as for a diff of counts
+    only); ``top_prefixes`` caps the prefix list (None: all the report has). The CLI computes
+    the report without a --limit for JSON, so the list holds every differing key.
     """
     totals = _totals(report)
+    listed = keys and report.level != COUNTS
     prefixes = report.prefixes if top_prefixes is None else report.prefixes[:top_prefixes]
     return {
         "schema": SCHEMA,
@@ -124,7 +126,7 @@ def diff_json(
             }
             for p in prefixes
         ],
-        "keys": [_key_json(k, report) for k in report.keys] if keys else None,
+        "keys": [_key_json(k, report) for k in report.keys] if listed else None,
         "notes": [redact(n) for n in report.notes],
     }
 

@@ -18,7 +18,6 @@ at a time, so only one bucket's dicts exist at once.
 
 from __future__ import annotations
 
-import re
 import struct
 from array import array
 from collections.abc import Callable, Iterator
@@ -185,66 +184,3 @@ def clamp_expiry(expire_ms: int) -> int:
     if expire_ms >= UNKNOWN_TTL:
         return UNKNOWN_TTL
     return max(expire_ms, NO_TTL + 1)
-
-
-def glob_matcher(pattern: str | bytes) -> Callable[[bytes], bool]:
-    """A matcher of key names for a Redis-style glob (``*``, ``?``, ``[a-z]``, ``[^x]``,
-    backslash escapes), as SCAN MATCH and KEYS read it."""
-    pat = pattern.encode() if isinstance(pattern, str) else pattern
-    if pat == b"*":  # SCAN skips matching altogether for "*"
-        return lambda key: True
-    full = re.compile(glob_regex(pat), re.DOTALL).fullmatch
-
-    def match(key: bytes) -> bool:
-        # stringmatchlen compares nothing for an empty name: only an empty pattern matches.
-        return full(key) is not None if key else not pat
-
-    return match
-
-
-def glob_regex(pat: bytes) -> bytes:
-    """The regular expression (bytes) of a Redis glob pattern (util.c stringmatchlen)."""
-    out = bytearray()
-    i, n = 0, len(pat)
-    while i < n:
-        c = pat[i : i + 1]
-        if c == b"*":
-            out += b".*"
-        elif c == b"?":
-            out += b"."
-        elif c == b"\\" and i + 1 < n:
-            i += 1
-            out += re.escape(pat[i : i + 1])
-        elif c == b"[":
-            i, cls = _glob_class(pat, i + 1)
-            out += cls
-            continue
-        else:
-            out += re.escape(c)
-        i += 1
-    return bytes(out)
-
-
-def _glob_class(pat: bytes, i: int) -> tuple[int, bytes]:
-    """A ``[...]`` class starting after its ``[``: (index after it, regex class)."""
-    n = len(pat)
-    negate = i < n and pat[i] == ord("^")
-    if negate:
-        i += 1
-    items: list[bytes] = []
-    while i < n and pat[i] != ord("]"):
-        if pat[i] == ord("\\") and i + 1 < n:
-            i += 1
-            items.append(re.escape(pat[i : i + 1]))
-            i += 1
-        elif i + 2 < n and pat[i + 1] == ord("-"):  # as Redis: even "a-]" is a range
-            lo, hi = sorted((pat[i], pat[i + 2]))
-            items.append(re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])))
-            i += 3
-        else:
-            items.append(re.escape(pat[i : i + 1]))
-            i += 1
-    i += 1  # the closing "]" (a pattern that ends inside a class ends it, as Redis does)
-    if not items:
-        return i, b"(?!)" if not negate else b"."
-    return i, (b"[^" if negate else b"[") + b"".join(items) + b"]"

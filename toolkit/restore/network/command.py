@@ -15,7 +15,9 @@ reached or refuses the password raise an RbkitError instead.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
@@ -33,9 +35,8 @@ from toolkit.restore.network import resume as journals
 from toolkit.restore.network.cluster_set import SetSource, set_result
 from toolkit.restore.network.load import LoadStats, load, restore_snapshot
 from toolkit.restore.network.plan import make_plan
-from toolkit.restore.network.report import (
-    NetworkReport,
-)
+from toolkit.restore.network.report import NetworkReport
+from toolkit.restore.network.selection import KEEP, REPLACE, Selection, plan_selection
 from toolkit.restore.network.source import RdbSource, aof_to_rdb
 from toolkit.restore.network.target import TargetInfo, inspect_target, parse_target
 from toolkit.restore.network.verify import verify
@@ -75,11 +76,13 @@ def restore_to(
     resume: bool = False,
     restart: bool = False,
     journal: Path | None = None,
+    selection: Selection | None = None,
 ) -> NetworkReport:
     """Restore ``backup`` into the server (or cluster) at ``url`` (or ``host:port``, reached
     with ``connect``) and report; ``confirm`` is asked once the plan is made. ``resume``
     continues the restore an interrupted run journaled, ``restart`` discards its journal
-    (kept at ``journal``, default resume.py's). Raises an RbkitError for a usage or I/O
+    (kept at ``journal``, default resume.py's). ``selection``: which keys, what of keys
+    already there, which TTLs (selection.py). Raises an RbkitError for a usage or I/O
     problem."""
     if is_set(backup) and not cluster:
         raise RestoreError(
@@ -90,10 +93,14 @@ def restore_to(
     report = NetworkReport(str(backup), target.display, dry_run)
     progress = progress or no_progress
     asked = _Journaling(resume, restart, journal)
+    selection = selection or Selection()
+    if replace and selection.on_conflict is None and selection.selects:  # --replace
+        selection = dataclasses.replace(selection, on_conflict=REPLACE)
+    replace = replace or selection.conflict_mode == REPLACE
     with ExitStack() as stack, suppress(_Stop):
         _run(
             report, stack, backup, target, config, cluster, replace, force, modules, confirm,
-            progress, asked,
+            progress, asked, selection,
         )  # fmt: skip
     return report
 
@@ -129,6 +136,7 @@ def _run(
     confirm: Callable[[NetworkReport], bool],
     progress_for: ProgressFactory,
     asked: _Journaling,
+    selection: Selection,
 ) -> None:
     set_source: SetSource | None = None
     if is_set(backup):
@@ -147,16 +155,26 @@ def _run(
         resumption = _journal(report, backup, journals.SET, info, replace, asked)
     else:
         unjournaled = journals.AOF if result.format == "aof" else None
+        if selection.selects or selection.ttl != KEEP:
+            unjournaled = journals.SELECTIVE
         resumption = _journal(report, Path(result.path), unjournaled, info, replace, asked)
     if resumption.previous is not None:
         stack.callback(resumption.previous.release)
     with _step(report, "preflight") as step:
         try:
             plan = make_plan(
-                rdb_result, source, info, cluster=cluster, replace=replace, force=force
-            )
+                rdb_result, source, info, cluster=cluster, replace=replace, force=force,
+                by_key=selection.by_key, keys_only=selection.selects,
+            )  # fmt: skip
+            if selection.active:
+                converted = report.restored_file is not None
+                plan.selection = plan_selection(
+                    plan, rdb_result, source, selection, target, converted=converted
+                )
         except FormatError as e:  # a damaged backup let through by --force
             raise _stop(report, step, REFUSED, [f"reading the backup: {e}"]) from None
+        except (redis.RedisError, OSError) as e:
+            raise _stop(report, step, REFUSED, [f"reading {target.display}: {e}"]) from None
         report.plan = plan
         if plan.refused:
             raise _stop(report, step, REFUSED, plan.refusals)
@@ -175,6 +193,8 @@ def _run(
     if journal is not None:
         stack.callback(journal.release)
     progress = progress_for(f"restoring {backup.name}")
+    if plan.selection is not None:
+        plan.selection.picker.base_ms = int(time.time() * 1000)  # where --ttl shift counts from
     with _step(report, "load") as step:
         try:
             stats = load(plan, source, target, progress=progress, journal=journal,
@@ -227,7 +247,7 @@ def _run(
 def _journal(
     report: NetworkReport,
     backup: Path,
-    unjournaled: str | None,
+    unjournaled: tuple[str, str] | None,
     info: TargetInfo,
     replace: bool,
     asked: _Journaling,
@@ -256,7 +276,7 @@ def _journal(
                 report.notes.append(note)
             step.detail = f"resuming: {previous.summary()}"
         else:
-            step.detail = f"none kept ({unjournaled})" if resumption.file is None else "new"
+            step.detail = f"none kept ({unjournaled[0]})" if unjournaled is not None else "new"
         return resumption
 
 

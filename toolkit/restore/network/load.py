@@ -73,6 +73,7 @@ class LoadStats:
     expired: Counter[int] = field(default_factory=Counter)  # TTL run out: skipped
     empty: Counter[int] = field(default_factory=Counter)  # empty collections: skipped
     left_out: Counter[int] = field(default_factory=Counter)  # cannot go there (forced)
+    skipped: Counter[str] = field(default_factory=Counter)  # by a selection: reason -> keys
     libraries: list[str] = field(default_factory=list)
     commands: int = 0
     bytes: int = 0
@@ -566,6 +567,7 @@ def _load_keys(
     limit = plan.target.bulk_limit
     acked = journal.acked_through if journal is not None else 0
     unsure = journal.sent_through if journal is not None else 0
+    pick = plan.selection.picker if plan.selection is not None else None  # selection.py
     damage: FormatError | None = None
     ordinal = -1
     try:
@@ -577,6 +579,8 @@ def _load_keys(
             db = item.db
             if db in skip_dbs or item.type_name in skip_types:
                 stats.left_out[db] += 1
+                continue
+            if pick is not None and not pick(item, stats.skipped, stats.expired):
                 continue
             if item.elements == 0 and item.type_id in collections:  # Redis skips them too
                 stats.empty[db] += 1

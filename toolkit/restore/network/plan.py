@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from parsers.printable import printable
 from parsers.rdb.constants import COLLECTION_TYPES, REDIS_TYPES, VALKEY_HASH_2, ValueType
@@ -73,10 +74,13 @@ class DbPlan:
     empty: int = 0  # empty collections (Redis skips them on load): skipped
     left_out: int = 0  # cannot go to this target (forced)
     target_before: int = 0  # keys the target's db holds now
+    not_selected: int = 0  # left out by a selection (selection.py)
+    conflicts: int = 0  # on the target already: skipped (--on-conflict skip)
 
     @property
     def to_restore(self) -> int:
-        return max(0, self.keys - self.expired - self.empty - self.left_out)
+        skipped = self.expired + self.empty + self.left_out + self.not_selected + self.conflicts
+        return max(0, self.keys - skipped)
 
 
 @dataclass
@@ -97,6 +101,9 @@ class Plan:
     skip_types: set[str] = field(default_factory=set)
     field_ttls: str = "none"  # none, keep, drop (forced: no HPEXPIREAT)
     caps: Capabilities = field(default_factory=Capabilities)
+    by_key: bool = False  # keys already there are checked one by one (selection.py), not per db
+    keys_only: bool = False  # a selection: keys only, no function libraries
+    selection: Any = None  # selection.SelectionPlan of a selective restore
 
     @property
     def refusals(self) -> list[str]:
@@ -134,9 +141,13 @@ def make_plan(
     replace: bool,
     force: bool,
     path: str | None = None,
+    by_key: bool = False,
+    keys_only: bool = False,
 ) -> Plan:
     """The preflight of restoring ``source`` (checked as ``result``) into ``target``.
-    ``path`` forces the command path (``COMMANDS``) where RESTORE would do (for tests)."""
+    ``path`` forces the command path (``COMMANDS``) where RESTORE would do (for tests).
+    ``by_key``: keys already on the target are a matter for selection.py, not a blocker
+    here; ``keys_only``: a selection, which leaves function libraries alone."""
     readable = server_reads(source.magic, source.rdb_version, target.version, target.valkey)
     readable = readable and path != COMMANDS
     plan = Plan(
@@ -151,6 +162,8 @@ def make_plan(
             stream_extras=target.version >= (7, 0),
             createconsumer=target.version >= (6, 2),
         ),
+        by_key=by_key,
+        keys_only=keys_only,
     )
     _target_state(plan, cluster)
     _databases(plan, result)
@@ -311,6 +324,11 @@ def _libraries(plan: Plan, source: RdbSource) -> None:
     plan.libraries = list(libs)
     if not libs:
         return
+    if plan.keys_only:
+        plan.notes.append(
+            "a selection restores keys only: the backup's function libraries are not loaded"
+        )
+        return
     t = plan.target
     names = ", ".join(lib.name for lib in libs)
     pre_ga = [lib.name for lib in libs if lib.pre_ga]
@@ -408,7 +426,7 @@ def _inexact(plan: Plan, result: CheckResult) -> None:
 
 
 def _existing(plan: Plan) -> None:
-    if plan.replace:
+    if plan.replace or plan.by_key:
         return
     t = plan.target
     if t.cluster_enabled:

@@ -12,6 +12,14 @@ from toolkit.check.result import CheckResult
 from toolkit.restore.network.load import Failure, LoadStats
 from toolkit.restore.network.plan import Plan
 from toolkit.restore.network.resume import JournalReport
+from toolkit.restore.network.selection import (
+    CONFLICT,
+    NOT_SELECTED,
+    REASONS,
+    SHIFT,
+    SKIP,
+    SelectionPlan,
+)
 from toolkit.restore.network.verify import Verification
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.report import (
@@ -33,7 +41,7 @@ from toolkit.steps import (
     steps_json,
     steps_table,
 )
-from toolkit.text import count, layout, plural, pre, size, verdict_line
+from toolkit.text import count, layout, plural, pre, size, utc_iso, verdict_line
 
 
 @dataclass
@@ -92,6 +100,7 @@ def network_json(report: NetworkReport) -> dict[str, Any]:
         "path": plan.path if plan else None,
         "path_reason": plan.path_reason if plan else None,
         "plan": _plan_json(plan) if plan else None,
+        "selection": _selection_json(plan.selection) if plan and plan.selection else None,
         "steps": steps_json(report.steps),
         "seconds": round(report.seconds, 6),
         "restored": _stats_json(report.stats) if report.stats else None,
@@ -152,6 +161,8 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
                 "expired": d.expired,
                 "empty": d.empty,
                 "left_out": d.left_out,
+                "not_selected": d.not_selected,
+                "conflicts_skipped": d.conflicts,
                 "to_restore": d.to_restore,
                 "target_before": d.target_before,
             }
@@ -168,6 +179,38 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "losses": plan.losses,
         "inexact": plan.inexact,
         "notes": plan.notes,
+    }
+
+
+def _selection_json(sp: SelectionPlan) -> dict[str, Any]:
+    s = sp.selection
+    keys = s.keys
+    shift = s.ttl == SHIFT
+    return {
+        "match": [key_fields(p, "pattern") for p in s.matches],
+        "dbs": sorted(s.dbs) if s.dbs is not None else None,
+        "types": sorted(s.types) if s.types is not None else None,
+        "keys_from": None
+        if keys is None
+        else {
+            "path": keys.path,
+            "kind": keys.kind,
+            "only": list(keys.only),
+            "names": sp.names_listed,
+            "found": sp.names_found,
+            "diff_a": keys.diff_a,
+        },
+        "on_conflict": s.conflict_mode,
+        "ttl": s.ttl,
+        "backup_time_ms": sp.backup_ms,
+        "backup_time": utc_iso(sp.backup_ms) if sp.backup_ms is not None else None,
+        "backup_time_source": sp.backup_time_source,
+        "ttl_from_ms": sp.picker.base_ms if shift else None,
+        "to_write": {"keys": sp.keys_to_write, "by_type": dict(sorted(sp.to_write.items()))},
+        "skipped": {reason: sp.skipped[reason] for reason in REASONS},
+        "existing": sp.existing,
+        "existing_keys": [{"db": db, **key_fields(k)} for db, k in sp.existing_first],
+        "notes": sp.notes,
     }
 
 
@@ -189,6 +232,7 @@ def _stats_json(stats: LoadStats) -> dict[str, Any]:
         "chunked": sum(stats.chunked.values()),
         "leftover_temp_keys": [{"db": db, **key_fields(k)} for db, k in stats.leftovers],
         "expired_skipped": sum(stats.expired.values()),
+        "skipped": {reason: stats.skipped[reason] for reason in (NOT_SELECTED, CONFLICT)},
         "libraries": stats.libraries,
         "commands": stats.commands,
         "bytes": stats.bytes,
@@ -265,6 +309,10 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
 
     out: list[str] = []
     verdict = _VERDICTS[report.outcome]
+    if _selects(report.plan) and report.outcome in (VERIFIED, MISMATCH):
+        verdict = verdict.replace(
+            "what the backup holds", "the selected keys as the backup has them"
+        )
     if report.outcome == REFUSED and report.dry_run:
         verdict = "REFUSED (--dry-run): the restore would be refused"
     out.append(verdict_line(f"network restore of {report.backup} into {report.target}", verdict))
@@ -291,19 +339,26 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
                 out.append(f"  left out (--force): {loss}")
         for item in plan.inexact:
             out.append(f"  not exact: {item}")
+        if plan.selection is not None:
+            out.extend(_selection_lines(plan.selection))
     for note in report.notes + (plan.notes if plan else []):
         out.append(f"  note: {note}")
     if plan is not None and plan.dbs:
         stats = report.stats
         after = report.keys_after
-        headers = ["db", "in backup", "expired", "empty", "left out", "to restore", "before"]
+        picked = plan.selection is not None
+        headers = ["db", "in backup", "expired", "empty", "left out"]
+        headers += ["not selected", "already there"] if picked else []
+        headers += ["to restore", "before"]
         if stats is not None:
             headers.append("restored")
         if after is not None:
             headers.append("after")
         rows = []
         for db, d in sorted(plan.dbs.items()):
-            numbers = [d.keys, d.expired, d.empty, d.left_out, d.to_restore, d.target_before]
+            numbers = [d.keys, d.expired, d.empty, d.left_out]
+            numbers += [d.not_selected, d.conflicts] if picked else []
+            numbers += [d.to_restore, d.target_before]
             if stats is not None:
                 numbers.append(stats.restored[db])
             if after is not None:
@@ -342,7 +397,8 @@ def render_network(report: NetworkReport, *, width: int | None = None) -> str:
                 out.append(f"  ... {count(v.mismatch_count - len(v.mismatches))} more")
         elif v.verified:
             out.append("")
-            out.append(f"verified: {_verified_text(v)}")
+            ttl_mode = plan.selection.selection.ttl if plan and plan.selection else None
+            out.append(f"verified: {_verified_text(v, ttl_mode)}")
     return layout(out, width)
 
 
@@ -376,13 +432,70 @@ def _load_lines(report: NetworkReport, stats: LoadStats) -> list[str]:
     return ["", *out] if out else []
 
 
-def _verified_text(v: Verification) -> str:
+_REASON_WORDS = {
+    NOT_SELECTED: "not selected",
+    "expired": "expired",
+    "empty": "empty (Redis skips them)",
+    "left_out": "left out (--force)",
+    CONFLICT: "already on the target (--on-conflict skip)",
+}
+
+
+def _selection_lines(sp: SelectionPlan) -> list[str]:
+    """What a selective restore selects, writes and skips."""
+    s = sp.selection
+    asked = ", ".join(s.describe()) or "every key"
+    conflict = s.conflict_mode or "refuse if a db written to holds keys (no --on-conflict)"
+    out = [f"  selection: {asked}; on conflict: {conflict}; TTL: {_ttl_text(sp)}"]
+    types = ", ".join(f"{n} {t}" for t, n in sorted(sp.to_write.items()))
+    out.append(f"  to write: {plural(sp.keys_to_write, 'key')}{f' ({types})' if types else ''}")
+    skipped = [f"{count(sp.skipped[r])} {_REASON_WORDS[r]}" for r in REASONS if sp.skipped[r]]
+    if skipped:
+        out.append(f"  skipped: {', '.join(skipped)}")
+    if sp.existing:
+        first = ", ".join(f"db {db}: '{printable(k)}'" for db, k in sp.existing_first)
+        more = sp.existing - len(sp.existing_first)
+        what = {SKIP: "left as they are", "replace": "replaced"}.get(s.conflict_mode or "", "")
+        out.append(
+            f"  on the target already: {plural(sp.existing, 'selected key')}"
+            f"{f', {what}' if what else ''} ({first}{f' and {more} more' if more else ''})"
+        )
+    keys = s.keys
+    if keys is not None:
+        found = f"{count(sp.names_found)} of {plural(sp.names_listed, 'name')} found in the backup"
+        side = f", a diff of {printable(keys.diff_a)} (A) and the target" if keys.diff_a else ""
+        out.append(f"  --keys-from {printable(keys.path)}{side}: {found}")
+    out.extend(f"  note: {n}" for n in sp.notes)
+    return out
+
+
+def _ttl_text(sp: SelectionPlan) -> str:
+    ttl = sp.selection.ttl
+    if ttl == SHIFT and sp.backup_ms is not None:
+        return (
+            f"shift: each key keeps the TTL it had left at {utc_iso(sp.backup_ms)} "
+            f"({sp.backup_time_source}), from the start of the load"
+        )
+    if ttl == "none":
+        return "none: no key gets a TTL"
+    return "keep: each key's expiry time as in the backup"
+
+
+def _selects(plan: Plan | None) -> bool:
+    """A plan that restores a selection of the backup's keys."""
+    return plan is not None and plan.selection is not None and plan.selection.selection.selects
+
+
+def _verified_text(v: Verification, ttl_mode: str | None) -> str:
     if v.mode == "keyspace":
         what = "per-db keys, expires, types"
         if v.comparison and v.comparison.digest_compared:
             what += ", key names (digest)"
         return what + " and function libraries, as the backup holds them"
-    return f"each of the {plural(v.checked, 'restored key')} exists with the backup's type and TTL"
+    ttl = "type and TTL"
+    if ttl_mode not in (None, "keep"):
+        ttl = f"type and the TTL --ttl {ttl_mode} gave it"
+    return f"each of the {plural(v.checked, 'restored key')} exists with the backup's {ttl}"
 
 
 def _failure_json(f: Failure) -> dict[str, object]:

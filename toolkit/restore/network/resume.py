@@ -249,15 +249,28 @@ class Resumption:
     notes: list[str] = field(default_factory=list)
 
 
-# Backups that keep no journal: their keys come in another order on each run.
-AOF = "an AOF backup"
-SET = "a cluster backup set"
+# Restores that keep no journal: what they are, and why they cannot be resumed.
+AOF = (
+    "an AOF backup",
+    "it is loaded into a scratch server and saved as an RDB anew on each run, and the order "
+    "of its keys changes; restore it again from the start (with --replace)",
+)
+SET = (
+    "a cluster backup set",
+    "its shards are read in turn and AOF shards converted anew on each run; restore it again "
+    "from the start (with --replace)",
+)
+SELECTIVE = (
+    "a selective restore",
+    "the journal does not record the selection; run it again (--on-conflict skip leaves the "
+    "keys it wrote as they are)",
+)
 
 
 def prepare(
     backup: Path,
     *,
-    unjournaled: str | None,
+    unjournaled: tuple[str, str] | None,
     info: TargetInfo,
     replace: bool,
     resume: bool,
@@ -268,17 +281,12 @@ def prepare(
     """Find the journal of ``backup`` into the target and decide: a fresh restore, a resumed
     one, or Refused (an unfinished journal without --resume or --restart; --resume with no
     journal, a changed backup, another server, other options). ``unjournaled`` names a
-    backup that keeps no journal (:data:`AOF`, :data:`SET`)."""
+    restore that keeps no journal (:data:`AOF`, :data:`SET`, :data:`SELECTIVE`)."""
     if unjournaled is not None:
+        what, why = unjournaled
         if resume:
-            raise Refused(
-                [
-                    f"{unjournaled} cannot be resumed: it is loaded into a scratch server and "
-                    "saved as an RDB anew on each run, and the order of its keys changes; "
-                    "restore it again from the start (with --replace)"
-                ]
-            )
-        note = f"{unjournaled}'s network restore keeps no journal"
+            raise Refused([f"{what} cannot be resumed: {why}"])
+        note = f"{what} over the network keeps no journal"
         return Resumption(None, "", backup, notes=[note])
     sha = file_sha256(backup)
     directory = journal.parent if journal is not None else state_dir()

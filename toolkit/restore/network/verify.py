@@ -7,7 +7,8 @@ Two ways, by what the target held before:
   toolkit/server/read.py and toolkit/stage/compare.py): per db the keys, keys with a TTL,
   keys per type and the key-name digest must equal the backup's, allowing for keys whose
   TTL ran out; on a cluster the primaries' keyspaces are added up first.
-- ``keys`` (other keys were there, or some were left out): every restored key is asked for
+- ``keys`` (other keys were there, some were left out, or a selection was restored): every
+  restored key (every selected one, with the TTL ``--ttl`` gave it) is asked for
   with pipelined TYPE and PEXPIRETIME (PTTL before 7.0): it must exist with the backup's
   type and TTL, unless its TTL has run out since.
 
@@ -87,7 +88,7 @@ def verify(
     """Read the target back and compare with the backup. Raises redis errors to the caller."""
     started = time.monotonic()
     exact = plan.target_empty and keys is not None and not stats.all_fields_expired
-    exact = exact and not any(d.left_out for d in plan.dbs.values())
+    exact = exact and not any(d.left_out for d in plan.dbs.values()) and plan.selection is None
     if exact:
         assert keys is not None
         out = _keyspace(plan, result, url, stats, keys)
@@ -166,9 +167,12 @@ def _keys(plan: Plan, source: RdbSource, url: Server) -> Verification:
     exact_ttl = plan.target.version >= (7, 0)
     ttl_types = field_ttl_types(source.magic)
     batch: list[Item] = []
+    pick = plan.selection.picker if plan.selection is not None else None  # selection.py
     with _Reader(plan, url, "PEXPIRETIME" if exact_ttl else "PTTL") as reader:
         for item in source.items():
             if item.db in plan.skip_dbs or item.type_name in plan.skip_types:
+                continue
+            if pick is not None and pick.decide(item) is not None:  # TTL as --ttl set it
                 continue
             if is_empty_collection(item.type_id, item.elements):
                 continue
