@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli.output import emit, emit_json, emit_json_line, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 
@@ -26,7 +26,19 @@ Examples:
   rbkit check big.rdb --quick
   # when what happened in an AOF: FLUSHALL, mass deletes, with offsets
   rbkit check appendonlydir/ --timeline
+  # compressed (gzip, zstd, lz4, bzip2, xz: told by their bytes), piped, or remote
+  rbkit check dump.rdb.zst
+  pg_dump_like_tool | rbkit check -
+  rbkit check s3://bucket/redis/dump.rdb.gz
+  # several at once, in parallel: a table, or JSON Lines with --json
+  rbkit check /backups/*.rdb --jobs 4
+  rbkit check /shared/backups/*.rdb --executor dask://scheduler:8786 --json
 """
+SOURCES_HELP = (
+    "RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir; compressed "
+    "(gzip, zstd, lz4, bzip2, xz), '-' for stdin, or s3://, gs://, az://, http(s):// URLs. "
+    "Several: checked in parallel, one table (--json: one JSON object per line)."
+)
 
 
 def _timeline(backup: Path, config: Path | None) -> Timeline:
@@ -39,13 +51,9 @@ def _timeline(backup: Path, config: Path | None) -> Timeline:
 
 
 def check(
-    backup: Annotated[
-        Path,
-        typer.Argument(
-            metavar="BACKUP",
-            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir.",
-            show_default=False,
-        ),
+    backups: Annotated[
+        list[str],
+        typer.Argument(metavar="BACKUP...", help=SOURCES_HELP, show_default=False),
     ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings make it invalid.")] = False,
@@ -89,12 +97,63 @@ def check(
             "repeatable.",
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help="Several backups: how many are checked at once (default: the number of cores).",
+            show_default=False,
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            metavar="local|dask://HOST:PORT",
+            help="Several backups: where the checks run: a local process pool, or a Dask "
+            "scheduler's workers (pip install 'rbkit[dask]'), each reading its backup where "
+            "it lies.",
+        ),
+    ] = "local",
+    tmpdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tmpdir",
+            metavar="DIR",
+            help="Where a compressed, piped or remote backup is decompressed or copied to be "
+            "read (a directory rbkit-src-* removed when rbkit ends; default $TMPDIR or /tmp).",
+        ),
+    ] = None,
 ) -> None:
     """Validate a backup as the server loading it would, and print its inventory."""
-    from toolkit.check.backup import check_backup
-
     if quick and deep:
         raise UsageError("--quick and --deep contradict each other")
+    if len(backups) > 1 or executor != "local":
+        _check_several(
+            backups, json_out, strict, top, quick, config, module, jobs, executor, tmpdir
+        )
+        return
+    from toolkit.sources.opened import open_backup
+
+    with open_backup(backups[0], tmpdir) as src:
+        _check_one(src.path, json_out, strict, top, quick, config, timeline, module)
+
+
+def _check_one(
+    backup: Path,
+    json_out: bool,
+    strict: bool,
+    top: int,
+    quick: bool,
+    config: Path | None,
+    timeline: bool,
+    module: list[str] | None,
+) -> None:
+    from toolkit.check.backup import check_backup
+
     progress = progress_for(f"checking {backup.name}")
     try:
         result = check_backup(
@@ -126,3 +185,44 @@ def check(
         if history is not None:
             emit("\n" + render_timeline(history))
     raise typer.Exit(int(ExitCode.INVALID if failed else ExitCode.OK))
+
+
+def _check_several(
+    backups: list[str],
+    json_out: bool,
+    strict: bool,
+    top: int,
+    quick: bool,
+    config: Path | None,
+    module: list[str] | None,
+    jobs: int | None,
+    executor: str,
+    tmpdir: Path | None,
+) -> None:
+    """Several backups: checked in parallel, one table or one JSON line each, in order; the
+    exit code is the worst of theirs."""
+    from toolkit.check.batch import CheckOptions, check_many, worst
+
+    options = CheckOptions(
+        top=top,
+        quick=quick,
+        strict=strict,
+        config=str(config) if config else None,
+        modules=tuple(module or ()),
+        tmpdir=str(tmpdir) if tmpdir else None,
+    )
+    outcomes = check_many(backups, options, jobs=jobs, executor=executor)
+    if json_out:
+        for o in outcomes:
+            if o.report is not None:
+                emit_json_line(o.report)
+            else:
+                emit_json_line(
+                    {"schema": "rbkit.error/1", "error": o.error, "exit_code": o.exit_code,
+                     "path": o.spec}
+                )  # fmt: skip
+    else:
+        from toolkit.check.batch_render import render_batch
+
+        emit(render_batch(outcomes, strict=strict))
+    raise typer.Exit(worst(outcomes))

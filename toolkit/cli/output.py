@@ -103,3 +103,8 @@ def emit_report(text: str, *, ok: bool | None = None, err: bool = False) -> None
 def emit_json(obj: Any) -> None:
     """Print one JSON document to stdout."""
     _write(json.dumps(obj, indent=1), sys.stdout)
+
+
+def emit_json_line(obj: Any) -> None:
+    """Print one JSON object on one line (JSON Lines)."""
+    _write(json.dumps(obj, separators=(",", ":")), sys.stdout)
