@@ -61,7 +61,7 @@ def note_source(result: CheckResult, path: Path) -> None:
     if opened is None:
         return
     if result.path == str(opened.path):
-        result.path = opened.shown
+        result.shown = opened.shown
     note = opened.note()
     if note and note not in result.notes:
         result.notes.insert(0, note)

@@ -59,8 +59,8 @@ def check_one(spec: str, options: CheckOptions, shown: str | None = None) -> Out
                 quick=options.quick,
                 modules=options.modules,
             )
-            if result.path.startswith(spec):  # a worker's absolute path: as the user wrote it
-                result.path = name + result.path[len(spec) :]
+            if result.name.startswith(spec):  # a worker's absolute path: as the user wrote it
+                result.shown = name + result.name[len(spec) :]
     except RbkitError as e:
         return Outcome(name, int(e.exit_code), error=str(e).replace(spec, name, 1))
     except Exception as e:  # a bug of rbkit's: this backup's line says so, the others go on

@@ -64,7 +64,7 @@ class Partial:
 
 @dataclass
 class CheckResult:
-    path: str
+    path: str  # the local file read (for a compressed, piped or remote backup: its copy)
     format: str  # rdb or aof
     size: int
     checked_at_ms: int
@@ -80,6 +80,12 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)  # which file was chosen, and why
     replay: AofReplay | None = None  # AOF only: the rebuilt keyspace (not in the report)
     partial: Partial | None = None  # invalid: what was read before the damage
+    shown: str | None = None  # the backup as the user named it, when ``path`` is its copy
+
+    @property
+    def name(self) -> str:
+        """The backup as reports name it."""
+        return self.shown or self.path
 
     @property
     def valid(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -108,6 +109,16 @@ def diff(
             help="A module the AOF's loading server has, as for rbkit check; repeatable.",
         ),
     ] = None,
+    tmpdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tmpdir",
+            metavar="DIR",
+            help="Where a compressed, piped (-) or remote (s3://, https://...) backup is "
+            "decompressed or copied to be read (rbkit-src-*, removed after; default $TMPDIR "
+            "or /tmp).",
+        ),
+    ] = None,
     password: connection.Password = None,
     user: connection.User = None,
     tls: connection.Tls = False,
@@ -145,6 +156,7 @@ def diff(
             progress=progress_for,
             modules=tuple(module or ()),
             connect=connect,
+            tmpdir=tmpdir,
         )
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None

@@ -159,10 +159,12 @@ def mode_of(a: RestoreArgs) -> str:
 
 def restore(
     backup: Annotated[
-        Path | None,
+        str | None,
         typer.Argument(
             metavar="BACKUP",
-            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir.",
+            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir; "
+            "compressed (gzip, zstd, lz4, bzip2, xz), '-' for stdin, or an s3://, gs://, "
+            "az://, http(s):// URL (decompressed or copied into --tmpdir first).",
             show_default=False,
         ),
     ] = None,
@@ -344,17 +346,42 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
+    tmpdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tmpdir",
+            metavar="DIR",
+            help="Where a compressed, piped or remote backup is decompressed or copied first "
+            "(rbkit-src-*, removed after; default $TMPDIR or /tmp).",
+            rich_help_panel=COMMON,
+        ),
+    ] = None,
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
     connect, connect_flags = connection.connect_options(
         password, user, tls, cacert, cert, key, insecure, connect_timeout
     )
     args = RestoreArgs(
-        backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
+        None, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
         verify_values, discard_writes, connect, tuple(connect_flags), until, before,
         before_offset,
     )  # fmt: skip
+    if backup is not None and rollback is None:
+        from toolkit.sources.opened import open_backup
+
+        with open_backup(backup, tmpdir) as src:
+            _run(_with_backup(args, src.path))
+    else:
+        _run(_with_backup(args, Path(backup) if backup is not None else None))
+
+
+def _with_backup(args: RestoreArgs, backup: Path | None) -> RestoreArgs:
+    return replace(args, backup=backup)  # (``restore`` has an option named replace)
+
+
+def _run(args: RestoreArgs) -> None:
+    """The restore of a local backup (toolkit/sources made it local), in its mode."""
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
     if args.cut:

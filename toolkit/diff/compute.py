@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from toolkit.check.keys import display_key
 from toolkit.diff.live import LiveServer
@@ -69,7 +70,7 @@ from toolkit.diff.model import (
     KeyState,
     PrefixDiff,
 )
-from toolkit.diff.sources import DbCounts, Side, open_side
+from toolkit.diff.sources import DbCounts, Side, local_spec, open_side
 from toolkit.diff.table import (
     NBUCKETS,
     NO_TTL,
@@ -107,11 +108,13 @@ def compute_diff(
     progress: Progress = None,
     modules: tuple[str, ...] = (),
     connect: ConnectOptions | None = None,
+    tmpdir: Path | None = None,
 ) -> DiffReport:
     """Diff side ``a`` (before) against side ``b`` (after). Raises DiffError for bad input.
 
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
     ``connect``: how to reach a side that is a server (redis-cli's connection options).
+    ``tmpdir``: where a compressed, piped or remote backup is made local (toolkit/sources).
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
@@ -123,9 +126,11 @@ def compute_diff(
     if db_set is not None and any(d < 0 for d in db_set):
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
     with contextlib.ExitStack() as stack:
-        side_a = open_side(a, "A", progress, modules, connect)
+        if a == b == "-":
+            raise DiffError("-: stdin can be one side only")
+        side_a = open_side(local_spec(stack, a, tmpdir), "A", progress, modules, connect)
         stack.callback(side_a.close)
-        side_b = open_side(b, "B", progress, modules, connect)
+        side_b = open_side(local_spec(stack, b, tmpdir), "B", progress, modules, connect)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS
