@@ -134,7 +134,7 @@ def _materialized(
     base = tmpdir if tmpdir is not None else Path(tempfile.gettempdir())
     if not base.is_dir():
         raise BackupIOError(f"{base}: the temporary directory does not exist (--tmpdir)")
-    first = _read(f, shown, url)
+    first = _read(f, shown, url, least=codecs.HEAD)
     codec = codecs.detect(first)
     need = codecs.known_size(codec, first, tail or b"") if codec else size
     free = shutil.disk_usage(base).free
@@ -169,9 +169,18 @@ def _materialized(
         lifeline.remove_dir(folder)
 
 
-def _read(f: IO[bytes], shown: str, url: str | None) -> bytes:
+def _read(f: IO[bytes], shown: str, url: str | None, least: int = 1) -> bytes:
+    """The next bytes of ``f`` (b"": its end): at least ``least`` unless it ends first, and
+    what a pipe has at hand rather than waiting for a full READ."""
+    read = getattr(f, "read1", f.read)
     try:
-        return f.read(READ) or b""
+        data = read(READ) or b""
+        while data and len(data) < least:
+            more = read(READ)
+            if not more:
+                break
+            data += more
+        return data
     except Exception as e:
         raise BackupIOError(f"{shown}: {remote.clean(e, url) if url else e}") from None
 
