@@ -6,6 +6,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,3 +40,18 @@ def compressed(src: Path, codec: str, dest_dir: Path, name: str | None = None) -
 def content(report: dict[str, Any]) -> dict[str, Any]:
     """A check report without the fields that say where and when."""
     return {k: v for k, v in report.items() if k not in WHERE}
+
+
+def run_rbkit(
+    *args: str | Path, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``python -m toolkit ARGS`` in a subprocess (stdin: ``stdin``, else nothing), its
+    output kept as bytes; wide text output (COLUMNS=1000) unless ``env`` says otherwise."""
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *map(str, args)],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        cwd=ROOT,
+        env={"COLUMNS": "1000", **os.environ, **(env or {})},
+        timeout=300,
+    )

@@ -5,14 +5,12 @@ and worker processes) give the same report as the local pool."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import invoke_cli
-from sources_support import ROOT, compressed, content
+from sources_support import ROOT, compressed, content, run_rbkit
 
 RDB = ROOT / "fixtures/rdb"
 GOOD = [
@@ -22,16 +20,10 @@ GOOD = [
 ]
 
 
-def rbkit(*args: str | Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "1000"}
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
+def rbkit(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    done = run_rbkit(*args)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RDB_FILES, invoke_cli
-from sources_support import COMPRESS, ROOT, compressed, content
+from sources_support import COMPRESS, ROOT, compressed, content, run_rbkit
 
 AOF_FILES = [
     ROOT / "fixtures/aof/redis-6.2-plain.aof",
@@ -116,22 +116,11 @@ def test_corrupt_stream_is_invalid(codec: str, tmp_path: Path) -> None:
     assert f"corrupt {codec} data in compressed bytes" in first["message"]
 
 
-def rbkit(*args: str | Path, stdin: bytes | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        cwd=ROOT,
-        timeout=120,
-        **kw,
-    )
-
-
 @pytest.mark.parametrize("codec", [None, "zstd"])
 @pytest.mark.parametrize("backup", [ALL_TYPES, *AOF_FILES], ids=lambda p: p.name)
 def test_stdin(backup: Path, codec: str | None, tmp_path: Path) -> None:
     raw = backup.read_bytes()
-    done = rbkit(
+    done = run_rbkit(
         "check", "-", "--json", "--tmpdir", tmp_path, stdin=COMPRESS[codec](raw) if codec else raw
     )
     report = json.loads(done.stdout)

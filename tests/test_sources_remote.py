@@ -8,18 +8,17 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from conftest import invoke_cli
 from moto.server import ThreadedMotoServer
-from sources_support import ROOT, compressed, content
+from sources_support import ROOT, compressed, content, run_rbkit
 
 from toolkit.server.process import free_port
 
@@ -34,22 +33,25 @@ def s3() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    client = s3_client(endpoint)
     client.create_bucket(Bucket="backups")
     client.upload_file(str(ALL_TYPES), "backups", "redis/dump.rdb")
     yield endpoint
     server.stop()
 
 
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+
+
 def s3_env(endpoint: str) -> dict[str, str]:
     return {
-        **os.environ,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": SECRET,
@@ -58,14 +60,9 @@ def s3_env(endpoint: str) -> dict[str, str]:
 
 
 def rbkit(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
+    done = run_rbkit(*args, env=env)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
     )
 
 
@@ -74,13 +71,7 @@ def plain_report() -> dict:
 
 
 def test_s3_plain_and_compressed(s3: str, tmp_path: Path) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3,
-        aws_access_key_id="testing",
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    client = s3_client(s3)
     packed = compressed(ALL_TYPES, "zstd", tmp_path)
     client.upload_file(str(packed), "backups", "redis/dump.rdb.zst")
     for key in ("redis/dump.rdb", "redis/dump.rdb.zst"):
