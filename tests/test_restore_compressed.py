@@ -1,15 +1,20 @@
-"""A gzip backup restored into real servers: ``--to`` (every key compared with what a server
-that loaded the plain file itself holds), ``--stage-only`` (the drill's scratch server loads
-the decompressed copy), and a cut-short gzip refused by both."""
+"""Compressed backups restored into real servers: gzip ``--to`` (every key compared with what a
+server that loaded the plain file itself holds), ``--stage-only`` (the drill's scratch server
+loads the decompressed copy), an xz file restore into a target's data dir (its DEBUG DIGEST
+against a server that loaded the plain file), and a cut-short gzip refused."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from conftest import invoke_cli
+from restore_support import make_target, rbkit
 from sources_support import compressed
 from test_network_restore import assert_holds_file, fixture, restore, target
+
+__all__ = ["make_target"]  # the fixture
 
 NAME = "redis-7.0-all-types"
 
@@ -45,3 +50,20 @@ def test_cut_short_gzip_is_refused(tmp_path: Path) -> None:
         code, report, _ = restore(packed, server, "--yes")
         assert code == 1 and report["outcome"] == "refused"
         assert "gzip stream ends at compressed byte" in json.dumps(report)
+
+
+def test_xz_file_restore_into_a_data_dir(make_target, tmp_path: Path) -> None:
+    plain = fixture(NAME)
+    reference = make_target("7.0", start=False)
+    shutil.copyfile(plain, reference.data / "dump.rdb")
+    reference.start()
+    expected = reference.digest()
+    t = make_target("7.0", fill=True)
+    packed = compressed(plain, "xz", tmp_path, name="nightly.xz")
+    run = rbkit("restore", packed, "--config", t.conf, "--yes", "--json", "--tmpdir", tmp_path)
+    assert run.code == 0, run.text
+    report = run.json()
+    assert report["outcome"] == "restored"
+    assert any(n.startswith("xz-compressed") for n in report["notes"])
+    assert t.digest() == expected
+    assert not list(tmp_path.glob("rbkit-src-*"))

@@ -18,6 +18,8 @@ import pytest
 from conftest import RDB_FILES, invoke_cli
 from sources_support import COMPRESS, ROOT, compressed, content, run_rbkit
 
+from toolkit.text import size
+
 AOF_FILES = [
     ROOT / "fixtures/aof/redis-6.2-plain.aof",
     ROOT / "fixtures/aof/redis-6.2-preamble.aof",
@@ -41,7 +43,10 @@ def test_compressed_gives_the_plain_report(backup: Path, codec: str, tmp_path: P
     assert code_z == code
     assert content(report) == content(plain)
     assert report["path"] == str(packed)
-    assert any(n.startswith(f"{packed}: {codec}-compressed") for n in report["notes"])
+    stored, plain_size = size(packed.stat().st_size), size(backup.stat().st_size)
+    assert report["notes"][0].startswith(
+        f"{codec}-compressed ({stored}): decompressed to {plain_size} in a temporary file in "
+    )
 
 
 @pytest.mark.parametrize("codec", sorted(COMPRESS))

@@ -148,3 +148,14 @@ def test_http_secrets_are_not_printed(web: tuple[str, Path]) -> None:
         assert SECRET not in done.stdout + done.stderr
         assert done.returncode in (0, 2)
         assert f"{base}/" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "package", "extra"),
+    [("gs://bucket/dump.rdb", "gcsfs", "gcs"), ("az://container/dump.rdb", "adlfs", "azure")],
+)
+def test_a_missing_optional_package_is_named(url: str, package: str, extra: str) -> None:
+    """gcsfs and adlfs are extras the test environment does not install."""
+    run = invoke_cli("check", url)
+    assert run.exit_code == 2
+    assert f"needs the package {package} (pip install 'rbkit[{extra}]')" in run.stderr

@@ -29,6 +29,7 @@ from typing import IO
 from toolkit import lifeline
 from toolkit.errors import BackupIOError
 from toolkit.sources import codecs, remote
+from toolkit.text import size as human_size
 
 READ = 1 << 20  # compressed bytes read at a time
 RDB_MAGICS = (b"REDIS", b"VALKEY")
@@ -59,15 +60,14 @@ class Opened:
         """One line for the report: what was read and where its copy went (None: as is)."""
         if not self.temporary:
             return None
-        where = "stdin" if self.shown == STDIN else self.shown
-        what = f"{self.compression}-compressed, " if self.compression else ""
-        stored = f"{self.stored_size} bytes stored, " if self.stored_size is not None else ""
-        size = self.path.stat().st_size if self.path.exists() else 0
-        verb = "decompressed" if self.compression else "copied"
-        return (
-            f"{where}: {what}{stored}{verb} ({size} bytes) into a temporary file in "
-            f"{self.path.parent.parent} (removed when rbkit ends; --tmpdir to choose)"
-        )
+        copied = human_size(self.path.stat().st_size if self.path.exists() else 0)
+        where = f"in a temporary file in {self.path.parent.parent}"
+        after = "(removed when rbkit ends; --tmpdir to choose)"
+        if self.compression:
+            stored = f" ({human_size(self.stored_size)})" if self.stored_size is not None else ""
+            what = f"{self.compression}-compressed{stored}"
+            return f"{what}: decompressed to {copied} {where} {after}"
+        return f"copied ({copied}) {where} {after}"
 
 
 _open: dict[str, Opened] = {}

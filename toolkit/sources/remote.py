@@ -81,6 +81,11 @@ def open_remote(url: str) -> tuple[IO[bytes], int | None]:
         raise BackupIOError(f"{shown(url)}: {clean(e, url)}") from None
     try:
         size = fs.size(path)
+    except (FileNotFoundError, PermissionError) as e:
+        raise BackupIOError(f"{shown(url)}: {clean(e, url)}") from None
+    except Exception:  # a web server that gives no length: the copy finds the size
+        size = None
+    try:
         f = fs.open(path, "rb", block_size=8 << 20, cache_type="none")
     except Exception as e:
         raise BackupIOError(f"{shown(url)}: {clean(e, url)}") from None
