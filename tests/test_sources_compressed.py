@@ -183,3 +183,31 @@ def test_ctrl_c_removes_the_copy(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert list((tmp_path / "t").iterdir()) == []
+
+
+MEASURE_RSS = """
+import resource, subprocess, sys
+subprocess.run([sys.executable, "-m", "toolkit", *sys.argv[1:]], stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("codec", ["zstd", "gzip", "lz4"])
+def test_decompression_memory_is_bounded(codec: str, tmp_path: Path) -> None:
+    """160 MiB of zeros (a ratio of thousands to one: zstd's RLE blocks, gzip's and lz4's
+    long matches) decompress in pieces: rbkit's peak memory stays far below the stream's size
+    (it holds one piece of at most 8 MiB at a time)."""
+    zeros = tmp_path / "zeros"
+    zeros.write_bytes(bytes(160 << 20))
+    bomb = compressed(zeros, codec, tmp_path)
+    zeros.unlink()
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE_RSS, "check", str(bomb), "--tmpdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    peak_kb = int(done.stdout.strip())
+    assert peak_kb < 120 * 1024, peak_kb
+    assert not list(tmp_path.glob("rbkit-src-*"))

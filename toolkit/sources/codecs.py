@@ -13,9 +13,10 @@ from typing import Any
 
 # Output of one decompression call, at most: memory stays bounded whatever the ratio.
 PIECE = 8 << 20
-# zstd's decompressobj has no output bound: it is fed small inputs instead (a zstd block of
-# at most 128 KiB takes at least 4 bytes, so 4 KiB in is at most 128 MiB out).
-ZSTD_INPUT = 4 << 10
+# zstd's decompressobj has no output bound: it is fed small inputs instead. A zstd block
+# makes at most 128 KiB and takes at least 4 bytes (a ratio of 32768 at most), so 256 bytes
+# in are at most 8 MiB out (and one block the decompressor may still hold).
+ZSTD_INPUT = 256
 
 GZIP, ZSTD, LZ4, BZIP2, XZ = "gzip", "zstd", "lz4", "bzip2", "xz"
 MAGICS: dict[str, bytes] = {
@@ -81,7 +82,7 @@ def _new(name: str) -> Any:
     if name == ZSTD:
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompressobj()
+        return zstandard.ZstdDecompressor().decompressobj(write_size=1 << 20)
     if name == LZ4:
         import lz4.frame
 
@@ -97,8 +98,9 @@ def _pieces(name: str, d: Any, data: bytes) -> Generator[bytes, None, bytes]:
         while d.unconsumed_tail and not d.eof:
             yield d.decompress(d.unconsumed_tail, PIECE)
     elif name == ZSTD:
+        view = memoryview(data)
         for at in range(0, len(data), ZSTD_INPUT):
-            yield d.decompress(data[at : at + ZSTD_INPUT])
+            yield d.decompress(view[at : at + ZSTD_INPUT])
             if d.eof:
                 return bytes(d.unused_data or b"") + data[at + ZSTD_INPUT :]
         return b""
