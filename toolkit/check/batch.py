@@ -1,22 +1,17 @@
-"""Several backups checked at once: one task per backup, run in a local process pool (the
-default) or on a Dask distributed cluster (``dask://HOST:PORT``, the optional extra
-``rbkit[dask]``), each task opening its backup where it lies (toolkit/sources). Outcomes come
-back in argument order, whatever order the tasks finished in."""
+"""Several backups checked at once: one task per backup, run by toolkit/tasks.py in a local
+process pool (the default) or on a Dask distributed cluster (``dask://HOST:PORT``), each task
+opening its backup where it lies (toolkit/sources). Outcomes come back in argument order."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ExitCode, RbkitError, UsageError
-
-LOCAL = "local"
-DASK = "dask://"
+from toolkit.tasks import LOCAL, run_tasks
 
 
 @dataclass(frozen=True)
@@ -73,59 +68,14 @@ def check_one(spec: str, options: CheckOptions, shown: str | None = None) -> Out
 def check_many(
     specs: Sequence[str], options: CheckOptions, *, jobs: int | None, executor: str = LOCAL
 ) -> list[Outcome]:
-    """Check every backup of ``specs``; the outcomes in the same order."""
-    if STDIN_SPEC in specs:
+    """Check every backup of ``specs`` (toolkit/tasks.py runs them); the outcomes in the
+    same order."""
+    if "-" in specs:
         raise UsageError("-: stdin can be one backup only, not one of several")
     # A worker may run elsewhere or in another directory: it gets absolute local paths.
     sent = [s if "://" in s else os.path.abspath(s) for s in specs]
-    if executor == LOCAL:
-        return _local(specs, sent, options, jobs or os.cpu_count() or 1)
-    if executor.startswith(DASK):
-        return _dask(specs, sent, options, executor[len(DASK) :])
-    raise UsageError(f"--executor {executor!r}: expected 'local' or dask://HOST:PORT")
-
-
-STDIN_SPEC = "-"
-
-
-def _local(
-    specs: Sequence[str], sent: Sequence[str], options: CheckOptions, jobs: int
-) -> list[Outcome]:
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: expected 1 or more")
-    if jobs == 1:
-        return [check_one(s, options, name) for s, name in zip(sent, specs, strict=True)]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(specs)), mp_context=context) as pool:
-        try:
-            futures = [
-                pool.submit(check_one, s, options, name)
-                for s, name in zip(sent, specs, strict=True)
-            ]
-            return [f.result() for f in futures]
-        except BaseException:  # Ctrl-C: what has not started does not start
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def _dask(
-    specs: Sequence[str], sent: Sequence[str], options: CheckOptions, address: str
-) -> list[Outcome]:
-    try:
-        from distributed import Client
-    except ImportError:
-        raise UsageError(
-            "--executor dask://...: needs the package distributed (pip install 'rbkit[dask]')"
-        ) from None
-    if not address:
-        raise UsageError("--executor dask://HOST:PORT: the scheduler's address is missing")
-    try:
-        client = Client(f"tcp://{address}", timeout="20s")
-    except Exception as e:
-        raise UsageError(f"--executor dask://{address}: no Dask scheduler answers ({e})") from None
-    with client:
-        futures = client.map(check_one, sent, [options] * len(sent), specs, pure=False)
-        return list(client.gather(futures))
+    calls = [(s, options, name) for s, name in zip(sent, specs, strict=True)]
+    return run_tasks(check_one, calls, jobs=jobs, executor=executor)
 
 
 def worst(outcomes: Sequence[Outcome]) -> int:

@@ -19,17 +19,18 @@ def _row(o: Outcome, strict: bool) -> list[Any]:
     name = printable(o.spec, composed=True)
     r = o.report
     if r is None:
-        return [name, "ERROR", "-", "-", "-", _short(o.error or "")]
+        return [name, "ERROR", "-", "-", "-", short(o.error or "")]
     verdict = "INVALID" if o.exit_code else str(r["verdict"]).upper()
     first = next((p for p in r["problems"] if p["severity"] == "error"), None)
     if first is None and (strict or verdict != "VALID"):
         first = next(iter(r["problems"]), None)
-    problem = _short(first["message"]) if first else ""
+    problem = short(first["message"]) if first else ""
     keys = count(r["totals"]["keys"]) if r.get("totals") else "-"
     return [name, verdict, r["format"], keys, size(r["size"]), problem]
 
 
-def _short(text: str) -> str:
+def short(text: str) -> str:
+    """``text`` on one line, inert, cut to PROBLEM_WIDTH."""
     text = printable(text, composed=True)
     return text if len(text) <= PROBLEM_WIDTH else text[: PROBLEM_WIDTH - 3] + "..."
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from toolkit.cli.output import emit, emit_json, emit_json_line, emit_report, width
+from toolkit.cli.output import emit, emit_json, emit_json_lines, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 
@@ -132,6 +132,8 @@ def check(
     if quick and deep:
         raise UsageError("--quick and --deep contradict each other")
     if len(backups) > 1 or executor != "local":
+        if timeline:
+            raise UsageError("--timeline takes one backup, not several")
         _check_several(
             backups, json_out, strict, top, quick, config, module, jobs, executor, tmpdir
         )
@@ -213,14 +215,7 @@ def _check_several(
     )
     outcomes = check_many(backups, options, jobs=jobs, executor=executor)
     if json_out:
-        for o in outcomes:
-            if o.report is not None:
-                emit_json_line(o.report)
-            else:
-                emit_json_line(
-                    {"schema": "rbkit.error/1", "error": o.error, "exit_code": o.exit_code,
-                     "path": o.spec}
-                )  # fmt: skip
+        emit_json_lines(outcomes)
     else:
         from toolkit.check.batch_render import render_batch
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cli import connection
-from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli.output import emit, emit_json, emit_json_lines, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 from toolkit.server.connect import CONNECT_TIMEOUT, ConnectOptions, safe_url
@@ -159,12 +159,13 @@ def mode_of(a: RestoreArgs) -> str:
 
 def restore(
     backup: Annotated[
-        str | None,
+        list[str] | None,
         typer.Argument(
-            metavar="BACKUP",
+            metavar="BACKUP...",
             help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir; "
             "compressed (gzip, zstd, lz4, bzip2, xz), '-' for stdin, or an s3://, gs://, "
-            "az://, http(s):// URL (decompressed or copied into --tmpdir first).",
+            "az://, http(s):// URL (decompressed or copied into --tmpdir first). Several: "
+            "with --stage-only, a drill of each, in parallel.",
             show_default=False,
         ),
     ] = None,
@@ -346,6 +347,28 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help="Drills of several backups: how many at once (default: the number of cores).",
+            show_default=False,
+            rich_help_panel=DRILL,
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            metavar="local|dask://HOST:PORT",
+            help="Drills of several backups: a local process pool, or a Dask scheduler's "
+            "workers (pip install 'rbkit[dask]'), each with its own scratch server.",
+            rich_help_panel=DRILL,
+        ),
+    ] = "local",
     tmpdir: Annotated[
         Path | None,
         typer.Option(
@@ -367,13 +390,47 @@ def restore(
         verify_values, discard_writes, connect, tuple(connect_flags), until, before,
         before_offset,
     )  # fmt: skip
-    if backup is not None and rollback is None:
+    backups = backup or []
+    if len(backups) > 1 or executor != "local":
+        _drills(_with_backup(args, Path(backups[0]) if backups else None), backups, jobs,
+                executor, tmpdir)  # fmt: skip
+    elif backups and rollback is None:
         from toolkit.sources.opened import open_backup
 
-        with open_backup(backup, tmpdir) as src:
+        with open_backup(backups[0], tmpdir) as src:
             _run(_with_backup(args, src.path))
     else:
-        _run(_with_backup(args, Path(backup) if backup is not None else None))
+        _run(_with_backup(args, Path(backups[0]) if backups else None))
+
+
+def _drills(
+    a: RestoreArgs, backups: list[str], jobs: int | None, executor: str, tmpdir: Path | None
+) -> None:
+    """Drills of several backups (or on --executor): one table, or one JSON line each, in
+    argument order; the exit code is the worst of theirs."""
+    from toolkit.check.batch import worst
+    from toolkit.stage.batch import DrillOptions, drill_many
+
+    if mode_of(a) != "--stage-only" or a.cut or a.dry_run:
+        raise UsageError(
+            "several backups (or --executor): only a drill, --stage-only without a cut or "
+            "--dry-run, takes them"
+        )
+    options = DrillOptions(
+        config=str(a.config) if a.config else None,
+        modules=tuple(str(m) for m in a.module),
+        force=a.force,
+        redis_server=str(a.redis_server) if a.redis_server else None,
+        tmpdir=str(tmpdir) if tmpdir else None,
+    )
+    outcomes = drill_many(backups, options, jobs=jobs, executor=executor)
+    if a.json_out:
+        emit_json_lines(outcomes)
+    else:
+        from toolkit.stage.batch_render import render_drills
+
+        emit(render_drills(outcomes))
+    raise typer.Exit(worst(outcomes))
 
 
 def _with_backup(args: RestoreArgs, backup: Path | None) -> RestoreArgs:
