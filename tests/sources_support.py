@@ -4,12 +4,13 @@ check report that must not depend on how the backup was stored."""
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,27 @@ def run_rbkit(
         env={"COLUMNS": "1000", **os.environ, **(env or {})},
         timeout=300,
     )
+
+
+def rbkit_text(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """:func:`run_rbkit`, its output as text."""
+    done = run_rbkit(*args)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+@contextlib.contextmanager
+def dask_scheduler() -> Iterator[str]:
+    """A real Dask LocalCluster (a scheduler and two worker processes) on 127.0.0.1; yields
+    ``dask://HOST:PORT`` for --executor."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield "dask://" + cluster.scheduler_address.removeprefix("tcp://")

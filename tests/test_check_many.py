@@ -5,12 +5,11 @@ and worker processes) give the same report as the local pool."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import invoke_cli
-from sources_support import ROOT, compressed, content, run_rbkit
+from sources_support import ROOT, compressed, content, dask_scheduler, rbkit_text
 
 RDB = ROOT / "fixtures/rdb"
 GOOD = [
@@ -20,11 +19,7 @@ GOOD = [
 ]
 
 
-def rbkit(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    done = run_rbkit(*args)
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+rbkit = rbkit_text
 
 
 @pytest.fixture
@@ -94,14 +89,8 @@ def test_stdin_among_several_is_refused() -> None:
 
 
 def test_dask_local_cluster_gives_the_local_report(mixed: list[str]) -> None:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:  # fmt: skip
-        address = cluster.scheduler_address.removeprefix("tcp://")
-        on_dask = rbkit("check", *mixed, "--executor", f"dask://{address}", "--json")
+    with dask_scheduler() as executor:
+        on_dask = rbkit("check", *mixed, "--executor", executor, "--json")
     local = rbkit("check", *mixed, "--jobs", "2", "--json")
     assert on_dask.returncode == local.returncode == 2, on_dask.stderr
     dask_lines = [json.loads(x) for x in on_dask.stdout.splitlines()]

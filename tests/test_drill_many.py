@@ -6,22 +6,17 @@ inventory read from the live server that wrote it."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import invoke_cli, load_expected
-from sources_support import ROOT, compressed, run_rbkit
+from sources_support import ROOT, compressed, dask_scheduler, rbkit_text
 
 RDB = ROOT / "fixtures/rdb"
 GOOD = [RDB / "redis-7.0-all-types.rdb", RDB / "redis-6.2-strings-only.rdb"]
 
 
-def rbkit(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    done = run_rbkit(*args)
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+rbkit = rbkit_text
 
 
 @pytest.fixture
@@ -62,16 +57,8 @@ def test_drills_in_a_local_pool(backups: list[str]) -> None:
 
 
 def test_drills_on_a_dask_local_cluster(backups: list[str]) -> None:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:  # fmt: skip
-        address = cluster.scheduler_address.removeprefix("tcp://")
-        done = rbkit(
-            "restore", *backups, "--stage-only", "--executor", f"dask://{address}", "--json"
-        )
+    with dask_scheduler() as executor:
+        done = rbkit("restore", *backups, "--stage-only", "--executor", executor, "--json")
     assert done.returncode == 2, done.stderr
     check_lines([json.loads(x) for x in done.stdout.splitlines()], backups)
 

@@ -37,16 +37,27 @@ def short(text: str) -> str:
 
 def render_batch(outcomes: Sequence[Outcome], *, strict: bool = False) -> str:
     """The table of several checks, then how many were valid, invalid or not read."""
+    headers = ["file", "verdict", "format", "keys", "size", "first problem"]
     rows = [_row(o, strict) for o in outcomes]
+    return batch_table(headers, rows, outcomes, "backup", ("valid", "invalid", "not read"))
+
+
+def batch_table(
+    headers: list[str],
+    rows: list[list[Any]],
+    outcomes: Sequence[Outcome],
+    noun: str,
+    words: tuple[str, str, str],
+) -> str:
+    """A table of several backups (the file first, numbers in columns 4 and 5 right-aligned),
+    then a line counting outcomes by exit code: 0, 1, 2 as ``words`` say."""
     table = tabulate(
         rows,
-        headers=["file", "verdict", "format", "keys", "size", "first problem"],
+        headers=headers,
         tablefmt="simple",
         colalign=("left", "left", "left", "right", "right", "left"),
         disable_numparse=True,
     )
-    ok = sum(1 for o in outcomes if o.exit_code == 0)
-    bad = sum(1 for o in outcomes if o.exit_code == 1)
-    err = sum(1 for o in outcomes if o.exit_code > 1)
-    summary = f"{plural(len(outcomes), 'backup')}: {ok} valid, {bad} invalid, {err} not read"
-    return f"{table}\n{summary}"
+    by_code = [sum(1 for o in outcomes if min(o.exit_code, 2) == code) for code in (0, 1, 2)]
+    counted = ", ".join(f"{n} {word}" for n, word in zip(by_code, words, strict=True))
+    return f"{table}\n{plural(len(outcomes), noun)}: {counted}"

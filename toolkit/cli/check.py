@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from toolkit.cli import sources_options as options
 from toolkit.cli.output import emit, emit_json, emit_json_lines, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
@@ -26,9 +27,9 @@ Examples:
   rbkit check big.rdb --quick
   # when what happened in an AOF: FLUSHALL, mass deletes, with offsets
   rbkit check appendonlydir/ --timeline
-  # compressed (gzip, zstd, lz4, bzip2, xz: told by their bytes), piped, or remote
+  # compressed (told by its bytes), from stdin, or in object storage
   rbkit check dump.rdb.zst
-  pg_dump_like_tool | rbkit check -
+  ssh db1 cat /var/lib/redis/dump.rdb | rbkit check -
   rbkit check s3://bucket/redis/dump.rdb.gz
   # several at once, in parallel: a table, or JSON Lines with --json
   rbkit check /backups/*.rdb --jobs 4
@@ -97,36 +98,9 @@ def check(
             "repeatable.",
         ),
     ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option(
-            "--jobs",
-            "-j",
-            min=1,
-            metavar="N",
-            help="Several backups: how many are checked at once (default: the number of cores).",
-            show_default=False,
-        ),
-    ] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            metavar="local|dask://HOST:PORT",
-            help="Several backups: where the checks run: a local process pool, or a Dask "
-            "scheduler's workers (pip install 'rbkit[dask]'), each reading its backup where "
-            "it lies.",
-        ),
-    ] = "local",
-    tmpdir: Annotated[
-        Path | None,
-        typer.Option(
-            "--tmpdir",
-            metavar="DIR",
-            help="Where a compressed, piped or remote backup is decompressed or copied to be "
-            "read (a directory rbkit-src-* removed when rbkit ends; default $TMPDIR or /tmp).",
-        ),
-    ] = None,
+    jobs: options.jobs("Several backups") = None,
+    executor: options.executor("Several backups") = "local",
+    tmpdir: options.tmpdir() = None,
 ) -> None:
     """Validate a backup as the server loading it would, and print its inventory."""
     if quick and deep:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from toolkit.cli import connection
+from toolkit.cli import sources_options as options
 from toolkit.cli.output import emit, emit_json, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import DiffError, ExitCode, UsageError
@@ -109,16 +109,7 @@ def diff(
             help="A module the AOF's loading server has, as for rbkit check; repeatable.",
         ),
     ] = None,
-    tmpdir: Annotated[
-        Path | None,
-        typer.Option(
-            "--tmpdir",
-            metavar="DIR",
-            help="Where a compressed, piped (-) or remote (s3://, https://...) backup is "
-            "decompressed or copied to be read (rbkit-src-*, removed after; default $TMPDIR "
-            "or /tmp).",
-        ),
-    ] = None,
+    tmpdir: options.tmpdir() = None,
     password: connection.Password = None,
     user: connection.User = None,
     tls: connection.Tls = False,

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cli import connection
+from toolkit.cli import sources_options as options
 from toolkit.cli.output import emit, emit_json, emit_json_lines, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
@@ -347,38 +348,9 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
-    jobs: Annotated[
-        int | None,
-        typer.Option(
-            "--jobs",
-            "-j",
-            min=1,
-            metavar="N",
-            help="Drills of several backups: how many at once (default: the number of cores).",
-            show_default=False,
-            rich_help_panel=DRILL,
-        ),
-    ] = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            metavar="local|dask://HOST:PORT",
-            help="Drills of several backups: a local process pool, or a Dask scheduler's "
-            "workers (pip install 'rbkit[dask]'), each with its own scratch server.",
-            rich_help_panel=DRILL,
-        ),
-    ] = "local",
-    tmpdir: Annotated[
-        Path | None,
-        typer.Option(
-            "--tmpdir",
-            metavar="DIR",
-            help="Where a compressed, piped or remote backup is decompressed or copied first "
-            "(rbkit-src-*, removed after; default $TMPDIR or /tmp).",
-            rich_help_panel=COMMON,
-        ),
-    ] = None,
+    jobs: options.jobs("Drills of several backups", DRILL) = None,
+    executor: options.executor("Drills of several backups", DRILL) = "local",
+    tmpdir: options.tmpdir(COMMON) = None,
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
     connect, connect_flags = connection.connect_options(

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
 from parsers.printable import printable
 from toolkit.check.batch import Outcome
-from toolkit.check.batch_render import short
-from toolkit.text import count, plural
+from toolkit.check.batch_render import batch_table, short
+from toolkit.text import count
 
 
 def _row(o: Outcome) -> list[Any]:
@@ -33,15 +31,6 @@ def _row(o: Outcome) -> list[Any]:
 
 def render_drills(outcomes: Sequence[Outcome]) -> str:
     """The table of several drills, then how many were verified, not verified or not run."""
-    table = tabulate(
-        [_row(o) for o in outcomes],
-        headers=["file", "outcome", "format", "keys loaded", "seconds", "first reason"],
-        tablefmt="simple",
-        colalign=("left", "left", "left", "right", "right", "left"),
-        disable_numparse=True,
-    )
-    ok = sum(1 for o in outcomes if o.exit_code == 0)
-    bad = sum(1 for o in outcomes if o.exit_code == 1)
-    err = sum(1 for o in outcomes if o.exit_code > 1)
-    summary = f"{plural(len(outcomes), 'drill')}: {ok} verified, {bad} not verified, {err} not run"
-    return f"{table}\n{summary}"
+    headers = ["file", "outcome", "format", "keys loaded", "seconds", "first reason"]
+    rows = [_row(o) for o in outcomes]
+    return batch_table(headers, rows, outcomes, "drill", ("verified", "not verified", "not run"))
