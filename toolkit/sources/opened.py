@@ -104,20 +104,24 @@ def open_backup(spec: str, tmpdir: Path | None = None) -> Iterator[Opened]:
         yield Opened(path, spec)
         return
     try:
-        with open(path, "rb") as f:
+        f = open(path, "rb")  # noqa: SIM115 (closed below, around the caller's block)
+    except OSError as e:
+        raise BackupIOError(f"{spec}: {e.strerror or e}") from None
+    with f:
+        try:
             head = f.read(codecs.HEAD)
-            if codecs.detect(head) is None:
-                f.close()
-                yield Opened(path, spec)
-                return
             size = os.fstat(f.fileno()).st_size
             f.seek(max(0, size - 4))
             tail = f.read(4)
             f.seek(0)
+        except OSError as e:
+            raise BackupIOError(f"{spec}: {e.strerror or e}") from None
+        if codecs.detect(head) is not None:
+            # (errors of the caller's block are its own: only reading ``f`` is wrapped)
             with _materialized(f, spec, path.name, size, tail, tmpdir) as o:
                 yield o
-    except OSError as e:
-        raise BackupIOError(f"{spec}: {e.strerror or e}") from None
+            return
+    yield Opened(path, spec)
 
 
 @contextlib.contextmanager
