@@ -5,11 +5,17 @@ and worker processes) give the same report as the local pool."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import invoke_cli
-from sources_support import ROOT, compressed, content, dask_scheduler, rbkit_text
+from sources_support import COMPRESS, ROOT, compressed, content, dask_scheduler, rbkit_text
 
 RDB = ROOT / "fixtures/rdb"
 GOOD = [
@@ -107,3 +113,51 @@ def test_dask_unreachable_scheduler() -> None:
 
     done = rbkit("check", *GOOD[:2], "--executor", f"dask://127.0.0.1:{free_port()}")
     assert done.returncode == 2 and "no Dask scheduler answers" in done.stderr
+
+
+def test_sigterm_ends_the_pool_and_its_copies(tmp_path: Path) -> None:
+    """Two named pipes whose writers stall after a first piece: both workers are reading
+    into their temporary dirs when rbkit gets SIGTERM. It ends (not waiting for the stalled
+    reads), and the dirs go with the workers."""
+    piece = COMPRESS["gzip"](os.urandom(1 << 20))[:200_000]
+    fifos = [tmp_path / "a.rdb.gz", tmp_path / "b.rdb.gz"]
+    release = threading.Event()
+
+    def writer(fifo: Path) -> None:
+        with open(fifo, "wb") as f:  # blocks until rbkit opens it
+            f.write(piece)
+            f.flush()
+            release.wait(120)
+
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    threads = [threading.Thread(target=writer, args=(f,), daemon=True) for f in fifos]
+    for t in threads:
+        t.start()
+    scratch = tmp_path / "t"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "check", *map(str, fifos), "--jobs", "2",
+         "--tmpdir", str(scratch)],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(scratch.glob("rbkit-src-*"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM
+        while list(scratch.iterdir()):  # the workers' lifeline watchers remove them
+            assert time.monotonic() < deadline, list(scratch.iterdir())
+            time.sleep(0.05)
+    finally:
+        release.set()
+        proc.kill()
+        proc.wait()
+
+
+def test_a_shell_pipe_among_several_is_refused() -> None:
+    run = invoke_cli("check", "/dev/fd/63", GOOD[0])
+    assert run.exit_code == 2 and "can be one backup only; use mkfifo" in run.stderr

@@ -211,3 +211,15 @@ def test_decompression_memory_is_bounded(codec: str, tmp_path: Path) -> None:
     peak_kb = int(done.stdout.strip())
     assert peak_kb < 120 * 1024, peak_kb
     assert not list(tmp_path.glob("rbkit-src-*"))
+
+
+def test_named_pipe(tmp_path: Path) -> None:
+    """A named pipe (and so bash's <(command)) is read as stdin is."""
+    fifo = tmp_path / "dump.rdb.zst"
+    os.mkfifo(fifo)
+    packed = compressed(ALL_TYPES, "zstd", tmp_path)
+    writer = subprocess.Popen(["dd", f"if={packed}", f"of={fifo}", "status=none"])
+    code, report = report_of(fifo)
+    writer.wait(timeout=60)
+    assert code == 0
+    assert content(report) == content(report_of(ALL_TYPES)[1])

@@ -46,7 +46,11 @@ def _local(task: Callable[..., T], calls: Sequence[tuple[Any, ...]], jobs: int) 
         try:
             futures = [pool.submit(task, *call) for call in calls]
             return [f.result() for f in futures]
-        except BaseException:  # Ctrl-C: what has not started does not start
+        except BaseException:  # Ctrl-C, SIGTERM: what has not started does not start,
+            # and what runs is ended (its temporary dirs and scratch servers go with it:
+            # toolkit/lifeline.py), rather than waited for
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 

@@ -4,13 +4,13 @@ opening its backup where it lies (toolkit/sources). Outcomes come back in argume
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ExitCode, RbkitError, UsageError
+from toolkit.errors import ExitCode, RbkitError
+from toolkit.sources.opened import for_workers
 from toolkit.tasks import LOCAL, run_tasks
 
 
@@ -34,7 +34,6 @@ class Outcome:
     exit_code: int
     report: dict[str, Any] | None = None
     error: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def check_one(spec: str, options: CheckOptions, shown: str | None = None) -> Outcome:
@@ -70,10 +69,7 @@ def check_many(
 ) -> list[Outcome]:
     """Check every backup of ``specs`` (toolkit/tasks.py runs them); the outcomes in the
     same order."""
-    if "-" in specs:
-        raise UsageError("-: stdin can be one backup only, not one of several")
-    # A worker may run elsewhere or in another directory: it gets absolute local paths.
-    sent = [s if "://" in s else os.path.abspath(s) for s in specs]
+    sent = for_workers(specs)
     calls = [(s, options, name) for s, name in zip(sent, specs, strict=True)]
     return run_tasks(check_one, calls, jobs=jobs, executor=executor)
 

@@ -2,7 +2,8 @@
 
 A plain local file (or directory, manifest, data dir) is used where it lies. Anything else is
 streamed, in bounded memory, into a temporary file: a compressed file (gzip, zstd, lz4,
-bzip2, xz, told by its magic bytes) is decompressed; stdin (``-``) and object storage or HTTP
+bzip2, xz, told by its magic bytes) is decompressed; stdin (``-``), a named pipe or bash's
+``<(command)``, and object storage or HTTP
 (``s3://``, ``gs://``, ``az://``, ``http(s)://``) are copied, and decompressed on the way when
 they are compressed. The temporary file lives in a directory ``rbkit-src-*`` under ``--tmpdir``
 (default: $TMPDIR, else /tmp), removed when the ``with`` block ends, on an error or Ctrl-C
@@ -21,13 +22,13 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from toolkit import lifeline
-from toolkit.errors import BackupIOError
+from toolkit.errors import BackupIOError, UsageError
 from toolkit.sources import codecs, remote
 from toolkit.text import size as human_size
 
@@ -100,6 +101,15 @@ def open_backup(spec: str, tmpdir: Path | None = None) -> Iterator[Opened]:
             yield o
         return
     path = Path(spec)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # a named pipe, or bash's <(command) (/dev/fd/N): read as stdin is
+        try:
+            pipe = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+        except OSError as e:
+            raise BackupIOError(f"{spec}: {e.strerror or e}") from None
+        with pipe, _materialized(pipe, spec, path.name, None, None, tmpdir) as o:
+            yield o
+        return
     if not path.is_file():  # a directory, or nothing: locate says what it is
         yield Opened(path, spec)
         return
@@ -250,3 +260,20 @@ def _named_by_content(path: Path) -> Path:
         path.rename(renamed)
         return renamed
     return path
+
+
+def for_workers(specs: Sequence[str]) -> list[str]:
+    """``specs`` as other processes (or machines) can open them: local paths made absolute.
+    Raises UsageError for what only this process can read: stdin, and a pipe of its shell
+    (``<(command)``, /dev/fd/N)."""
+    sent = []
+    for spec in specs:
+        if spec == STDIN:
+            raise UsageError("-: stdin can be one backup only, not one of several")
+        if spec.startswith(("/dev/fd/", "/proc/self/fd/")):
+            raise UsageError(
+                f"{spec}: a pipe of this shell (<(...)) can be one backup only; use mkfifo "
+                "for several"
+            )
+        sent.append(spec if remote.is_remote(spec) else os.path.abspath(spec))
+    return sent

@@ -5,13 +5,13 @@ argument order."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.check.batch import Outcome
-from toolkit.errors import ExitCode, RbkitError, UsageError
+from toolkit.errors import ExitCode, RbkitError
+from toolkit.sources.opened import for_workers
 from toolkit.tasks import run_tasks
 
 
@@ -61,8 +61,6 @@ def drill_many(
     specs: Sequence[str], options: DrillOptions, *, jobs: int | None, executor: str
 ) -> list[Outcome]:
     """The drill of every backup of ``specs``; the outcomes in the same order."""
-    if "-" in specs:
-        raise UsageError("-: stdin can be one backup only, not one of several")
-    sent = [s if "://" in s else os.path.abspath(s) for s in specs]
+    sent = for_workers(specs)
     calls = [(s, options, name) for s, name in zip(sent, specs, strict=True)]
     return run_tasks(drill_one, calls, jobs=jobs, executor=executor)
