@@ -59,4 +59,9 @@ def check_output(args: Sequence[object], stdout: str) -> None:
     """Validate ``stdout`` of ``rbkit ARGS`` when ARGS asked for JSON and it printed any."""
     if not asked_for_json([str(a) for a in args]) or not stdout.strip():
         return
+    lines = stdout.strip().splitlines()
+    if len(lines) > 1 and all(line.startswith("{") and line.endswith("}") for line in lines):
+        for line in lines:  # JSON Lines: check of several backups, one object each
+            assert_valid(json.loads(line))
+        return
     assert_valid(json.loads(stdout))

@@ -311,10 +311,19 @@ def test_unreadable_path_is_exit_2_with_error_on_stderr(
         ["check", "--top", "-1", "{rdb}"],
         ["check", "--top", "many", "{rdb}"],
         ["check"],
-        ["check", "{rdb}", "{rdb}"],
+        ["check", "{rdb}", "{rdb}", "--timeline"],
+        ["check", "{rdb}", "{rdb}", "--jobs", "0"],
         ["no-such-command"],
     ],
-    ids=["unknown-option", "negative-top", "non-numeric-top", "no-file", "two-files", "command"],
+    ids=[
+        "unknown-option",
+        "negative-top",
+        "non-numeric-top",
+        "no-file",
+        "two-files-timeline",
+        "zero-jobs",
+        "command",
+    ],
 )
 def test_bad_usage_is_exit_2(
     named_rdb: Callable[[str], Path], run_cli: RunCli, args: list[str]

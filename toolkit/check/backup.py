@@ -7,10 +7,12 @@ from pathlib import Path
 
 from parsers.cluster.slots import SlotCounts
 from toolkit.check.locate import AOF, MULTIPART, locate
+from toolkit.check.problems import ERROR, Problem
 from toolkit.check.rdb import ProgressFn, check_file
 from toolkit.check.result import CheckResult
 from toolkit.errors import BackupIOError, ConfigError
 from toolkit.server.config import RedisConfig, read_config
+from toolkit.sources.opened import opened_for
 
 
 def check_backup(
@@ -52,4 +54,22 @@ def check_backup(
             found.path, top=top, quick=quick, now_ms=now_ms, progress=progress, slots=slots
         )
     result.notes[:0] = found.notes
+    note_source(result, found.path)
     return result
+
+
+def note_source(result: CheckResult, path: Path) -> None:
+    """When ``path`` is the local copy of a compressed, piped or remote backup
+    (toolkit/sources): name the backup as the user did, say where its copy went, and make the
+    damage of its compressed stream an error (the first one)."""
+    opened = opened_for(path)
+    if opened is None:
+        return
+    if result.path == str(opened.path):
+        result.shown = opened.shown
+    note = opened.note()
+    if note and note not in result.notes:
+        result.notes.insert(0, note)
+    d = opened.damage
+    if d is not None and not any(p.message == d.message for p in result.problems):
+        result.problems.insert(0, Problem(ERROR, d.code, d.offset, d.message))

@@ -43,7 +43,7 @@ def render_check(result: CheckResult, *, strict: bool = False, width: int | None
         else "unknown"
     )
     checksum = result.checksum.status if result.checksum else "unverified"
-    out.append(headline(f"{_line(result.path)}: {verdict}", why))
+    out.append(headline(f"{_line(result.name)}: {verdict}", why))
     for note in result.notes:
         out.append(f"  note: {_line(note)}")
     if result.aof is not None:

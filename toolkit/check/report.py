@@ -17,7 +17,7 @@ def check_report(result: CheckResult) -> dict[str, Any]:
     checksum = result.checksum
     report: dict[str, Any] = {
         "schema": SCHEMA,
-        "path": result.path,
+        "path": result.name,
         "format": result.format,
         "valid": result.valid,
         "size": result.size,

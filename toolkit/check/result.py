@@ -66,7 +66,7 @@ class Partial:
 
 @dataclass
 class CheckResult:
-    path: str
+    path: str  # the local file read (for a compressed, piped or remote backup: its copy)
     format: str  # rdb or aof
     size: int
     checked_at_ms: int
@@ -84,6 +84,12 @@ class CheckResult:
     partial: Partial | None = None  # invalid: what was read before the damage
     # RDB: slot -> (keys, expires) the file's own slot info declares (cluster nodes' saves)
     slot_info: dict[int, tuple[int, int]] = field(default_factory=dict)
+    shown: str | None = None  # the backup as the user named it, when ``path`` is its copy
+
+    @property
+    def name(self) -> str:
+        """The backup as reports name it."""
+        return self.shown or self.path
 
     @property
     def valid(self) -> bool:

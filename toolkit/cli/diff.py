@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from toolkit.cli import connection
+from toolkit.cli import sources_options as options
 from toolkit.cli.output import emit, emit_json, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import DiffError, ExitCode, UsageError
@@ -128,6 +129,7 @@ def diff(
             "streams it without writing its dump file (repl-diskless-sync yes), else SCAN.",
         ),
     ] = Via.auto,
+    tmpdir: options.tmpdir() = None,
     password: connection.Password = None,
     user: connection.User = None,
     tls: connection.Tls = False,
@@ -166,6 +168,7 @@ def diff(
             modules=tuple(module or ()),
             connect=connect,
             via=via.value,
+            tmpdir=tmpdir,
         )
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from parsers.printable import printable
@@ -103,3 +104,14 @@ def emit_report(text: str, *, ok: bool | None = None, err: bool = False) -> None
 def emit_json(obj: Any) -> None:
     """Print one JSON document to stdout."""
     _write(json.dumps(obj, indent=1), sys.stdout)
+
+
+def emit_json_lines(outcomes: Iterable[Any]) -> None:
+    """Print JSON Lines: for each outcome of several backups (toolkit/check/batch.py), its
+    report, or an rbkit.error/1 object naming its path, one object per line."""
+    for o in outcomes:
+        obj = o.report
+        if obj is None:
+            obj = {"schema": "rbkit.error/1", "error": o.error, "exit_code": o.exit_code}
+            obj["path"] = o.spec
+        _write(json.dumps(obj, separators=(",", ":")), sys.stdout)

@@ -20,7 +20,8 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cli import connection
-from toolkit.cli.output import emit, emit_json, emit_report, width
+from toolkit.cli import sources_options as options
+from toolkit.cli.output import emit, emit_json, emit_json_lines, emit_report, width
 from toolkit.cli.progress import progress_for
 from toolkit.errors import ExitCode, UsageError
 from toolkit.server.connect import CONNECT_TIMEOUT, ConnectOptions, safe_url
@@ -217,10 +218,13 @@ def mode_of(a: RestoreArgs) -> str:
 
 def restore(
     backup: Annotated[
-        Path | None,
+        list[str] | None,
         typer.Argument(
-            metavar="BACKUP",
-            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir.",
+            metavar="BACKUP...",
+            help="RDB file, AOF file, appendonlydir/ or its .manifest, or a Redis data dir; "
+            "compressed (gzip, zstd, lz4, bzip2, xz), '-' for stdin, or an s3://, gs://, "
+            "az://, http(s):// URL (decompressed or copied into --tmpdir first). Several: "
+            "with --stage-only, a drill of each, in parallel.",
             show_default=False,
         ),
     ] = None,
@@ -496,18 +500,70 @@ def restore(
             rich_help_panel=COMMON,
         ),
     ] = 600.0,
+    jobs: options.jobs("Drills of several backups", DRILL) = None,
+    executor: options.executor("Drills of several backups", DRILL) = "local",
+    tmpdir: options.tmpdir(COMMON) = None,
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
     connect, connect_flags = connection.connect_options(
         password, user, tls, cacert, cert, key, insecure, connect_timeout
     )
     args = RestoreArgs(
-        backup, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
+        None, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,
         cluster, replace, tuple(module or ()), force, dry_run, yes, json_out, timeout,
         verify_values, discard_writes, connect, tuple(connect_flags), until, before,
         before_offset, resume, restart, journal, tuple(match or ()), tuple(db or ()),
         tuple(type_ or ()), keys_from, only, on_conflict, ttl,
     )  # fmt: skip
+    backups = backup or []
+    if len(backups) > 1 or executor != "local":
+        _drills(_with_backup(args, Path(backups[0]) if backups else None), backups, jobs,
+                executor, tmpdir)  # fmt: skip
+    elif backups and rollback is None:
+        from toolkit.sources.opened import open_backup
+
+        with open_backup(backups[0], tmpdir) as src:
+            _run(_with_backup(args, src.path))
+    else:
+        _run(_with_backup(args, Path(backups[0]) if backups else None))
+
+
+def _drills(
+    a: RestoreArgs, backups: list[str], jobs: int | None, executor: str, tmpdir: Path | None
+) -> None:
+    """Drills of several backups (or on --executor): one table, or one JSON line each, in
+    argument order; the exit code is the worst of theirs."""
+    from toolkit.check.batch import worst
+    from toolkit.stage.batch import DrillOptions, drill_many
+
+    if mode_of(a) != "--stage-only" or a.cut or a.dry_run:
+        raise UsageError(
+            "several backups (or --executor): only a drill, --stage-only without a cut or "
+            "--dry-run, takes them"
+        )
+    options = DrillOptions(
+        config=str(a.config) if a.config else None,
+        modules=tuple(str(m) for m in a.module),
+        force=a.force,
+        redis_server=str(a.redis_server) if a.redis_server else None,
+        tmpdir=str(tmpdir) if tmpdir else None,
+    )
+    outcomes = drill_many(backups, options, jobs=jobs, executor=executor)
+    if a.json_out:
+        emit_json_lines(outcomes)
+    else:
+        from toolkit.stage.batch_render import render_drills
+
+        emit(render_drills(outcomes))
+    raise typer.Exit(worst(outcomes))
+
+
+def _with_backup(args: RestoreArgs, backup: Path | None) -> RestoreArgs:
+    return replace(args, backup=backup)  # (``restore`` has an option named replace)
+
+
+def _run(args: RestoreArgs) -> None:
+    """The restore of a local backup (toolkit/sources made it local), in its mode."""
     mode = mode_of(args)
     run = {"--to": _network, "--stage-only": _drill, "--rollback": _rollback, "file": _file}
     if args.cut:

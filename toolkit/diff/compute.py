@@ -48,6 +48,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -77,7 +78,7 @@ from toolkit.diff.model import (
     KeyState,
     PrefixDiff,
 )
-from toolkit.diff.sources import AUTO, NEVER, DbCounts, RdbSide, Side, open_side
+from toolkit.diff.sources import AUTO, NEVER, DbCounts, RdbSide, Side, local_spec, open_side
 from toolkit.diff.table import (
     NBUCKETS,
     NO_TTL,
@@ -120,12 +121,14 @@ def compute_diff(
     modules: tuple[str, ...] = (),
     connect: ConnectOptions | None = None,
     via: str = AUTO,
+    tmpdir: Path | None = None,
 ) -> DiffReport:
     """Diff side ``a`` (before) against side ``b`` (after). Raises DiffError for bad input.
 
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
     ``connect``: how to reach a side that is a server (redis-cli's connection options).
     ``via``: how a server is read (sources.SNAPSHOT, SCAN or AUTO).
+    ``tmpdir``: where a compressed, piped or remote backup is made local (toolkit/sources).
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
@@ -137,9 +140,11 @@ def compute_diff(
     if db_set is not None and any(d < 0 for d in db_set):
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
     with contextlib.ExitStack() as stack:
-        side_a = open_side(a, "A", progress, modules, connect, via)
+        if a == b == "-":
+            raise DiffError("-: stdin can be one side only")
+        side_a = open_side(local_spec(stack, a, tmpdir), "A", progress, modules, connect, via)
         stack.callback(side_a.close)
-        side_b = open_side(b, "B", progress, modules, connect, via)
+        side_b = open_side(local_spec(stack, b, tmpdir), "B", progress, modules, connect, via)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS

@@ -56,6 +56,8 @@ from toolkit.server.connect import ConnectOptions, Server, looks_like_server
 from toolkit.server.process import RedisServer, free_port
 from toolkit.server.read import parse_version, scan_db
 from toolkit.server.snapshot import Snapshot, SnapshotFailed, SnapshotRefused, take_snapshot
+from toolkit.sources import remote
+from toolkit.sources.opened import open_backup
 from toolkit.steps import KEYS, ProgressFactory, no_progress, progress_of
 from toolkit.steps import Progress as ProgressBar
 
@@ -136,6 +138,18 @@ def added_counts(sides: list[Side], dbs: set[int] | None) -> dict[int, DbCounts]
 
 
 # -- opening --------------------------------------------------------------------------------
+
+
+def local_spec(stack: contextlib.ExitStack[Any], spec: str, tmpdir: Path | None) -> str:
+    """``spec`` as :func:`open_side` takes it: a server as is; a backup made local
+    (toolkit/sources: compressed, ``-``, s3:// or https://), its copy kept until ``stack``
+    closes. Raises DiffError when it cannot be read."""
+    if looks_like_server(spec) and not remote.is_remote(spec):
+        return spec
+    try:
+        return os.fspath(stack.enter_context(open_backup(spec, tmpdir)).path)
+    except BackupIOError as e:
+        raise DiffError(str(e)) from None
 
 
 def open_side(
@@ -234,7 +248,7 @@ def _refuse_invalid(result: CheckResult) -> None:
     where = f" (offset {p.offset})" if p.offset is not None and "offset" not in p.message else ""
     more = f" and {len(errors) - 1} more error(s)" if len(errors) > 1 else ""
     raise DiffError(
-        f"{result.path}: not a valid backup: {p.message}{where}{more}; a diff of a damaged "
+        f"{result.name}: not a valid backup: {p.message}{where}{more}; a diff of a damaged "
         "backup would be meaningless (see rbkit check)"
     )
 
@@ -294,7 +308,7 @@ class RdbSide(Side):
 
     def __init__(self, result: CheckResult) -> None:
         path = Path(result.path)
-        source = Source("rdb", result.path, version=result.aux.get("redis-ver"))
+        source = Source("rdb", result.name, version=result.aux.get("redis-ver"))
         ctime = _aux_ctime_ms(result.aux)
         if ctime is not None:
             source.time_ms, source.time_source = ctime, "aux ctime"
@@ -581,7 +595,7 @@ class AofSide(Side):
 
     def __init__(self, result: CheckResult) -> None:
         path = Path(result.path)
-        source = Source("aof", result.path, version=result.aux.get("redis-ver"))
+        source = Source("aof", result.name, version=result.aux.get("redis-ver"))
         aof = result.aof
         if aof is not None and aof.last_ts is not None:
             source.time_ms, source.time_source = aof.last_ts * 1000, "last #TS annotation"

@@ -29,7 +29,7 @@ from pathlib import Path
 import redis
 
 from parsers.errors import FormatError
-from toolkit.check.backup import check_backup
+from toolkit.check.backup import check_backup, note_source
 from toolkit.check.locate import Located, locate
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
@@ -299,6 +299,7 @@ def _gate(report: RestoreReport, opts: Options, target: Target, path: Path) -> C
                 result = check_backup(path, config=config, modules=modules, progress=bar)
         except BackupIOError as e:
             raise RestoreError(str(e)) from None
+        note_source(result, opts.backup)  # ``path`` is the private copy of a local backup
         report.result = result
         report.notes.extend(n for n in result.notes if n not in report.notes)
         verdict = gate(result.problems, opts.force, "restored anyway")

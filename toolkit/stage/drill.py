@@ -171,7 +171,7 @@ def _gate(
             modules=tuple(os.fspath(m) for m in modules),
         )
         report.result = result
-        report.backup = result.path
+        report.backup = result.name
         report.notes.extend(result.notes)
         verdict = gate(result.problems, force, "staged anyway")
         if verdict.refusal:

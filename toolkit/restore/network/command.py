@@ -323,7 +323,7 @@ def _gate(
             if progress is not None:
                 progress.close()
         report.result = result
-        report.backup = result.path
+        report.backup = result.name
         report.notes.extend(result.notes)
         verdict = gate(result.problems, force, "restored anyway")
         if verdict.refusal:
