@@ -21,9 +21,9 @@ from parsers.rdb.constants import COLLECTION_TYPES
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.locate import RDB, locate
 from toolkit.columns import record_batches
-from toolkit.diff.table import glob_matcher
 from toolkit.errors import BackupIOError, ExportError
 from toolkit.mapped import releasing_hook
+from toolkit.server.glob import glob_matcher
 from toolkit.steps import Progress
 
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
