@@ -9,7 +9,7 @@ the time the target is down (stop to the end of its start) and the time writes w
 to the end of the verification, when rbkit lets them through).
 Run `benchmarks/make_data.py` first. Ratios, not absolute times: the machines are shared.
 
-    .venv/bin/python benchmarks/restore.py                 # appendonly no, then yes
+    .venv/bin/python benchmarks/restore.py                 # the drill, appendonly no, then yes
     .venv/bin/python benchmarks/restore.py --appendonly no
 """
 
@@ -120,15 +120,46 @@ def run(rdb: Path, appendonly: str) -> list[list[object]]:
     return rows
 
 
+def run_drill(rdb: Path) -> list[list[object]]:
+    """`rbkit restore RDB --stage-only`: each step against the scratch server's own load time
+    (from its log, as the report gives it)."""
+    started = time.monotonic()
+    rbkit = os.fspath(ROOT / ".venv" / "bin" / "rbkit")
+    done = subprocess.run(
+        [rbkit, "restore", os.fspath(rdb), "--stage-only", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"rbkit restore --stage-only failed ({done.returncode}): {done.stderr}")
+    report = json.loads(done.stdout)
+    load = report["server"]["load_seconds"]
+    rows: list[list[object]] = [
+        [step["name"], f"{step['seconds']:.2f}", f"{step['seconds'] / load:.2f}x"]
+        for step in report["steps"]
+    ]
+    rows.append(["(all, wall)", f"{wall:.2f}", f"{wall / load:.2f}x"])
+    rows.append(["server's own load", f"{load:.2f}", "1.00x"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rdb", nargs="?", type=Path, default=DATA / "bench.rdb")
     parser.add_argument("--appendonly", choices=("no", "yes", "both"), default="both")
+    parser.add_argument(
+        "--no-drill", action="store_true", help="leave out the drill (restore --stage-only)"
+    )
     args = parser.parse_args()
     if not args.rdb.is_file():
         raise SystemExit(f"{args.rdb}: missing; run benchmarks/make_data.py first")
     modes = ("no", "yes") if args.appendonly == "both" else (args.appendonly,)
     size = args.rdb.stat().st_size / 1e6
+    if not args.no_drill:
+        print(f"\nrbkit restore {args.rdb.name} ({size:.1f} MB) --stage-only: the drill")
+        print(tabulate(run_drill(args.rdb), headers=("step", "seconds", "vs server load")))
     for mode in modes:
         print(f"\nrbkit restore {args.rdb.name} ({size:.1f} MB) into redis 7.0, appendonly {mode}")
         print(tabulate(run(args.rdb, mode), headers=("step", "seconds", "vs server load")))

@@ -14,7 +14,7 @@ import xxhash
 from conftest import RDB_FILES
 
 from parsers.rdb import walker as walker_module
-from parsers.rdb.columns import NO_EXPIRY, key_columns
+from parsers.rdb.columns import NO_EXPIRY, key_columns, py_xor64, xor64
 from parsers.rdb.constants import ENCODING_NAMES, TYPE_NAMES
 from parsers.rdb.walker import RdbWalker
 from parsers.rdb.xxh64 import py_xxh64, xxh64
@@ -97,6 +97,18 @@ def test_xxh64_matches_the_reference(size: int, seed: int) -> None:
     data = os.urandom(size)
     want = xxhash.xxh64_intdigest(data, seed=seed)
     assert xxh64(data, seed) == py_xxh64(data, seed) == want
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 7, 1000])
+def test_xor64_is_the_xor_of_the_values(count: int) -> None:
+    values = [int.from_bytes(os.urandom(8), "little") for _ in range(count)]
+    data = b"".join(v.to_bytes(8, "little") for v in values)
+    want = 0
+    for v in values:
+        want ^= v
+    assert xor64(data) == py_xor64(data) == want
+    with pytest.raises(ValueError):
+        xor64(data + b"x")
 
 
 @pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)

@@ -300,7 +300,7 @@ def test_shell_completion_completes_commands_and_choices(tmp_path: Path) -> None
     assert complete("rbkit diff --format m", 3) == ["markdown"]
     assert "--stage-only" in complete("rbkit restore --st", 2)
     install = rbkit("--install-completion", "bash", HOME=str(tmp_path), SHELL="/bin/bash")
-    assert install.returncode == 0, install.stderr
+    assert install.returncode == 0, (install.stdout, install.stderr)
     script = tmp_path / ".bash_completions" / "rbkit.sh"
     assert "_RBKIT_COMPLETE" in script.read_text()
     assert str(script) in (tmp_path / ".bashrc").read_text()

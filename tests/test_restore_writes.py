@@ -247,7 +247,7 @@ def test_killed_during_the_stage_leaves_no_scratch_server(make_target) -> None:
         "--config",
         t.conf,
         "--yes",
-        kill_after="call:toolkit.stage.drill.read_expected",
+        kill_after="call:toolkit.stage.drill.read_counts",
     )
     assert killed.code == -9, killed.text
     deadline = time.monotonic() + 10

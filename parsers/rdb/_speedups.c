@@ -823,6 +823,29 @@ static PyObject *xxh64_py(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(h);
 }
 
+/* xor64(buffer) -> int: the XOR of the buffer's little-endian uint64 values (its length a
+ * multiple of 8): the order-independent digest of a column of key-name hashes. */
+static PyObject *xor64_py(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (view.len % 8) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "xor64: the buffer is not a whole number of uint64");
+        return NULL;
+    }
+    const uint8_t *b = (const uint8_t *)view.buf;
+    uint64_t x = 0;
+    for (Py_ssize_t i = 0; i < view.len; i += 8) {
+        uint64_t v;
+        memcpy(&v, b + i, 8);
+        x ^= v;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(x);
+}
+
 #define NCOLUMNS 11
 
 static PyObject *records(PyObject *self, PyObject *args)
@@ -932,6 +955,7 @@ static PyMethodDef methods[] = {
      "Indices of the key hash entries whose hash occurs more than once; see the file header."},
     {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},
     {"xxh64", xxh64_py, METH_VARARGS, "XXH64 of a buffer, with a seed (default 0)."},
+    {"xor64", xor64_py, METH_O, "The XOR of a buffer's uint64 values; see the comment above it."},
     {NULL, NULL, 0, NULL},
 };
 

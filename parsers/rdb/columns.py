@@ -56,6 +56,20 @@ COLUMNS = (
 )
 
 
+def py_xor64(data: bytes | bytearray | memoryview) -> int:
+    """The XOR of ``data``'s little-endian uint64 values: a column's order-independent digest."""
+    out = 0
+    for (v,) in struct.iter_unpack("<Q", data):
+        out ^= v
+    return out
+
+
+try:  # the C version where the accelerator is built
+    from parsers.rdb._speedups import xor64
+except ImportError:  # pragma: no cover - depends on the build
+    xor64 = py_xor64
+
+
 class KeyColumns:
     """One batch of key records, column by column (see the module docstring)."""
 

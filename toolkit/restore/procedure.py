@@ -506,6 +506,7 @@ def _stage(
             server_text=f"the target runs {target.version}",
             load_timeout=opts.timeout,
             progress=opts.progress,
+            counts_only=True,  # the target is read key by key once restored
         )
         report.stage = staged
         if not staged.verified:
@@ -513,7 +514,7 @@ def _stage(
             step.detail = staged.reason or staged.outcome
             raise _Refused([f"the stage ({staged.outcome}): {staged.reason}"])
         version = staged.binary.version_text if staged.binary else "?"
-        step.detail = f"loaded and verified in a scratch redis-server {version}"
+        step.detail = f"loaded in a scratch redis-server {version}, its key counts verified"
         if staged.server_load_seconds is not None:
             step.detail += f" (server load {staged.server_load_seconds:.3f} s)"
             report.server_load_seconds = staged.server_load_seconds
@@ -706,7 +707,13 @@ def _verify(
         )
     keys = report.stage.keys if report.stage else None  # read once, by the stage
     live, comparison = verify_target(
-        target, result, since_ms, target.appendonly, keys, progress=opts.progress
+        target,
+        result,
+        since_ms,
+        target.appendonly,
+        keys,
+        progress=opts.progress,
+        notes=report.notes,
     )
     report.live, report.comparison = live, comparison
     if not comparison.verified:

@@ -18,9 +18,14 @@ def verify_target(
     appendonly: bool,
     keys: BackupKeys | None = None,
     progress: ProgressFactory = no_progress,
+    notes: list[str] | None = None,
 ) -> tuple[LiveKeyspace, Comparison]:
     """The target's keyspace, and how it compares with ``result`` loaded at ``since_ms``
-    (``keys``: the backup's key names if already read, e.g. by the stage)."""
+    (``keys``: the backup's key names if already read, e.g. by the stage).
+
+    The target is read as its replication snapshot where it gives one, its
+    ``repl-diskless-sync-delay`` set to 0 for that fork and back (rbkit has just started it);
+    else by SCAN, the reason in ``notes``."""
     if keys is None:
         try:
             keys = backup_keys(result)
@@ -29,7 +34,16 @@ def verify_target(
     client = target.client(timeout=60)
     try:
         with progress_of(progress, "reading the restored target", KEYS) as bar:
-            live = read_expected(client, result, keys, since_ms, bar)
+            live = read_expected(
+                client,
+                result,
+                keys,
+                since_ms,
+                bar,
+                server=target.server,
+                notes=notes,
+                no_delay=True,
+            )
     finally:
         client.close()
     # An RDB loaded as itself drops expired keys (and counts them); as an AOF base it does not,

@@ -10,7 +10,6 @@ types). SCAN may return a key twice; keys are counted once (by a 64-bit hash of 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 import redis
 
 from parsers.rdb.constants import REDIS_TYPES
+from parsers.rdb.xxh64 import xxh64
 from toolkit.steps import Progress
 
 SCAN_COUNT = 1000
@@ -28,8 +28,9 @@ TYPES = REDIS_TYPES
 
 
 def key_hash(key: bytes) -> int:
-    """A 64-bit hash of a key name (BLAKE2b): the unit of the per-db key-name digest."""
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+    """A 64-bit hash of a key name, the unit of the per-db key-name digest: XXH64, seed 0,
+    as the C walk's per-key records have it (``key_hash`` of :mod:`parsers.rdb.columns`)."""
+    return xxh64(key)
 
 
 def digest_of(keys: Iterable[bytes]) -> int:
@@ -67,6 +68,9 @@ class LiveKeyspace:
     sources: dict[str, str] = field(default_factory=dict)  # field -> where it was read
     time_ms: int = 0  # the server's TIME once everything was read
     seconds: float = 0.0  # how long the read took
+    # How the keys were read: "scan", "snapshot" (its replication RDB, toolkit.stage.live_snapshot)
+    # or "info" (INFO keyspace counts alone: no types, no key names)
+    via: str = "scan"
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -235,22 +239,8 @@ def read_live(
     """
     started = time.monotonic()
     watch = watch or {}
-    info = client.info("server")
-    version = _text(info.get("redis_version", "?"))
-    server_name = _text(info.get("server_name", "redis"))
-    if server_name == "valkey" and "valkey_version" in info:
-        version = _text(info["valkey_version"])
-    executable = _text(info["executable"]) if info.get("executable") else None
-    modules = sorted(
-        _text(_pairs(m).get("name", "?")) for m in client.execute_command("MODULE LIST")
-    )
-    functions: list[str] | None = None
-    if parse_version(version) >= (7, 0):
-        functions = sorted(
-            _text(_pairs(lib).get("library_name", "?"))
-            for lib in client.execute_command("FUNCTION LIST")
-        )
-    live = LiveKeyspace(version, server_name, executable, modules, functions, {})
+    live = describe(client)
+    version = live.version
     scan_types: list[str] = []
     if parse_version(version) >= (6, 0):
         scan_types = list(TYPES) if types is None else sorted(set(types))
@@ -281,6 +271,44 @@ def read_live(
     live.databases = {
         db: s for db, s in sorted(live.databases.items()) if s.keys or s.scanned or s.watched
     }
+    finish(client, live, started)
+    return live
+
+
+def read_counts(client: redis.Redis) -> LiveKeyspace:
+    """Read ``client``'s server by INFO alone: per db the counts of keys and TTLs (taken as
+    the keys found), no types and no key names (``via`` "info")."""
+    started = time.monotonic()
+    live = describe(client)
+    for db, (keys, expires) in info_keyspace(client).items():
+        live.databases[db] = LiveDb(keys=keys, expires=expires, scanned=keys)
+    live.via = "info"
+    finish(client, live, started)
+    return live
+
+
+def describe(client: redis.Redis) -> LiveKeyspace:
+    """The server's version, name, executable, modules and function libraries; no keys yet."""
+    info = client.info("server")
+    version = _text(info.get("redis_version", "?"))
+    server_name = _text(info.get("server_name", "redis"))
+    if server_name == "valkey" and "valkey_version" in info:
+        version = _text(info["valkey_version"])
+    executable = _text(info["executable"]) if info.get("executable") else None
+    modules = sorted(
+        _text(_pairs(m).get("name", "?")) for m in client.execute_command("MODULE LIST")
+    )
+    functions: list[str] | None = None
+    if parse_version(version) >= (7, 0):
+        functions = sorted(
+            _text(_pairs(lib).get("library_name", "?"))
+            for lib in client.execute_command("FUNCTION LIST")
+        )
+    return LiveKeyspace(version, server_name, executable, modules, functions, {})
+
+
+def finish(client: redis.Redis, live: LiveKeyspace, started: float) -> None:
+    """Add what the server says of its last load, its TIME, and how long the read took."""
     for section in ("persistence", "stats"):
         values = client.info(section)
         for name, attr in (
@@ -290,10 +318,10 @@ def read_live(
             if name in values and getattr(live, attr) is None:
                 setattr(live, attr, int(values[name]))
                 live.sources[attr] = f"INFO {section} {name}"
-    seconds, micros = client.time()
-    live.time_ms = int(seconds) * 1000 + int(micros) // 1000
+    if not live.time_ms:
+        seconds, micros = client.time()
+        live.time_ms = int(seconds) * 1000 + int(micros) // 1000
     live.seconds = time.monotonic() - started
-    return live
 
 
 def info_keyspace(client: redis.Redis) -> dict[int, tuple[int, int]]:

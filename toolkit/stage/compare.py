@@ -12,7 +12,6 @@ the allowance. Every allowance made is listed with where its number comes from.
 
 from __future__ import annotations
 
-import mmap
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -20,12 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsers.printable import printable
-from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
-from parsers.rdb.walker import RdbWalker
 from toolkit.check.inventory import DbStats
 from toolkit.check.result import CheckResult
-from toolkit.mapped import mapped
 from toolkit.server.read import LiveDb, LiveKeyspace, key_hash
+from toolkit.stage.keysummary import summarize
 from toolkit.text import plural
 
 # -- the backup's key names ----------------------------------------------------------------
@@ -51,11 +48,15 @@ class DbKeys:
         self.count += 1
         self.digest ^= h
         if expire_ms is not None:
-            if type_name not in self.types:
-                self.types.append(type_name)
-            self.expiring_ms.append(min(expire_ms, (1 << 63) - 1))
-            self.expiring_hash.append(h)
-            self.expiring_type.append(self.types.index(type_name))
+            self.add_expiring(h, type_name, expire_ms)
+
+    def add_expiring(self, h: int, type_name: str, expire_ms: int) -> None:
+        """Note the TTL of a key already counted (by its name's hash ``h``)."""
+        if type_name not in self.types:
+            self.types.append(type_name)
+        self.expiring_ms.append(min(expire_ms, (1 << 63) - 1))
+        self.expiring_hash.append(h)
+        self.expiring_type.append(self.types.index(type_name))
 
     def expiring(self) -> Iterator[tuple[int, int, str]]:
         """``(expire_ms, key hash, type)`` of every key with a TTL."""
@@ -103,26 +104,16 @@ def rdb_keys(paths: list[Path]) -> BackupKeys:
     """The key names of RDB files, together (a cluster's shards). Raises FormatError or
     OSError where one is damaged or unreadable."""
     out = BackupKeys()
-    for path in paths:
-        with mapped(path) as mm:
-            if mm is not None:
-                _rdb_keys(mm, out)
+
+    def expiring(db: int, type_name: str, expire_ms: int, h: int) -> None:
+        out.db(db).add_expiring(h, type_name, expire_ms)
+
+    summary = summarize(paths, on_expiring=expiring)
+    for n, s in summary.databases.items():
+        d = out.db(n)
+        d.count, d.digest = s.keys, s.digest
+        d.empty_by_type, d.empty_expires = s.empty_by_type, s.empty_expires
     return out
-
-
-def _rdb_keys(mm: mmap.mmap, out: BackupKeys) -> None:
-    walker = RdbWalker(mm)
-    for db, t, key_offset, value_offset, _end, n, expire in walker.walk():
-        module = t == ValueType.MODULE_2
-        name = walker.module_name_at(value_offset) if module else TYPE_NAMES.get(t, "?")
-        d = out.db(db)
-        if n == 0 and t in COLLECTION_TYPES:
-            d.empty_by_type[name] += 1
-            d.empty_expires += expire is not None
-            continue
-        d.add(walker.key_at(key_offset), name, expire)
-    for db in walker.dbs:
-        out.db(db)
 
 
 def _aof_keys(result: CheckResult) -> BackupKeys:
@@ -230,7 +221,7 @@ def compare(
     else:
         _from_inventory(out, expect, inv.databases, live, loaded_rdb)
     for db in dbs:
-        _compare_db(out, db, expect[db], live.databases.get(db, LiveDb()))
+        _compare_db(out, db, expect[db], live.databases.get(db, LiveDb()), live.via != "info")
     _compare_functions(out, inv.functions, live)
     if result.aof is not None and result.aof.approximate and out.mismatches:
         out.notes.append(
@@ -462,9 +453,13 @@ def _from_inventory(
         )
 
 
-def _compare_db(out: Comparison, db: int, e: _Expect, lv: LiveDb) -> None:
+def _compare_db(out: Comparison, db: int, e: _Expect, lv: LiveDb, types: bool = True) -> None:
+    """Counts, and unless ``types`` is False (a server read by INFO alone), the per-type
+    counts and the key-name digest."""
     _range(out, db, "keys", e.keys - e.keys_slack, e.keys, lv.scanned)
     _range(out, db, "expires", e.expires - e.expires_slack, e.expires + e.expires_extra, lv.expires)
+    if not types:
+        return
     for t in sorted(set(e.by_type) | set(lv.by_type)):
         want = e.by_type.get(t, 0)
         _range(out, db, f"type {t}", want - e.type_slack.get(t, 0), want, lv.by_type.get(t, 0))

@@ -30,10 +30,12 @@ from toolkit.check.backup import check_backup
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
 from toolkit.errors import ServerError
+from toolkit.server.connect import Server
 from toolkit.server.process import ServerBinary, free_port
-from toolkit.server.read import LiveKeyspace, read_live
+from toolkit.server.read import LiveKeyspace, read_counts, read_live
 from toolkit.stage.compare import BackupKeys, Comparison, backup_keys, compare
 from toolkit.stage.compat import choose_binary, needed_modules, refusals
+from toolkit.stage.live_snapshot import NoSnapshot, read_snapshot
 from toolkit.stage.scratch import (
     ScratchServer,
     copy_size,
@@ -62,6 +64,11 @@ T = TypeVar("T")
 
 # Keys whose TTL runs out within this long after the load began are watched on the server.
 WATCH_MS = 3600 * 1000
+_VIA = {
+    "snapshot": "read as its replication snapshot",
+    "scan": "read by SCAN",
+    "info": "counted by INFO keyspace",
+}
 
 
 @dataclass
@@ -118,6 +125,7 @@ def stage(
     save_rdb_to: Path | None = None,
     server_text: str | None = None,
     progress: ProgressFactory = no_progress,
+    counts_only: bool = False,
 ) -> StageReport:
     """Run the restore drill on ``backup`` and report. Raises BackupIOError when there is
     nothing to read and ServerError when no redis-server can be found.
@@ -126,14 +134,24 @@ def stage(
     server's keyspace must match); ``workdir`` where the scratch directory goes (default: the
     system temp dir); ``save_rdb_to`` where to copy an RDB the scratch server saves once
     verified (how an AOF backup becomes an RDB for a target with ``appendonly no``);
-    ``server_text`` how refusals name the server (default "this redis-server is X").
+    ``server_text`` how refusals name the server (default "this redis-server is X");
+    ``counts_only`` reads the scratch server by INFO alone (keys and TTLs per db), for a
+    restore that compares its target key by key afterwards anyway.
     """
     report = StageReport(str(backup))
     try:
         result = _gate(report, backup, config_path, now_ms, force, checked, modules)
         binary = _preflight(report, result, binary, modules, workdir, server_text)
         _load_and_compare(
-            report, result, binary, modules, workdir, load_timeout, save_rdb_to, progress
+            report,
+            result,
+            binary,
+            modules,
+            workdir,
+            load_timeout,
+            save_rdb_to,
+            progress,
+            counts_only,
         )
     except _Stop:
         pass
@@ -237,6 +255,7 @@ def _load_and_compare(
     load_timeout: float | None,
     save_rdb_to: Path | None = None,
     progress: ProgressFactory = no_progress,
+    counts_only: bool = False,
 ) -> None:
     settings = scratch_settings(result, binary, report.notes)
     if modules:  # absolute: the server changes into its `dir` before it loads modules
@@ -279,17 +298,30 @@ def _load_and_compare(
         with timed(report.steps, "read") as step:
             client = server.client(socket_timeout=60)
             try:
-                with progress_of(progress, "reading the scratch server", KEYS) as bar:
-                    live = read_expected(client, result, keys, since_ms, bar)
+                if counts_only:
+                    live = read_counts(client)
+                else:
+                    with progress_of(progress, "reading the scratch server", KEYS) as bar:
+                        live = read_expected(
+                            client,
+                            result,
+                            keys,
+                            since_ms,
+                            bar,
+                            server=Server.parse(f"redis://127.0.0.1:{server.port}"),
+                            notes=report.notes,
+                        )
             except redis.RedisError as e:
                 raise _stop(report, step, FAILED, f"reading the scratch server: {e}") from None
             finally:
                 client.close()
             expired_from_log(live, server.log_path)
             report.live = live
-            step.detail = f"{live.keys} keys in {len(live.databases)} dbs"
+            step.detail = f"{live.keys} keys in {len(live.databases)} dbs, " + _VIA[live.via]
         with timed(report.steps, "compare") as step:
-            comparison = compare_expected(result, live, keys, since_ms, result.format == "rdb")
+            comparison = compare_expected(
+                result, live, None if counts_only else keys, since_ms, result.format == "rdb"
+            )
             report.comparison = comparison
             if not comparison.verified:
                 first = comparison.mismatches[0].sentence
@@ -329,10 +361,24 @@ def read_expected(
     keys: BackupKeys | None,
     since_ms: int,
     progress: Progress | None = None,
+    *,
+    server: Server | None = None,
+    notes: list[str] | None = None,
+    no_delay: bool = False,
 ) -> LiveKeyspace:
     """Read a server that loaded ``result``'s backup at ``since_ms``: the types the backup
-    holds, and the keys whose TTL may have run out since (watched by name)."""
+    holds, and the keys whose TTL may have run out since (watched by name).
+
+    With ``server``, it is read as its replication snapshot where it gives one
+    (:mod:`toolkit.stage.live_snapshot`; ``no_delay`` as there), else by SCAN, the reason
+    added to ``notes``."""
     watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
+    if server is not None:
+        try:
+            return read_snapshot(server, watch=watch, no_delay=no_delay)
+        except NoSnapshot as e:
+            if notes is not None:
+                notes.append(f"{server.display} read by SCAN, not as a replication snapshot: {e}")
     inv = result.inventory.databases if result.inventory else {}
     types = {t for stats in inv.values() for t, n in stats.by_type.items() if n}
     return read_live(client, watch=watch, types=types, progress=progress)

@@ -117,6 +117,7 @@ def _live_json(live: LiveKeyspace) -> dict[str, Any]:
         "keys_loaded": live.keys_loaded,
         "keys_expired": live.keys_expired,
         "sources": live.sources,
+        "read_by": live.via,
         "read_seconds": round(live.seconds, 6),
     }
 

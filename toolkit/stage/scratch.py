@@ -61,7 +61,8 @@ def _size(path: Path) -> int:
 def scratch_settings(result: CheckResult, binary: ServerBinary, notes: list[str]) -> dict[str, str]:
     """The config of a scratch server that loads this backup; why, said in ``notes``.
     (The drill's, and diff's when it loads an AOF to read its values.)"""
-    settings: dict[str, str] = {}
+    # Read back as its replication snapshot (toolkit.stage.live_snapshot), streamed at once.
+    settings: dict[str, str] = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"}
     databases = needed_databases(result)
     if databases > DEFAULT_DATABASES:
         settings["databases"] = str(databases)

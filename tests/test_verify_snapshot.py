@@ -1,0 +1,179 @@
+"""A server read as its replication snapshot (toolkit.stage.live_snapshot), as the drill reads
+its scratch server and the restore its target: the counts, types and key-name digest it gives
+are checked against the server itself (SCAN and TYPE through redis-py, XXH64 by the reference
+package), never against rbkit's own SCAN reader; and each reason not to read by SYNC falls
+back to SCAN with that reason.
+
+The restore's sampled value check (toolkit.restore.values) is here too: its sample is drawn by
+the key names' hashes, and a changed value in it is found.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+import xxhash
+from conftest import DEBUG_CONFIG, binary, keep_expired_keys, server_ms, wait_past
+
+from toolkit.restore.values import SAMPLE, compare_values
+from toolkit.server.connect import Server
+from toolkit.server.process import running_server
+from toolkit.stage.live_snapshot import NoSnapshot, read_snapshot
+
+
+def xxh(name: bytes) -> int:
+    """XXH64, seed 0, of a key name, by the reference implementation (the xxhash package)."""
+    return xxhash.xxh64_intdigest(name)
+
+
+def fill(client: redis.Redis) -> int:
+    """Keys of every built-in type in dbs 0 and 3, some with TTLs; returns a ms time before
+    which none of those TTLs runs out."""
+    far = server_ms(client) + 3_600_000
+    for db in (0, 3):
+        c = redis.Redis(port=client.connection_pool.connection_kwargs["port"], db=db)
+        pipe = c.pipeline(transaction=False)
+        for i in range(700):
+            pipe.set(f"s:{i}", "v" * (i % 50))
+            pipe.rpush(f"l:{i % 90}", i)
+            pipe.sadd(f"t:{i % 80}", i)
+            pipe.zadd(f"z:{i % 70}", {str(i): i})
+            pipe.hset(f"h:{i % 60}", str(i), i)
+        pipe.xadd("stream", {"a": "1"})
+        pipe.set(b"\xff\x00bin\r\n", "x")
+        for i in range(0, 700, 7):
+            pipe.pexpireat(f"s:{i}", far + i)
+        pipe.execute()
+        c.close()
+    return far
+
+
+def truth(port: int) -> dict[int, tuple[int, dict[str, int], int, int]]:
+    """Per db, from the server: keys, per-type counts, keys with a TTL, XOR of XXH64 names."""
+    out = {}
+    for db in range(16):
+        c = redis.Redis(port=port, db=db)
+        keys = list(c.scan_iter(count=1000))
+        if keys:
+            pipe = c.pipeline(transaction=False)
+            for k in keys:
+                pipe.type(k)
+                pipe.pttl(k)
+            replies = pipe.execute()
+            types = Counter(t.decode() for t in replies[0::2])
+            expiring = sum(1 for ttl in replies[1::2] if ttl >= 0)
+            digest = 0
+            for k in keys:
+                digest ^= xxh(k)
+            out[db] = (len(keys), dict(types), expiring, digest)
+        c.close()
+    return out
+
+
+def as_read(live) -> dict[int, tuple[int, dict[str, int], int, int]]:
+    return {
+        db: (d.scanned, d.by_type, d.expires, d.digest)
+        for db, d in live.databases.items()
+        if d.scanned
+    }
+
+
+def server_of(port: int) -> Server:
+    return Server.parse(f"redis://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("version", ["7.0", "8.2", "9.1"])
+def test_snapshot_read_matches_the_server(version: str) -> None:
+    with running_server(binary(version), config={"repl-diskless-sync": "yes"}) as server:
+        client = server.client()
+        fill(client)
+        live = read_snapshot(server_of(server.port), no_delay=True)
+        assert live.via == "snapshot"
+        assert as_read(live) == truth(server.port)
+        client.close()
+
+
+def test_keys_past_their_ttl_are_left_out_and_watched_keys_found() -> None:
+    config = {"repl-diskless-sync": "yes", **DEBUG_CONFIG}
+    with running_server(binary("7.0"), config=config) as server:
+        client = server.client()
+        keep_expired_keys(client)
+        fill(client)
+        soon = server_ms(client) + 200
+        for i in range(30):
+            client.set(f"gone:{i}", "x", pxat=soon)
+        client.set("stays", "x")
+        wait_past(client, soon)
+        watch = {0: {xxh(b"gone:1"), xxh(b"stays"), xxh(b"never")}}
+        held = client.dbsize()  # the expired keys are still in memory: active expiry is off
+        live = read_snapshot(server_of(server.port), watch=watch, no_delay=True)
+        found = truth(server.port)  # SCAN deletes the expired keys it meets
+        assert held == found[0][0] + 30
+        assert as_read(live) == found
+        assert live.databases[0].watched == {xxh(b"stays"): "string"}
+        client.close()
+
+
+def test_the_sync_delay_is_set_back() -> None:
+    config = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "7"}
+    with running_server(binary("7.0"), config=config) as server:
+        client = server.client()
+        fill(client)
+        read_snapshot(server_of(server.port), no_delay=True)
+        assert client.config_get("repl-diskless-sync-delay") == {"repl-diskless-sync-delay": "7"}
+        client.close()
+
+
+def test_disk_based_sync_is_not_used() -> None:
+    """With repl-diskless-sync no the server would write its own dump file: refused."""
+    with running_server(binary("7.0"), config={"repl-diskless-sync": "no"}) as server:
+        with pytest.raises(NoSnapshot, match="repl-diskless-sync no"):
+            read_snapshot(server_of(server.port))
+        assert not (server.directory / "dump.rdb").exists()
+
+
+def test_a_user_without_sync_is_refused() -> None:
+    with running_server(binary("7.0"), config={"repl-diskless-sync": "yes"}) as server:
+        client = server.client()
+        client.acl_setuser("reader", enabled=True, passwords=["+pw"], commands=["+@all", "-sync"])
+        client.acl_setuser("reader", keys=["*"])
+        spec = f"redis://reader:pw@127.0.0.1:{server.port}"
+        with pytest.raises(NoSnapshot):
+            read_snapshot(Server.parse(spec))
+        client.close()
+
+
+def test_redis_6_2_is_refused() -> None:
+    config = {"repl-diskless-sync": "yes"}
+    with running_server(binary("6.2"), config=config) as server, pytest.raises(NoSnapshot):
+        read_snapshot(server_of(server.port))
+
+
+def test_the_value_sample_finds_a_changed_value(tmp_path: Path) -> None:
+    """5,000 keys: about SAMPLE of them are compared; one of the sampled keys changed on the
+    server is found, one key outside the sample is not looked at."""
+    with running_server(binary("7.0")) as server:
+        client = server.client()
+        pipe = client.pipeline(transaction=False)
+        for i in range(5000):
+            pipe.set(f"k:{i}", f"v:{i}")
+        pipe.execute()
+        client.save()
+        backup = tmp_path / "dump.rdb"
+        backup.write_bytes((server.directory / "dump.rdb").read_bytes())
+        # The sample, by the rule the module documents: the low bits of XXH64 of the name.
+        mask = (1 << ((5000 // SAMPLE).bit_length() - 1)) - 1
+        names = [f"k:{i}".encode() for i in range(5000)]
+        sampled = [k for k in names if xxh(k) & mask == 0]
+        outside = [k for k in names if xxh(k) & mask]
+        assert SAMPLE // 2 <= len(sampled) <= 2 * SAMPLE
+        check = compare_values(backup, lambda db: server.client(db=db), 5000)
+        assert check.ok and check.compared == len(sampled)
+        client.set(sampled[0], "changed")
+        client.set(outside[0], "changed too")
+        check = compare_values(backup, lambda db: server.client(db=db), 5000)
+        assert check.differing == [(0, sampled[0])]
+        client.close()
