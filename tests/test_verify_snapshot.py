@@ -17,7 +17,9 @@ import pytest
 import redis
 import xxhash
 from conftest import DEBUG_CONFIG, binary, keep_expired_keys, server_ms, wait_past
+from test_network_restore import assert_holds_file, fixture, restore, target
 
+from toolkit.restore.network import verify as network_verify
 from toolkit.restore.values import SAMPLE, compare_values
 from toolkit.server.connect import Server
 from toolkit.server.process import running_server
@@ -177,3 +179,25 @@ def test_the_value_sample_finds_a_changed_value(tmp_path: Path) -> None:
         check = compare_values(backup, lambda db: server.client(db=db), 5000)
         assert check.differing == [(0, sampled[0])]
         client.close()
+
+
+@pytest.mark.parametrize("sync", ["yes", "no"])
+def test_a_network_restore_is_read_back_by_snapshot_where_it_can_be(
+    sync: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the snapshot threshold at 0, the target of ``restore --to`` is read back as its
+    replication snapshot (repl-diskless-sync yes) or by SCAN with the reason (no); either way
+    the restored keyspace equals the fixture's as its own server loads it."""
+    monkeypatch.setattr(network_verify, "SNAPSHOT_MIN_KEYS", 0)
+    path = fixture("redis-7.0-all-types")
+    with target("7.0", **{"repl-diskless-sync": sync}) as server:
+        code, report, err = restore(path, server, "--yes")
+        assert code == 0, (report or {}).get("reasons") or err
+        read = report["verification"]["read"]
+        assert report["verification"]["key_names_compared"] is True
+        if sync == "yes":
+            assert read["read_by"] == "snapshot"
+        else:
+            assert read["read_by"] == "scan"
+            assert any("repl-diskless-sync no" in n for n in report["notes"]), report["notes"]
+        assert_holds_file(server, path)

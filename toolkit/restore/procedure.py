@@ -54,7 +54,7 @@ from toolkit.restore.journal import (
 from toolkit.restore.options import Options, Say
 from toolkit.restore.rollback import RollbackReport, pause_for, rollback
 from toolkit.restore.target import PERSISTENCE, Target, discover
-from toolkit.restore.values import ValueCheck, compare_values
+from toolkit.restore.values import SampleAhead, ValueCheck, compare_sample
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
 from toolkit.server.config import RedisConfig, read_config
@@ -563,6 +563,7 @@ def _run(
     report.journal = journal.path
     report.rollback_dir = folder
     steps = report.steps
+    sample = _sample_ahead(result, reference, opts)  # read while the target restarts
     old_pause = pause_for(target) if target.running else None
     new_pause = pause_for(target)
     try:
@@ -621,7 +622,7 @@ def _run(
             )
         with journaled(steps, "verify", journal) as step:
             say("verifying the restored keyspace")
-            _verify(report, target, result, reference, opts, step, since_ms)
+            _verify(report, target, result, sample, opts, step, since_ms)
     except _Refused as e:
         for pause in (old_pause, new_pause):
             if pause is not None:
@@ -687,7 +688,7 @@ def _verify(
     report: RestoreReport,
     target: Target,
     result: CheckResult,
-    reference: Path | None,
+    sample: SampleAhead | None,
     opts: Options,
     step: Step,
     since_ms: int,
@@ -723,7 +724,7 @@ def _verify(
         step.detail = first + (f" (and {more} more)" if more else "")
         raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
     step.detail = "counts" + (" and key names" if comparison.digest_compared else "") + " match"
-    values = _values(report, target, result, reference, opts)
+    values = _values(target, sample)
     if values is not None:
         report.values = values
         if not values.ok:
@@ -733,18 +734,17 @@ def _verify(
         step.detail += f"; {values.sentence()}"
 
 
-def _values(
-    report: RestoreReport,
-    target: Target,
-    result: CheckResult,
-    reference: Path | None,
-    opts: Options,
-) -> ValueCheck | None:
+def _values(target: Target, sample: SampleAhead | None) -> ValueCheck | None:
+    if sample is None:
+        return None
+    return compare_sample(sample.result(), lambda db: target.client(timeout=60, db=db))
+
+
+def _sample_ahead(result: CheckResult, reference: Path | None, opts: Options) -> SampleAhead | None:
+    """The value check's sample, read from the backup (or the stage's RDB of an AOF) in the
+    background while the target is saved, stopped and started; None without a reference."""
     path = Path(result.path) if result.format == "rdb" else reference
     if path is None or not path.is_file():
         return None
     total = sum(d.keys for d in result.inventory.databases.values()) if result.inventory else 0
-
-    return compare_values(
-        path, lambda db: target.client(timeout=60, db=db), total, everything=opts.verify_values
-    )
+    return SampleAhead(path, total, everything=opts.verify_values)

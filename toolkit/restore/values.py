@@ -12,6 +12,7 @@ counted.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -79,20 +80,26 @@ def _sampled(batch: KeyColumns, mask: int) -> Iterable[int]:
     ).to_pylist()
 
 
-def compare_values(
-    reference: Path,
-    connect: Callable[[int], redis.Redis],
-    total_keys: int,
-    everything: bool = False,
-    now_ms: int | None = None,
-) -> ValueCheck:
-    """Compare the keys of the RDB ``reference`` (a sample, or ``everything``) with what the
-    servers ``connect(db)`` reaches hold."""
-    out = ValueCheck(everything=everything)
-    # A sample of about SAMPLE keys: those whose name hash has its low bits all 0.
+@dataclass
+class Sample:
+    """The keys a value check compares and their expected content, read from the reference
+    RDB (ahead of time: while the target starts)."""
+
+    everything: bool = False
+    skipped: int = 0  # module values, and keys about to expire when the sample was taken
+    # db -> [(key, digest of its value, expire_ms or NO_EXPIRY)]
+    keys: dict[int, list[tuple[bytes, bytes, int]]] = field(default_factory=dict)
+
+
+def take_sample(
+    reference: Path, total_keys: int, everything: bool = False, now_ms: int | None = None
+) -> Sample:
+    """The keys of the RDB ``reference`` to compare (a sample, or ``everything``), with the
+    digest of each value."""
+    out = Sample(everything=everything)
+    # A sample of SAMPLE to 2 * SAMPLE keys: those whose name hash has its low bits all 0.
     mask = (1 << max(0, (total_keys // SAMPLE).bit_length() - 1)) - 1 if not everything else 0
     horizon = (now_ms or int(time.time() * 1000)) + EXPIRY_MARGIN_MS
-    wanted: dict[int, list[tuple[bytes, bytes]]] = {}  # db -> [(key, digest)]
     with mapped(reference) as mm:
         if mm is None:
             return out
@@ -107,8 +114,46 @@ def compare_values(
                     out.skipped += 1
                     continue
                 value = read_value(mm, t, offsets[r], magic=magic, mv=mv)[0]
-                wanted.setdefault(dbs[r], []).append((batch.key(r), digest(value)))
-    for db, keys in wanted.items():
+                out.keys.setdefault(dbs[r], []).append((batch.key(r), digest(value), expire))
+    return out
+
+
+class SampleAhead:
+    """:func:`take_sample` in a background thread (started at once), so that it is ready when
+    the restored target is: :meth:`result` waits for it and raises what it raised."""
+
+    def __init__(self, reference: Path, total_keys: int, everything: bool = False) -> None:
+        self._sample: Sample | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(reference, total_keys, everything), daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, reference: Path, total_keys: int, everything: bool) -> None:
+        try:
+            self._sample = take_sample(reference, total_keys, everything)
+        except BaseException as e:  # handed to the caller of result()
+            self._error = e
+
+    def result(self) -> Sample:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._sample is not None
+        return self._sample
+
+
+def compare_sample(
+    sample: Sample, connect: Callable[[int], redis.Redis], now_ms: int | None = None
+) -> ValueCheck:
+    """Compare ``sample`` with what the servers ``connect(db)`` reaches hold; a key whose TTL
+    runs out within EXPIRY_MARGIN_MS of ``now_ms`` is left out (counted as skipped)."""
+    out = ValueCheck(everything=sample.everything, skipped=sample.skipped)
+    horizon = (now_ms or int(time.time() * 1000)) + EXPIRY_MARGIN_MS
+    for db, entries in sample.keys.items():
+        keys = [(k, d) for k, d, e in entries if e == NO_EXPIRY or e > horizon]
+        out.skipped += len(entries) - len(keys)
         client = connect(db)
         try:
             for i in range(0, len(keys), BATCH):
@@ -130,3 +175,15 @@ def compare_values(
         finally:
             client.close()
     return out
+
+
+def compare_values(
+    reference: Path,
+    connect: Callable[[int], redis.Redis],
+    total_keys: int,
+    everything: bool = False,
+    now_ms: int | None = None,
+) -> ValueCheck:
+    """Compare the keys of the RDB ``reference`` (a sample, or ``everything``) with what the
+    servers ``connect(db)`` reaches hold."""
+    return compare_sample(take_sample(reference, total_keys, everything, now_ms), connect, now_ms)

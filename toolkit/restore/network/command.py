@@ -232,6 +232,8 @@ def _run(
         except FormatError as e:  # a damaged backup let through by --force
             raise _stop(report, step, FAILED, [f"reading the backup again: {e}"]) from None
         report.verification = verification
+        if verification.comparison is not None:
+            report.notes.extend(verification.comparison.notes)
         report.keys_after = _keys_after(report, target)
         if journal is not None:
             journal.remove()  # the restore ended: verified, or found different

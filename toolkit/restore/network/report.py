@@ -287,6 +287,7 @@ def _live_json(live: LiveKeyspace) -> dict[str, Any]:
         },
         "functions": live.functions,
         "sources": live.sources,
+        "read_by": live.via,
     }
 
 

@@ -35,7 +35,7 @@ from toolkit.restore.network.plan import (
 from toolkit.restore.network.source import Item, RdbSource
 from toolkit.restore.network.target import reply_names
 from toolkit.server.connect import Server
-from toolkit.server.read import LiveDb, LiveKeyspace, parse_version
+from toolkit.server.read import LiveDb, LiveKeyspace, info_keyspace, parse_version
 from toolkit.stage.compare import Allowance, BackupKeys, Comparison, Mismatch
 from toolkit.stage.drill import compare_expected, read_expected
 from toolkit.text import utc_iso
@@ -46,6 +46,10 @@ BATCH = 1000
 # A hash whose last field TTL runs out this soon may be gone by the time it is asked for.
 FIELD_SLACK_MS = 60_000
 MAX_LISTED = 10
+# From this many keys on, the target is read back as its replication snapshot: below it SCAN
+# is about as fast, and the snapshot waits the server's repl-diskless-sync-delay (5 s by
+# default; rbkit leaves the setting of a server it did not start alone) before its fork.
+SNAPSHOT_MIN_KEYS = 200_000
 
 
 @dataclass
@@ -117,11 +121,18 @@ def _keyspace(
 ) -> Verification:
     out = Verification(KEYSPACE)
     since = stats.started_ms
-    lives = [read_expected(client, result, keys, since) for client in _clients(plan, url)]
+    notes: list[str] = []
+    lives = [
+        read_expected(
+            client, result, keys, since, server=_snapshot_of(plan, url, client), notes=notes
+        )
+        for client in _clients(plan, url)
+    ]
     live = lives[0] if len(lives) == 1 else merge(lives)
     wanted = set(plan.dbs)
     live.databases = {db: d for db, d in live.databases.items() if db in wanted}
     comparison = compare_expected(result, live, keys, since, False)
+    comparison.notes.extend(notes)
     comparison.mismatches = [m for m in comparison.mismatches if m.what != "functions"]
     out.comparison, out.live = comparison, live
     out.checked = sum(d.scanned for d in live.databases.values())
@@ -129,6 +140,15 @@ def _keyspace(
         out.mismatch(m.sentence, m.db, m.what, m.expected, m.found)
     out.allowances = list(comparison.allowances)
     return out
+
+
+def _snapshot_of(plan: Plan, url: Server, client: redis.Redis) -> Server | None:
+    """The server to read as its replication snapshot, or None to read by SCAN: a single
+    server holding SNAPSHOT_MIN_KEYS keys or more (a cluster is read by SCAN)."""
+    if plan.target.cluster_enabled:
+        return None
+    held = sum(keys for keys, _expires in info_keyspace(client).values())
+    return url if held >= SNAPSHOT_MIN_KEYS else None
 
 
 def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
