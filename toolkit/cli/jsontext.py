@@ -15,6 +15,9 @@ from json.encoder import encode_basestring_ascii  # the C escaper
 from typing import Any
 
 _INF = float("inf")
+# A long list's pieces are joined into one string every this many (a diff of millions of
+# keys would otherwise hold tens of millions of little strings until the end).
+COMPACT = 65536
 
 
 class _Unsupported(Exception):
@@ -82,7 +85,11 @@ def _write(o: Any, out: list[str], nl: str, step: str, depth: int) -> None:
         out.append("[" + inner)
         first = True
         scalar = _SCALARS.get
+        mark = len(out)
         for item in o:
+            if len(out) - mark > COMPACT:  # pieces joined as they come: fewer, bigger strings
+                out[mark:] = ["".join(out[mark:])]
+                mark = len(out)
             if not first:
                 out.append(sep)
             first = False

@@ -20,9 +20,13 @@ batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) 
 from __future__ import annotations
 
 import mmap
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -43,7 +47,7 @@ from toolkit.server.glob import glob_matcher
 from toolkit.steps import ProgressFactory, no_progress
 
 # DuckDB's memory limit: past it its joins and sorts spill to the scratch directory.
-MEMORY_LIMIT = "128MB"
+MEMORY_LIMIT = "256MB"  # 128MB failed to pin a block joining two files of 22 M keys
 # The most bytes a string's header takes (type bits, then an LZF string's two lengths).
 STRING_HEADER = 32
 # Differing keys fetched from DuckDB at a time.
@@ -265,3 +269,60 @@ def row_values(
         return size, string_digest(read_string(raw, 0)[0]) if values else None
     value = read_value(raw, rdb_type, 0, magic=rows.magic)[0]
     return (None if module else elements), digest(value, raw if module else None)
+
+
+# The sides a forked digest worker reads (set before it is forked: it inherits them, files open).
+_SIDES: list[SideRows] = []
+# Fewer values than this in a batch are digested here, not shared with the worker.
+SHARE_FROM = 256
+
+
+def _digest_rows(rows: list[tuple[int, int, int, int, int]]) -> list[tuple[Any, Any] | str]:
+    """(size, digest) of each (side, rdb_type, offset, value_bytes, elements), or the text of
+    the FormatError reading it raised."""
+    out: list[tuple[Any, Any] | str] = []
+    for s, rdb_type, offset, nbytes, elements in rows:
+        try:
+            out.append(row_values(_SIDES[s], rdb_type, offset, nbytes, elements, True))
+        except FormatError as e:
+            out.append(str(e))
+    return out
+
+
+class Digests:
+    """The logical digests of ``--values``, shared with one forked worker process (two
+    cores): decoding the values that differ by their bytes is most of such a diff. Made
+    before DuckDB starts (the worker is forked at once); :meth:`close` ends it."""
+
+    def __init__(self, sides: list[SideRows]) -> None:
+        global _SIDES
+        _SIDES = sides
+        self.pool: ProcessPoolExecutor | None = None
+        forks = "fork" in multiprocessing.get_all_start_methods()
+        if forks and (os.cpu_count() or 1) > 1:
+            context = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            try:
+                self.pool.submit(int).result()  # forked now, while this process has one thread
+            except (OSError, BrokenProcessPool):  # no process to be had: all done here
+                self.close()
+
+    def run(self, rows: list[tuple[int, int, int, int, int]]) -> list[tuple[Any, Any] | str]:
+        """:func:`_digest_rows` of ``rows``, half of them in the worker."""
+        if self.pool is None or len(rows) < SHARE_FROM:
+            return _digest_rows(rows)
+        half = len(rows) // 2
+        theirs = self.pool.submit(_digest_rows, rows[half:])
+        try:
+            mine = _digest_rows(rows[:half])
+        except BaseException:
+            theirs.cancel()
+            raise
+        return mine + theirs.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

@@ -505,13 +505,21 @@ def _diff_files(
         prefix_sep=prefix_sep.encode() if prefix_sep is not None else None,
         limit=limit,
     )
-    joined = columnar.Joined()
+    sides, maps = [], []
+    for side, table in ((side_a, "a"), (side_b, "b")):
+        maps.append(side.mapped())
+        rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
+        rows.counting = table == "a"  # B's counts are not needed
+        sides.append(rows)
+    digests = columnar.Digests(sides) if values else None  # forked before DuckDB starts
     try:
-        sides = []
-        for side, table in ((side_a, "a"), (side_b, "b")):
-            mm = side.mapped()
-            rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
-            rows.counting = table == "a"  # B's counts are not needed
+        joined = columnar.Joined()
+    except BaseException:
+        if digests is not None:
+            digests.close()
+        raise
+    try:
+        for side, table, mm, rows in zip((side_a, side_b), "ab", maps, sides, strict=True):
             expired_by = side.expired_by if side.expired_by != NEVER else None
             batches = (
                 columnar.side_batches(
@@ -521,14 +529,13 @@ def _diff_files(
                 else iter(())
             )
             joined.register(table, batches)
-            sides.append(rows)
         # (db, type code, has an expiry) -> keys of A the join handed back: A's keys less
         # these are the ones it only counted (the same in both sides).
         handed: dict[tuple[int, int, bool], int] = {}
         current: int | None = None
         for batch in joined.join(values):
             current = _judge_batch(
-                tally, sides, batch.to_pydict(), values, types.names, handed, current
+                tally, sides, batch.to_pydict(), digests, types.names, handed, current
             )
         if current is not None:
             tally.end_db()
@@ -545,6 +552,8 @@ def _diff_files(
         tally.finish()
     finally:
         joined.close()
+        if digests is not None:
+            digests.close()
     for side, rows in zip((side_a, side_b), sides, strict=True):
         side.source.keys_read, side.source.seconds = rows.keys_read, rows.seconds
         side.empty_skipped = rows.empty
@@ -556,45 +565,60 @@ def _judge_batch(
     tally: _Tally,
     sides: list[Any],
     cols: dict[str, list[Any]],
-    values: bool,
+    digests: Any,
     type_names: list[str],
     handed: dict[tuple[int, int, bool], int],
     current: int | None,
 ) -> int | None:
     """The keys of a fetched batch of the columnar join, judged as the in-memory join judges
     them (in A only, in B only, or in both); the keys of A among them counted in ``handed``.
+    ``digests``: a :class:`~toolkit.diff.columnar.Digests` with ``--values``, else None.
     ``current``: the db the tally is in; returns the db it is left in."""
     from toolkit.diff.columnar import row_values
-
-    def as_row(s: int, i: int, with_digest: bool, key: bytes) -> _Row:
-        rdb_type, offset, nbytes, elements, code, exp = parts[s]
-        try:
-            size, dig = row_values(
-                sides[s], rdb_type[i], offset[i], nbytes[i], elements[i], with_digest
-            )
-        except FormatError as e:
-            raise DiffError(f"{key!r}: {e}") from None
-        e = exp[i]
-        return _Row(type_names[code[i]], NO_TTL if e is None else clamp_expiry(e), size, dig)
 
     fields = ("rdb_type", "value_offset", "value_bytes", "elements", "type_code", "expire_ms")
     parts = [tuple(cols[f"{s}_{c}"] for c in fields) for s in "ab"]
     name_a, name_b = sides[0].name_at, sides[1].name_at
     key_a, key_b = cols["a_key_offset"], cols["b_key_offset"]
     code_a, exp_a = cols["a_type_code"], cols["a_expire_ms"]
-    for i, (db, in_a, in_b) in enumerate(zip(cols["db"], cols["in_a"], cols["in_b"], strict=True)):
+    in_a, in_b = cols["in_a"], cols["in_b"]
+    # With --values, the values of the keys in both sides, digested first (two processes).
+    done: dict[tuple[int, int], tuple[Any, Any] | str] = {}
+    if digests is not None:
+        wanted = [(s, i) for i in range(len(in_a)) if in_a[i] and in_b[i] for s in (0, 1)]
+        found = digests.run([(s, *(parts[s][c][i] for c in range(4))) for s, i in wanted])
+        done = dict(zip(wanted, found, strict=True))
+
+    def as_row(s: int, i: int, with_digest: bool, key: bytes) -> _Row:
+        rdb_type, offset, nbytes, elements, code, exp = parts[s]
+        got = done.get((s, i)) if with_digest else None
+        if got is None:
+            try:
+                got = row_values(
+                    sides[s], rdb_type[i], offset[i], nbytes[i], elements[i], with_digest
+                )
+            except FormatError as e:
+                got = str(e)
+        if isinstance(got, str):
+            raise DiffError(f"{key!r}: {got}")
+        size, dig = got
+        e = exp[i]
+        return _Row(type_names[code[i]], NO_TTL if e is None else clamp_expiry(e), size, dig)
+
+    values = digests is not None
+    for i, db in enumerate(cols["db"]):
         if db != current:  # the join's order is arbitrary: switch dbs as rows come
             if current is not None:
                 tally.end_db()
             tally.start_db(db)
             current = db
-        if in_a:
+        if in_a[i]:
             cell = (db, code_a[i], exp_a[i] is not None)
             handed[cell] = handed.get(cell, 0) + 1
-        if not in_b:
+        if not in_b[i]:
             key = name_a(key_a[i])
             tally.only_a(key, as_row(0, i, False, key))
-        elif not in_a:
+        elif not in_a[i]:
             key = name_b(key_b[i])
             tally.only_b(key, as_row(1, i, False, key))
         else:
