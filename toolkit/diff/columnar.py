@@ -8,10 +8,12 @@ agree, as the in-memory join's two hashes decide it; no name goes through the jo
 sorts each key into a class: the same value bytes (the same RDB type, size and hash: the same
 value, not decoded) and expiry; without ``values``, the same type, elements and expiry for a
 collection; or anything else -- in one side only, a string, different in some way. The first
-two are only counted (per db, type, with or without expiry); the others are read again from
-the files (their names too): a string's length, and with ``values`` the logical digest
-(:mod:`toolkit.diff.values`), so the same content written by two Redis versions still diffs as
-equal. They are then judged by the same rules as the in-memory join (compute.py's ``_Tally``).
+two never leave DuckDB: they are counted (per db, type code, with or without expiry) as the
+keys A read less the others, which it hands back and which are read again from the files
+(their names too): a string's length from its header, and with ``values`` the logical digest
+(:mod:`toolkit.diff.values`, half of them in a forked worker: :class:`Digests`), so the same
+content written by two Redis versions still diffs as equal. They are then judged by the same
+rules as the in-memory join (compute.py's ``_Tally``).
 
 Memory: DuckDB's own (``MEMORY_LIMIT``: its hash table of one side spills past it), one Arrow
 batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) of its output.
