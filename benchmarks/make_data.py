@@ -6,6 +6,7 @@ unless --force is given (or the file it is made from is newer).
 
     python benchmarks/make_data.py            # bench.rdb (2.8 M keys), bench-aof/, bench-diff.rdb
     python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts), bench-x4-diff.rdb
+    python benchmarks/make_data.py --x8       # also bench-x8.rdb (22.4 M keys), bench-x8-diff.rdb
 """
 
 from __future__ import annotations
@@ -306,9 +307,25 @@ class Artefact:
     source: str | None = None
 
 
+def scaled(scale: int) -> list[Artefact]:
+    """bench-x<scale>.rdb (rdb_recipe(scale)) and its diff copy: built only when asked for."""
+    name, diff = f"bench-x{scale}.rdb", f"bench-x{scale}-diff.rdb"
+    return [
+        Artefact(name, False, lambda p: make_rdb(p, scale), f"{scale}x the counts of bench.rdb"),
+        Artefact(
+            diff,
+            False,
+            lambda p: make_diff_copy(p, p.with_name(name), scale),
+            f"{name} with 1% of keys deleted, 1% changed, 1% added",
+            source=name,
+        ),
+    ]
+
+
+SCALES = (4, 8)  # --x4: 11.2 M keys (~0.5 GB a file); --x8: 22.4 M keys (~1 GB a file)
+
 ARTEFACTS: list[Artefact] = [
     Artefact("bench.rdb", True, lambda p: make_rdb(p, 1), "2.8 M keys, strings + collections"),
-    Artefact("bench-x4.rdb", False, lambda p: make_rdb(p, 4), "4x the counts of bench.rdb"),
     Artefact(
         "bench-aof",
         True,
@@ -323,13 +340,7 @@ ARTEFACTS: list[Artefact] = [
         "bench.rdb with 1% of keys deleted, 1% changed, 1% added: the diff pair",
         source="bench.rdb",
     ),
-    Artefact(
-        "bench-x4-diff.rdb",
-        False,
-        lambda p: make_diff_copy(p, p.with_name("bench-x4.rdb"), 4),
-        "bench-x4.rdb with 1% of keys deleted, 1% changed, 1% added",
-        source="bench-x4.rdb",
-    ),
+    *(artefact for scale in SCALES for artefact in scaled(scale)),
 ]
 
 
@@ -345,16 +356,19 @@ def up_to_date(target: Path, artefact: Artefact) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--x4", action="store_true", help="also build bench-x4.rdb and its diff copy (slow)"
-    )
+    for scale in SCALES:
+        parser.add_argument(
+            f"--x{scale}",
+            action="store_true",
+            help=f"also build bench-x{scale}.rdb and its diff copy (slow)",
+        )
     parser.add_argument("--force", action="store_true", help="rebuild files that exist")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="output folder")
     args = parser.parse_args(argv)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    x4 = ("bench-x4.rdb", "bench-x4-diff.rdb")
-    wanted = [a for a in ARTEFACTS if a.default or (args.x4 and a.name in x4)]
+    extra = {a.name for n in SCALES if getattr(args, f"x{n}") for a in scaled(n)}
+    wanted = [a for a in ARTEFACTS if a.default or a.name in extra]
     for artefact in wanted:
         target = args.data_dir / artefact.name
         if up_to_date(target, artefact) and not args.force:

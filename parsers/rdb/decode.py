@@ -284,12 +284,15 @@ def _unique(pairs: Iterable[tuple[bytes, object]], what: str, at: int) -> dict:
 
 
 def _unique_set(members: Iterable[bytes], at: int) -> frozenset[bytes]:
-    seen: set[bytes] = set()
-    for m in members:
-        if m in seen:
-            raise CorruptError(f"duplicate set member {m[:40]!r}", at)
-        seen.add(m)
-    return frozenset(seen)
+    items = members if isinstance(members, (list, tuple)) else list(members)
+    out = frozenset(items)
+    if len(out) != len(items):  # a duplicate: find the first, to name it
+        seen: set[bytes] = set()
+        for m in items:
+            if m in seen:
+                raise CorruptError(f"duplicate set member {m[:40]!r}", at)
+            seen.add(m)
+    return out
 
 
 # -- strings and lists -------------------------------------------------------------------------
@@ -302,10 +305,18 @@ def _string_value(buf: Buffer, mv: memoryview, pos: int) -> tuple[Value, int]:
 
 def _plain_strings(buf: Buffer, pos: int, what: str) -> tuple[list[bytes], int]:
     n, pos = _count(buf, pos, what)
-    out = []
+    out: list[bytes] = []
+    append = out.append
+    size = len(buf)
     for _ in range(n):
-        s, pos = _string(buf, pos)
-        out.append(s)
+        b = buf[pos]
+        end = pos + 1 + b
+        if b < 0x40 and end <= size:  # a short raw string (6-bit length): read inline
+            append(bytes(buf[pos + 1 : end]))
+            pos = end
+        else:
+            s, pos = _string(buf, pos)
+            append(s)
     return out, pos
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from parsers.printable import printable
+from toolkit.cli.jsontext import dumps_indented
 from toolkit.text import WIDTH
 
 MIN_WIDTH = 40
@@ -103,7 +104,7 @@ def emit_report(text: str, *, ok: bool | None = None, err: bool = False) -> None
 
 def emit_json(obj: Any) -> None:
     """Print one JSON document to stdout."""
-    _write(json.dumps(obj, indent=1), sys.stdout)
+    _write(dumps_indented(obj), sys.stdout)
 
 
 def emit_json_lines(outcomes: Iterable[Any]) -> None:

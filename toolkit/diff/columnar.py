@@ -8,10 +8,12 @@ agree, as the in-memory join's two hashes decide it; no name goes through the jo
 sorts each key into a class: the same value bytes (the same RDB type, size and hash: the same
 value, not decoded) and expiry; without ``values``, the same type, elements and expiry for a
 collection; or anything else -- in one side only, a string, different in some way. The first
-two are only counted (per db, type, with or without expiry); the others are read again from
-the files (their names too): a string's length, and with ``values`` the logical digest
-(:mod:`toolkit.diff.values`), so the same content written by two Redis versions still diffs as
-equal. They are then judged by the same rules as the in-memory join (compute.py's ``_Tally``).
+two never leave DuckDB: they are counted (per db, type code, with or without expiry) as the
+keys A read less the others, which it hands back and which are read again from the files
+(their names too): a string's length from its header, and with ``values`` the logical digest
+(:mod:`toolkit.diff.values`, half of them in a forked worker: :class:`Digests`), so the same
+content written by two Redis versions still diffs as equal. They are then judged by the same
+rules as the in-memory join (compute.py's ``_Tally``).
 
 Memory: DuckDB's own (``MEMORY_LIMIT``: its hash table of one side spills past it), one Arrow
 batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) of its output.
@@ -20,21 +22,26 @@ batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) 
 from __future__ import annotations
 
 import mmap
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.errors import FormatError
-from parsers.rdb.constants import COLLECTION_TYPES, ValueType
+from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value
 from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
 from toolkit.columns import FULL_SCHEMA, record_batches
+from toolkit.diff.table import TypeCodes
 from toolkit.diff.values import digest, string_digest
 from toolkit.errors import DiffError
 from toolkit.mapped import releasing_hook
@@ -42,18 +49,21 @@ from toolkit.server.glob import glob_matcher
 from toolkit.steps import ProgressFactory, no_progress
 
 # DuckDB's memory limit: past it its joins and sorts spill to the scratch directory.
-MEMORY_LIMIT = "128MB"
+MEMORY_LIMIT = "256MB"  # 128MB failed to pin a block joining two files of 22 M keys
+# The most bytes a string's header takes (type bits, then an LZF string's two lengths).
+STRING_HEADER = 32
 # Differing keys fetched from DuckDB at a time.
 FETCH_ROWS = 65536
 _STRING = int(ValueType.STRING)
 _MODULES = (int(ValueType.MODULE_PRE_GA), int(ValueType.MODULE_2))
+_TYPE_NAMES = [TYPE_NAMES.get(t, "?") for t in range(256)]  # as toolkit/columns.py names them
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
 COLUMNS = [
     "db",
     "key_hash",
     "key_hash2",
     "key_offset",
-    "type",
+    "type_code",
     "rdb_type",
     "elements",
     "value_bytes",
@@ -61,7 +71,8 @@ COLUMNS = [
     "value_hash",
     "value_offset",
 ]
-SCHEMA = pa.schema([FULL_SCHEMA.field(c) for c in COLUMNS])
+_TYPE_CODE = pa.field("type_code", pa.uint8())  # the type name's code (TypeCodes)
+SCHEMA = pa.schema([_TYPE_CODE if c == "type_code" else FULL_SCHEMA.field(c) for c in COLUMNS])
 
 
 class SideRows:
@@ -76,6 +87,26 @@ class SideRows:
         self.modules = 0
         self.expired = 0  # keys past their TTL by the side's expired_by: left out
         self.seconds = 0.0
+        # (db, type code, has an expiry) -> keys read: the keys the join only counts are
+        # these less the ones it hands back (see compute.py's _diff_files).
+        self.counts: dict[tuple[int, int, bool], int] = {}
+        self.counting = True
+
+    def count(self, batch: pa.RecordBatch) -> None:
+        """Add a batch's keys to :attr:`counts` (unless ``counting`` is off)."""
+        if not batch.num_rows or not self.counting:
+            return
+        i64 = pa.int64()
+        code = pc.cast(batch["type_code"], i64)
+        expiring = pc.cast(batch["expire_ms"].is_valid(), i64)
+        db = pc.cast(batch["db"], i64)
+        cells = pc.add(pc.multiply(db, 512), pc.add(pc.multiply(code, 2), expiring))
+        found = pc.value_counts(cells)
+        for c, n in zip(
+            found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True
+        ):
+            key = (c >> 9, (c & 511) >> 1, bool(c & 1))
+            self.counts[key] = self.counts.get(key, 0) + n
 
 
 def side_batches(
@@ -85,11 +116,13 @@ def side_batches(
     dbs: set[int] | None,
     match: str | None,
     progress: ProgressFactory | None,
+    types: TypeCodes,
     expired_by: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The side's keys (those of ``dbs`` matching ``match``, no empty collections, none
-    expiring at or before ``expired_by`` ms), batch by batch; ``rows`` counted as they go. The
-    file was checked before: the walk is the quick one."""
+    expiring at or before ``expired_by`` ms), batch by batch, each type name as its code in
+    ``types``; ``rows`` counted as they go. The file was checked before: the walk is the
+    quick one."""
     started = time.monotonic()
     bar = (progress or no_progress)(f"reading {label}")
     hook = releasing_hook(mm, bar)
@@ -104,7 +137,7 @@ def side_batches(
                 masks.append(pc.is_in(batch["db"], value_set=wanted))
             if matcher is not None:
                 masks.append(pa.array([matcher(k) for k in batch["key"].to_pylist()]))
-            batch = batch.select(COLUMNS)
+            batch = with_type_codes(batch, types).select(COLUMNS)
             if masks:
                 keep = masks[0]
                 for m in masks[1:]:
@@ -131,6 +164,7 @@ def side_batches(
                 or 0
             )
             rows.keys_read += batch.num_rows
+            rows.count(batch)
             yield batch
     except FormatError as e:
         raise DiffError(f"{label}: {e}") from None
@@ -140,38 +174,50 @@ def side_batches(
         rows.seconds = time.monotonic() - started
 
 
-# Each joined key is one of these classes.
-SAME_BYTES = 0  # in both, the same value bytes (type, size, hash) and expiry: unchanged
-SAME_META = 1  # in both, not a string, the same type, elements and expiry (without values)
-OTHER = 2  # in one side only, or else: judged key by key in Python
+def with_type_codes(batch: pa.RecordBatch, types: TypeCodes) -> pa.RecordBatch:
+    """The batch with a ``type_code`` column: its type names as codes of ``types`` (so the
+    join compares a byte, not a string, per key)."""
+    rdb_type = batch["rdb_type"]
+    lut = [0] * 256
+    modules = False
+    for t in pc.unique(rdb_type).to_pylist():
+        if t in _MODULES:
+            modules = True
+        else:
+            lut[t] = types.code(_TYPE_NAMES[t])
+    codes = pa.array(lut, pa.uint8()).take(rdb_type)
+    if modules:  # a module value's type is its module's name: row by row
+        row_codes = codes.to_pylist()
+        is_module = pc.is_in(rdb_type, value_set=pa.array(_MODULES, pa.uint8()))
+        names = batch["type"]
+        for i in pc.indices_nonzero(is_module).to_pylist():
+            row_codes[i] = types.code(names[i].as_py())
+        codes = pa.array(row_codes, pa.uint8())
+    return batch.append_column(_TYPE_CODE, codes)
 
 
 def join_query(values: bool) -> str:
-    """The one pass over both sides: per key its class, and the columns of each side for the
-    keys of class OTHER (null for the others, which are only counted)."""
+    """The one pass over both sides: the keys of class OTHER, with each side's columns (null
+    for a side the key is not in). The others are only counted, by what each side read less
+    these (compute.py's ``_diff_files``): they never leave DuckDB."""
     same_bytes = (
-        "a.rdb_type = b.rdb_type AND a.type = b.type AND a.value_bytes = b.value_bytes "
-        "AND a.value_hash = b.value_hash AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
-    )
-    same_meta = (
-        "a.type = b.type AND a.rdb_type <> 0 AND b.rdb_type <> 0 AND a.elements = b.elements "
+        "a.rdb_type = b.rdb_type AND a.type_code = b.type_code "
+        "AND a.value_bytes = b.value_bytes AND a.value_hash = b.value_hash "
         "AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
     )
-    cls = f"CASE WHEN a.key_hash IS NULL OR b.key_hash IS NULL THEN {OTHER} "
-    cls += f"WHEN {same_bytes} THEN {SAME_BYTES} "
-    if not values:
-        cls += f"WHEN {same_meta} THEN {SAME_META} "
-    cls += f"ELSE {OTHER} END"
-    fields = [c for c in COLUMNS if c not in ("db", "key_hash", "key_hash2")]
-    sides = ", ".join(
-        f"CASE WHEN class = {OTHER} THEN {s}.{c} END AS {s}_{c}" for s in "ab" for c in fields
+    same_meta = (
+        "a.type_code = b.type_code AND a.rdb_type <> 0 AND b.rdb_type <> 0 "
+        "AND a.elements = b.elements AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
     )
+    counted = f"({same_bytes})" if values else f"({same_bytes}) OR ({same_meta})"
+    fields = [c for c in COLUMNS if c not in ("db", "key_hash", "key_hash2")]
+    sides = ", ".join(f"{s}.{c} AS {s}_{c}" for s in "ab" for c in fields)
     return (
-        f"SELECT coalesce(a.db, b.db) AS db, {cls} AS class, a.type AS type, "
-        "a.expire_ms IS NOT NULL AS expiring, "
+        "SELECT coalesce(a.db, b.db) AS db, "
         f"a.key_hash IS NOT NULL AS in_a, b.key_hash IS NOT NULL AS in_b, {sides} "
         "FROM a FULL OUTER JOIN b "
-        "ON a.db = b.db AND a.key_hash = b.key_hash AND a.key_hash2 = b.key_hash2"
+        "ON a.db = b.db AND a.key_hash = b.key_hash AND a.key_hash2 = b.key_hash2 "
+        f"WHERE a.key_hash IS NULL OR b.key_hash IS NULL OR NOT ({counted})"
     )
 
 
@@ -217,9 +263,68 @@ def row_values(
     module = rdb_type in _MODULES
     if rdb_type != _STRING and not values:
         return (None if module else elements), None
+    if not values:  # STRLEN is in the string's header: its first bytes are enough
+        return string_length(os.pread(rows.fd, min(value_bytes, STRING_HEADER), offset), 0), None
     raw = os.pread(rows.fd, value_bytes, offset)
     if rdb_type == _STRING:
         size = string_length(raw, 0)
         return size, string_digest(read_string(raw, 0)[0]) if values else None
     value = read_value(raw, rdb_type, 0, magic=rows.magic)[0]
     return (None if module else elements), digest(value, raw if module else None)
+
+
+# The sides a forked digest worker reads (set before it is forked: it inherits them, files open).
+_SIDES: list[SideRows] = []
+# Fewer values than this in a batch are digested here, not shared with the worker.
+SHARE_FROM = 256
+
+
+def _digest_rows(rows: list[tuple[int, int, int, int, int]]) -> list[tuple[Any, Any] | str]:
+    """(size, digest) of each (side, rdb_type, offset, value_bytes, elements), or the text of
+    the FormatError reading it raised."""
+    out: list[tuple[Any, Any] | str] = []
+    for s, rdb_type, offset, nbytes, elements in rows:
+        try:
+            out.append(row_values(_SIDES[s], rdb_type, offset, nbytes, elements, True))
+        except FormatError as e:
+            out.append(str(e))
+    return out
+
+
+class Digests:
+    """The logical digests of ``--values``, shared with one forked worker process (two
+    cores): decoding the values that differ by their bytes is most of such a diff. Made
+    before DuckDB starts (the worker is forked at once); :meth:`close` ends it."""
+
+    def __init__(self, sides: list[SideRows]) -> None:
+        global _SIDES
+        _SIDES = sides
+        self.pool: ProcessPoolExecutor | None = None
+        forks = "fork" in multiprocessing.get_all_start_methods()
+        if forks and (os.cpu_count() or 1) > 1:
+            context = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            try:
+                self.pool.submit(int).result()  # forked now, while this process has one thread
+            except (OSError, BrokenProcessPool):  # no process to be had: all done here
+                self.close()
+
+    def run(self, rows: list[tuple[int, int, int, int, int]]) -> list[tuple[Any, Any] | str]:
+        """:func:`_digest_rows` of ``rows``, half of them in the worker."""
+        if self.pool is None or len(rows) < SHARE_FROM:
+            return _digest_rows(rows)
+        half = len(rows) // 2
+        theirs = self.pool.submit(_digest_rows, rows[half:])
+        try:
+            mine = _digest_rows(rows[:half])
+        except BaseException:
+            theirs.cancel()
+            raise
+        return mine + theirs.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None

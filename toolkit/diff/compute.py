@@ -51,9 +51,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from parsers.errors import FormatError
 from toolkit.check.keys import display_key
 from toolkit.diff.live import LiveServer
@@ -78,7 +75,16 @@ from toolkit.diff.model import (
     KeyState,
     PrefixDiff,
 )
-from toolkit.diff.sources import AUTO, NEVER, DbCounts, RdbSide, Side, local_spec, open_side
+from toolkit.diff.sources import (
+    AUTO,
+    NEVER,
+    BackgroundCheck,
+    DbCounts,
+    RdbSide,
+    Side,
+    local_spec,
+    open_side,
+)
 from toolkit.diff.table import (
     NBUCKETS,
     NO_TTL,
@@ -142,9 +148,14 @@ def compute_diff(
     with contextlib.ExitStack() as stack:
         if a == b == "-":
             raise DiffError("-: stdin can be one side only")
+        # B, a plain RDB file, is checked in a second process while A is opened (two cores).
+        later = BackgroundCheck.start(b, modules)
+        if later is not None:
+            stack.callback(later.close)
         side_a = open_side(local_spec(stack, a, tmpdir), "A", progress, modules, connect, via)
         stack.callback(side_a.close)
-        side_b = open_side(local_spec(stack, b, tmpdir), "B", progress, modules, connect, via)
+        spec_b = local_spec(stack, b, tmpdir)
+        side_b = open_side(spec_b, "B", progress, modules, connect, via, later)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS
@@ -494,44 +505,55 @@ def _diff_files(
         prefix_sep=prefix_sep.encode() if prefix_sep is not None else None,
         limit=limit,
     )
-    joined = columnar.Joined()
+    sides, maps = [], []
+    for side, table in ((side_a, "a"), (side_b, "b")):
+        maps.append(side.mapped())
+        rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
+        rows.counting = table == "a"  # B's counts are not needed
+        sides.append(rows)
+    digests = columnar.Digests(sides) if values else None  # forked before DuckDB starts
     try:
-        sides = []
-        for side, table in ((side_a, "a"), (side_b, "b")):
-            mm = side.mapped()
-            rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
+        joined = columnar.Joined()
+    except BaseException:
+        if digests is not None:
+            digests.close()
+        raise
+    try:
+        for side, table, mm, rows in zip((side_a, side_b), "ab", maps, sides, strict=True):
             expired_by = side.expired_by if side.expired_by != NEVER else None
             batches = (
-                columnar.side_batches(mm, side.path.name, rows, dbs, match, progress, expired_by)
+                columnar.side_batches(
+                    mm, side.path.name, rows, dbs, match, progress, types, expired_by
+                )
                 if mm is not None
                 else iter(())
             )
             joined.register(table, batches)
-            sides.append(rows)
-        same: dict[tuple[int, str], list[int]] = {}  # (db, type) -> [keys, with an expiry]
+        # (db, type code, has an expiry) -> keys of A the join handed back: A's keys less
+        # these are the ones it only counted (the same in both sides).
+        handed: dict[tuple[int, int, bool], int] = {}
         current: int | None = None
         for batch in joined.join(values):
-            _count_same(batch, same)
-            other = batch.filter(pc.equal(batch["class"], columnar.OTHER)).to_pydict()
-            for i, db in enumerate(other["db"]):
-                if db != current:  # the join's order is arbitrary: switch dbs as rows come
-                    if current is not None:
-                        tally.end_db()
-                    tally.start_db(db)
-                    current = db
-                _judge_columns(tally, sides, other, i, values)
+            current = _judge_batch(
+                tally, sides, batch.to_pydict(), digests, types.names, handed, current
+            )
         if current is not None:
             tally.end_db()
-        for (db, type_name), (n, expiring) in sorted(same.items()):
+        for (db, code, expiring), n in sorted(sides[0].counts.items()):
+            n -= handed.get((db, code, expiring), 0)
+            if not n:
+                continue
             tally.start_db(db)
-            tally.same[types.code(type_name)] += n
-            tally.same_expiring += expiring
+            tally.same[code] += n
+            tally.same_expiring += n if expiring else 0
             if values:
                 report.values_compared += n
             tally.end_db()
         tally.finish()
     finally:
         joined.close()
+        if digests is not None:
+            digests.close()
     for side, rows in zip((side_a, side_b), sides, strict=True):
         side.source.keys_read, side.source.seconds = rows.keys_read, rows.seconds
         side.empty_skipped = rows.empty
@@ -539,58 +561,70 @@ def _diff_files(
         side.expired_left_out = rows.expired
 
 
-def _count_same(batch: Any, same: dict[tuple[int, str], list[int]]) -> None:
-    """Add the counted keys (not of class OTHER) of a joined batch to ``same``."""
-    from toolkit.diff.columnar import OTHER
-
-    counted = batch.filter(pc.not_equal(batch["class"], OTHER))
-    if not counted.num_rows:
-        return
-    grouped = (
-        pa.Table.from_batches([counted.select(["db", "type", "expiring"])])
-        .group_by(["db", "type", "expiring"])
-        .aggregate([([], "count_all")])
-        .to_pydict()
-    )
-    for db, type_name, expiring, n in zip(
-        grouped["db"], grouped["type"], grouped["expiring"], grouped["count_all"], strict=True
-    ):
-        c = same.setdefault((db, type_name), [0, 0])
-        c[0] += n
-        c[1] += n if expiring else 0
-
-
-def _judge_columns(
-    tally: _Tally, sides: list[Any], cols: dict[str, list[Any]], i: int, values: bool
-) -> None:
-    """Key ``i`` of a fetched batch of the columnar join, judged as the in-memory join judges
-    it (in A only, in B only, or in both)."""
+def _judge_batch(
+    tally: _Tally,
+    sides: list[Any],
+    cols: dict[str, list[Any]],
+    digests: Any,
+    type_names: list[str],
+    handed: dict[tuple[int, int, bool], int],
+    current: int | None,
+) -> int | None:
+    """The keys of a fetched batch of the columnar join, judged as the in-memory join judges
+    them (in A only, in B only, or in both); the keys of A among them counted in ``handed``.
+    ``digests``: a :class:`~toolkit.diff.columnar.Digests` with ``--values``, else None.
+    ``current``: the db the tally is in; returns the db it is left in."""
     from toolkit.diff.columnar import row_values
 
-    s_key = "b" if cols["in_b"][i] else "a"
-    key = sides[s_key == "b"].name_at(cols[f"{s_key}_key_offset"][i])
+    fields = ("rdb_type", "value_offset", "value_bytes", "elements", "type_code", "expire_ms")
+    parts = [tuple(cols[f"{s}_{c}"] for c in fields) for s in "ab"]
+    name_a, name_b = sides[0].name_at, sides[1].name_at
+    key_a, key_b = cols["a_key_offset"], cols["b_key_offset"]
+    code_a, exp_a = cols["a_type_code"], cols["a_expire_ms"]
+    in_a, in_b = cols["in_a"], cols["in_b"]
+    # With --values, the values of the keys in both sides, digested first (two processes).
+    done: dict[tuple[int, int], tuple[Any, Any] | str] = {}
+    if digests is not None:
+        wanted = [(s, i) for i in range(len(in_a)) if in_a[i] and in_b[i] for s in (0, 1)]
+        found = digests.run([(s, *(parts[s][c][i] for c in range(4))) for s, i in wanted])
+        done = dict(zip(wanted, found, strict=True))
 
-    def as_row(s: str, side: Any, with_digest: bool) -> _Row:
-        exp = cols[f"{s}_expire_ms"][i]
-        try:
-            size, dig = row_values(
-                side,
-                cols[f"{s}_rdb_type"][i],
-                cols[f"{s}_value_offset"][i],
-                cols[f"{s}_value_bytes"][i],
-                cols[f"{s}_elements"][i],
-                with_digest,
-            )
-        except FormatError as e:
-            raise DiffError(f"{key!r}: {e}") from None
-        return _Row(cols[f"{s}_type"][i], NO_TTL if exp is None else clamp_expiry(exp), size, dig)
+    def as_row(s: int, i: int, with_digest: bool, key: bytes) -> _Row:
+        rdb_type, offset, nbytes, elements, code, exp = parts[s]
+        got = done.get((s, i)) if with_digest else None
+        if got is None:
+            try:
+                got = row_values(
+                    sides[s], rdb_type[i], offset[i], nbytes[i], elements[i], with_digest
+                )
+            except FormatError as e:
+                got = str(e)
+        if isinstance(got, str):
+            raise DiffError(f"{key!r}: {got}")
+        size, dig = got
+        e = exp[i]
+        return _Row(type_names[code[i]], NO_TTL if e is None else clamp_expiry(e), size, dig)
 
-    if not cols["in_b"][i]:
-        tally.only_a(key, as_row("a", sides[0], False))
-    elif not cols["in_a"][i]:
-        tally.only_b(key, as_row("b", sides[1], False))
-    else:
-        _judge(tally, key, as_row("a", sides[0], values), as_row("b", sides[1], values), None)
+    values = digests is not None
+    for i, db in enumerate(cols["db"]):
+        if db != current:  # the join's order is arbitrary: switch dbs as rows come
+            if current is not None:
+                tally.end_db()
+            tally.start_db(db)
+            current = db
+        if in_a[i]:
+            cell = (db, code_a[i], exp_a[i] is not None)
+            handed[cell] = handed.get(cell, 0) + 1
+        if not in_b[i]:
+            key = name_a(key_a[i])
+            tally.only_a(key, as_row(0, i, False, key))
+        elif not in_a[i]:
+            key = name_b(key_b[i])
+            tally.only_b(key, as_row(1, i, False, key))
+        else:
+            key = name_b(key_b[i])
+            _judge(tally, key, as_row(0, i, values, key), as_row(1, i, values, key), None)
+    return current
 
 
 def join_tables(

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,13 +161,22 @@ def open_side(
     modules: tuple[str, ...] = (),
     connect: ConnectOptions | None = None,
     via: str = AUTO,
+    checked: BackgroundCheck | None = None,
 ) -> Side:
     """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
 
     ``spec`` names a server when :func:`looks_like_server` says so (a file of that name that
     exists wins), reached with ``connect`` and read ``via`` its replication snapshot, SCAN,
     or (:data:`AUTO`) the snapshot where the server gives one safely, else SCAN.
-    ``modules`` are passed to the check of a backup (an AOF's module commands need them)."""
+    ``modules`` are passed to the check of a backup (an AOF's module commands need them).
+    ``checked``: the check of this very file, already under way (:class:`BackgroundCheck`)."""
+    if checked is not None and checked.path == Path(spec):
+        try:
+            result = checked.result()
+        except BackupIOError as e:
+            raise DiffError(str(e)) from None
+        _refuse_invalid(result)
+        return RdbSide(result) if result.format == "rdb" else AofSide(result)
     if looks_like_server(spec):
         try:
             server = Server.parse(spec, connect)
@@ -188,6 +199,49 @@ def open_side(
     if result.format == "rdb":
         return RdbSide(result)
     return AofSide(result)
+
+
+class BackgroundCheck:
+    """The check of an RDB file run in a forked process, while this one does something else
+    (checks the other side of a diff: two cores, two files). Only a plain local RDB file is
+    checked so (no scratch server, nothing to clean up); :meth:`result` waits for it, and
+    raises what the check raised. :meth:`close` ends the process if it is still running."""
+
+    def __init__(self, path: Path, modules: tuple[str, ...]) -> None:
+        context = multiprocessing.get_context("fork")
+        self.path = path
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        self._future = self._pool.submit(check_backup, path, modules=modules)
+
+    @classmethod
+    def start(cls, spec: str, modules: tuple[str, ...]) -> BackgroundCheck | None:
+        """A background check of ``spec`` when it is a plain local RDB file and this system
+        can fork; else None (it is checked as before, in this process)."""
+        if os.cpu_count() in (None, 1) or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        if looks_like_server(spec) and not Path(spec).exists():
+            return None
+        path = Path(spec)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(6)
+        except OSError:
+            return None  # not a plain file (a directory, a URL...): checked in this process
+        if not head.startswith((b"REDIS", b"VALKEY")) or not path.is_file():
+            return None
+        return cls(path, modules)
+
+    def result(self) -> CheckResult:
+        try:
+            return self._future.result()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if not self._future.done():
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side:

@@ -1,0 +1,135 @@
+"""``json.dumps(obj, indent=1)``, byte for byte, several times faster.
+
+Python 3.11's C encoder cannot indent, so ``json.dumps`` with ``indent`` runs its pure-Python
+generator, about 20 µs a small object: a diff report listing every differing key (tens of
+thousands of little dicts) spent seconds there. This recursive writer makes the same text
+(``ensure_ascii``, ``", "``/``": "`` separators, ``NaN``/``Infinity`` as json writes them),
+with the C string escaper. Anything else json would hand to ``default`` (or a cycle) falls
+back to ``json.dumps`` itself, which then raises as it always did.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring_ascii  # the C escaper
+from typing import Any
+
+_INF = float("inf")
+# A long list's pieces are joined into one string every this many (a diff of millions of
+# keys would otherwise hold tens of millions of little strings until the end).
+COMPACT = 65536
+
+
+class _Unsupported(Exception):
+    """A value only json.dumps knows what to do with (or to refuse)."""
+
+
+def _float(o: float) -> str:
+    if o != o:
+        return "NaN"
+    if o == _INF:
+        return "Infinity"
+    if o == -_INF:
+        return "-Infinity"
+    return float.__repr__(o)
+
+
+def _key(k: Any) -> str:
+    """A dict key as json writes it (keys are strings in JSON)."""
+    if isinstance(k, str):
+        return encode_basestring_ascii(k)
+    if isinstance(k, float):
+        return encode_basestring_ascii(_float(k))
+    if k is True:
+        return '"true"'
+    if k is False:
+        return '"false"'
+    if k is None:
+        return '"null"'
+    if isinstance(k, int):
+        return encode_basestring_ascii(int.__repr__(k))
+    raise _Unsupported
+
+
+# The exact scalar types, written without a call to _write (most of a report's values).
+_SCALARS: dict[type, Any] = {
+    str: encode_basestring_ascii,
+    int: int.__repr__,
+    float: _float,
+    bool: lambda b: "true" if b else "false",
+    type(None): lambda _: "null",
+}
+
+
+def _write(o: Any, out: list[str], nl: str, step: str, depth: int) -> None:
+    if isinstance(o, str):
+        out.append(encode_basestring_ascii(o))
+    elif o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif isinstance(o, int):
+        out.append(int.__repr__(o))
+    elif isinstance(o, float):
+        out.append(_float(o))
+    elif isinstance(o, (list, tuple)):
+        if not o:
+            out.append("[]")
+            return
+        if depth > 500:
+            raise _Unsupported  # deep enough to be a cycle: json tells
+        inner = nl + step
+        sep = "," + inner
+        out.append("[" + inner)
+        first = True
+        scalar = _SCALARS.get
+        mark = len(out)
+        for item in o:
+            if len(out) - mark > COMPACT:  # pieces joined as they come: fewer, bigger strings
+                out[mark:] = ["".join(out[mark:])]
+                mark = len(out)
+            if not first:
+                out.append(sep)
+            first = False
+            f = scalar(type(item))
+            if f is not None:
+                out.append(f(item))
+            else:
+                _write(item, out, inner, step, depth + 1)
+        out.append(nl + "]")
+    elif isinstance(o, dict):
+        if not o:
+            out.append("{}")
+            return
+        if depth > 500:
+            raise _Unsupported
+        inner = nl + step
+        sep = "," + inner
+        out.append("{" + inner)
+        first = True
+        scalar = _SCALARS.get
+        for k, v in o.items():
+            if not first:
+                out.append(sep)
+            first = False
+            f = scalar(type(v))
+            if f is not None:
+                out.append(_key(k) + ": " + f(v))
+            else:
+                out.append(_key(k) + ": ")
+                _write(v, out, inner, step, depth + 1)
+        out.append(nl + "}")
+    else:
+        raise _Unsupported
+
+
+def dumps_indented(obj: Any, indent: int = 1) -> str:
+    """The text of ``json.dumps(obj, indent=indent)``."""
+    out: list[str] = []
+    try:
+        _write(obj, out, "\n", " " * indent, 0)
+    except _Unsupported:
+        return json.dumps(obj, indent=indent)
+    return "".join(out)
