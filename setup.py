@@ -21,5 +21,11 @@ setup(
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
         ),
+        Extension(
+            "toolkit.check.keyspace._compact",
+            ["toolkit/check/keyspace/_compact.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall"],
+        ),
     ]
 )

@@ -435,3 +435,84 @@ def test_rdb_preamble_after_a_rewrite(version: str) -> None:
         check_model_against(server, ks)
         assert ks.value(1, b"x") == ["1-1", "2-1", "2-2"]
         assert ks.value(1, b"empty") == ["3-0"]
+
+
+# -- the AOF check's compact store against the server ------------------------------------------
+
+C_KEY = st.sampled_from([b"c0", b"c1", b"c2", b"s0", b"t0", b"z0", b"h0", b"l0"])
+# The commands the compact store applies, on keys of their own (c*) and shared ones.
+_STORE_COMMANDS = [
+    c(b"SET", C_KEY, MEMBER),
+    c(st.sampled_from([b"RPUSH", b"LPUSH"]), C_KEY, MEMBERS),
+    c(b"SADD", C_KEY, MEMBERS),
+    c(st.sampled_from([b"HSET", b"HMSET"]), C_KEY, MEMBER, b"v", opt((b"d", b"w"))),
+    c(b"ZADD", C_KEY, SCORE, MEMBER, opt((b"1e3", b"b"))),
+    c(b"PEXPIREAT", C_KEY, WHEN),
+    c(b"DEL", C_KEY),
+]
+MIXED_STEPS = st.lists(
+    st.one_of(
+        st.sampled_from(_STORE_COMMANDS).flatmap(lambda b: b).map(lambda cmd: [cmd]),
+        st.sampled_from(_STORE_COMMANDS).flatmap(lambda b: b).map(lambda cmd: [cmd]),
+        st.sampled_from(_COMMANDS[:-3]).flatmap(lambda b: b).map(lambda cmd: [cmd]),  # no scripts
+        st.tuples(
+            st.lists(COMMANDS, min_size=1, max_size=3), st.sampled_from([b"EXEC", b"DISCARD"])
+        ).map(lambda t: [(b"MULTI",), *t[0], (t[1],)]),
+    ),
+    min_size=20,
+    max_size=60,
+).map(lambda steps: [cmd for step in steps for cmd in step if cmd[0] != b"EVAL"])
+
+
+def _elements(v: object) -> int:
+    return 1 if isinstance(v, int) else len(v)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(commands=MIXED_STEPS)
+def test_checked_aof_with_the_compact_store_equals_the_server(
+    version: str, commands: list[Cmd]
+) -> None:
+    """``rbkit check`` of the server's AOF, the compact store applying the common commands:
+    its inventory and each key's type, element count and expiry are the server's."""
+    from toolkit.check import aof as aof_module
+    from toolkit.check.aof import check_multipart
+
+    assert aof_module.USE_COMPACT
+    with aof_server(version) as server:
+        send(server, commands)
+        values, expires = server_state(server, DBS)
+        want_inventory = live_inventory(server)
+        types = {}
+        for db in DBS:
+            client = server.client(db)
+            types.update({(db, k): client.type(k).decode() for k in client.scan_iter(count=1000)})
+            client.close()
+        manifest = next((server.directory / "appendonlydir").glob("*.manifest"))
+        result = check_multipart(manifest, now_ms=int(time.time() * 1000))
+        assert result.replay is not None and result.inventory is not None
+        ks = result.replay.keyspace
+        assert ks.compact is not None  # the store took part
+        assert not ks.unknown and not ks.errors, (ks.unknown, ks.errors)
+        got_inventory = {
+            db: (s.keys, s.expires, s.by_type)
+            for db, s in result.inventory.databases.items()
+            if db in DBS
+        }
+        assert got_inventory == want_inventory
+        got = {(db, key): (t, n, e) for db, key, t, e, n in ks.entries()}
+        want = {
+            (db, key): (
+                types[db, key],
+                _elements(v),
+                expires.get(db, {}).get(key),
+            )
+            for db, keys in values.items()
+            for key, v in keys.items()
+        }
+        assert got == want

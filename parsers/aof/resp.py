@@ -109,8 +109,13 @@ class TruncatedCommand(TruncatedError):
         self.annotation = annotation
 
 
-def read_commands(buf: Buffer, start: int = 0) -> Iterator[Command | Annotation]:
+def read_commands(
+    buf: Buffer, start: int = 0, batch: int = _SCAN_LIMIT
+) -> Iterator[Command | Annotation]:
     """Yield the commands and annotations from ``start`` to the end of ``buf``.
+
+    ``batch``: how many commands the accelerator parses ahead at a time (a caller that reads
+    only a few items sets it low).
 
     Raises :class:`TruncatedCommand` if the input ends inside an item, and
     :class:`CorruptError` (code ``bad_frame``) at the first byte that breaks the grammar.
@@ -129,7 +134,7 @@ def read_commands(buf: Buffer, start: int = 0) -> Iterator[Command | Annotation]
         first = buf[pos]
         if first == _STAR:
             if scan is not None:
-                items, new_pos = scan(buf, pos, _SCAN_LIMIT)
+                items, new_pos = scan(buf, pos, batch)
                 if items:
                     for args_, offset, end_ in items:
                         yield Command(args_, offset, end_)

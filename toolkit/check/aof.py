@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import mmap
 import time
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from parsers.aof.command_table import module_providing
 from parsers.aof.manifest import Manifest, parse_manifest
-from parsers.aof.resp import Annotation, TruncatedCommand, read_commands
+from parsers.aof.resp import Annotation, Command, TruncatedCommand, read_commands
 from parsers.errors import FormatError, format_key
 from parsers.printable import printable
 from parsers.rdb.constants import MAGICS
@@ -25,6 +27,7 @@ from parsers.rdb.versions import release_for
 from parsers.rdb.walker import RdbWalker
 from toolkit.check.commands import SUB_MAX, CommandLedger, judge, writer_of
 from toolkit.check.keyspace import Keyspace
+from toolkit.check.keyspace.compact import CompactStore, available
 from toolkit.check.problems import ERROR, WARNING, Problem
 from toolkit.check.rdb import ProgressFn, rdb_findings
 from toolkit.check.result import AofDetails, AofFile, AofReplay, CheckResult
@@ -34,6 +37,9 @@ from toolkit.mapped import mapped, release_behind
 _SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))
 # Release mapped pages behind the reader every this many commands.
 _RELEASE_EVERY = 1 << 16
+# Tests and benchmarks set this to False to check with the Python model alone (as does the
+# environment variable RBKIT_AOF_COMPACT=0): the results are the same.
+USE_COMPACT = True
 
 
 def check_aof(
@@ -49,6 +55,7 @@ def check_aof(
     ``modules`` names the modules the loading server has (``--module NAME|PATH``).
     """
     run = _Run(path, "single", top, now_ms, progress, modules)
+    run.plan([path])
     run.read_file(path, AofFile(path.name, "single", _size(path)), last=True)
     return run.finish()
 
@@ -83,6 +90,7 @@ def check_multipart(
     files = _manifest_files(run, folder, manifest)
     if files is None:
         return run.finish()
+    run.plan([p for p, _ in files])
     for i, (entry_path, info) in enumerate(files):
         run.read_file(entry_path, info, last=i == len(files) - 1)
     for entry in manifest.history:
@@ -163,6 +171,43 @@ class _Run:
         self.touched: set[tuple[int, bytes]] = set()
         self.ledger = CommandLedger()
         self.modules = list(modules)
+        # The compact store (see toolkit/check/keyspace/compact.py), from plan() on.
+        self.compact: CompactStore | None = None
+        self.files: list[Path] = []  # plan(): the files to read, in order
+        self.marked = False
+
+    def plan(self, files: list[Path]) -> None:
+        """Name the files about to be read, in order: the compact store takes part when no
+        file but the first starts with an RDB part (whose keys stay the Python model's)."""
+        self.files = list(files)
+        if USE_COMPACT and available() and not any(map(_starts_rdb, files[1:])):
+            self.compact = self.keyspace.compact = CompactStore()
+
+    def _drop_compact(self) -> None:
+        """Check with the Python model alone (only before the store has run a command)."""
+        self.compact = self.keyspace.compact = None
+
+    def _mark(self, mm: mmap.mmap, path: Path, start: int) -> None:
+        """Before the first command runs: find the Python model's keys in this file's
+        commands from ``start`` and in every later file's."""
+        compact = self.compact
+        assert compact is not None
+        self.marked = True
+        compact.mark(mm, start)
+        later = self.files[self.files.index(path) + 1 :] if path in self.files else None
+        if later is None:
+            self._drop_compact()
+            return
+        for other in later:
+            try:
+                with mapped(other) as other_mm:
+                    if other_mm is not None:
+                        compact.mark(other_mm, 0)
+            except OSError:  # reported when the file is read
+                self._drop_compact()
+                return
+        if compact.scripts:
+            self._drop_compact()
 
     # -- one file --------------------------------------------------------------------------
 
@@ -205,6 +250,8 @@ class _Run:
             for db, t, key_offset, value_offset, _end, _n, expire in walker.walk():
                 value = decode_value(mm, t, value_offset, magic=walker.magic)
                 key = walker.key_at(key_offset)
+                if self.compact is not None:
+                    self.compact.add_python_key(bytes(key))
                 if not self.keyspace.load_key(db, key, value, expire):
                     repeats += 1
                     repeat = repeat or (db, bytes(key), key_offset - 1)
@@ -247,67 +294,111 @@ class _Run:
     def _read_commands(
         self, mm: mmap.mmap, path: Path, info: AofFile, start: int, *, last: bool
     ) -> None:
-        aof = self.result.aof
-        assert aof is not None
+        if self.compact is not None and not self.marked:
+            self._mark(mm, path, start)
         keyspace = self.keyspace
-        unknown = keyspace.unknown
-        # The ledger's shapes, filled inline (the hot path): see CommandLedger.
-        shapes = self.ledger.shapes
-        containers = self.ledger.containers
-        file_index = len(self.ledger.files) - 1
-        count = 0
-        released = 0
-        valid_up_to = start  # where the last whole command ends (aof.c's valid_up_to)
-        before_multi = start  # and where it ended before an open MULTI
+        state = _FileState(len(self.ledger.files) - 1, start)
         try:
-            for item in read_commands(mm, start):
-                if isinstance(item, Annotation):
-                    ts = item.timestamp
-                    if ts is not None:
-                        self.ts = ts * 1000
-                        aof.first_ts = ts if aof.first_ts is None else aof.first_ts
-                        aof.last_ts = ts
-                    continue
-                args = item.args
-                upper = args[0].upper()
-                argc = len(args)
-                sub = args[1][:SUB_MAX].upper() if argc > 1 and upper in containers else None
-                shape = (upper, sub, argc)
-                seen = shapes.get(shape)
-                if seen is None:
-                    shapes[shape] = [1, file_index, item.offset]
-                else:
-                    seen[0] += 1
-                aof.commands_by_db[self.db] += 1
-                if upper == b"MULTI":
-                    before_multi = valid_up_to
-                valid_up_to = item.end
-                if upper == b"SELECT" and argc == 2 and args[1].isdigit():
-                    self.db = int(args[1])
-                keyspace.execute(args, self.ts)
-                if unknown and upper[:SUB_MAX].decode("latin-1") in unknown:
-                    self.touched.update((self.db, key) for key in keys_named(args))
-                count += 1
-                if count % _RELEASE_EVERY == 0:
-                    released = release_behind(mm, item.end, released)
-                    if self.progress is not None:
-                        self.progress(item.end, len(mm))
+            if self.compact is None:
+                for item in read_commands(mm, start):
+                    self._apply(item, state, mm)
+            else:
+                self._read_shared(mm, start, state)
         except TruncatedCommand as e:
             self._truncated(e, path, last=last)
         except FormatError as e:
             e.source = path.name
             problem = Problem.from_error(e)
             if last:
-                good = before_multi if keyspace.in_multi else valid_up_to
+                good = state.before_multi if keyspace.in_multi else state.valid_up_to
                 note = corrupt_tail_note(len(mm) - good, good)
                 problem = Problem(
                     problem.severity, problem.code, problem.offset, problem.message + note
                 )
             self.result.problems.append(problem)
-        info.commands = count
+        info.commands = state.count
         if keyspace.in_multi:
             keyspace.execute((b"DISCARD",))
             self._unterminated_multi(path, last=last)
+
+    def _apply(self, item: Command | Annotation, state: _FileState, mm: mmap.mmap) -> None:
+        """One item by the Python model: the ledger, the counts, MULTI and SELECT."""
+        aof = self.result.aof
+        assert aof is not None
+        if isinstance(item, Annotation):
+            ts = item.timestamp
+            if ts is not None:
+                self.ts = ts * 1000
+                aof.first_ts = ts if aof.first_ts is None else aof.first_ts
+                aof.last_ts = ts
+            return
+        args = item.args
+        upper = args[0].upper()
+        argc = len(args)
+        ledger = self.ledger
+        sub = args[1][:SUB_MAX].upper() if argc > 1 and upper in ledger.containers else None
+        shape = (upper, sub, argc)
+        seen = ledger.shapes.get(shape)
+        if seen is None:
+            ledger.shapes[shape] = [1, state.file_index, item.offset]
+        else:
+            seen[0] += 1
+        aof.commands_by_db[self.db] += 1
+        if upper == b"MULTI":
+            state.before_multi = state.valid_up_to
+        state.valid_up_to = item.end
+        if upper == b"SELECT" and argc == 2 and args[1].isdigit():
+            self.db = int(args[1])
+        keyspace = self.keyspace
+        keyspace.execute(args, self.ts)
+        unknown = keyspace.unknown
+        if unknown and upper[:SUB_MAX].decode("latin-1") in unknown:
+            self.touched.update((self.db, key) for key in keys_named(args))
+        state.count += 1
+        if state.count % _RELEASE_EVERY == 0:
+            self._release(mm, item.end, state)
+
+    def _release(self, mm: mmap.mmap, offset: int, state: _FileState) -> None:
+        state.released = release_behind(mm, offset, state.released)
+        if self.progress is not None:
+            self.progress(offset, len(mm))
+
+    def _read_shared(self, mm: mmap.mmap, start: int, state: _FileState) -> None:
+        """Read one file's commands, the compact store applying those it can (runs of
+        them, in C) and the Python model the others, in file order."""
+        compact = self.compact
+        assert compact is not None and self.result.aof is not None
+        keyspace = self.keyspace
+        by_db = self.result.aof.commands_by_db
+        shapes = self.ledger.shapes
+        end = len(mm)
+        pos = start
+        while pos < end:
+            pos, n, runs, error, python_items = compact.run(
+                mm, pos, _RELEASE_EVERY, keyspace.db, keyspace.in_multi
+            )
+            if n:
+                for name, argc, count, first in runs:
+                    seen = shapes.get((name, None, argc))
+                    if seen is None:
+                        shapes[(name, None, argc)] = [count, state.file_index, first]
+                    else:
+                        seen[0] += count
+                by_db[self.db] += n
+                keyspace.commands += n
+                state.valid_up_to = pos
+                before = state.count
+                state.count += n
+                if state.count // _RELEASE_EVERY != before // _RELEASE_EVERY:
+                    self._release(mm, pos, state)
+                if error is not None:
+                    keyspace.errors[f"{error.decode('latin-1')}: {_WRONGTYPE}"] += 1
+            elif not python_items and pos < end:
+                python_items = 1  # never stall: the Python reader takes the next item
+            if python_items:
+                for item in islice(read_commands(mm, pos, python_items), python_items):
+                    self._apply(item, state, mm)
+                    pos = item.end
 
     def _truncated(self, e: TruncatedCommand, path: Path, *, last: bool) -> None:
         what = f"a {e.name.decode('latin-1').upper()} command" if e.name else "a command"
@@ -388,6 +479,32 @@ class _Run:
                 )
             )
         return result
+
+
+_WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+
+@dataclass
+class _FileState:
+    """Where the reading of one file's commands is."""
+
+    file_index: int  # in the ledger
+    valid_up_to: int  # where the last whole command ends (aof.c's valid_up_to)
+    before_multi: int = 0  # and where it ended before an open MULTI
+    count: int = 0
+    released: int = 0  # mapped pages are released up to here
+
+    def __post_init__(self) -> None:
+        self.before_multi = self.valid_up_to
+
+
+def _starts_rdb(path: Path) -> bool:
+    """Whether a file starts with an RDB magic (an unreadable one: False, reported later)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(6).startswith(MAGICS)
+    except OSError:
+        return False
 
 
 def corrupt_tail_note(tail: int, good: int) -> str:

@@ -42,6 +42,8 @@ sets          SADD, SREM, SPOP, SMOVE, S*STORE
 zsets         ZADD, GEOADD, ZREM*, pops, Z*STORE, ZRANGESTORE
 hashes        HSET, HDEL, HINCRBY*, field expiries (HEXPIRE*, HPERSIST, HSETEX, HGETEX...)
 streams       XADD, XTRIM, XDEL, XSETID, XGROUP
+compact       the AOF check's compact C store (``_compact.c``): the keys only the common
+              canonical commands write, kept as counts and member hashes (``Keyspace.compact``)
 ============  ===============================================================================
 
 Each command family (generic ... streams) is a subclass of ``KeyspaceModel`` holding that

@@ -64,15 +64,21 @@ class GenericCommands(KeyspaceModel):
         dx, dy = self._get_db(x), self._get_db(y)
         self._dbs[x], self._dbs[y] = dy, dx
         self._db = self._dbs[self._dbnum]
+        if self.compact is not None:
+            self.compact.swapdb(x, y)
 
     def c_flushdb(self, a: Args) -> None:
         self._check_flush_args(a)
         self._dbs[self._dbnum] = self._db = DbValues()
+        if self.compact is not None:
+            self.compact.flushdb(self._dbnum)
 
     def c_flushall(self, a: Args) -> None:
         self._check_flush_args(a)
         self._dbs = {n: DbValues() for n in self._dbs}
         self._db = self._dbs[self._dbnum]
+        if self.compact is not None:
+            self.compact.flushall()
 
     @staticmethod
     def _check_flush_args(a: Args) -> None:

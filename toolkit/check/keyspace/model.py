@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from toolkit.check.inventory import BigKey, DbStats, Inventory
 from toolkit.check.keyspace.args import ArgError, Args, format_id, int_arg
@@ -49,6 +50,9 @@ class KeyspaceModel:
         self.errors: Counter[str] = Counter()
         self.commands = 0
         self._approximate = False
+        # The AOF check's compact store (toolkit/check/keyspace/compact.py), holding the keys
+        # the Python model never sees; None: every key is here.
+        self.compact: Any = None
         self._handlers: dict[bytes, Callable[[Args], None]] = {
             name: getattr(self, method) for name, method in HANDLERS.items()
         }
@@ -130,28 +134,37 @@ class KeyspaceModel:
         inv = Inventory(bytes_known=False)
         modules: set[str] = set()
         big: list[tuple[int, int, bytes, str]] = []
-        for dbnum in sorted(self._dbs):
-            d = self._dbs[dbnum]
-            if not d.keys:
+
+        def rank(n: int, dbnum: int, key: bytes, t: str) -> None:
+            if len(big) < top:
+                heapq.heappush(big, (n, dbnum, key, t))
+            elif top and (n, dbnum, key) > big[0][:3]:
+                heapq.heapreplace(big, (n, dbnum, key, t))
+
+        compact_dbs, compact_big = (
+            ({}, []) if self.compact is None else self.compact.summary(now_ms, top)
+        )
+        for dbnum in sorted(set(self._dbs) | set(compact_dbs)):
+            d = self._dbs.get(dbnum) or DbValues()
+            held = compact_dbs.get(dbnum, (0, 0, 0, {}))
+            if not d.keys and not held[0]:
                 continue
-            by_type: Counter[str] = Counter()
+            by_type: Counter[str] = Counter(held[3])
             for key, v in d.keys.items():
                 t = type_name(v)
                 by_type[t] += 1
                 if isinstance(v, Opaque) and v.module:
                     modules.add(t)
-                n = elements_of(v)
-                if len(big) < top:
-                    heapq.heappush(big, (n, dbnum, key, t))
-                elif top and (n, dbnum, key) > big[0][:3]:
-                    heapq.heapreplace(big, (n, dbnum, key, t))
+                rank(elements_of(v), dbnum, key, t)
             expired = sum(1 for t in d.expires.values() if t <= now_ms)
             inv.databases[dbnum] = DbStats(
-                keys=len(d.keys),
-                expires=len(d.expires),
-                expired_at_check=expired,
+                keys=len(d.keys) + held[0],
+                expires=len(d.expires) + held[1],
+                expired_at_check=expired + held[2],
                 by_type=dict(sorted(by_type.items())),
             )
+        for row in compact_big:
+            rank(*row)
         inv.biggest_by_elements = [
             BigKey(db, key, t, n, 0) for n, db, key, t in sorted(big, reverse=True)
         ]
@@ -160,20 +173,30 @@ class KeyspaceModel:
         return inv
 
     def entries(self) -> Iterator[tuple[int, bytes, str, int | None, int]]:
-        """Every key as ``(db, key, type, expire_ms, elements)``."""
-        for dbnum in sorted(self._dbs):
-            d = self._dbs[dbnum]
-            for key, v in d.keys.items():
-                yield dbnum, key, type_name(v), d.expires.get(key), elements_of(v)
+        """Every key as ``(db, key, type, expire_ms, elements)`` (per db, the compact store's
+        keys after the model's)."""
+        compact = self.compact
+        held = set() if compact is None else set(compact.dbs())
+        for dbnum in sorted(set(self._dbs) | held):
+            d = self._dbs.get(dbnum)
+            if d is not None:
+                for key, v in d.keys.items():
+                    yield dbnum, key, type_name(v), d.expires.get(key), elements_of(v)
+            if dbnum in held:
+                yield from compact.entries(dbnum)
 
     def value(self, db: int, key: bytes) -> object:
         """A plain copy of what the model holds for a key (None if absent), for inspection.
 
         string: its length; list: list of items; set: set; zset: dict member -> score;
         hash: dict field -> expiry ms or None; stream: list of ``ms-seq`` ids; else the type.
+        A key of the compact store (the AOF check's, see ``compact``): a string's length, else
+        the type (the store keeps no members).
         """
         d = self._dbs.get(db)
         v = None if d is None else d.keys.get(key)
+        if v is None and self.compact is not None:
+            return self.compact.value(db, key)
         if v is None or type(v) is int:
             return v
         if isinstance(v, deque):
@@ -187,6 +210,8 @@ class KeyspaceModel:
     def expire_of(self, db: int, key: bytes) -> int | None:
         """The absolute expiry (ms) of a key, or None."""
         d = self._dbs.get(db)
+        if (d is None or key not in d.keys) and self.compact is not None:
+            return self.compact.expire_of(db, key)
         return None if d is None else d.expires.get(key)
 
     # -- machinery -------------------------------------------------------------------------
