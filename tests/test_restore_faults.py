@@ -535,7 +535,11 @@ def test_start_command_with_a_client_writing(
         assert report["rollback"]["refused"] is True
         assert "writes from clients" in report["rollback"]["reason"]
         finish = scene.sandbox.run("restore", "--rollback", t.data, "--discard-writes")
-        assert finish.code == 0, finish.text
+        # The server the rollback starts races the writer the same way: when a write gets in
+        # before rbkit's pause, the rollback says it cannot compare exactly (exit 1), and
+        # still nothing acknowledged may be lost.
+        raced = "client writes reached it before rbkit could hold writes off" in finish.text
+        assert finish.code == 0 or (finish.code == 1 and raced), finish.text
         settle(scene, t, writer, old, references("7.0"), {"old"})
         return
     assert report["outcome"] == "restored", report["reason"]

@@ -54,7 +54,7 @@ from toolkit.restore.journal import (
 from toolkit.restore.options import Options, Say
 from toolkit.restore.rollback import RollbackReport, pause_for, rollback
 from toolkit.restore.target import PERSISTENCE, Target, discover
-from toolkit.restore.values import SampleAhead, ValueCheck, compare_sample
+from toolkit.restore.values import Sample, SampleAhead, ValueCheck, compare_sample
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
 from toolkit.server.config import RedisConfig, read_config
@@ -415,10 +415,15 @@ def restore(
                 report.outcome = PLANNED
                 return report
             assert private is not None
+            # The value check's sample is read from the backup while the scratch server loads
+            # it (an AOF's: from the RDB the stage saves, after it).
+            ahead = _sample_ahead(result, None, opts) if converted is None else None
             _stage(report, result, target, opts, converted, say)
             if converted is not None:
                 private.add(converted)
                 report.digests = dict(private.digests)
+                ahead = _sample_ahead(result, converted, opts)
+            sample = _sample_of(ahead)  # ready before the target is touched
         except _Refused as e:
             return _refuse(report, e.reasons)
         if not confirm(report):
@@ -433,7 +438,7 @@ def restore(
                     target, folder = _undo_earlier(report, earlier, target, opts, item, say)
                     if report.outcome == REFUSED:
                         return report
-                _run(report, result, target, opts, item, folder, private, converted, say)
+                _run(report, result, target, opts, item, folder, private, sample, say)
         except LockHeld as e:
             return _refuse(report, [str(e)])
         except JournalError as e:
@@ -553,7 +558,7 @@ def _run(
     item: files.Item,
     folder: Path,
     private: files.PrivateCopy,
-    reference: Path | None,
+    sample: Sample | None,
     say: Say,
 ) -> None:
     d = target.data_dir
@@ -563,7 +568,6 @@ def _run(
     report.journal = journal.path
     report.rollback_dir = folder
     steps = report.steps
-    sample = _sample_ahead(result, reference, opts)  # read while the target restarts
     old_pause = pause_for(target) if target.running else None
     new_pause = pause_for(target)
     try:
@@ -688,7 +692,7 @@ def _verify(
     report: RestoreReport,
     target: Target,
     result: CheckResult,
-    sample: SampleAhead | None,
+    sample: Sample | None,
     opts: Options,
     step: Step,
     since_ms: int,
@@ -734,15 +738,26 @@ def _verify(
         step.detail += f"; {values.sentence()}"
 
 
-def _values(target: Target, sample: SampleAhead | None) -> ValueCheck | None:
+def _values(target: Target, sample: Sample | None) -> ValueCheck | None:
     if sample is None:
         return None
-    return compare_sample(sample.result(), lambda db: target.client(timeout=60, db=db))
+    return compare_sample(sample, lambda db: target.client(timeout=60, db=db))
+
+
+def _sample_of(ahead: SampleAhead | None) -> Sample | None:
+    """The sample read ahead, once ready; a backup that cannot be read again refuses the
+    restore here, before the target is touched."""
+    if ahead is None:
+        return None
+    try:
+        return ahead.result()
+    except (FormatError, OSError) as e:
+        raise _Refused([f"reading the value check's sample from the backup: {e}"]) from None
 
 
 def _sample_ahead(result: CheckResult, reference: Path | None, opts: Options) -> SampleAhead | None:
-    """The value check's sample, read from the backup (or the stage's RDB of an AOF) in the
-    background while the target is saved, stopped and started; None without a reference."""
+    """The value check's sample, read from the backup (or the stage's RDB of an AOF: the
+    ``reference``) in a background thread; None without a reference."""
     path = Path(result.path) if result.format == "rdb" else reference
     if path is None or not path.is_file():
         return None
