@@ -29,6 +29,8 @@ import mmap
 import os
 from collections.abc import Iterator
 
+from parsers.rdb.constants import ValueType as T
+from parsers.rdb.strings import string_length
 from toolkit.mapped import release_behind
 
 try:  # the optional C extension (setup.py builds it where a compiler is at hand)
@@ -40,6 +42,16 @@ ENV = "RBKIT_AOF_COMPACT"
 # Items mark() reads per call (the pages behind are released between calls).
 _MARK_BATCH = 1 << 16
 _ENTRIES_BATCH = 4096
+# The store's type codes of the RDB value types it takes undecoded (the walker's element
+# count is then the model's: every element of these loads; streams, module values and hashes
+# with field expiries are decoded for the Python model).
+_RDB_TYPES = {
+    T.STRING: 1,
+    **dict.fromkeys((T.LIST, T.LIST_ZIPLIST, T.LIST_QUICKLIST, T.LIST_QUICKLIST_2), 2),
+    **dict.fromkeys((T.SET, T.SET_INTSET, T.SET_LISTPACK), 3),
+    **dict.fromkeys((T.ZSET, T.ZSET_2, T.ZSET_ZIPLIST, T.ZSET_LISTPACK), 4),
+    **dict.fromkeys((T.HASH, T.HASH_ZIPMAP, T.HASH_ZIPLIST, T.HASH_LISTPACK), 5),
+}
 
 
 def available() -> bool:
@@ -60,6 +72,7 @@ class CompactStore:
         self.swapdb = self._store.swapdb
         self.summary = self._store.summary
         self.dbs = self._store.dbs
+        self.collect_named = self._store.collect_named
 
     @property
     def scripts(self) -> bool:
@@ -77,6 +90,26 @@ class CompactStore:
             released = release_behind(mm, pos, released)
             if done:
                 return
+
+    def load_rdb_key(
+        self, db: int, key: bytes, t: int, buf: object, value_at: int, n: int, expire: int | None
+    ) -> int:
+        """Take a key of an RDB part (type id ``t``, ``n`` elements as the walker counts them,
+        the value at ``value_at`` in ``buf``) undecoded when it may: 0 taken (or skipped,
+        empty), 1 taken and it replaced a key (a duplicate), 2 the Python model's, 3 the Python
+        model's and it replaced a key dropped here (a duplicate), 4 a type the store does not
+        take: the caller decodes it, and calls :meth:`give_rdb_key` unless it is empty."""
+        code = _RDB_TYPES.get(t)
+        if code is None:
+            return 4
+        if code == 1:
+            n = string_length(buf, value_at)  # type: ignore[arg-type]
+        return self._store.load(db, key, code, n, expire)
+
+    def give_rdb_key(self, db: int, key: bytes) -> int:
+        """Make a key of an RDB part the Python model's (a non-empty value of a type the store
+        does not take): 3 when the store held it in ``db`` (dropped: a duplicate), else 2."""
+        return self._store.load(db, key, 0, 1, None)
 
     def entries(self, db: int) -> Iterator[tuple[int, bytes, str, int | None, int]]:
         """The keys of one db as the model's ``entries()`` gives them."""
