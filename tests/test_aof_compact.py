@@ -396,7 +396,7 @@ def test_untouched_rdb_keys_go_to_the_store(
     (path / "appendonly.aof.1.base.aof").write_bytes(dup + crc64(dup).to_bytes(8, "little"))
     touched = src.keys[1]
     (path / "appendonly.aof.1.incr.aof").write_bytes(aof((b"SADD", touched, b"zz")))
-    report, entries, *_rest, used = same(path, monkeypatch)
+    report, _entries, *_rest, used = same(path, monkeypatch)
     assert used and "duplicate_key" in report
     monkeypatch.setattr(aof_module, "USE_COMPACT", True)
     result = check_backup(path, now_ms=NOW)
