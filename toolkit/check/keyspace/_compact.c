@@ -17,6 +17,11 @@
  * MULTI...EXEC, goes into a set of 64-bit hashes ("python keys"), and run() leaves any command
  * naming such a key to Python. So a key is in one store only. Framing is resp.py's: a
  * non-canonical item (which resp.py reports as damage) ends a scan.
+ *
+ * The keys of an RDB part come in through load(): once collect_named() is set, mark() also
+ * notes the key of every C command ("named keys"); a key of the RDB part neither a python key
+ * nor named is stored with its type, count and expiry only (no member hashes: no command adds
+ * to it), any other becomes a python key, decoded by the Python model.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -11,8 +11,14 @@ The check shares the keyspace between it and the Python model
 
 * before any command runs, :meth:`CompactStore.mark` reads every command part and makes the
   Python model's every argument of a command the store does not apply, and of every command
-  inside MULTI...EXEC (64-bit hashes: an over-approximation, which only costs speed); the
-  keys of an RDB preamble are the Python model's too;
+  inside MULTI...EXEC (64-bit hashes: an over-approximation, which only costs speed);
+* when the first file starts with an RDB part (a preamble, or a multi-part AOF's RDB base), the
+  marking runs before it is read and also notes the keys of the store's commands; then each
+  key of the RDB part that no command names, of a type the store holds, is taken by the store
+  undecoded (:meth:`CompactStore.load_rdb_key`: type, the walker's element count, expiry); a
+  key some command names, a stream, a module value, a hash with field expiries, are decoded
+  for the Python model. A key of an RDB part in a later file is the Python model's (the store
+  is then not used at all);
 * the store applies a command only when its key is not the Python model's, and counts a
   WRONGTYPE as the model would; everything else the Python model applies;
 * FLUSHALL, FLUSHDB and SWAPDB, which the model applies, reach the store through
