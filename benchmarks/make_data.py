@@ -4,7 +4,8 @@ Each artefact has its own builder function and an entry in ARTEFACTS, so later a
 (a pair of RDBs to diff) slot in beside the others. An artefact that already exists is skipped
 unless --force is given (or the file it is made from is newer).
 
-    python benchmarks/make_data.py            # bench.rdb (2.8 M keys), bench-aof/, bench-diff.rdb
+    python benchmarks/make_data.py            # bench.rdb (2.8 M keys), bench-aof/,
+                                              # bench-aof-preamble/, bench-diff.rdb
     python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts), bench-x4-diff.rdb
     python benchmarks/make_data.py --x8       # also bench-x8.rdb (22.4 M keys), bench-x8-diff.rdb
 """
@@ -128,7 +129,8 @@ def make_rdb(target: Path, scale: int) -> int:
 
 
 # The AOF's server: the rewrite triggered by CONFIG SET appendonly yes writes a base file of
-# plain commands (no RDB preamble); fsync is left to the kernel, nothing needs to be durable.
+# plain commands (no RDB preamble; with it, Redis 7's default, an RDB base file); fsync is left
+# to the kernel, nothing needs to be durable.
 AOF_CONFIG = {"appendonly": "no", "aof-use-rdb-preamble": "no", "appendfsync": "no"}
 AOF_REWRITE_TIMEOUT = 600.0  # seconds; the rewrite of bench.rdb takes a few
 
@@ -153,8 +155,9 @@ def wait_for_rewrite(server: RedisServer, timeout: float = AOF_REWRITE_TIMEOUT) 
         time.sleep(0.2)
 
 
-def make_aof(target: Path, source: Path) -> int:
-    """target/appendonlydir: the keyspace of the RDB `source` as a pure-command AOF.
+def make_aof(target: Path, source: Path, preamble: bool = False) -> int:
+    """target/appendonlydir: the keyspace of the RDB `source` as a pure-command AOF (with
+    ``preamble``: as an RDB base file, Redis 7's default layout).
 
     A throwaway Redis 7.0 loads `source` as its dump.rdb with appendonly off; CONFIG SET
     appendonly yes then rewrites the whole keyspace into a new base AOF (plus an empty incr
@@ -166,7 +169,8 @@ def make_aof(target: Path, source: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="rbkit-bench-aof-") as tmp:
         directory = Path(tmp)
         shutil.copyfile(source, directory / "dump.rdb")
-        with running_server(find_binary("7.0"), directory=directory, config=AOF_CONFIG) as s:
+        config = {**AOF_CONFIG, "aof-use-rdb-preamble": "yes" if preamble else "no"}
+        with running_server(find_binary("7.0"), directory=directory, config=config) as s:
             client = s.client(socket_timeout=None)
             keys = int(client.dbsize())
             client.config_set("appendonly", "yes")
@@ -331,6 +335,13 @@ ARTEFACTS: list[Artefact] = [
         True,
         lambda p: make_aof(p, p.with_name("bench.rdb")),
         "bench.rdb's keyspace as a multi-part AOF, plain commands",
+        source="bench.rdb",
+    ),
+    Artefact(
+        "bench-aof-preamble",
+        True,
+        lambda p: make_aof(p, p.with_name("bench.rdb"), preamble=True),
+        "bench.rdb's keyspace as a multi-part AOF with an RDB base (aof-use-rdb-preamble yes)",
         source="bench.rdb",
     ),
     Artefact(

@@ -683,6 +683,10 @@ def main(argv: list[str] | None = None) -> int:
         data = compare(path, args, floor)
     if run_aof:
         data["aof"] = compare_aof(aof_path, args, floor)
+        # The same keyspace as an RDB base (Redis 7's default layout), when it was built.
+        preamble = args.data_dir / "bench-aof-preamble" / "appendonlydir"
+        if args.aof_path is None and preamble.exists():
+            data["aof_preamble"] = compare_aof(preamble, args, floor)
     if run_diff:
         data["diff"] = compare_diff(*pair, args, floor)
     if args.json:

@@ -19,6 +19,8 @@ from aof_support import aof
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from parsers.rdb.crc64 import crc64
+from parsers.rdb.decode import decode_value
 from parsers.rdb.walker import RdbWalker
 from toolkit.check import aof as aof_module
 from toolkit.check.backup import check_backup
@@ -131,62 +133,74 @@ def cmd(name: bytes, *parts: Any) -> st.SearchStrategy[tuple[bytes, ...]]:
     return st.tuples(NAME_CASE, *strategies).map(build)
 
 
-def pairs(second: st.SearchStrategy[bytes]) -> st.SearchStrategy[list[bytes]]:
-    return st.lists(st.tuples(second, MEMBER), min_size=1, max_size=3).map(
+def pairs(
+    first: st.SearchStrategy[bytes], second: st.SearchStrategy[bytes] = MEMBER
+) -> st.SearchStrategy[list[bytes]]:
+    return st.lists(st.tuples(first, second), min_size=1, max_size=3).map(
         lambda ps: [x for p in ps for x in p]
     )
 
 
-C_COMMANDS = [
-    cmd(b"SET", C_KEY, MEMBER),
-    cmd(b"RPUSH", C_KEY, MEMBERS),
-    cmd(b"LPUSH", C_KEY, MEMBERS),
-    cmd(b"SADD", C_KEY, MEMBERS),
-    cmd(b"HSET", C_KEY, pairs(MEMBER)),
-    cmd(b"HMSET", C_KEY, pairs(MEMBER)),
-    cmd(b"ZADD", C_KEY, pairs(SCORE)),
-    cmd(b"PEXPIREAT", C_KEY, INT),
-    cmd(b"DEL", C_KEY),
-]
-PY_COMMANDS = [
-    cmd(b"SET", KEY, MEMBER, st.sampled_from([[b"PXAT", b"2000"], [b"NX"], [b"GET"], [b"EX"]])),
-    cmd(b"SET", KEY),
-    cmd(b"HSET", KEY, MEMBER),
-    cmd(b"ZADD", KEY, st.sampled_from([b"NX", b"XX", b"CH"]), SCORE, MEMBER),
-    cmd(b"PEXPIREAT", KEY, INT, b"NX"),
-    cmd(b"DEL", KEY, KEY),
-    cmd(b"SREM", KEY, MEMBERS),
-    cmd(b"INCR", KEY),
-    cmd(b"APPEND", KEY, MEMBER),
-    cmd(b"LPOP", KEY),
-    cmd(b"HDEL", KEY, MEMBER),
-    cmd(b"ZREM", KEY, MEMBER),
-    cmd(b"RENAME", KEY, KEY),
-    cmd(b"MOVE", KEY, DB),
-    cmd(b"COPY", KEY, KEY, b"DB", DB),
-    cmd(b"EXPIRE", KEY, b"100"),
-    cmd(b"SELECT", DB),
-    cmd(b"SELECT", DB),
-    cmd(b"SWAPDB", DB, DB),
-    cmd(b"FLUSHDB"),
-    cmd(b"FLUSHALL"),
-    cmd(b"FOOBAR", KEY),
-    cmd(b"MULTI"),
-    cmd(b"EXEC"),
-    cmd(b"DISCARD"),
-]
-SCRIPT = cmd(b"EVAL", b"return 1", b"1", KEY)
-C_COMMAND = st.sampled_from(C_COMMANDS).flatmap(lambda s: s)
-ITEM = st.one_of(
-    C_COMMAND.map(lambda c: [c]),
-    C_COMMAND.map(lambda c: [c]),
-    st.sampled_from(PY_COMMANDS).flatmap(lambda s: s).map(lambda c: [c]),
-    st.integers(1_600_000_000, 1_700_000_000).map(lambda t: [b"#TS:%d" % t]),
-    st.tuples(
-        st.lists(C_COMMAND, min_size=1, max_size=3), st.sampled_from([b"EXEC", b"DISCARD"])
-    ).map(lambda t: [(b"MULTI",), *t[0], (t[1],)]),
-)
-STREAM = st.lists(ITEM, min_size=1, max_size=30).map(lambda items: [x for i in items for x in i])
+def items(
+    key: st.SearchStrategy[bytes],
+    c_key: st.SearchStrategy[bytes],
+    member: st.SearchStrategy[bytes] = MEMBER,
+) -> st.SearchStrategy:
+    """Streams of AOF items: store commands on ``c_key`` (with ``member``), Python commands
+    on ``key``."""
+    members = st.lists(member, min_size=1, max_size=4)
+    c_commands = [
+        cmd(b"SET", c_key, member),
+        cmd(b"RPUSH", c_key, members),
+        cmd(b"LPUSH", c_key, members),
+        cmd(b"SADD", c_key, members),
+        cmd(b"HSET", c_key, pairs(member)),
+        cmd(b"HMSET", c_key, pairs(member)),
+        cmd(b"ZADD", c_key, pairs(SCORE, member)),
+        cmd(b"PEXPIREAT", c_key, INT),
+        cmd(b"DEL", c_key),
+    ]
+    py_commands = [
+        cmd(b"SET", key, MEMBER, st.sampled_from([[b"PXAT", b"2000"], [b"NX"], [b"GET"], [b"EX"]])),
+        cmd(b"SET", key),
+        cmd(b"HSET", key, MEMBER),
+        cmd(b"ZADD", key, st.sampled_from([b"NX", b"XX", b"CH"]), SCORE, MEMBER),
+        cmd(b"PEXPIREAT", key, INT, b"NX"),
+        cmd(b"DEL", key, key),
+        cmd(b"SREM", key, MEMBERS),
+        cmd(b"INCR", key),
+        cmd(b"APPEND", key, MEMBER),
+        cmd(b"LPOP", key),
+        cmd(b"HDEL", key, MEMBER),
+        cmd(b"ZREM", key, MEMBER),
+        cmd(b"RENAME", key, key),
+        cmd(b"MOVE", key, DB),
+        cmd(b"COPY", key, key, b"DB", DB),
+        cmd(b"EXPIRE", key, b"100"),
+        cmd(b"SELECT", DB),
+        cmd(b"SELECT", DB),
+        cmd(b"SWAPDB", DB, DB),
+        cmd(b"FLUSHDB"),
+        cmd(b"FLUSHALL"),
+        cmd(b"FOOBAR", key),
+        cmd(b"MULTI"),
+        cmd(b"EXEC"),
+        cmd(b"DISCARD"),
+    ]
+    c_command = st.sampled_from(c_commands).flatmap(lambda s: s)
+    item = st.one_of(
+        c_command.map(lambda c: [c]),
+        c_command.map(lambda c: [c]),
+        st.sampled_from(py_commands).flatmap(lambda s: s).map(lambda c: [c]),
+        st.integers(1_600_000_000, 1_700_000_000).map(lambda t: [b"#TS:%d" % t]),
+        st.tuples(
+            st.lists(c_command, min_size=1, max_size=3), st.sampled_from([b"EXEC", b"DISCARD"])
+        ).map(lambda t: [(b"MULTI",), *t[0], (t[1],)]),
+    )
+    return st.lists(item, min_size=1, max_size=30).map(lambda its: [x for i in its for x in i])
+
+
+STREAM = items(KEY, C_KEY)
 
 
 def encode(items: list[Any]) -> bytes:
@@ -249,3 +263,148 @@ def test_a_plain_aof_uses_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         (0, b"z", "zset", 1),
     ]
     assert "SADD: WRONGTYPE" in report
+
+
+# -- generated RDB parts: most keys untouched, some named by store or Python commands -----------
+
+RDB_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rdb"
+RDB_SOURCES = [
+    "redis-6.2-all-types",
+    "redis-7.0-all-types",
+    "redis-7.0-databases-32",
+    "redis-8.2-all-types",
+    "redis-8.2-hash-field-ttl",
+    "redis-8.2-modules",
+    "valkey-9.1-all-types",
+    "valkey-9.1-hash-field-ttl",
+]
+
+
+class RdbSource:
+    """An RDB fixture's bytes and records ``(type, key span, value span, expire)``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.data = (RDB_FIXTURES / f"{name}.rdb").read_bytes()
+        walker = RdbWalker(self.data)
+        self.records = [
+            (t, (k, v), (v, end), expire) for _db, t, k, v, end, _n, expire in walker.walk()
+        ]
+        self.keys = [bytes(walker.key_at(k)) for _t, (k, _v), _val, _e in self.records]
+        # a few members of its sets, sorted sets and hashes (for commands adding them again)
+        self.members: dict[bytes, list[bytes]] = {}
+        for key, (t, _k, (v, _end), _e) in zip(self.keys, self.records, strict=True):
+            value = decode_value(self.data, t, v, magic=walker.magic)
+            got = getattr(value, "members", None) or getattr(value, "fields", None) or ()
+            self.members[key] = sorted(got)[:3]
+        self.eof = len(self.data) - 9  # the EOF opcode, then the checksum
+
+
+def _string(b: bytes) -> bytes:
+    assert len(b) < 64
+    return bytes([len(b)]) + b
+
+
+# Records spliced in (type byte + value): an empty string, empty collections (Redis skips
+# them), a plain set and a plain hash.
+EXTRA_VALUES = [
+    b"\x00" + _string(b""),
+    b"\x02\x00",
+    b"\x04\x00",
+    b"\x01\x00",
+    b"\x02\x02" + _string(b"x") + _string(b"y"),
+    b"\x04\x01" + _string(b"f") + _string(b"v"),
+]
+
+
+@st.composite
+def rdb_case(draw: st.DrawFn) -> tuple[RdbSource, bytes, list[Any]]:
+    """An RDB fixture with records spliced in (copies of its values under other keys of it:
+    duplicate keys; the extra values under its keys or new ones; maybe an expiry), and the
+    commands of a file after it, naming a few of its keys."""
+    src = RdbSource(draw(st.sampled_from(RDB_SOURCES)))
+    data = src.data
+    inserts: list[tuple[int, bytes]] = []
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(src.records) - 1))
+        _t, (k0, k1), (_v0, end), _e = src.records[at]
+        key = data[k0:k1] if draw(st.booleans()) else _string(draw(st.sampled_from(NEW_KEYS)))
+        if draw(st.booleans()):
+            t, _k, (v0, v1), _e = src.records[draw(st.integers(0, len(src.records) - 1))]
+            record = bytes([t]) + key + data[v0:v1]
+        else:
+            value = draw(st.sampled_from(EXTRA_VALUES))
+            record = value[:1] + key + value[1:]
+        if draw(st.booleans()):
+            ms = draw(st.sampled_from([1_000, NOW + 60_000, 1 << 50]))
+            record = b"\xfc" + ms.to_bytes(8, "little") + record
+        inserts.append((end, record))
+    out = bytearray()
+    pos = 0
+    for end, record in sorted(inserts, key=lambda i: i[0]):
+        out += data[pos:end] + record
+        pos = end
+    out += data[pos : src.eof + 1]
+    out += crc64(bytes(out)).to_bytes(8, "little")
+    named = draw(st.lists(st.sampled_from(src.keys), min_size=0, max_size=4))
+    c_named = draw(st.lists(st.sampled_from(src.keys), min_size=0, max_size=4))
+    key = st.sampled_from([b"a", b"b", *named]) if named else st.sampled_from([b"a", b"b"])
+    c_key = st.sampled_from([b"c1", b"c2", *c_named]) if c_named else st.sampled_from([b"c1"])
+    member = st.sampled_from([b"m1", b"m2", *(m for k in c_named for m in src.members[k])])
+    return src, bytes(out), draw(items(key, c_key, member))
+
+
+NEW_KEYS = [b"n1", b"n2", b"a", b"c1"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=rdb_case(), layout=st.sampled_from(["preamble", "base", "base+incr"]))
+def test_generated_rdb_parts_check_alike(
+    case: tuple[RdbSource, bytes, list[Any]],
+    layout: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    src, rdb, commands = case
+    with pytest.MonkeyPatch.context() as mp:
+        tmp = tmp_path_factory.mktemp("rdbpart")
+        if layout == "preamble":
+            path = tmp / "appendonly.aof"
+            path.write_bytes(rdb + encode(commands))
+        else:
+            path = tmp / "appendonlydir"
+            path.mkdir()
+            (path / "appendonly.aof.manifest").write_bytes(MANIFEST)
+            (path / "appendonly.aof.1.base.aof").write_bytes(rdb)
+            incr = encode(commands) if layout == "base+incr" else b""
+            (path / "appendonly.aof.1.incr.aof").write_bytes(incr)
+        fast = outcome(path, True, mp)
+        slow = outcome(path, False, mp)
+        assert fast[:-1] == slow[:-1], src.name
+
+
+def test_untouched_rdb_keys_go_to_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An RDB base's keys that no command names are held by the store, undecoded; a key
+    named by a command is the Python model's; a duplicate key is still found."""
+    src = RdbSource("redis-7.0-all-types")
+    path = tmp_path / "appendonlydir"
+    path.mkdir()
+    (path / "appendonly.aof.manifest").write_bytes(MANIFEST)
+    t, (k0, k1), (v0, v1), _e = src.records[-1]  # in the last db: the one the EOF ends
+    dup = src.data[: src.eof] + bytes([t]) + src.data[k0:k1] + src.data[v0:v1] + b"\xff"
+    (path / "appendonly.aof.1.base.aof").write_bytes(dup + crc64(dup).to_bytes(8, "little"))
+    touched = src.keys[1]
+    (path / "appendonly.aof.1.incr.aof").write_bytes(aof((b"SADD", touched, b"zz")))
+    report, _entries, *_rest, used = same(path, monkeypatch)
+    assert used and "duplicate_key" in report
+    monkeypatch.setattr(aof_module, "USE_COMPACT", True)
+    result = check_backup(path, now_ms=NOW)
+    ks = result.replay.keyspace  # type: ignore[union-attr]
+    store = ks.compact
+    python_keys = {key for d in ks._dbs.values() for key in d.keys}
+    assert touched in python_keys
+    assert store.value(0, touched) is None
+    in_store = [key for _db, key, *_ in store.entries(0)]
+    assert len(in_store) > len(src.keys) // 2
+    assert not set(in_store) & python_keys

@@ -28,6 +28,7 @@ from parsers.rdb.walker import RdbWalker
 from toolkit.check.commands import SUB_MAX, CommandLedger, judge, writer_of
 from toolkit.check.keyspace import Keyspace
 from toolkit.check.keyspace.compact import CompactStore, available
+from toolkit.check.keyspace.values import from_decoded
 from toolkit.check.problems import ERROR, WARNING, Problem
 from toolkit.check.rdb import ProgressFn, rdb_findings
 from toolkit.check.result import AofDetails, AofFile, AofReplay, CheckResult
@@ -234,6 +235,23 @@ class _Run:
                 return
         self._read_commands(mm, path, info, start, last=last)
 
+    def _before_rdb_part(self, mm: mmap.mmap, path: Path) -> CompactStore | None:
+        """Before the first RDB part is read: mark every command of this file and the later
+        ones (noting the keys of C commands too), so that the RDB keys no command names, and
+        the strings and lists only C commands name, go to the compact store undecoded. None
+        when the store takes no RDB keys (they are then all the Python model's)."""
+        compact = self.compact
+        if compact is None or self.marked:
+            return None
+        try:
+            walker = RdbWalker(mm)  # a quick framing-only walk, to find where commands start
+            walker.tally(self.now_ms, 0)
+        except FormatError:  # the deep walk below reports it
+            return None
+        compact.collect_named()
+        self._mark(mm, path, len(mm) - walker.trailing_bytes)
+        return self.compact
+
     def _read_rdb_part(self, mm: mmap.mmap, path: Path, info: AofFile) -> int | None:
         """Check the RDB at the start of the file and seed the model with its keys.
 
@@ -247,12 +265,24 @@ class _Run:
                 result.min_release = release_for(walker.magic, walker.version)
             repeat: tuple[int, bytes, int] | None = None  # the first key stored twice
             repeats = 0
-            for db, t, key_offset, value_offset, _end, _n, expire in walker.walk():
-                value = decode_value(mm, t, value_offset, magic=walker.magic)
+            compact = self._before_rdb_part(mm, path)
+            load = self.keyspace.load_key
+            for db, t, key_offset, value_offset, _end, n, expire in walker.walk():
                 key = walker.key_at(key_offset)
-                if self.compact is not None:
-                    self.compact.add_python_key(bytes(key))
-                if not self.keyspace.load_key(db, key, value, expire):
+                got = 2
+                if compact is not None:
+                    got = compact.load_rdb_key(db, bytes(key), t, mm, value_offset, n, expire)
+                if got >= 2:
+                    value = decode_value(mm, t, value_offset, magic=walker.magic)
+                    if got == 4:
+                        got = 2
+                        if compact is not None and from_decoded(value) is not None:
+                            got = compact.give_rdb_key(db, bytes(key))
+                    fresh = load(db, key, value, expire)
+                    if compact is None and self.compact is not None:
+                        self.compact.add_python_key(bytes(key))
+                    got = 0 if fresh and got == 2 else 1
+                if got:
                     repeats += 1
                     repeat = repeat or (db, bytes(key), key_offset - 1)
         except FormatError as e:

@@ -17,6 +17,11 @@
  * MULTI...EXEC, goes into a set of 64-bit hashes ("python keys"), and run() leaves any command
  * naming such a key to Python. So a key is in one store only. Framing is resp.py's: a
  * non-canonical item (which resp.py reports as damage) ends a scan.
+ *
+ * The keys of an RDB part come in through load(): once collect_named() is set, mark() also
+ * notes the key of every C command ("named keys"); a key of the RDB part neither a python key
+ * nor named is stored with its type, count and expiry only (no member hashes: no command adds
+ * to it), any other becomes a python key, decoded by the Python model.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -152,6 +157,9 @@ typedef struct {
     size_t ndbs;
     uint64_t *py; /* python keys */
     uint64_t pycap, pyn;
+    uint64_t *named; /* keys of C commands outside MULTI (when collect_named is set) */
+    uint64_t namedcap, namedn;
+    int collect_named;
     Chunk *arena;
     /* argument views of the command being read */
     const uint8_t **argp;
@@ -644,6 +652,11 @@ static PyObject *Store_mark(Store *s, PyObject *a)
             for (uint64_t j = 0; j < argc; j++)
                 if (py_add(s, hash_bytes(s->argp[j], s->argl[j])))
                     goto nomem;
+        } else if (s->collect_named) {
+            if (hs_reserve(&s->named, &s->namedcap, s->namedn, s->namedn + 1))
+                goto nomem;
+            s->namedn += (uint64_t)hs_insert(s->named, s->namedcap,
+                                             hash_bytes(s->argp[1], s->argl[1]));
         }
         if (id == X_MULTI)
             s->multi = 1;
@@ -797,6 +810,70 @@ static PyObject *Store_add_python_key(Store *s, PyObject *a)
         return NULL;
     if (py_add(s, hash_bytes((const uint8_t *)k, (size_t)kl)))
         return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* load(db, key, type, count, expire_ms or None) -> 0 stored (new, or an empty collection:
+   skipped, as Redis skips it), 1 stored and it replaced the db's key (a duplicate), 2 the
+   Python model's (not stored), 3 the Python model's and it replaced a key stored here (now
+   dropped: a duplicate). A key of an RDB part: type 1-5 (string, list, set, zset, hash) with
+   its element count (a string's length), or 0: a value the Python model takes whatever its
+   key (not empty). A key mark() found in a command is the Python model's, whatever its type
+   and db (so every record of one key goes to the same place). */
+static PyObject *Store_load(Store *s, PyObject *a)
+{
+    long long num;
+    const char *k;
+    Py_ssize_t kl;
+    int type;
+    unsigned long long count;
+    PyObject *exp;
+    if (!PyArg_ParseTuple(a, "Ly#iKO", &num, &k, &kl, &type, &count, &exp))
+        return NULL;
+    if (type < T_NONE || type > T_HASH) {
+        PyErr_SetString(PyExc_ValueError, "not a type the store holds");
+        return NULL;
+    }
+    int64_t when = 0;
+    if (exp != Py_None) {
+        when = PyLong_AsLongLong(exp);
+        if (when == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (type > T_STRING && count == 0)
+        return PyLong_FromLong(0);
+    const uint8_t *key = (const uint8_t *)k;
+    uint64_t h = hash_bytes(key, (size_t)kl);
+    if (hs_has(s->py, s->pycap, h))
+        return PyLong_FromLong(2);
+    Db *d = get_db(s, num, 1);
+    if (!d)
+        return PyErr_NoMemory();
+    Entry *e = db_find(d, h, key, (uint64_t)kl);
+    if (type == T_NONE || hs_has(s->named, s->namedcap, h)) {
+        /* the db may hold it (type 0 only: a named key never enters the store) */
+        if (py_add(s, h))
+            return PyErr_NoMemory();
+        if (e)
+            db_delete(d, e);
+        return PyLong_FromLong(e ? 3 : 2);
+    }
+    int fresh = e == NULL;
+    if (!e && !(e = db_add(s, d, h, key, (uint64_t)kl, type)))
+        return PyErr_NoMemory();
+    free(e->slots);
+    e->slots = NULL;
+    e->cap = 0;
+    e->type = (uint8_t)type;
+    e->count = count;
+    e->has_exp = exp != Py_None;
+    e->exp = when;
+    return PyLong_FromLong(fresh ? 0 : 1);
+}
+
+static PyObject *Store_collect_named(Store *s, PyObject *unused)
+{
+    s->collect_named = 1;
     Py_RETURN_NONE;
 }
 
@@ -1063,6 +1140,7 @@ static void Store_dealloc(Store *s)
     }
     free(s->dbs);
     free(s->py);
+    free(s->named);
     while (s->arena) {
         Chunk *n = s->arena->next;
         free(s->arena);
@@ -1084,6 +1162,11 @@ static PyMethodDef Store_methods[] = {
      "python_items how many items from pos on are the Python model's."},
     {"add_python_key", (PyCFunction)Store_add_python_key, METH_VARARGS,
      "Make a key the Python model's (an RDB preamble's keys)."},
+    {"load", (PyCFunction)Store_load, METH_VARARGS,
+     "load(db, key, type, count, expire_ms) -> 0 new, 1 replaced (duplicate), 2 Python's, "
+     "3 Python's and dropped here (duplicate): a key of an RDB part (see the C source)."},
+    {"collect_named", (PyCFunction)Store_collect_named, METH_NOARGS,
+     "From now on mark() also notes the keys of C commands (for load())."},
     {"is_python_key", (PyCFunction)Store_is_python_key, METH_VARARGS,
      "Whether a key (its hash) is the Python model's."},
     {"start_file", (PyCFunction)Store_start_file, METH_NOARGS,

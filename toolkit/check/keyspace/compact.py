@@ -11,8 +11,14 @@ The check shares the keyspace between it and the Python model
 
 * before any command runs, :meth:`CompactStore.mark` reads every command part and makes the
   Python model's every argument of a command the store does not apply, and of every command
-  inside MULTI...EXEC (64-bit hashes: an over-approximation, which only costs speed); the
-  keys of an RDB preamble are the Python model's too;
+  inside MULTI...EXEC (64-bit hashes: an over-approximation, which only costs speed);
+* when the first file starts with an RDB part (a preamble, or a multi-part AOF's RDB base), the
+  marking runs before it is read and also notes the keys of the store's commands; then each
+  key of the RDB part that no command names, of a type the store holds, is taken by the store
+  undecoded (:meth:`CompactStore.load_rdb_key`: type, the walker's element count, expiry); a
+  key some command names, a stream, a module value, a hash with field expiries, are decoded
+  for the Python model. A key of an RDB part in a later file is the Python model's (the store
+  is then not used at all);
 * the store applies a command only when its key is not the Python model's, and counts a
   WRONGTYPE as the model would; everything else the Python model applies;
 * FLUSHALL, FLUSHDB and SWAPDB, which the model applies, reach the store through
@@ -29,6 +35,8 @@ import mmap
 import os
 from collections.abc import Iterator
 
+from parsers.rdb.constants import ValueType as T
+from parsers.rdb.strings import string_length
 from toolkit.mapped import release_behind
 
 try:  # the optional C extension (setup.py builds it where a compiler is at hand)
@@ -40,6 +48,16 @@ ENV = "RBKIT_AOF_COMPACT"
 # Items mark() reads per call (the pages behind are released between calls).
 _MARK_BATCH = 1 << 16
 _ENTRIES_BATCH = 4096
+# The store's type codes of the RDB value types it takes undecoded (the walker's element
+# count is then the model's: every element of these loads; streams, module values and hashes
+# with field expiries are decoded for the Python model).
+_RDB_TYPES = {
+    T.STRING: 1,
+    **dict.fromkeys((T.LIST, T.LIST_ZIPLIST, T.LIST_QUICKLIST, T.LIST_QUICKLIST_2), 2),
+    **dict.fromkeys((T.SET, T.SET_INTSET, T.SET_LISTPACK), 3),
+    **dict.fromkeys((T.ZSET, T.ZSET_2, T.ZSET_ZIPLIST, T.ZSET_LISTPACK), 4),
+    **dict.fromkeys((T.HASH, T.HASH_ZIPMAP, T.HASH_ZIPLIST, T.HASH_LISTPACK), 5),
+}
 
 
 def available() -> bool:
@@ -60,6 +78,7 @@ class CompactStore:
         self.swapdb = self._store.swapdb
         self.summary = self._store.summary
         self.dbs = self._store.dbs
+        self.collect_named = self._store.collect_named
 
     @property
     def scripts(self) -> bool:
@@ -77,6 +96,26 @@ class CompactStore:
             released = release_behind(mm, pos, released)
             if done:
                 return
+
+    def load_rdb_key(
+        self, db: int, key: bytes, t: int, buf: object, value_at: int, n: int, expire: int | None
+    ) -> int:
+        """Take a key of an RDB part (type id ``t``, ``n`` elements as the walker counts them,
+        the value at ``value_at`` in ``buf``) undecoded when it may: 0 taken (or skipped,
+        empty), 1 taken and it replaced a key (a duplicate), 2 the Python model's, 3 the Python
+        model's and it replaced a key dropped here (a duplicate), 4 a type the store does not
+        take: the caller decodes it, and calls :meth:`give_rdb_key` unless it is empty."""
+        code = _RDB_TYPES.get(t)
+        if code is None:
+            return 4
+        if code == 1:
+            n = string_length(buf, value_at)  # type: ignore[arg-type]
+        return self._store.load(db, key, code, n, expire)
+
+    def give_rdb_key(self, db: int, key: bytes) -> int:
+        """Make a key of an RDB part the Python model's (a non-empty value of a type the store
+        does not take): 3 when the store held it in ``db`` (dropped: a duplicate), else 2."""
+        return self._store.load(db, key, 0, 1, None)
 
     def entries(self, db: int) -> Iterator[tuple[int, bytes, str, int | None, int]]:
         """The keys of one db as the model's ``entries()`` gives them."""
