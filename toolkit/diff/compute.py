@@ -39,7 +39,11 @@ Memory: two RDB files are joined out of core by DuckDB (:mod:`toolkit.diff.colum
 bounded memory, only the keys whose value bytes differ decoded). Any other pair keeps each
 side's keys in :class:`~toolkit.diff.table.KeyTable` columns (about 40 bytes a key, 56 with
 values; an RDB side keeps only the offset of each name in the mapped file), joined one hash
-bucket at a time (``RBKIT_DIFF_ENGINE=table`` takes this path for two files too).
+bucket at a time (``RBKIT_DIFF_ENGINE=table`` takes this path for two files too). The
+listed keys (``report.keys``) are a :class:`~toolkit.diff.keylist.KeyList`: compact columns
+(about 50 bytes a key plus its name; with a ``limit``, at most about ``2 * limit`` keys held)
+that make each ``KeyDiff`` as a renderer reads it, so ``diff --json`` of hundreds of
+thousands of differing keys streams them out (render.diff_json ``stream``).
 """
 
 from __future__ import annotations
