@@ -151,8 +151,29 @@ class KeyList:
         return len(self._db)
 
     def __iter__(self) -> Iterator[KeyDiff]:
+        # _row's work with the columns bound once: this runs for every key --json writes.
+        names = bytes(self._names)  # slices of bytes are bytes (one copy, not two a key)
+        ends, dbs, kinds, kind_sets, types = (
+            self._ends,
+            self._db,
+            self._kinds,
+            self._kind_sets,
+            self._types,
+        )
+        (ta, tb), (ea, eb), (sa, sb) = self._type, self._exp, self._size
         for r in self._rows():
-            yield self._row(r)
+            t, u = ta[r], tb[r]
+            if t:
+                e, z = ea[r], sa[r]
+                a = KeyState(types[t], None if e == _NO_EXPIRY else e, None if z < 0 else z)
+            else:
+                a = None
+            if u:
+                e, z = eb[r], sb[r]
+                b = KeyState(types[u], None if e == _NO_EXPIRY else e, None if z < 0 else z)
+            else:
+                b = None
+            yield KeyDiff(dbs[r], names[ends[r] : ends[r + 1]], kind_sets[kinds[r]], a, b)
 
     @overload
     def __getitem__(self, i: int) -> KeyDiff: ...
