@@ -19,7 +19,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii  # the C escaper
 from typing import Any
 
-from toolkit.jsonstream import Stream
+from toolkit.text import Stream
 
 __all__ = ["Stream", "dumps_indented", "plain", "write_indented"]
 

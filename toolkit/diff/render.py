@@ -38,8 +38,8 @@ from toolkit.diff.model import (
     KeyState,
     Source,
 )
-from toolkit.jsonstream import Stream
 from toolkit.text import (
+    Stream,
     count,
     duration,
     layout,
@@ -90,7 +90,7 @@ def diff_json(
     ``keys`` False leaves the per-key list out (``"keys": null``, as for a diff of counts
     only); ``top_prefixes`` caps the prefix list (None: all the report has). The CLI computes
     the report without a --limit for JSON, so the list holds every differing key: with
-    ``stream`` it is a :class:`~toolkit.jsonstream.Stream` that makes each key's dict as
+    ``stream`` it is a :class:`~toolkit.text.Stream` that makes each key's dict as
     ``jsontext`` writes it (``json.dumps`` then needs ``default=jsontext.plain``), else a
     list.
     """
