@@ -8,14 +8,16 @@ are for the text reports only.
 
 A report is a list of lines; tables go in as :class:`Pre` (kept as they are: a table is as
 wide as its data) and everything else is prose, wrapped by :func:`layout` to the width with
-its indent kept and continuation lines indented two more.
+its indent kept and continuation lines indented two more. A JSON array that renderers make
+item by item as the CLI writes it (a diff's listed keys) is a :class:`Stream`.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 NOT_COMPUTED = "-"
 WIDTH = 80  # the default width of text output: COLUMNS, or a terminal's, says otherwise
@@ -153,3 +155,20 @@ def wrap(line: str, width: int = WIDTH) -> list[str]:
         break_on_hyphens=False,
         drop_whitespace=True,
     ) or [line]
+
+
+class Stream:
+    """A JSON array whose items are ``make(x)`` for each ``x`` of ``source``, made as they
+    are written (``source`` is iterated again each time the array is): a renderer (no IO)
+    hands it to the CLI's JSON writer instead of a list holding every item at once.
+
+    toolkit/cli/jsontext.py writes it as it writes a list; ``json.dumps`` needs
+    ``default=toolkit.cli.jsontext.plain``.
+    """
+
+    def __init__(self, source: Iterable[Any], make: Callable[[Any], Any]) -> None:
+        self.source = source
+        self.make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return map(self.make, self.source)

@@ -173,7 +173,7 @@ def diff(
     except DiffError as e:  # compute never names a password; redact makes sure
         raise DiffError(render.redact(str(e))) from None
     if fmt is Format.json:
-        emit_json(render.diff_json(report, top_prefixes=top))
+        emit_json(render.diff_json(report, top_prefixes=top, stream=True))
     elif fmt is Format.markdown:
         # The review document wants the first keys: Markdown lists them without --keys too.
         emit(render.render_markdown(report, keys=True, top_prefixes=top).rstrip("\n"))

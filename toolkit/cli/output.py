@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from parsers.printable import printable
-from toolkit.cli.jsontext import dumps_indented
+from toolkit.cli.jsontext import write_indented
 from toolkit.text import WIDTH
 
 MIN_WIDTH = 40
@@ -103,8 +103,18 @@ def emit_report(text: str, *, ok: bool | None = None, err: bool = False) -> None
 
 
 def emit_json(obj: Any) -> None:
-    """Print one JSON document to stdout."""
-    _write(dumps_indented(obj), sys.stdout)
+    """Print one JSON document to stdout, written in pieces as it is made (a
+    :class:`~toolkit.cli.jsontext.Stream` in it is never whole in memory)."""
+    stream = sys.stdout
+    try:
+        write_indented(obj, stream.write)
+        stream.write("\n")
+        stream.flush()
+    except BrokenPipeError:
+        # The reader is gone: send the rest (and the interpreter's final flush) nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def emit_json_lines(outcomes: Iterable[Any]) -> None:

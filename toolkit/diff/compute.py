@@ -39,7 +39,11 @@ Memory: two RDB files are joined out of core by DuckDB (:mod:`toolkit.diff.colum
 bounded memory, only the keys whose value bytes differ decoded). Any other pair keeps each
 side's keys in :class:`~toolkit.diff.table.KeyTable` columns (about 40 bytes a key, 56 with
 values; an RDB side keeps only the offset of each name in the mapped file), joined one hash
-bucket at a time (``RBKIT_DIFF_ENGINE=table`` takes this path for two files too).
+bucket at a time (``RBKIT_DIFF_ENGINE=table`` takes this path for two files too). The
+listed keys (``report.keys``) are a :class:`~toolkit.diff.keylist.KeyList`: compact columns
+(about 50 bytes a key plus its name; with a ``limit``, at most about ``2 * limit`` keys held)
+that make each ``KeyDiff`` as a renderer reads it, so ``diff --json`` of hundreds of
+thousands of differing keys streams them out (render.diff_json ``stream``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from typing import Any
 
 from parsers.errors import FormatError
 from toolkit.check.keys import display_key
+from toolkit.diff.keylist import KeyList, SideState
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import (
     ADDED,
@@ -71,8 +76,6 @@ from toolkit.diff.model import (
     Counts,
     DbDiff,
     DiffReport,
-    KeyDiff,
-    KeyState,
     PrefixDiff,
 )
 from toolkit.diff.sources import (
@@ -217,9 +220,12 @@ class _Row:
     size: int | None
     digest: bytes | None
 
-    def state(self) -> KeyState:
-        exp = None if self.expire == NO_TTL else self.expire
-        return KeyState(self.type, exp, self.size)
+
+def _side(row: _Row | None) -> SideState:
+    """A listed key's state on one side, as KeyList keeps it."""
+    if row is None:
+        return None
+    return (row.type, None if row.expire == NO_TTL else row.expire, row.size)
 
 
 def _row(table: KeyTable, bk: Bucket, i: int) -> _Row:
@@ -250,7 +256,7 @@ class _Tally:
         self.b_time = b_time
         self.sep = prefix_sep
         self.limit = limit
-        self.listed: list[tuple[int, bytes, tuple[str, ...], _Row | None, _Row | None]] = []
+        self.listed = KeyList(limit)  # compact columns, ordered by (db, key) in finish()
         self.prefixes: dict[bytes, list[int]] = {}  # prefix -> [removed, added, changed]
         self.by_kind: dict[str, int] = {}
         self.db = 0
@@ -354,16 +360,7 @@ class _Tally:
         self._list(key, kinds, a, b)
 
     def _list(self, key: bytes, kinds: tuple[str, ...], a: _Row | None, b: _Row | None) -> None:
-        if self.limit is not None and self.limit <= 0:
-            return
-        self.listed.append((self.db, key, kinds, a, b))
-        if self.limit is not None and len(self.listed) >= max(2 * self.limit, 4096):
-            self._trim()
-
-    def _trim(self) -> None:
-        self.listed.sort(key=lambda r: (r[0], r[1]))
-        if self.limit is not None:
-            del self.listed[self.limit :]
+        self.listed.add(self.db, key, kinds, _side(a), _side(b))
 
     def compare(self, a: _Row, b: _Row) -> tuple[str, ...]:
         """The kinds of difference between two rows of one key (empty: the same)."""
@@ -393,17 +390,7 @@ class _Tally:
 
     def finish(self) -> None:
         report = self.report
-        self._trim()
-        report.keys = [
-            KeyDiff(
-                db,
-                key,
-                kinds,
-                a.state() if a is not None else None,
-                b.state() if b is not None else None,
-            )
-            for db, key, kinds, a, b in self.listed
-        ]
+        report.keys = self.listed.finish()
         order = {k: i for i, k in enumerate(KINDS)}
         report.by_kind = dict(sorted(self.by_kind.items(), key=lambda kv: order[kv[0]]))
         ranked = sorted(self.prefixes.items(), key=lambda kv: (-sum(kv[1]), -kv[1][0], kv[0]))

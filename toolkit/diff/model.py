@@ -7,6 +7,10 @@ was *added*, a key in both whose type, size, TTL or value differs was *changed*.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.diff.keylist import KeyList
 
 # Per-key kinds of difference, in the order a report lists them.
 REMOVED = "removed"  # only in A
@@ -109,7 +113,9 @@ class DiffReport:
     b: Source
     level: str  # COUNTS, KEYS or VALUES
     databases: dict[int, DbDiff] = field(default_factory=dict)
-    keys: list[KeyDiff] = field(default_factory=list)  # the first --limit listed (all: None)
+    # The first --limit differing keys by (db, key) (all: None): compute.py gives a KeyList
+    # (compact columns, a KeyDiff made per key read), a plain list works as well.
+    keys: list[KeyDiff] | KeyList = field(default_factory=list)
     keys_differing: int = 0  # all added, removed and changed keys (expired ones not counted)
     keys_expired: int = 0  # keys only in A whose TTL had run out by B's time
     by_kind: dict[str, int] = field(default_factory=dict)  # kind -> keys with that kind

@@ -39,6 +39,7 @@ from toolkit.diff.model import (
     Source,
 )
 from toolkit.text import (
+    Stream,
     count,
     duration,
     layout,
@@ -78,13 +79,20 @@ _KIND_WORDS = {
 
 
 def diff_json(
-    report: DiffReport, *, keys: bool = True, top_prefixes: int | None = None
+    report: DiffReport,
+    *,
+    keys: bool = True,
+    top_prefixes: int | None = None,
+    stream: bool = False,
 ) -> dict[str, Any]:
     """The ``rbkit diff --json`` object (schema rbkit.diff/1); field names are a contract.
 
     ``keys`` False leaves the per-key list out (``"keys": null``, as for a diff of counts
     only); ``top_prefixes`` caps the prefix list (None: all the report has). The CLI computes
-    the report without a --limit for JSON, so the list holds every differing key.
+    the report without a --limit for JSON, so the list holds every differing key: with
+    ``stream`` it is a :class:`~toolkit.text.Stream` that makes each key's dict as
+    ``jsontext`` writes it (``json.dumps`` then needs ``default=jsontext.plain``), else a
+    list.
     """
     totals = _totals(report)
     listed = keys and report.level != COUNTS
@@ -126,7 +134,7 @@ def diff_json(
             }
             for p in prefixes
         ],
-        "keys": [_key_json(k, report) for k in report.keys] if listed else None,
+        "keys": _keys_json(report, stream) if listed else None,
         "notes": [redact(n) for n in report.notes],
     }
 
@@ -148,6 +156,12 @@ def _source_json(source: Source) -> dict[str, Any]:
 
 def _counts_json(c: Counts) -> dict[str, int | None]:
     return {name: getattr(c, name) for name in _COUNT_FIELDS}
+
+
+def _keys_json(report: DiffReport, stream: bool) -> list[dict[str, Any]] | Stream:
+    if stream:
+        return Stream(report.keys, lambda k: _key_json(k, report))
+    return [_key_json(k, report) for k in report.keys]
 
 
 def _key_json(k: KeyDiff, report: DiffReport) -> dict[str, Any]:
