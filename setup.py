@@ -18,12 +18,14 @@ setup(
         Extension(
             "parsers.aof._speedups",
             ["parsers/aof/_speedups.c"],
+            depends=["parsers/aof/_frame.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
         ),
         Extension(
             "toolkit.check.keyspace._compact",
             ["toolkit/check/keyspace/_compact.c"],
+            depends=["parsers/aof/_frame.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
         ),

@@ -21,32 +21,9 @@
 #include <Python.h>
 #include <stdint.h>
 
-#define MAX_DIGITS 19          /* resp.MAX_DIGITS: 10**19 - 1 < 2**64, so no overflow */
-#define MAX_ARGC 2147483647ULL /* resp.MAX_ARGC */
-#define MIN_ARG 6              /* the smallest argument: "$0\r\n\r\n" */
+#include "_frame.h" /* read_num, MAX_DIGITS, MAX_ARGC */
 
-/*
- * The prefix `c`, 1..MAX_DIGITS ASCII digits and CRLF at b[p], all before `end`.
- * 0, *out the value and *p moved past the CRLF; or -1.
- */
-static int read_num(const uint8_t *b, Py_ssize_t end, Py_ssize_t *p, uint8_t c, uint64_t *out)
-{
-    Py_ssize_t q = *p;
-    if (q >= end || b[q] != c)
-        return -1;
-    q++;
-    Py_ssize_t d = q;
-    uint64_t v = 0;
-    while (q < end && q - d < MAX_DIGITS && b[q] >= '0' && b[q] <= '9') {
-        v = v * 10 + (uint64_t)(b[q] - '0');
-        q++;
-    }
-    if (q == d || end - q < 2 || b[q] != '\r' || b[q + 1] != '\n')
-        return -1;
-    *out = v;
-    *p = q + 2;
-    return 0;
-}
+#define MIN_ARG 6 /* the smallest argument: "$0\r\n\r\n" */
 
 /*
  * The command at b[pos]: 1 and a new reference in *out, *next its end; 0 if it is not one

@@ -28,8 +28,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_DIGITS 19
-#define MAX_ARGC 2147483647ULL
+#include "../../../parsers/aof/_frame.h" /* read_num, MAX_DIGITS, MAX_ARGC */
+
 #define MIN_ARG 6
 #define ANNOTATION_MAX 1023
 #define LOOKAHEAD_MAX 1024
@@ -310,25 +310,6 @@ static void db_delete(Db *d, Entry *e)
 }
 
 /* -- framing (resp.py's grammar) ----------------------------------------------------------- */
-
-static int read_num(const uint8_t *b, Py_ssize_t end, Py_ssize_t *p, uint8_t c, uint64_t *out)
-{
-    Py_ssize_t q = *p;
-    if (q >= end || b[q] != c)
-        return -1;
-    q++;
-    Py_ssize_t d = q;
-    uint64_t v = 0;
-    while (q < end && q - d < MAX_DIGITS && b[q] >= '0' && b[q] <= '9') {
-        v = v * 10 + (uint64_t)(b[q] - '0');
-        q++;
-    }
-    if (q == d || end - q < 2 || b[q] != '\r' || b[q + 1] != '\n')
-        return -1;
-    *out = v;
-    *p = q + 2;
-    return 0;
-}
 
 enum { I_BAD = 0, I_CMD, I_NOTE, I_MEM };
 
