@@ -299,7 +299,15 @@ def test_shell_completion_completes_commands_and_choices(tmp_path: Path) -> None
     assert complete("rbkit re", 1) == ["restore"]
     assert complete("rbkit diff --format m", 3) == ["markdown"]
     assert "--stage-only" in complete("rbkit restore --st", 2)
-    install = rbkit("--install-completion", "bash", HOME=str(tmp_path), SHELL="/bin/bash")
+    # typer detects the shell from the parent process (sh under `sh -c`, whatever runs the
+    # suite) unless told to take the one named: its test switch for that.
+    install = rbkit(
+        "--install-completion",
+        "bash",
+        HOME=str(tmp_path),
+        SHELL="/bin/bash",
+        _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1",
+    )
     assert install.returncode == 0, (install.stdout, install.stderr)
     script = tmp_path / ".bash_completions" / "rbkit.sh"
     assert "_RBKIT_COMPLETE" in script.read_text()
