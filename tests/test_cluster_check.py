@@ -255,7 +255,7 @@ def test_a_shard_twice_doubles_its_slots(
 def test_a_set_of_aof_shards(tmp_path: Path) -> None:
     """Nodes with appendonly yes: each shard folder holds the node's appendonlydir/ (base RDB
     and incremental AOF) and nodes.conf; their keys are hashed from the AOF's keyspace model."""
-    with cluster(config={"appendonly": "yes"}) as nodes:
+    with cluster(config={"appendonly": "yes", "appendfsync": "always"}) as nodes:
         write_with_cli(nodes[0], _commands())
         sizes = [n.client().dbsize() for n in nodes]
         save_set(nodes, tmp_path / "set", aof=True)

@@ -129,7 +129,7 @@ def test_a_set_needs_cluster(source: tuple[list[RedisServer], Path]) -> None:
 def test_a_set_of_aof_shards_goes_in_through_the_drill(tmp_path: Path) -> None:
     """Shards holding appendonlydir/: each is loaded into a scratch server here and saved as
     an RDB (as a single AOF backup is), then the set goes in by slot."""
-    with cluster(config={"appendonly": "yes"}) as nodes:
+    with cluster(config={"appendonly": "yes", "appendfsync": "always"}) as nodes:
         write_with_cli(nodes[0], _commands()[::7])
         save_set(nodes, tmp_path / "set", aof=True)
         with cluster(nodes=2) as target:

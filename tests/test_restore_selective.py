@@ -617,6 +617,8 @@ def test_selection_into_a_cluster(tmp_path: Path) -> None:
 def test_an_aof_backup_shifts_from_the_drills_save(tmp_path: Path) -> None:
     with server() as src:
         c = src.client()
+        # always: a write is in the file before its reply (everysec may postpone it 2 s)
+        c.config_set("appendfsync", "always")
         c.config_set("appendonly", "yes")
         wait_past(c, server_ms(c) + 10)
         while c.info("persistence")["aof_rewrite_in_progress"]:
