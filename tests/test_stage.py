@@ -106,7 +106,7 @@ def test_rdb_fixture_stages_and_verifies(rdb: Path) -> None:
     now_ms = int(time.time() * 1000)
     assert report.verified, (report.reason, report.log)
     assert [s.name for s in report.steps] == [
-        "gate", "preflight", "copy", "key-names", "load", "read", "compare", "stop",
+        "gate", "preflight", "copy", "load", "key-names", "read", "compare", "stop",
     ]  # fmt: skip
     assert all(s.status == "ok" for s in report.steps)
     assert report.comparison is not None and report.comparison.digest_compared

@@ -92,7 +92,7 @@ def test_snapshot_read_matches_the_server(version: str) -> None:
     with running_server(binary(version), config={"repl-diskless-sync": "yes"}) as server:
         client = server.client()
         fill(client)
-        live = read_snapshot(server_of(server.port), no_delay=True)
+        live = read_snapshot(server_of(server.port), quick_fork=True)
         assert live.via == "snapshot"
         assert as_read(live) == truth(server.port)
         client.close()
@@ -111,7 +111,7 @@ def test_keys_past_their_ttl_are_left_out_and_watched_keys_found() -> None:
         wait_past(client, soon)
         watch = {0: {xxh(b"gone:1"), xxh(b"stays"), xxh(b"never")}}
         held = client.dbsize()  # the expired keys are still in memory: active expiry is off
-        live = read_snapshot(server_of(server.port), watch=watch, no_delay=True)
+        live = read_snapshot(server_of(server.port), watch=watch, quick_fork=True)
         found = truth(server.port)  # SCAN deletes the expired keys it meets
         assert held == found[0][0] + 30
         assert as_read(live) == found
@@ -119,13 +119,14 @@ def test_keys_past_their_ttl_are_left_out_and_watched_keys_found() -> None:
         client.close()
 
 
-def test_the_sync_delay_is_set_back() -> None:
+def test_the_quick_forks_settings_are_set_back() -> None:
     config = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "7"}
     with running_server(binary("7.0"), config=config) as server:
         client = server.client()
         fill(client)
-        read_snapshot(server_of(server.port), no_delay=True)
+        read_snapshot(server_of(server.port), quick_fork=True)
         assert client.config_get("repl-diskless-sync-delay") == {"repl-diskless-sync-delay": "7"}
+        assert client.config_get("rdbcompression") == {"rdbcompression": "yes"}
         client.close()
 
 

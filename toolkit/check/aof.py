@@ -21,6 +21,7 @@ from parsers.aof.manifest import Manifest, parse_manifest
 from parsers.aof.resp import Annotation, Command, TruncatedCommand, read_commands
 from parsers.errors import FormatError, format_key
 from parsers.printable import printable
+from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns
 from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
 from parsers.rdb.versions import release_for
@@ -263,28 +264,11 @@ class _Run:
             if result.rdb_version is None:
                 result.magic, result.rdb_version = walker.magic, walker.version
                 result.min_release = release_for(walker.magic, walker.version)
-            repeat: tuple[int, bytes, int] | None = None  # the first key stored twice
-            repeats = 0
             compact = self._before_rdb_part(mm, path)
-            load = self.keyspace.load_key
-            for db, t, key_offset, value_offset, _end, n, expire in walker.walk():
-                key = walker.key_at(key_offset)
-                got = 2
-                if compact is not None:
-                    got = compact.load_rdb_key(db, bytes(key), t, mm, value_offset, n, expire)
-                if got >= 2:
-                    value = decode_value(mm, t, value_offset, magic=walker.magic)
-                    if got == 4:
-                        got = 2
-                        if compact is not None and from_decoded(value) is not None:
-                            got = compact.give_rdb_key(db, bytes(key))
-                    fresh = load(db, key, value, expire)
-                    if compact is None and self.compact is not None:
-                        self.compact.add_python_key(bytes(key))
-                    got = 0 if fresh and got == 2 else 1
-                if got:
-                    repeats += 1
-                    repeat = repeat or (db, bytes(key), key_offset - 1)
+            if compact is not None:
+                repeats, repeat = self._load_rdb_batches(mm, walker, compact)
+            else:
+                repeats, repeat = self._load_rdb_keys(mm, walker)
         except FormatError as e:
             e.source = path.name
             result.problems.append(Problem.from_error(e))
@@ -320,6 +304,63 @@ class _Run:
                 )
             )
         return len(mm) - walker.trailing_bytes
+
+    def _load_rdb_keys(
+        self, mm: mmap.mmap, walker: RdbWalker
+    ) -> tuple[int, tuple[int, bytes, int] | None]:
+        """Every key of the RDB part into the Python model, decoded; returns how many records
+        repeat a key, and the first of them (db, key, offset)."""
+        repeat: tuple[int, bytes, int] | None = None
+        repeats = 0
+        load = self.keyspace.load_key
+        for db, t, key_offset, value_offset, _end, _n, expire in walker.walk():
+            key = walker.key_at(key_offset)
+            value = decode_value(mm, t, value_offset, magic=walker.magic)
+            fresh = load(db, key, value, expire)
+            if self.compact is not None:
+                self.compact.add_python_key(bytes(key))
+            if not fresh:
+                repeats += 1
+                repeat = repeat or (db, bytes(key), key_offset - 1)
+        return repeats, repeat
+
+    def _load_rdb_batches(
+        self, mm: mmap.mmap, walker: RdbWalker, compact: CompactStore
+    ) -> tuple[int, tuple[int, bytes, int] | None]:
+        """The RDB part's keys from the C walk's batches: runs of keys the store takes
+        undecoded go in by :meth:`CompactStore.load_rows`; a key it does not take is decoded
+        into the Python model as :meth:`_load_rdb_keys` does. Returns the same."""
+        repeat: tuple[int, bytes, int] | None = None
+        repeats = 0
+        load = self.keyspace.load_key
+        for batch in key_columns(walker):
+            row = 0
+            while row < batch.rows:
+                row, more, first = compact.load_rows(mm, batch, row)
+                if more:
+                    repeats += more
+                    if repeat is None:
+                        repeat = _repeat_at(batch, first)
+                if row >= batch.rows:
+                    break
+                db, t = batch.column("db")[row], batch.column("type_id")[row]
+                key = batch.key(row)
+                value_at = batch.column("value_offset")[row]
+                expire_ms = batch.column("expire_ms")[row]
+                expire = None if expire_ms == NO_EXPIRY else expire_ms
+                n = batch.column("elements")[row]
+                got = compact.load_rdb_key(db, key, t, mm, value_at, n, expire)
+                if got >= 2:
+                    value = decode_value(mm, t, value_at, magic=walker.magic)
+                    if got == 4:
+                        got = 2 if from_decoded(value) is None else compact.give_rdb_key(db, key)
+                    fresh = load(db, key, value, expire)
+                    got = 0 if fresh and got == 2 else 1
+                if got:
+                    repeats += 1
+                    repeat = repeat or _repeat_at(batch, row)
+                row += 1
+        return repeats, repeat
 
     def _read_commands(
         self, mm: mmap.mmap, path: Path, info: AofFile, start: int, *, last: bool
@@ -526,6 +567,11 @@ class _FileState:
 
     def __post_init__(self) -> None:
         self.before_multi = self.valid_up_to
+
+
+def _repeat_at(batch: KeyColumns, row: int) -> tuple[int, bytes, int]:
+    """A repeated key record of a batch as (db, key, offset of its type byte)."""
+    return batch.column("db")[row], batch.key(row), batch.column("key_offset")[row] - 1
 
 
 def _starts_rdb(path: Path) -> bool:

@@ -29,6 +29,7 @@ from pathlib import Path
 import redis
 
 from parsers.errors import FormatError
+from toolkit.ahead import Ahead
 from toolkit.check.backup import check_backup, note_source
 from toolkit.check.locate import Located, locate
 from toolkit.check.problems import gate
@@ -54,7 +55,7 @@ from toolkit.restore.journal import (
 from toolkit.restore.options import Options, Say
 from toolkit.restore.rollback import RollbackReport, pause_for, rollback
 from toolkit.restore.target import PERSISTENCE, Target, discover
-from toolkit.restore.values import Sample, SampleAhead, ValueCheck, compare_sample
+from toolkit.restore.values import Sample, ValueCheck, compare_sample, sample_ahead
 from toolkit.restore.verify import verify_target
 from toolkit.restore.writes import WritePause, write_calls, write_commands
 from toolkit.server.config import RedisConfig, read_config
@@ -744,7 +745,7 @@ def _values(target: Target, sample: Sample | None) -> ValueCheck | None:
     return compare_sample(sample, lambda db: target.client(timeout=60, db=db))
 
 
-def _sample_of(ahead: SampleAhead | None) -> Sample | None:
+def _sample_of(ahead: Ahead[Sample] | None) -> Sample | None:
     """The sample read ahead, once ready; a backup that cannot be read again refuses the
     restore here, before the target is touched."""
     if ahead is None:
@@ -755,11 +756,13 @@ def _sample_of(ahead: SampleAhead | None) -> Sample | None:
         raise _Refused([f"reading the value check's sample from the backup: {e}"]) from None
 
 
-def _sample_ahead(result: CheckResult, reference: Path | None, opts: Options) -> SampleAhead | None:
+def _sample_ahead(
+    result: CheckResult, reference: Path | None, opts: Options
+) -> Ahead[Sample] | None:
     """The value check's sample, read from the backup (or the stage's RDB of an AOF: the
     ``reference``) in a background thread; None without a reference."""
     path = Path(result.path) if result.format == "rdb" else reference
     if path is None or not path.is_file():
         return None
     total = sum(d.keys for d in result.inventory.databases.values()) if result.inventory else 0
-    return SampleAhead(path, total, everything=opts.verify_values)
+    return sample_ahead(path, total, everything=opts.verify_values)

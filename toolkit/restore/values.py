@@ -12,7 +12,6 @@ counted.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from parsers.rdb.constants import ValueType
 from parsers.rdb.decode import read_value
 from parsers.rdb.dump import decode_dump
 from parsers.rdb.walker import RdbWalker
+from toolkit.ahead import Ahead
 from toolkit.diff.values import digest
 from toolkit.mapped import mapped
 
@@ -118,30 +118,10 @@ def take_sample(
     return out
 
 
-class SampleAhead:
-    """:func:`take_sample` in a background thread (started at once), so that it is ready when
-    the restored target is: :meth:`result` waits for it and raises what it raised."""
-
-    def __init__(self, reference: Path, total_keys: int, everything: bool = False) -> None:
-        self._sample: Sample | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(reference, total_keys, everything), daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, reference: Path, total_keys: int, everything: bool) -> None:
-        try:
-            self._sample = take_sample(reference, total_keys, everything)
-        except BaseException as e:  # handed to the caller of result()
-            self._error = e
-
-    def result(self) -> Sample:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._sample is not None
-        return self._sample
+def sample_ahead(reference: Path, total_keys: int, everything: bool = False) -> Ahead[Sample]:
+    """:func:`take_sample` started in a background thread, so that it is ready when the
+    restored target is."""
+    return Ahead(lambda: take_sample(reference, total_keys, everything))
 
 
 def compare_sample(

@@ -23,9 +23,9 @@ def verify_target(
     """The target's keyspace, and how it compares with ``result`` loaded at ``since_ms``
     (``keys``: the backup's key names if already read, e.g. by the stage).
 
-    The target is read as its replication snapshot where it gives one, its
-    ``repl-diskless-sync-delay`` set to 0 for that fork and back (rbkit has just started it);
-    else by SCAN, the reason in ``notes``."""
+    The target is read as its replication snapshot where it gives one, with a quick fork
+    (:data:`toolkit.stage.live_snapshot.QUICK_FORK`: rbkit has just started it and holds
+    writes off); else by SCAN, the reason in ``notes``."""
     if keys is None:
         try:
             keys = backup_keys(result)
@@ -42,7 +42,7 @@ def verify_target(
                 bar,
                 server=target.server,
                 notes=notes,
-                no_delay=True,
+                quick_fork=True,
             )
     finally:
         client.close()

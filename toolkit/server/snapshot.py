@@ -15,7 +15,6 @@ by the mark (socket) or ``$<length>`` and that many bytes (disk).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,7 +76,8 @@ def snapshot_refusal(server: Server) -> str | None:
 
 
 def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snapshot:
-    """Stream ``server``'s replication RDB into ``dest`` (created; the caller removes it).
+    """Stream ``server``'s replication RDB into the scratch file ``dest`` (created; the caller
+    removes it).
 
     Raises SnapshotRefused when the server refuses SYNC (ACL, a replica without its master,
     an old server), SnapshotFailed when it stops sending midway, ConnectError when it
@@ -126,8 +126,7 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
                     ) from None
                 size = reader.copy_length(length, out, progress)
                 framing = "length"
-            out.flush()
-            os.fsync(out.fileno())
+            # no fsync: a scratch file, read back at once and removed (a crash loses nothing)
     except redis.RedisError as e:
         raise server.error(e) from None
     except OSError as e:  # connected, then cut: the server gave up (its log says why)

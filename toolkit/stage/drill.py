@@ -26,6 +26,7 @@ import redis
 from parsers.errors import FormatError
 from parsers.printable import printable
 from toolkit import lifeline
+from toolkit.ahead import Ahead
 from toolkit.check.backup import check_backup
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
@@ -271,30 +272,36 @@ def _load_and_compare(
             except OSError as e:
                 raise _stop(report, step, FAILED, f"copying the backup: {e}") from None
             step.detail = f"{copied} bytes into {directory}"
-        keys = report.keys
-        with timed(report.steps, "key-names") as step:
-            try:
-                keys = keys or backup_keys(result)
-                report.keys = keys
-                step.detail = f"{sum(d.count for d in keys.databases.values())} keys"
-            except (FormatError, OSError) as e:
-                step.status = "skipped"
-                step.detail = f"not read ({e}): compared by counts only"
+        # The backup's key names are read while the server loads it (on the other core).
+        names = None if report.keys else Ahead(lambda: backup_keys(result))
         # Generous: Redis loads small keys at a few MB/s; a dead server is noticed at once.
         timeout = load_timeout or max(120.0, copy_size(result) / (2 << 20))
         since_ms = int(time.time() * 1000)
-        with timed(report.steps, "load") as step:
-            try:
-                with progress_of(progress, "loading into the scratch server") as bar:
-                    server.start(timeout, bar)
-            except ServerError as e:
-                report.log = load_log(server.log_path)
-                reason = report.log[-1] if report.log else str(e)
-                raise _stop(report, step, FAILED, f"the server did not load it: {reason}") from None
-            report.server_load_seconds = logged_load_seconds(server.log_path)
-            step.detail = f"redis-server {binary.version_text} on 127.0.0.1:{server.port}"
-            if report.server_load_seconds is not None:
-                step.detail += f", loaded in {report.server_load_seconds:.3f} s (its log)"
+        try:
+            with timed(report.steps, "load") as step:
+                try:
+                    with progress_of(progress, "loading into the scratch server") as bar:
+                        server.start(timeout, bar)
+                except ServerError as e:
+                    report.log = load_log(server.log_path)
+                    reason = report.log[-1] if report.log else str(e)
+                    raise _stop(
+                        report, step, FAILED, f"the server did not load it: {reason}"
+                    ) from None
+                report.server_load_seconds = logged_load_seconds(server.log_path)
+                step.detail = f"redis-server {binary.version_text} on 127.0.0.1:{server.port}"
+                if report.server_load_seconds is not None:
+                    step.detail += f", loaded in {report.server_load_seconds:.3f} s (its log)"
+        finally:
+            with timed(report.steps, "key-names") as step:  # its seconds: the wait past the load
+                try:
+                    report.keys = report.keys or (names.result() if names else None)
+                    count = sum(d.count for d in report.keys.databases.values())
+                    step.detail = f"{count} keys, read while the server loaded"
+                except (FormatError, OSError) as e:
+                    step.status = "skipped"
+                    step.detail = f"not read ({e}): compared by counts only"
+        keys = report.keys
         with timed(report.steps, "read") as step:
             client = server.client(socket_timeout=60)
             try:
@@ -310,6 +317,7 @@ def _load_and_compare(
                             bar,
                             server=Server.parse(f"redis://127.0.0.1:{server.port}"),
                             notes=report.notes,
+                            quick_fork=True,
                         )
             except redis.RedisError as e:
                 raise _stop(report, step, FAILED, f"reading the scratch server: {e}") from None
@@ -364,18 +372,18 @@ def read_expected(
     *,
     server: Server | None = None,
     notes: list[str] | None = None,
-    no_delay: bool = False,
+    quick_fork: bool = False,
 ) -> LiveKeyspace:
     """Read a server that loaded ``result``'s backup at ``since_ms``: the types the backup
     holds, and the keys whose TTL may have run out since (watched by name).
 
     With ``server``, it is read as its replication snapshot where it gives one
-    (:mod:`toolkit.stage.live_snapshot`; ``no_delay`` as there), else by SCAN, the reason
+    (:mod:`toolkit.stage.live_snapshot`; ``quick_fork`` as there), else by SCAN, the reason
     added to ``notes``."""
     watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
     if server is not None:
         try:
-            return read_snapshot(server, watch=watch, no_delay=no_delay)
+            return read_snapshot(server, watch=watch, quick_fork=quick_fork)
         except NoSnapshot as e:
             if notes is not None:
                 notes.append(f"{server.display} read by SCAN, not as a replication snapshot: {e}")

@@ -794,13 +794,46 @@ static PyObject *Store_add_python_key(Store *s, PyObject *a)
     Py_RETURN_NONE;
 }
 
-/* load(db, key, type, count, expire_ms or None) -> 0 stored (new, or an empty collection:
-   skipped, as Redis skips it), 1 stored and it replaced the db's key (a duplicate), 2 the
-   Python model's (not stored), 3 the Python model's and it replaced a key stored here (now
-   dropped: a duplicate). A key of an RDB part: type 1-5 (string, list, set, zset, hash) with
-   its element count (a string's length), or 0: a value the Python model takes whatever its
-   key (not empty). A key mark() found in a command is the Python model's, whatever its type
-   and db (so every record of one key goes to the same place). */
+/* A key of an RDB part: type 1-5 (string, list, set, zset, hash) with its element count (a
+   string's length), or 0: a value the Python model takes whatever its key (not empty). A key
+   mark() found in a command is the Python model's, whatever its type and db (so every record
+   of one key goes to the same place). Returns 0 stored (new, or an empty collection: skipped,
+   as Redis skips it), 1 stored and it replaced the db's key (a duplicate), 2 the Python
+   model's (not stored), 3 the Python model's and it replaced a key stored here (now dropped:
+   a duplicate), -1 out of memory. */
+static int load_key(Store *s, long long num, uint64_t h, const uint8_t *key, uint64_t kl,
+                    int type, uint64_t count, int has_exp, int64_t when)
+{
+    if (type > T_STRING && count == 0)
+        return 0;
+    if (hs_has(s->py, s->pycap, h))
+        return 2;
+    Db *d = get_db(s, num, 1);
+    if (!d)
+        return -1;
+    Entry *e = db_find(d, h, key, kl);
+    if (type == T_NONE || hs_has(s->named, s->namedcap, h)) {
+        /* the db may hold it (type 0 only: a named key never enters the store) */
+        if (py_add(s, h))
+            return -1;
+        if (e)
+            db_delete(d, e);
+        return e ? 3 : 2;
+    }
+    int fresh = e == NULL;
+    if (!e && !(e = db_add(s, d, h, key, kl, type)))
+        return -1;
+    free(e->slots);
+    e->slots = NULL;
+    e->cap = 0;
+    e->type = (uint8_t)type;
+    e->count = count;
+    e->has_exp = has_exp;
+    e->exp = when;
+    return fresh ? 0 : 1;
+}
+
+/* load(db, key, type, count, expire_ms or None) -> load_key()'s answer. */
 static PyObject *Store_load(Store *s, PyObject *a)
 {
     long long num;
@@ -821,35 +854,118 @@ static PyObject *Store_load(Store *s, PyObject *a)
         if (when == -1 && PyErr_Occurred())
             return NULL;
     }
-    if (type > T_STRING && count == 0)
-        return PyLong_FromLong(0);
     const uint8_t *key = (const uint8_t *)k;
-    uint64_t h = hash_bytes(key, (size_t)kl);
-    if (hs_has(s->py, s->pycap, h))
-        return PyLong_FromLong(2);
-    Db *d = get_db(s, num, 1);
-    if (!d)
+    int got = load_key(s, num, hash_bytes(key, (size_t)kl), key, (uint64_t)kl, type, count,
+                       exp != Py_None, when);
+    if (got < 0)
         return PyErr_NoMemory();
-    Entry *e = db_find(d, h, key, (uint64_t)kl);
-    if (type == T_NONE || hs_has(s->named, s->namedcap, h)) {
-        /* the db may hold it (type 0 only: a named key never enters the store) */
-        if (py_add(s, h))
-            return PyErr_NoMemory();
-        if (e)
-            db_delete(d, e);
-        return PyLong_FromLong(e ? 3 : 2);
+    return PyLong_FromLong(got);
+}
+
+/* An RDB length at p (6-bit, 14-bit, 32- or 64-bit big-endian); the walker has checked it. */
+static uint64_t rdb_length(const uint8_t *p, const uint8_t **after)
+{
+    uint8_t b = p[0];
+    uint64_t n = 0;
+    switch (b >> 6) {
+    case 0:
+        *after = p + 1;
+        return b & 0x3F;
+    case 1:
+        *after = p + 2;
+        return ((uint64_t)(b & 0x3F) << 8) | p[1];
+    default: {
+        int width = b == 0x81 ? 8 : 4;
+        for (int i = 1; i <= width; i++)
+            n = (n << 8) | p[i];
+        *after = p + 1 + width;
+        return n;
     }
-    int fresh = e == NULL;
-    if (!e && !(e = db_add(s, d, h, key, (uint64_t)kl, type)))
-        return PyErr_NoMemory();
-    free(e->slots);
-    e->slots = NULL;
-    e->cap = 0;
-    e->type = (uint8_t)type;
-    e->count = count;
-    e->has_exp = exp != Py_None;
-    e->exp = when;
-    return PyLong_FromLong(fresh ? 0 : 1);
+    }
+}
+
+/* STRLEN of the string encoded at p, from its header (parsers/rdb/strings.string_length). */
+static uint64_t rdb_string_length(const uint8_t *p)
+{
+    const uint8_t *q;
+    if (p[0] >> 6 != 3)
+        return rdb_length(p, &q);
+    long long v;
+    switch (p[0] & 0x3F) {
+    case 0:
+        v = (int8_t)p[1];
+        break;
+    case 1:
+        v = (int16_t)(p[1] | (p[2] << 8));
+        break;
+    case 2:
+        v = (int32_t)((uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) |
+                      ((uint32_t)p[4] << 24));
+        break;
+    default: /* LZF: the compressed length, then the uncompressed one */
+        rdb_length(p + 1, &q);
+        return rdb_length(q, &q);
+    }
+    char text[24];
+    return (uint64_t)snprintf(text, sizeof text, "%lld", v);
+}
+
+#define NO_EXPIRY INT64_MIN
+
+/* load_rows(codes, buf, db, type_id, value_offset, elements, expire_ms, name_offsets, names,
+   rows, start) -> (stop, repeats, first_repeat): load() for the rows start.. of a batch of
+   parsers/rdb/columns.py (its column buffers), up to the first row the Python model must
+   decode: one whose type `codes` (256 bytes: RDB type byte -> store type) maps to 0, or whose
+   key is the Python model's or named by a command. `stop` is that row (`rows` when none);
+   `repeats` how many loaded rows replaced a key (duplicates), `first_repeat` the first of them
+   or -1. A string's count is its length, read from `buf` at its value offset. */
+static PyObject *Store_load_rows(Store *s, PyObject *a)
+{
+    Py_buffer v[9];
+    Py_ssize_t rows, start;
+    int got_views = 0;
+    if (!PyArg_ParseTuple(a, "y*y*y*y*y*y*y*y*y*nn", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                          &v[6], &v[7], &v[8], &rows, &start))
+        return NULL;
+    got_views = 9;
+    PyObject *out = NULL;
+    const uint8_t *codes = v[0].buf, *buf = v[1].buf, *types = v[3].buf, *names = v[8].buf;
+    const int32_t *dbs = v[2].buf;
+    const int64_t *at = v[4].buf, *elements = v[5].buf, *expire = v[6].buf, *offsets = v[7].buf;
+    if (v[0].len < 256 || v[2].len < rows * 4 || v[3].len < rows || v[4].len < rows * 8 ||
+        v[5].len < rows * 8 || v[6].len < rows * 8 || v[7].len < (rows + 1) * 8 ||
+        start < 0 || start > rows) {
+        PyErr_SetString(PyExc_ValueError, "load_rows: columns shorter than the rows");
+        goto done;
+    }
+    Py_ssize_t r = start, repeats = 0, first = -1;
+    for (; r < rows; r++) {
+        int type = codes[types[r]];
+        const uint8_t *key = names + offsets[r];
+        uint64_t kl = (uint64_t)(offsets[r + 1] - offsets[r]);
+        if (type == T_NONE || offsets[r + 1] > v[8].len || at[r] >= v[1].len)
+            break;
+        uint64_t h = hash_bytes(key, (size_t)kl);
+        if (hs_has(s->py, s->pycap, h) || hs_has(s->named, s->namedcap, h))
+            break;
+        uint64_t count = type == T_STRING ? rdb_string_length(buf + at[r]) : (uint64_t)elements[r];
+        int got = load_key(s, dbs[r], h, key, kl, type, count, expire[r] != NO_EXPIRY,
+                           expire[r] == NO_EXPIRY ? 0 : expire[r]);
+        if (got < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (got == 1) {
+            repeats++;
+            if (first < 0)
+                first = r;
+        }
+    }
+    out = Py_BuildValue("nnn", r, repeats, first);
+done:
+    for (int i = 0; i < got_views; i++)
+        PyBuffer_Release(&v[i]);
+    return out;
 }
 
 static PyObject *Store_collect_named(Store *s, PyObject *unused)
@@ -1146,6 +1262,10 @@ static PyMethodDef Store_methods[] = {
     {"load", (PyCFunction)Store_load, METH_VARARGS,
      "load(db, key, type, count, expire_ms) -> 0 new, 1 replaced (duplicate), 2 Python's, "
      "3 Python's and dropped here (duplicate): a key of an RDB part (see the C source)."},
+    {"load_rows", (PyCFunction)Store_load_rows, METH_VARARGS,
+     "load_rows(codes, buf, db, type_id, value_offset, elements, expire_ms, name_offsets, "
+     "names, rows, start) -> (stop, repeats, first_repeat): load() for a batch's rows up to "
+     "the first one the Python model must decode (see the C source)."},
     {"collect_named", (PyCFunction)Store_collect_named, METH_NOARGS,
      "From now on mark() also notes the keys of C commands (for load())."},
     {"is_python_key", (PyCFunction)Store_is_python_key, METH_VARARGS,

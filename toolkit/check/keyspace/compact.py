@@ -35,6 +35,7 @@ import mmap
 import os
 from collections.abc import Iterator
 
+from parsers.rdb.columns import KeyColumns
 from parsers.rdb.constants import ValueType as T
 from parsers.rdb.strings import string_length
 from toolkit.mapped import release_behind
@@ -58,6 +59,7 @@ _RDB_TYPES = {
     **dict.fromkeys((T.ZSET, T.ZSET_2, T.ZSET_ZIPLIST, T.ZSET_LISTPACK), 4),
     **dict.fromkeys((T.HASH, T.HASH_ZIPMAP, T.HASH_ZIPLIST, T.HASH_LISTPACK), 5),
 }
+_RDB_CODES = bytes(_RDB_TYPES.get(t, 0) for t in range(256))  # the same, for load_rows()
 
 
 def available() -> bool:
@@ -111,6 +113,17 @@ class CompactStore:
         if code == 1:
             n = string_length(buf, value_at)  # type: ignore[arg-type]
         return self._store.load(db, key, code, n, expire)
+
+    def load_rows(self, buf: object, batch: KeyColumns, start: int) -> tuple[int, int, int]:
+        """:meth:`load_rdb_key` in C for a batch of the C walk's records (``buf`` the file),
+        from row ``start`` up to the first row the Python model must decode. Returns (that
+        row, or ``batch.rows``; how many rows replaced a key; the first of them or -1)."""
+        c = batch.column
+        return self._store.load_rows(
+            _RDB_CODES, buf, c("db"), c("type_id"), c("value_offset"), c("elements"),
+            c("expire_ms"), c("name_offsets"), memoryview(batch.names)[: batch.used],
+            batch.rows, start,
+        )  # fmt: skip
 
     def give_rdb_key(self, db: int, key: bytes) -> int:
         """Make a key of an RDB part the Python model's (a non-empty value of a type the store
