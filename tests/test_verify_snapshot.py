@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 import xxhash
+from cluster_support import cluster
 from conftest import DEBUG_CONFIG, binary, keep_expired_keys, server_ms, wait_past
 from test_network_restore import assert_holds_file, fixture, restore, target
 
@@ -202,3 +203,61 @@ def test_a_network_restore_is_read_back_by_snapshot_where_it_can_be(
             assert read["read_by"] == "scan"
             assert any("repl-diskless-sync no" in n for n in report["notes"]), report["notes"]
         assert_holds_file(server, path)
+
+
+def content(c: redis.Redis, key: bytes) -> tuple[object, ...]:
+    """A key as its server gives it: type, value (unordered where Redis keeps no order), and
+    whether it has a TTL."""
+    t = c.type(key)
+    read = {
+        b"string": c.get,
+        b"list": lambda k: c.lrange(k, 0, -1),
+        b"hash": c.hgetall,
+        b"set": c.smembers,
+        b"zset": lambda k: c.zrange(k, 0, -1, withscores=True),
+    }[t]
+    return t, read(key), c.pttl(key) > 0
+
+
+def test_a_cluster_restore_is_read_back_by_each_primarys_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``restore --to NODE --cluster`` with the snapshot threshold at 0: every primary is read
+    as its replication snapshot (one refusing, with repl-diskless-sync no, by SCAN: the JSON
+    says scan+snapshot), and the cluster then holds exactly the source server's keys."""
+    monkeypatch.setattr(network_verify, "SNAPSHOT_MIN_KEYS", 0)
+    with running_server(binary("7.0")) as source:
+        client = source.client()
+        far = server_ms(client) + 3_600_000
+        pipe = client.pipeline(transaction=False)
+        for i in range(300):
+            pipe.set(f"s:{i}", f"v{i}")
+            pipe.rpush(f"l:{i}", "a", "b")
+            pipe.hset(f"h:{i}", mapping={"f": "1", "g": "2"})
+            pipe.sadd(f"set:{i}", "x", "y", "z")
+            pipe.zadd(f"z:{i}", {"m": 1.5})
+            if i % 3 == 0:
+                pipe.pexpireat(f"s:{i}", far)
+        pipe.execute()
+        client.save()
+        want = {k: content(client, k) for k in client.scan_iter(count=1000)}
+        client.close()
+        backup = tmp_path / "dump.rdb"
+        backup.write_bytes((source.directory / "dump.rdb").read_bytes())
+    config = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"}
+    for refusing in (False, True):
+        with cluster(config=config) as nodes:
+            if refusing:
+                nodes[1].client().config_set("repl-diskless-sync", "no")
+            code, report, err = restore(backup, nodes[0], "--yes", "--cluster")
+            assert code == 0, (report or {}).get("reasons") or err
+            assert report["verification"]["mode"] == "keyspace"
+            assert report["verification"]["key_names_compared"] is True
+            read = report["verification"]["read"]
+            assert read["read_by"] == ("scan+snapshot" if refusing else "snapshot")
+            held = {}
+            for n in nodes:
+                c = n.client()
+                held.update({k: content(c, k) for k in c.scan_iter(count=1000)})
+                c.close()
+            assert held == want

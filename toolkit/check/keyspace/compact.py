@@ -15,7 +15,8 @@ The check shares the keyspace between it and the Python model
 * when the first file starts with an RDB part (a preamble, or a multi-part AOF's RDB base), the
   marking runs before it is read and also notes the keys of the store's commands; then each
   key of the RDB part that no command names, of a type the store holds, is taken by the store
-  undecoded (:meth:`CompactStore.load_rdb_key`: type, the walker's element count, expiry); a
+  undecoded (type, the walker's element count, expiry: :meth:`CompactStore.load_rows` takes
+  runs of such keys from the C walk's batches in C, :meth:`CompactStore.load_rdb_key` one); a
   key some command names, a stream, a module value, a hash with field expiries, are decoded
   for the Python model. A key of an RDB part in a later file is the Python model's (the store
   is then not used at all);

@@ -103,17 +103,18 @@ def verify(
     return out
 
 
-def _clients(plan: Plan, url: Server) -> Iterator[redis.Redis]:
+def _clients(plan: Plan, url: Server) -> Iterator[tuple[redis.Redis, Server]]:
+    """A client of the target, or of each primary of a cluster, with its address."""
     if not plan.target.cluster_enabled:
         client = url.client()
         try:
-            yield client
+            yield client, url
         finally:
             client.close()
         return
     with url.cluster() as rc:
         for node in rc.get_primaries():
-            yield rc.get_redis_connection(node)
+            yield rc.get_redis_connection(node), url.at(node.host, node.port)
 
 
 def _keyspace(
@@ -123,10 +124,8 @@ def _keyspace(
     since = stats.started_ms
     notes: list[str] = []
     lives = [
-        read_expected(
-            client, result, keys, since, server=_snapshot_of(plan, url, client), notes=notes
-        )
-        for client in _clients(plan, url)
+        read_expected(client, result, keys, since, server=_snapshot_of(node, client), notes=notes)
+        for client, node in _clients(plan, url)
     ]
     live = lives[0] if len(lives) == 1 else merge(lives)
     wanted = set(plan.dbs)
@@ -142,13 +141,11 @@ def _keyspace(
     return out
 
 
-def _snapshot_of(plan: Plan, url: Server, client: redis.Redis) -> Server | None:
-    """The server to read as its replication snapshot, or None to read by SCAN: a single
-    server holding SNAPSHOT_MIN_KEYS keys or more (a cluster is read by SCAN)."""
-    if plan.target.cluster_enabled:
-        return None
+def _snapshot_of(server: Server, client: redis.Redis) -> Server | None:
+    """``server`` (the target, or one primary of a cluster) when it is to be read as its
+    replication snapshot: it holds SNAPSHOT_MIN_KEYS keys or more; else None (SCAN)."""
     held = sum(keys for keys, _expires in info_keyspace(client).values())
-    return url if held >= SNAPSHOT_MIN_KEYS else None
+    return server if held >= SNAPSHOT_MIN_KEYS else None
 
 
 def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
@@ -179,6 +176,8 @@ def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
         out.time_ms = max(out.time_ms, lv.time_ms)
         out.seconds += lv.seconds
     out.sources["cluster"] = f"{len(lives)} primaries added up"
+    vias = {lv.via for lv in lives}
+    out.via = vias.pop() if len(vias) == 1 else "+".join(sorted({lv.via for lv in lives}))
     return out
 
 
@@ -296,7 +295,7 @@ def _libraries(out: Verification, plan: Plan, url: Server, stats: LoadStats) -> 
     wanted = set(stats.libraries)
     if not wanted:
         return
-    for client in _clients(plan, url):
+    for client, _node in _clients(plan, url):
         have = set(reply_names(client.execute_command("FUNCTION LIST"), "library_name"))
         for name in sorted(wanted - have):
             if name not in out.libraries_missing:
