@@ -1,12 +1,10 @@
-"""Work done in a second thread: started now and collected later (what a restore reads from
-the backup while a server loads it), or a stream of items consumed beside the thread that
-makes them (an export's writer beside its walk)."""
+"""Work started in a background thread now and collected later: what a restore reads from
+the backup while a server loads it (the second core is idle then)."""
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -33,36 +31,3 @@ class Ahead(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
-
-
-def consumed_aside(items: Iterable[T], consume: Callable[[T], object], depth: int = 2) -> None:
-    """Feed ``items`` (made in this thread) to ``consume`` in a second thread, at most
-    ``depth`` waiting between them: a walk of a file and the writing of what it yields
-    overlap (pyarrow's writers let go of the GIL). Raises what either side raised, the
-    producer's first; the consumer's error stops the producer at its next item."""
-    waiting: queue.Queue[tuple[bool, T | None]] = queue.Queue(maxsize=depth)
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        while True:
-            more, item = waiting.get()
-            if not more:
-                return
-            if not failed:
-                try:
-                    consume(item)  # type: ignore[arg-type]
-                except BaseException as e:  # handed to the producer's thread
-                    failed.append(e)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        for item in items:
-            if failed:
-                break
-            waiting.put((True, item))
-    finally:
-        waiting.put((False, None))
-        thread.join()
-    if failed:
-        raise failed[0]

@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 
 from parsers.rdb.decode import read_value
 from parsers.rdb.dump import dump_payload
-from toolkit.ahead import consumed_aside
 from toolkit.columns import SCHEMA
 from toolkit.export.keytext import escape_key
 from toolkit.export.source import Walked
@@ -33,8 +32,8 @@ def write_parquet(batches: Iterable[pa.RecordBatch], out: BinaryIO) -> None:
     """One Parquet file of SCHEMA (written row group by row group)."""
     # Dictionaries only where values repeat: for names and hashes they cost time for nothing.
     with pq.ParquetWriter(out, SCHEMA, use_dictionary=["type", "encoding"]) as writer:
-        # Encoded and compressed in a second thread while the walk reads the next batch.
-        consumed_aside(batches, lambda batch: writer.write_batch(batch.select(COLUMNS)))
+        for batch in batches:
+            writer.write_batch(batch.select(COLUMNS))
 
 
 def text_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
