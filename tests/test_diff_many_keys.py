@@ -8,6 +8,7 @@ than the 4,096 keys a limited list keeps before it is cut.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -25,6 +26,8 @@ FAR = 4_102_444_800_000  # 2100-01-01 in ms
 N = 3500
 DBS = (0, 2)
 
+# Names JSON must escape: not UTF-8 (then also as key_b64), quotes and control bytes, non-ASCII.
+ODD_KEYS = [b"bin:\xff\xfe\x00", b'q:"\\\n\t\x1b[31m', "u:ключ".encode()]
 # (db, key) -> (type, expire_ms or None, size)
 Walk = dict[tuple[int, bytes], tuple[str, int | None, int]]
 
@@ -38,6 +41,8 @@ def _fill(server: RedisServer) -> None:
             p.set(key, "v" * (i % 7 + 1))
             if i % 3 == 0:
                 p.pexpireat(key, FAR + i)
+        for key in ODD_KEYS:
+            p.set(key, "odd")
         p.execute()
         c.close()
 
@@ -62,6 +67,9 @@ def _change(server: RedisServer) -> None:
                 p.pexpireat(key, FAR + i + 60_000)
             if i % 5 == 0:
                 p.set(f"n:{i:05d}", "new")
+        p.delete(ODD_KEYS[0])
+        p.append(ODD_KEYS[1], "!")
+        p.pexpireat(ODD_KEYS[2], FAR)
         p.execute()
         c.close()
 
@@ -134,6 +142,18 @@ def _state(s: tuple[str, int | None, int] | None, time_ms: int) -> dict | None:
     }
 
 
+def _name(key: bytes) -> dict[str, str]:
+    """A key's name fields as docs/diff.md gives them: the UTF-8 text, or for other bytes the
+    text with \\xNN escapes and the exact bytes in base64."""
+    try:
+        return {"key": key.decode()}
+    except UnicodeDecodeError:
+        return {
+            "key": key.decode("utf-8", "backslashreplace"),
+            "key_b64": base64.b64encode(key).decode(),
+        }
+
+
 def _expected_keys(before: Walk, after: Walk, a_time: int, b_time: int) -> list[dict]:
     """The "keys" list of diff --json, from the two walks, in (db, key) order."""
     out = []
@@ -144,7 +164,7 @@ def _expected_keys(before: Walk, after: Walk, a_time: int, b_time: int) -> list[
             out.append(
                 {
                     "db": db,
-                    "key": key.decode(),
+                    **_name(key),
                     "kinds": kinds,
                     "a": _state(a, a_time),
                     "b": _state(b, b_time),

@@ -166,9 +166,18 @@ class Stream:
     ``default=toolkit.cli.jsontext.plain``.
     """
 
-    def __init__(self, source: Iterable[Any], make: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        source: Iterable[Any],
+        make: Callable[[Any], Any],
+        text: Callable[[Any, str, str], str] | None = None,
+    ) -> None:
         self.source = source
         self.make = make
+        # ``text(x, nl, step)``, if given: the text json.dumps(make(x), indent) gives the item
+        # at that nesting (``nl`` the newline and indent of its own line, ``step`` one
+        # level): the writer uses it instead of walking the item (a diff's million keys).
+        self.text = text
 
     def __iter__(self) -> Iterator[Any]:
         return map(self.make, self.source)

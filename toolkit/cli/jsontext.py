@@ -3,6 +3,7 @@
 Python 3.11's C encoder cannot indent, so ``json.dumps`` with ``indent`` runs its pure-Python
 generator, about 20 µs a small object: a diff report listing every differing key (tens of
 thousands of little dicts) spent seconds there. This recursive writer makes the same text
+(a :class:`Stream` that gives its items' text is written by that)
 (``ensure_ascii``, ``", "``/``": "`` separators, ``NaN``/``Infinity`` as json writes them),
 with the C string escaper. Anything else json would hand to ``default`` (or a cycle) falls
 back to ``json.dumps`` itself, which then raises as it always did.
@@ -27,6 +28,7 @@ _INF = float("inf")
 # A long list's pieces are joined into one string (or written) every this many (a diff of
 # millions of keys would otherwise hold tens of millions of little strings until the end).
 COMPACT = 65536
+COMPACT_ITEMS = 8192  # the same for the items of a Stream that gives their text
 
 Sink = Callable[[str], Any]
 
@@ -95,6 +97,22 @@ def _write(o: Any, out: list[str], nl: str, step: str, depth: int, sink: Sink) -
         out.append(int.__repr__(o))
     elif isinstance(o, float):
         out.append(_float(o))
+    elif isinstance(o, Stream) and o.text is not None:
+        inner = nl + step
+        sep = "," + inner
+        text = o.text
+        first = True
+        for x in o.source:
+            if first:
+                out.append("[" + inner)
+                first = False
+            else:
+                out.append(sep)
+                if len(out) > COMPACT_ITEMS:  # each a whole item's text
+                    sink("".join(out))
+                    out.clear()
+            out.append(text(x, inner, step))
+        out.append("[]" if first else nl + "]")
     elif isinstance(o, (list, tuple, Stream)):
         if depth > 500:
             raise _Unsupported  # deep enough to be a cycle: json tells
