@@ -358,14 +358,20 @@ NEW_KEYS = [b"n1", b"n2", b"a", b"c1"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=rdb_case(), layout=st.sampled_from(["preamble", "base", "base+incr"]))
+@given(
+    case=rdb_case(),
+    layout=st.sampled_from(["preamble", "base", "base+incr"]),
+    rows=st.sampled_from([1, 3, 4096]),  # keys per batch of the C walk: batch ends crossed
+)
 def test_generated_rdb_parts_check_alike(
     case: tuple[RdbSource, bytes, list[Any]],
     layout: str,
+    rows: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     src, rdb, commands = case
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(aof_module, "RDB_BATCH_ROWS", rows)
         tmp = tmp_path_factory.mktemp("rdbpart")
         if layout == "preamble":
             path = tmp / "appendonly.aof"

@@ -21,7 +21,7 @@ from parsers.aof.manifest import Manifest, parse_manifest
 from parsers.aof.resp import Annotation, Command, TruncatedCommand, read_commands
 from parsers.errors import FormatError, format_key
 from parsers.printable import printable
-from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns
+from parsers.rdb.columns import BATCH_ROWS, NO_EXPIRY, KeyColumns, key_columns
 from parsers.rdb.constants import MAGICS
 from parsers.rdb.decode import decode_value
 from parsers.rdb.versions import release_for
@@ -35,6 +35,9 @@ from toolkit.check.rdb import ProgressFn, rdb_findings
 from toolkit.check.result import AofDetails, AofFile, AofReplay, CheckResult
 from toolkit.errors import BackupIOError
 from toolkit.mapped import mapped, release_behind
+
+# Keys of an RDB part per batch of the C walk (tests make it small to cross batch ends).
+RDB_BATCH_ROWS = BATCH_ROWS
 
 _SCRIPTS = frozenset((b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"))
 # Release mapped pages behind the reader every this many commands.
@@ -333,7 +336,7 @@ class _Run:
         repeat: tuple[int, bytes, int] | None = None
         repeats = 0
         load = self.keyspace.load_key
-        for batch in key_columns(walker):
+        for batch in key_columns(walker, RDB_BATCH_ROWS):
             row = 0
             while row < batch.rows:
                 row, more, first = compact.load_rows(mm, batch, row)
