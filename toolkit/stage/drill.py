@@ -277,30 +277,27 @@ def _load_and_compare(
         # Generous: Redis loads small keys at a few MB/s; a dead server is noticed at once.
         timeout = load_timeout or max(120.0, copy_size(result) / (2 << 20))
         since_ms = int(time.time() * 1000)
-        try:
-            with timed(report.steps, "load") as step:
-                try:
-                    with progress_of(progress, "loading into the scratch server") as bar:
-                        server.start(timeout, bar)
-                except ServerError as e:
-                    report.log = load_log(server.log_path)
-                    reason = report.log[-1] if report.log else str(e)
-                    raise _stop(
-                        report, step, FAILED, f"the server did not load it: {reason}"
-                    ) from None
-                report.server_load_seconds = logged_load_seconds(server.log_path)
-                step.detail = f"redis-server {binary.version_text} on 127.0.0.1:{server.port}"
-                if report.server_load_seconds is not None:
-                    step.detail += f", loaded in {report.server_load_seconds:.3f} s (its log)"
-        finally:
-            with timed(report.steps, "key-names") as step:  # its seconds: the wait past the load
-                try:
-                    report.keys = report.keys or (names.result() if names else None)
-                    count = sum(d.count for d in report.keys.databases.values())
-                    step.detail = f"{count} keys, read while the server loaded"
-                except (FormatError, OSError) as e:
-                    step.status = "skipped"
-                    step.detail = f"not read ({e}): compared by counts only"
+        with timed(report.steps, "load") as step:
+            try:
+                with progress_of(progress, "loading into the scratch server") as bar:
+                    server.start(timeout, bar)
+            except ServerError as e:
+                report.log = load_log(server.log_path)
+                reason = report.log[-1] if report.log else str(e)
+                raise _stop(report, step, FAILED, f"the server did not load it: {reason}") from None
+            report.server_load_seconds = logged_load_seconds(server.log_path)
+            step.detail = f"redis-server {binary.version_text} on 127.0.0.1:{server.port}"
+            if report.server_load_seconds is not None:
+                step.detail += f", loaded in {report.server_load_seconds:.3f} s (its log)"
+        # (a load that failed leaves the names unread: nothing waits for them)
+        with timed(report.steps, "key-names") as step:  # its seconds: the wait past the load
+            try:
+                report.keys = report.keys or (names.result() if names else None)
+                count = sum(d.count for d in report.keys.databases.values())
+                step.detail = f"{count} keys, read while the server loaded"
+            except (FormatError, OSError) as e:
+                step.status = "skipped"
+                step.detail = f"not read ({e}): compared by counts only"
         keys = report.keys
         with timed(report.steps, "read") as step:
             client = server.client(socket_timeout=60)
