@@ -110,3 +110,28 @@ def test_an_invalid_set_is_refused(
     run = invoke_cli("diff", broken, a)
     assert run.exit_code == 2 and "not a valid cluster backup set" in run.stderr
     assert "owned by no shard of the set" in run.stderr
+
+
+def test_the_live_cluster_read_as_its_primaries_snapshots(
+    sets: tuple[list[RedisServer], Path, Path, Views, Views],
+) -> None:
+    """``--via snapshot`` on a cluster node: every primary read by SYNC, as a backup set,
+    finds what the servers showed; a primary that refuses SYNC ends the diff (exit 2)."""
+    nodes, a, b, before, after = sets
+    for n in nodes:
+        n.client().config_set("repl-diskless-sync-delay", "0")
+    url = f"redis://127.0.0.1:{nodes[2].port}"
+    code, report = _diff(a, url, "--via", "snapshot")
+    assert code == 1 and report["b"]["kind"] == "live" and report["b"]["via"] == "snapshot"
+    assert report["b"]["keys_read"] == len(after)
+    assert _found(report) == _expected(before, after)
+    code, report = _diff(b, url, "--via", "snapshot")
+    assert code == 0 and report["keys_differing"] == 0, report["keys"]
+    nodes[1].client().config_set("repl-diskless-sync", "no")
+    try:
+        run = invoke_cli("diff", a, url, "--via", "snapshot", "--json")
+        assert run.exit_code == 2
+        assert f"127.0.0.1:{nodes[1].port}" in run.stderr and "repl-diskless-sync no" in run.stderr
+        assert "Traceback" not in run.stderr
+    finally:
+        nodes[1].client().config_set("repl-diskless-sync", "yes")

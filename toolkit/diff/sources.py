@@ -41,6 +41,7 @@ from toolkit.check.keyspace import UNKNOWN_TIME
 from toolkit.check.problems import ERROR
 from toolkit.check.result import CheckResult
 from toolkit.diff.cluster_live import ClusterLive, is_cluster_node
+from toolkit.diff.cluster_snapshot import ShardSnapshot, snapshot_set
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
 from toolkit.diff.saved_report import SavedReport, read_report
@@ -248,13 +249,10 @@ def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side
     """A server's side: its snapshot checked as an RDB, or its keys read by SCAN."""
     live = LiveServer(server)  # connects: a refused password or no answer ends here
     if is_cluster_node(live):
-        if via == SNAPSHOT:
-            live.close()
-            raise DiffError(
-                f"{server.display}: a cluster node: the whole cluster is read, every primary "
-                "by SCAN (--via snapshot reads one server)"
-            )
-        cluster = ClusterLiveSide(ClusterLive(live))
+        nodes = ClusterLive(live)
+        if via == SNAPSHOT:  # asked for: a cluster is read by SCAN unless
+            return _cluster_snapshot_side(nodes, progress)
+        cluster = ClusterLiveSide(nodes)
         cluster.source.via = SCAN
         return cluster
     reason = None
@@ -292,6 +290,24 @@ def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSi
     except BaseException:
         lifeline.remove_dir(directory)
         raise
+
+
+def _cluster_snapshot_side(cluster: ClusterLive, progress: Progress) -> ClusterSnapshotSide:
+    """Every primary of ``cluster`` read as its replication snapshot, into a scratch backup set
+    checked as ``check --cluster`` checks one; any refusal is a DiffError (no SCAN instead)."""
+    directory = lifeline.scratch_dir("rbkit-snapshot-")
+    try:
+        try:
+            shots = snapshot_set(cluster, directory, progress)
+        except (SnapshotRefused, SnapshotFailed, ServerError, ConnectError) as e:
+            raise DiffError(str(e)) from None
+        check = _checked_set(directory)
+        return ClusterSnapshotSide(check, cluster.name, shots, directory)
+    except BaseException:
+        lifeline.remove_dir(directory)
+        raise
+    finally:
+        cluster.close()
 
 
 def _refuse_invalid(result: CheckResult) -> None:
@@ -574,6 +590,18 @@ def _checked_set(path: Path) -> ClusterCheck:
     return check
 
 
+class _InScratchDir:
+    """A side read from files rbkit wrote into a scratch folder, removed when it closes."""
+
+    _directory: Path
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            lifeline.remove_dir(self._directory)
+
+
 class SetSide(Side):
     """A cluster backup set: the union of its shards' keys (each shard an RDB side, the name
     refs tagged with the shard's number)."""
@@ -636,6 +664,35 @@ class SetSide(Side):
     def close(self) -> None:
         for shard in self.shards:
             shard.close()
+
+
+class ClusterSnapshotSide(_InScratchDir, SetSide):
+    """A live Redis Cluster read as its primaries' replication snapshots: a backup set in a
+    scratch folder (toolkit/diff/cluster_snapshot.py); the source says it is live."""
+
+    def __init__(
+        self, check: ClusterCheck, name: str, shots: list[ShardSnapshot], directory: Path
+    ) -> None:
+        super().__init__(check)
+        source = self.source
+        source.kind, source.name, source.via = "live", name, SNAPSHOT
+        taken = {s.folder.name: s.snapshot for s in shots}
+        times = []
+        results = [s.result for s in check.shards if s.result is not None]
+        for result, side in zip(results, self.shards, strict=True):
+            snap = taken.get(Path(result.path).parent.name)
+            if snap is not None and snap.time_ms is not None:
+                side.expired_by = snap.time_ms  # keys past their TTL then: gone for a reader
+                times.append(snap.time_ms)
+        if times:
+            source.time_ms = min(times)
+            source.time_source = f"oldest of {len(shots)} primaries' server TIME after its snapshot"
+        source.notes[:] = [
+            f"a Redis Cluster node: its {len(shots)} primaries read as their replication "
+            "snapshots (SYNC), one after another, each consistent at its own fork: "
+            + ", ".join(f"{s.address} {s.snapshot.bytes:,} bytes" for s in shots)
+        ]
+        self._directory = directory
 
 
 # -- an AOF --------------------------------------------------------------------------------
@@ -821,7 +878,7 @@ def _newest_mtime_ms(result: CheckResult) -> int | None:
 # -- a live server -------------------------------------------------------------------------
 
 
-class SnapshotSide(RdbSide):
+class SnapshotSide(_InScratchDir, RdbSide):
     """A live server read as its replication snapshot: an RDB file in a scratch dir, read
     like any other (consistent in time, so no key is re-read); the source says it is live."""
 
@@ -838,12 +895,6 @@ class SnapshotSide(RdbSide):
             f"{snap.seconds:.2f} s, consistent at one moment"
         )
         self._directory = directory
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            lifeline.remove_dir(self._directory)
 
 
 class LiveSide(Side):
