@@ -280,8 +280,8 @@ class RedisServer:
                         )
                 except redis.exceptions.BusyLoadingError:
                     pass
-                except redis.exceptions.ConnectionError:
-                    pass
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    pass  # not listening yet, or too busy to answer within 5 s: ask again
                 if time.monotonic() > deadline:
                     raise ServerError(
                         f"redis-server on port {self.port} not ready after {timeout}s"
