@@ -25,7 +25,7 @@ setup(
         Extension(
             "toolkit.check.keyspace._compact",
             ["toolkit/check/keyspace/_compact.c"],
-            depends=["parsers/aof/_frame.h"],
+            depends=["parsers/aof/_frame.h", "parsers/rdb/_speedups.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
         ),

@@ -337,6 +337,9 @@ class _Run:
         repeats = 0
         load = self.keyspace.load_key
         for batch in key_columns(walker, RDB_BATCH_ROWS):
+            dbs, types = batch.column("db"), batch.column("type_id")
+            offsets, expires = batch.column("value_offset"), batch.column("expire_ms")
+            elements = batch.column("elements")
             row = 0
             while row < batch.rows:
                 row, more, first = compact.load_rows(mm, batch, row)
@@ -346,13 +349,9 @@ class _Run:
                         repeat = _repeat_at(batch, first)
                 if row >= batch.rows:
                     break
-                db, t = batch.column("db")[row], batch.column("type_id")[row]
-                key = batch.key(row)
-                value_at = batch.column("value_offset")[row]
-                expire_ms = batch.column("expire_ms")[row]
-                expire = None if expire_ms == NO_EXPIRY else expire_ms
-                n = batch.column("elements")[row]
-                got = compact.load_rdb_key(db, key, t, mm, value_at, n, expire)
+                db, t, key, value_at = dbs[row], types[row], batch.key(row), offsets[row]
+                expire = None if expires[row] == NO_EXPIRY else expires[row]
+                got = compact.load_rdb_key(db, key, t, mm, value_at, elements[row], expire)
                 if got >= 2:
                     value = decode_value(mm, t, value_at, magic=walker.magic)
                     if got == 4:

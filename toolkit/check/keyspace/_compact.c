@@ -28,7 +28,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../../parsers/aof/_frame.h" /* read_num, MAX_DIGITS, MAX_ARGC */
+#include "../../../parsers/aof/_frame.h"   /* read_num, MAX_DIGITS, MAX_ARGC */
+#include "../../../parsers/rdb/_speedups.h" /* Buf, read_len, le16, le32 */
 
 #define MIN_ARG 6
 #define ANNOTATION_MAX 1023
@@ -794,6 +795,24 @@ static PyObject *Store_add_python_key(Store *s, PyObject *a)
     Py_RETURN_NONE;
 }
 
+/* Store a key no command names into db d, replacing e (its entry there, or NULL): 0 new, 1 it
+   replaced a key (a duplicate), -1 out of memory. */
+static int store_key(Store *s, Db *d, Entry *e, uint64_t h, const uint8_t *key, uint64_t kl,
+                     int type, uint64_t count, int has_exp, int64_t when)
+{
+    int fresh = e == NULL;
+    if (!e && !(e = db_add(s, d, h, key, kl, type)))
+        return -1;
+    free(e->slots);
+    e->slots = NULL;
+    e->cap = 0;
+    e->type = (uint8_t)type;
+    e->count = count;
+    e->has_exp = has_exp;
+    e->exp = when;
+    return fresh ? 0 : 1;
+}
+
 /* A key of an RDB part: type 1-5 (string, list, set, zset, hash) with its element count (a
    string's length), or 0: a value the Python model takes whatever its key (not empty). A key
    mark() found in a command is the Python model's, whatever its type and db (so every record
@@ -820,17 +839,7 @@ static int load_key(Store *s, long long num, uint64_t h, const uint8_t *key, uin
             db_delete(d, e);
         return e ? 3 : 2;
     }
-    int fresh = e == NULL;
-    if (!e && !(e = db_add(s, d, h, key, kl, type)))
-        return -1;
-    free(e->slots);
-    e->slots = NULL;
-    e->cap = 0;
-    e->type = (uint8_t)type;
-    e->count = count;
-    e->has_exp = has_exp;
-    e->exp = when;
-    return fresh ? 0 : 1;
+    return store_key(s, d, e, h, key, kl, type, count, has_exp, when);
 }
 
 /* load(db, key, type, count, expire_ms or None) -> load_key()'s answer. */
@@ -862,52 +871,30 @@ static PyObject *Store_load(Store *s, PyObject *a)
     return PyLong_FromLong(got);
 }
 
-/* An RDB length at p (6-bit, 14-bit, 32- or 64-bit big-endian); the walker has checked it. */
-static uint64_t rdb_length(const uint8_t *p, const uint8_t **after)
+/* STRLEN of the string encoded at pos (as parsers/rdb/strings.string_length: an integer's
+   decimal text, an LZF string's uncompressed length), from its header. 0, or -1 when the
+   header does not read (the caller hands the row to the Python code, which words it). */
+static int rdb_string_length(const Buf *B, Py_ssize_t pos, uint64_t *out)
 {
-    uint8_t b = p[0];
-    uint64_t n = 0;
-    switch (b >> 6) {
-    case 0:
-        *after = p + 1;
-        return b & 0x3F;
-    case 1:
-        *after = p + 2;
-        return ((uint64_t)(b & 0x3F) << 8) | p[1];
-    default: {
-        int width = b == 0x81 ? 8 : 4;
-        for (int i = 1; i <= width; i++)
-            n = (n << 8) | p[i];
-        *after = p + 1 + width;
-        return n;
-    }
-    }
-}
-
-/* STRLEN of the string encoded at p, from its header (parsers/rdb/strings.string_length). */
-static uint64_t rdb_string_length(const uint8_t *p)
-{
-    const uint8_t *q;
-    if (p[0] >> 6 != 3)
-        return rdb_length(p, &q);
+    if (pos >= B->end)
+        return -1;
+    uint8_t c = B->b[pos];
+    if (c >> 6 != 3)
+        return read_len(B, &pos, out);
     long long v;
-    switch (p[0] & 0x3F) {
-    case 0:
-        v = (int8_t)p[1];
-        break;
-    case 1:
-        v = (int16_t)(p[1] | (p[2] << 8));
-        break;
-    case 2:
-        v = (int32_t)((uint32_t)p[1] | ((uint32_t)p[2] << 8) | ((uint32_t)p[3] << 16) |
-                      ((uint32_t)p[4] << 24));
-        break;
-    default: /* LZF: the compressed length, then the uncompressed one */
-        rdb_length(p + 1, &q);
-        return rdb_length(q, &q);
+    int width = (c & 0x3F) == 0 ? 1 : (c & 0x3F) == 1 ? 2 : (c & 0x3F) == 2 ? 4 : 0;
+    if (width == 0) { /* LZF: the compressed length, then the uncompressed one */
+        uint64_t clen;
+        pos++;
+        return read_len(B, &pos, &clen) < 0 ? -1 : read_len(B, &pos, out);
     }
+    if (B->end - pos <= width)
+        return -1;
+    const uint8_t *q = B->b + pos + 1;
+    v = width == 1 ? (int8_t)q[0] : width == 2 ? (int16_t)le16(q) : (int32_t)le32(q);
     char text[24];
-    return (uint64_t)snprintf(text, sizeof text, "%lld", v);
+    *out = (uint64_t)snprintf(text, sizeof text, "%lld", v);
+    return 0;
 }
 
 #define NO_EXPIRY INT64_MIN
@@ -929,7 +916,8 @@ static PyObject *Store_load_rows(Store *s, PyObject *a)
         return NULL;
     got_views = 9;
     PyObject *out = NULL;
-    const uint8_t *codes = v[0].buf, *buf = v[1].buf, *types = v[3].buf, *names = v[8].buf;
+    const uint8_t *codes = v[0].buf, *types = v[3].buf, *names = v[8].buf;
+    const Buf file = {v[1].buf, v[1].len};
     const int32_t *dbs = v[2].buf;
     const int64_t *at = v[4].buf, *elements = v[5].buf, *expire = v[6].buf, *offsets = v[7].buf;
     if (v[0].len < 256 || v[2].len < rows * 4 || v[3].len < rows || v[4].len < rows * 8 ||
@@ -943,14 +931,20 @@ static PyObject *Store_load_rows(Store *s, PyObject *a)
         int type = codes[types[r]];
         const uint8_t *key = names + offsets[r];
         uint64_t kl = (uint64_t)(offsets[r + 1] - offsets[r]);
-        if (type == T_NONE || offsets[r + 1] > v[8].len || at[r] >= v[1].len)
+        if (type == T_NONE || offsets[r + 1] > v[8].len)
             break;
         uint64_t h = hash_bytes(key, (size_t)kl);
         if (hs_has(s->py, s->pycap, h) || hs_has(s->named, s->namedcap, h))
             break;
-        uint64_t count = type == T_STRING ? rdb_string_length(buf + at[r]) : (uint64_t)elements[r];
-        int got = load_key(s, dbs[r], h, key, kl, type, count, expire[r] != NO_EXPIRY,
-                           expire[r] == NO_EXPIRY ? 0 : expire[r]);
+        uint64_t count = (uint64_t)elements[r];
+        if (type == T_STRING && rdb_string_length(&file, at[r], &count) < 0)
+            break;
+        if (type > T_STRING && count == 0)
+            continue; /* an empty collection: skipped, as Redis skips it */
+        Db *d = get_db(s, dbs[r], 1);
+        int got = d ? store_key(s, d, db_find(d, h, key, kl), h, key, kl, type, count,
+                                expire[r] != NO_EXPIRY, expire[r] == NO_EXPIRY ? 0 : expire[r])
+                    : -1;
         if (got < 0) {
             PyErr_NoMemory();
             goto done;
