@@ -5,6 +5,7 @@ and a value hash equal to XXH64 of the value's bytes as the xxhash package compu
 from __future__ import annotations
 
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,16 @@ import xxhash
 from conftest import RDB_FILES
 
 from parsers.rdb import walker as walker_module
-from parsers.rdb.columns import NO_EXPIRY, key_columns, py_xor64, xor64
+from parsers.rdb.columns import (
+    NO_EXPIRY,
+    key_columns,
+    py_xor64,
+    string_lengths_at,
+    strings_at,
+    xor64,
+)
 from parsers.rdb.constants import ENCODING_NAMES, TYPE_NAMES
+from parsers.rdb.strings import string_length
 from parsers.rdb.walker import RdbWalker
 from parsers.rdb.xxh64 import py_xxh64, xxh64
 from toolkit.columns import record_batches
@@ -132,3 +141,46 @@ def test_arrow_batches_hold_the_records(path: Path) -> None:
             assert row["type"] == TYPE_NAMES[t]
         else:
             assert row["type"] not in ("module", "?", "")
+
+
+@pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)
+def test_strings_read_at_offsets_are_the_walkers(path: Path) -> None:
+    """strings_at (the diff reads the names and string lengths of differing keys with it) gives
+    each key's name as the walker reads it, and each string value's STRLEN as Python's
+    string_length gives it; a negative offset gives an empty name and length -1."""
+    data = path.read_bytes()
+    w = RdbWalker(data)
+    entries = list(w.walk())
+    names = [bytes(w.key_at(e.key_offset)) for e in entries]
+    strings = [e for e in entries if e.type_id == 0]
+    offsets = array("q", [e.key_offset for e in entries] + [-1])
+    values = array("q", [e.value_offset for e in strings] + [-1])
+    with open(path, "rb") as f:
+        got = strings_at(f.fileno(), offsets)
+        lengths = string_lengths_at(f.fileno(), values)
+    assert got is not None and lengths is not None
+    data_, ends = got
+    ends_ = array("q", bytes(ends))
+    assert [bytes(data_[ends_[i] : ends_[i + 1]]) for i in range(len(offsets))] == [*names, b""]
+    assert list(array("q", bytes(lengths))) == [
+        *(string_length(data, e.value_offset) for e in strings),
+        -1,
+    ]
+
+
+def test_strings_at_declines_what_does_not_read(tmp_path: Path) -> None:
+    """An offset past the end, or at a string whose declared length runs past the file, gives
+    None (the caller then reads key by key, and the Python reader words the error); a
+    string longer than the first read is read whole."""
+    long = b"x" * 5000
+    path = tmp_path / "strings.bin"
+    # a 14-bit length (5000 bytes), then a 6-bit one declaring 40 bytes with 3 left
+    path.write_bytes(bytes([0x40 | (5000 >> 8), 5000 & 0xFF]) + long + bytes([40]) + b"abc")
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        got = strings_at(fd, array("q", [0]))
+        assert got is not None and bytes(got[0]) == long
+        assert strings_at(fd, array("q", [5002])) is None
+        assert strings_at(fd, array("q", [10**9])) is None
+        assert string_lengths_at(fd, array("q", [10**9])) is None
+        assert list(array("q", bytes(string_lengths_at(fd, array("q", [0, 5002]))))) == [5000, 40]

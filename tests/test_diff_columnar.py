@@ -12,7 +12,7 @@ import pytest
 from conftest import DEBUG_CONFIG, RDB_FILES, binary
 from diff_support import expected_kinds, found_kinds, read_key, save_copy
 
-from toolkit.diff import columnar, compute
+from toolkit.diff import batch_judge, columnar, compute
 from toolkit.diff.compute import compute_diff
 from toolkit.diff.render import diff_json
 from toolkit.server.process import running_server
@@ -97,3 +97,37 @@ def test_same_report_as_the_in_memory_join(
     monkeypatch.setattr(compute, "ENGINE", "table")
     table_report = _without_timings(compute_diff(str(a), str(b), values=values, limit=1000))
     assert columnar_report == table_report
+
+
+@pytest.mark.parametrize("values", [False, True])
+@pytest.mark.parametrize("prefix_sep", [None, "-"])
+def test_batches_judged_as_columns_as_key_by_key(
+    values: bool, prefix_sep: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The join's batches are judged with Arrow compute (batch_judge.py), and the report is
+    the one the per-key judging (the path for a batch it declines) gives."""
+    judged = []
+    real = batch_judge.judge_batch
+
+    def spy(*args: Any) -> bool:
+        judged.append(real(*args))
+        return judged[-1]
+
+    monkeypatch.setattr(batch_judge, "judge_batch", spy)
+    pairs = [(x, y) for x in ALL_TYPES for y in ALL_TYPES if x != y]
+    by_columns = [
+        _without_timings(
+            compute_diff(str(a), str(b), values=values, limit=None, prefix_sep=prefix_sep)
+        )
+        for a, b in pairs
+    ]
+    assert judged and all(judged)
+    monkeypatch.setattr(batch_judge, "judge_batch", lambda *args: False)
+    by_keys = [
+        _without_timings(
+            compute_diff(str(a), str(b), values=values, limit=None, prefix_sep=prefix_sep)
+        )
+        for a, b in pairs
+    ]
+    assert by_columns == by_keys
+    assert any(r["keys"] for r in by_keys)

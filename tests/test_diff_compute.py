@@ -391,6 +391,12 @@ def test_bad_inputs_are_one_line_errors(scenario: Scenario, tmp_path: Path) -> N
         with pytest.raises(DiffError, match=pattern) as info:
             compute_diff(str(scenario.a), str(path))
         assert "\n" not in str(info.value)
+    # A damaged A: its check (run beside the join's read of both files) names it.
+    for path, pattern in cases[:2]:
+        with pytest.raises(DiffError, match=pattern):
+            compute_diff(str(path), str(scenario.b))
+        with pytest.raises(DiffError, match=pattern):
+            compute_diff(str(path), str(scenario.b), values=True)
     with pytest.raises(DiffError, match="tolerance"):
         compute_diff(str(scenario.a), str(scenario.b), ttl_tolerance_ms=-1)
 

@@ -50,6 +50,16 @@
  * a full batch, or before a record it does not read as the Python walker does (an opcode, a
  * type left to Python, a name that does not inflate). `deep`: each value checked as scan_full does.
  *
+ * strings_at(fd, offsets, lengths_only) -> (data, ends) | lengths | None
+ * The strings whose encodings start at the file offsets (a buffer of native int64), read
+ * with pread (scattered reads of a big file, not through a map whose pages would stay in
+ * RSS). Without `lengths_only`: each string as Redis loads it (integers spelled out, LZF
+ * inflated) back to back in the bytearray `data`, string i at data[ends[i] : ends[i + 1]]
+ * (`ends`: a bytearray of len + 1 native int64). With it: a bytearray of each one's STRLEN
+ * (native int64), from its header alone. A negative offset gives an empty string (length
+ * -1). None when a string does not read (the caller reads that batch in Python, which
+ * words the error).
+ *
  * xxh64(buffer, seed=0) -> int
  * The XXH64 hash of the bytes, as the records hold it.
  *
@@ -59,6 +69,7 @@
 #include "_speedups.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #define NTYPES 27
 #define KEY_BUCKET_BITS 10 /* parsers/rdb/keyhash.py BUCKET_BITS */
@@ -946,6 +957,183 @@ bad_columns:
     return NULL;
 }
 
+/* STRLEN of the string whose encoding is in B at 0, from its header: 0 and *n, or -1. */
+static int header_strlen(const Buf *B, int64_t *n)
+{
+    Py_ssize_t q = 0;
+    uint64_t len;
+    if (B->end < 1)
+        return -1;
+    uint8_t c = B->b[0];
+    if ((c >> 6) != 3) {
+        if (read_len(B, &q, &len) || len > INT64_MAX)
+            return -1;
+        *n = (int64_t)len;
+        return 0;
+    }
+    long long v;
+    switch (c & 0x3F) {
+    case 0:
+        if (B->end < 2)
+            return -1;
+        v = (int8_t)B->b[1];
+        break;
+    case 1:
+        if (B->end < 3)
+            return -1;
+        v = (int16_t)le16(B->b + 1);
+        break;
+    case 2:
+        if (B->end < 5)
+            return -1;
+        v = (int32_t)le32(B->b + 1);
+        break;
+    case 3: /* LZF: the compressed length, then the uncompressed one */
+        q = 1;
+        if (read_len(B, &q, &len) || read_len(B, &q, &len) || len > INT64_MAX)
+            return -1;
+        *n = (int64_t)len;
+        return 0;
+    default:
+        return -1;
+    }
+    char digits[24];
+    *n = snprintf(digits, sizeof digits, "%lld", v);
+    return 0;
+}
+
+/* How many bytes the string whose encoding is in B at 0 takes, from its header: 0, or -1. */
+static int encoded_size(const Buf *B, uint64_t *size)
+{
+    Py_ssize_t q = 0;
+    uint64_t len, ulen;
+    if (B->end < 1)
+        return -1;
+    uint8_t c = B->b[0];
+    if ((c >> 6) != 3) {
+        if (read_len(B, &q, &len) || len > (uint64_t)INT64_MAX - (uint64_t)q)
+            return -1;
+        *size = (uint64_t)q + len;
+        return 0;
+    }
+    switch (c & 0x3F) {
+    case 0: *size = 2; return 0;
+    case 1: *size = 3; return 0;
+    case 2: *size = 5; return 0;
+    case 3:
+        q = 1;
+        if (read_len(B, &q, &len) || read_len(B, &q, &ulen) ||
+            len > (uint64_t)INT64_MAX - (uint64_t)q)
+            return -1;
+        *size = (uint64_t)q + len;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+#define STRING_CHUNK 256
+/* The most bytes one string may take to be read here (a longer one: the Python path). */
+#define STRING_MAX ((uint64_t)1 << 30)
+
+static PyObject *strings_at(PyObject *self, PyObject *args)
+{
+    int fd, lengths_only;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "iy*p", &fd, &view, &lengths_only))
+        return NULL;
+    Py_ssize_t rows = view.len / 8;
+    const uint8_t *offsets = view.buf;
+    PyObject *data = PyByteArray_FromStringAndSize(NULL, 0);
+    PyObject *ends = PyByteArray_FromStringAndSize(NULL, 8 * (rows + !lengths_only));
+    uint8_t *chunk = malloc(STRING_CHUNK);
+    size_t cap = STRING_CHUNK;
+    int ok = data != NULL && ends != NULL && chunk != NULL;
+    int64_t used = 0;
+    int64_t *out = ok ? (int64_t *)PyByteArray_AS_STRING(ends) : NULL;
+    if (ok && !lengths_only)
+        *out++ = 0;
+    Sanitizer *S = NULL;
+    for (Py_ssize_t i = 0; ok && i < rows; i++) {
+        int64_t at;
+        memcpy(&at, offsets + 8 * i, 8);
+        if (at < 0) {
+            out[i] = lengths_only ? -1 : used;
+            continue;
+        }
+        ssize_t got = pread(fd, chunk, lengths_only ? 32 : STRING_CHUNK, (off_t)at);
+        Buf B = {chunk, got > 0 ? got : 0};
+        if (lengths_only) {
+            ok = header_strlen(&B, &out[i]) == 0;
+            continue;
+        }
+        uint64_t size;
+        if (encoded_size(&B, &size) || size > STRING_MAX) {
+            ok = 0;
+            break;
+        }
+        if (size > (uint64_t)B.end) { /* longer than the first read: read all of it */
+            if (size > cap) {
+                uint8_t *grown = realloc(chunk, (size_t)size);
+                if (grown == NULL) {
+                    ok = 0;
+                    break;
+                }
+                chunk = grown;
+                cap = (size_t)size;
+            }
+            got = pread(fd, chunk, (size_t)size, (off_t)at);
+            B.b = chunk;
+            B.end = got > 0 ? got : 0;
+        }
+        S = sanitizer_for(&B); /* the one context, over this string */
+        Py_ssize_t p = 0;
+        const uint8_t *s;
+        size_t n;
+        if (!sanitize_key(S, &p, &s, &n)) {
+            ok = 0;
+            break;
+        }
+        Py_ssize_t have = PyByteArray_GET_SIZE(data);
+        if ((size_t)(have - used) < n) {
+            Py_ssize_t want = (Py_ssize_t)(used + (int64_t)n);
+            if (PyByteArray_Resize(data, want > 2 * have ? want : 2 * have) < 0) {
+                sanitize_release(S);
+                free(chunk);
+                Py_DECREF(data);
+                Py_DECREF(ends);
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+        }
+        memcpy(PyByteArray_AS_STRING(data) + used, s, n);
+        used += (int64_t)n;
+        out[i] = used;
+        sanitize_release(S);
+    }
+    if (S != NULL)
+        sanitize_release(S);
+    free(chunk);
+    PyBuffer_Release(&view);
+    if (!ok) {
+        Py_XDECREF(data);
+        Py_XDECREF(ends);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (lengths_only) {
+        Py_DECREF(data);
+        return ends;
+    }
+    if (PyByteArray_Resize(data, (Py_ssize_t)used) < 0) {
+        Py_DECREF(data);
+        Py_DECREF(ends);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", data, ends);
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
     {"scan_full", scan_full, METH_VARARGS,
@@ -954,6 +1142,8 @@ static PyMethodDef methods[] = {
     {"candidates", candidates, METH_O,
      "Indices of the key hash entries whose hash occurs more than once; see the file header."},
     {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},
+    {"strings_at", strings_at, METH_VARARGS,
+     "Strings, or their lengths, read at file offsets; see the file header."},
     {"xxh64", xxh64_py, METH_VARARGS, "XXH64 of a buffer, with a seed (default 0)."},
     {"xor64", xor64_py, METH_O, "The XOR of a buffer's uint64 values; see the comment above it."},
     {NULL, NULL, 0, NULL},

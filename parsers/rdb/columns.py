@@ -195,3 +195,25 @@ def key_columns(walker: RdbWalker, rows: int = BATCH_ROWS) -> Iterator[KeyColumn
         raise walker._located(e, key_at, pos, db) from None
     if batch.rows:
         yield batch
+
+
+def strings_at(fd: int, offsets: bytes | memoryview) -> tuple[bytearray, bytearray] | None:
+    """The strings whose encodings start at these offsets of the file ``fd`` (native int64;
+    a negative one gives an empty string) as Redis loads them, back to back, with their ends
+    (native int64, one more than strings, from 0); read by the C accelerator with pread.
+    None without it, or when one does not read: read them one by one then (the Python
+    reader words the error)."""
+    fast = _walker._speedups if _walker.USE_SPEEDUPS else None
+    if fast is None:
+        return None
+    return fast.strings_at(fd, offsets, False)  # type: ignore[no-any-return]
+
+
+def string_lengths_at(fd: int, offsets: bytes | memoryview) -> bytearray | None:
+    """STRLEN of the strings whose encodings start at these offsets of ``fd`` (native int64
+    in and out; a negative offset gives -1), from their headers; None as for
+    :func:`strings_at`."""
+    fast = _walker._speedups if _walker.USE_SPEEDUPS else None
+    if fast is None:
+        return None
+    return fast.strings_at(fd, offsets, True)  # type: ignore[no-any-return]

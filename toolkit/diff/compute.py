@@ -479,7 +479,7 @@ def _diff_files(
     progress: Progress,
 ) -> None:
     """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`)."""
-    from toolkit.diff import columnar
+    from toolkit.diff import batch_judge, columnar
 
     types = TypeCodes()
     tally = _Tally(
@@ -521,6 +521,8 @@ def _diff_files(
         handed: dict[tuple[int, int, bool], int] = {}
         current: int | None = None
         for batch in joined.join(values):
+            if batch_judge.judge_batch(tally, sides, batch, digests, types.names, handed):
+                continue
             current = _judge_batch(
                 tally, sides, batch.to_pydict(), digests, types.names, handed, current
             )
@@ -557,8 +559,9 @@ def _judge_batch(
     handed: dict[tuple[int, int, bool], int],
     current: int | None,
 ) -> int | None:
-    """The keys of a fetched batch of the columnar join, judged as the in-memory join judges
-    them (in A only, in B only, or in both); the keys of A among them counted in ``handed``.
+    """The keys of a fetched batch of the columnar join, judged key by key as the in-memory
+    join judges them (in A only, in B only, or in both), for a batch batch_judge.py declines;
+    the keys of A among them counted in ``handed``.
     ``digests``: a :class:`~toolkit.diff.columnar.Digests` with ``--values``, else None.
     ``current``: the db the tally is in; returns the db it is left in."""
     from toolkit.diff.columnar import row_values

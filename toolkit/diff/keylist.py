@@ -82,6 +82,57 @@ class KeyList:
         if self.limit is not None and len(self._db) >= max(2 * self.limit, 4096):
             self._keep(self._sorted_rows()[: self.limit])
 
+    def extend(
+        self,
+        dbs: pa.Array,
+        names: pa.Array,
+        kinds: pa.Array,
+        kind_table: list[tuple[str, ...]],
+        type_names: list[str],
+        sides: list[tuple[pa.Array, pa.Array, pa.Array]],
+    ) -> None:
+        """Many listed keys at once, as Arrow arrays of one length: ``dbs`` (int64),
+        ``names`` (large_binary), ``kinds`` (int64: the kinds are ``kind_table[code]``), and
+        for each side (A, B) its type (int64: a code into ``type_names``, -1 where the side
+        does not have the key), expiry (int64 ms, or -2**63 for none) and size (int64, -1
+        for unknown)."""
+        if self.limit is not None and self.limit <= 0:
+            return
+        self._order = None
+        n = len(dbs)
+        kind_lut = [0] * len(kind_table)
+        for k in pc.unique(kinds).to_pylist():
+            code = self._kind_codes.get(kind_table[k])
+            if code is None:
+                code = self._kind_codes[kind_table[k]] = len(self._kind_sets)
+                self._kind_sets.append(kind_table[k])
+            kind_lut[k] = code
+        self._kinds.frombytes(_values(pa.array(kind_lut, pa.uint16()).take(kinds), 2))
+        type_lut = [_ABSENT]
+        for name in type_names:
+            t = self._type_codes.get(name)
+            if t is None:
+                t = self._type_codes[name] = len(self._types)
+                self._types.append(name)
+            type_lut.append(t)
+        types = pa.array(type_lut, pa.uint16())
+        for side, (type_code, exp, size) in enumerate(sides):
+            self._type[side].frombytes(_values(types.take(pc.add(type_code, 1)), 2))
+            self._exp[side].frombytes(_values(pc.cast(exp, pa.int64()), 8))
+            self._size[side].frombytes(_values(pc.cast(size, pa.int64()), 8))
+        self._db.frombytes(_values(pc.cast(dbs, pa.int64()), 8))
+        names = names.cast(pa.large_binary())
+        offsets = pa.Array.from_buffers(
+            pa.int64(), n + 1, [None, names.buffers()[1]], offset=names.offset
+        )
+        first, last = offsets[0].as_py(), offsets[n].as_py()
+        base = len(self._names)
+        if names.buffers()[2] is not None:
+            self._names += memoryview(names.buffers()[2])[first:last]
+        self._ends.frombytes(_values(pc.add(offsets[1:], base - first), 8))
+        if self.limit is not None and len(self._db) >= max(2 * self.limit, 4096):
+            self._keep(self._sorted_rows()[: self.limit])
+
     def finish(self) -> KeyList:
         """Order the keys by (db, key), keep the first ``limit``; returns self."""
         rows = self._sorted_rows()
@@ -205,3 +256,8 @@ class KeyList:
             raise TypeError("KeyList.sort needs a key: KeyDiff objects do not order")
         rows.sort(key=lambda r: key(self._row(r)), reverse=reverse)
         self._order = array("q", rows)
+
+
+def _values(arr: pa.Array, width: int) -> memoryview:
+    """The bytes of a fixed-width Arrow array without nulls (``width`` bytes a value)."""
+    return memoryview(arr.buffers()[1])[width * arr.offset : width * (arr.offset + len(arr))]
