@@ -17,6 +17,7 @@ import pytest
 from conftest import binary, invoke_cli
 
 from toolkit.cli.jsontext import dumps_indented, write_indented
+from toolkit.diff import render
 from toolkit.diff.compute import compute_diff
 from toolkit.diff.model import ADDED, REMOVED, SIZE, TTL_CHANGED, TTL_GAINED, TTL_LOST, TYPE
 from toolkit.diff.render import diff_json
@@ -187,9 +188,13 @@ def test_json_lists_every_key_as_json_dumps_writes_it(
     assert data["keys_differing"] == len(expected)
 
 
+@pytest.mark.parametrize("rows", [1, 7, render.TEXT_ROWS])
 def test_streamed_json_is_the_text_of_the_listed_json(
-    made: tuple[Path, Path, Walk, Walk],
+    made: tuple[Path, Path, Walk, Walk], rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The listed keys' text, made with Arrow a chunk of ``rows`` keys at a time (names JSON
+    must escape by the per-key writer), is json.dumps's."""
+    monkeypatch.setattr(render, "TEXT_ROWS", rows)
     a, b, _, _ = made
     report = compute_diff(str(a), str(b), limit=None)
     text = json.dumps(diff_json(report), indent=1)

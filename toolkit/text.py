@@ -171,9 +171,13 @@ class Stream:
         source: Iterable[Any],
         make: Callable[[Any], Any],
         text: Callable[[Any, str, str], str] | None = None,
+        texts: Callable[[str, str], Iterable[str]] | None = None,
     ) -> None:
         self.source = source
         self.make = make
+        # ``texts(nl, step)``, if given: every item's text (as ``text`` gives it), in order,
+        # made a batch at a time by the renderer; the writer uses it before ``text``.
+        self.texts = texts
         # ``text(x, nl, step)``, if given: the text json.dumps(make(x), indent) gives the item
         # at that nesting (``nl`` the newline and indent of its own line, ``step`` one
         # level): the writer uses it instead of walking the item (a diff's million keys).

@@ -97,12 +97,17 @@ def _write(o: Any, out: list[str], nl: str, step: str, depth: int, sink: Sink) -
         out.append(int.__repr__(o))
     elif isinstance(o, float):
         out.append(_float(o))
-    elif isinstance(o, Stream) and o.text is not None:
+    elif isinstance(o, Stream) and (o.text is not None or o.texts is not None):
         inner = nl + step
         sep = "," + inner
         text = o.text
+        if o.texts is not None:
+            texts = o.texts(inner, step)
+        else:
+            assert text is not None
+            texts = (text(x, inner, step) for x in o.source)
         first = True
-        for x in o.source:
+        for item_text in texts:
             if first:
                 out.append("[" + inner)
                 first = False
@@ -111,7 +116,7 @@ def _write(o: Any, out: list[str], nl: str, step: str, depth: int, sink: Sink) -
                 if len(out) > COMPACT_ITEMS:  # each a whole item's text
                     sink("".join(out))
                     out.clear()
-            out.append(text(x, inner, step))
+            out.append(item_text)
         out.append("[]" if first else nl + "]")
     elif isinstance(o, (list, tuple, Stream)):
         if depth > 500:

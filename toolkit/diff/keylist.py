@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, overload
 
 import pyarrow as pa
@@ -29,6 +30,20 @@ _ABSENT = 0  # type code of a side that does not have the key
 
 # One side of a listed key: (type, expire_ms or None, size or None), or None (not there).
 SideState = tuple[str, int | None, int | None] | None
+
+
+@dataclass
+class KeyColumns:
+    """Listed keys as Arrow columns (:meth:`KeyList.chunks`)."""
+
+    db: pa.Array  # int64
+    key: pa.Array  # large_binary
+    kinds: pa.Array  # uint16: the kinds are kind_sets[code]
+    kind_sets: list[tuple[str, ...]]
+    type_names: list[str]  # type code -> name; code 0 (""): the side does not have the key
+    # per side (A, B): type code (uint16), expiry (int64 ms, -2**63: none), size (int64, -1:
+    # unknown)
+    sides: list[tuple[pa.Array, pa.Array, pa.Array]]
 
 
 class KeyList:
@@ -225,6 +240,47 @@ class KeyList:
             else:
                 b = None
             yield KeyDiff(dbs[r], names[ends[r] : ends[r + 1]], kind_sets[kinds[r]], a, b)
+
+    def chunks(self, rows: int) -> Iterator[tuple[int, KeyColumns]]:
+        """The keys in order, ``rows`` at a time, as Arrow columns: (index of the chunk's
+        first key, its columns)."""
+        n = len(self._db)
+        order = pa.array(self._rows(), pa.int64())
+        base = KeyColumns(
+            db=pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(self._db)]),
+            key=pa.LargeBinaryArray.from_buffers(
+                pa.large_binary(),
+                n,
+                [None, pa.py_buffer(self._ends), pa.py_buffer(bytes(self._names))],
+            ),
+            kinds=pa.Array.from_buffers(pa.uint16(), n, [None, pa.py_buffer(self._kinds)]),
+            kind_sets=self._kind_sets,
+            type_names=self._types,
+            sides=[
+                tuple(  # type: ignore[misc]
+                    pa.Array.from_buffers(kind, n, [None, pa.py_buffer(column[side])])
+                    for kind, column in (
+                        (pa.uint16(), self._type),
+                        (pa.int64(), self._exp),
+                        (pa.int64(), self._size),
+                    )
+                )
+                for side in (0, 1)
+            ],
+        )
+        for start in range(0, n, rows):
+            take = order[start : start + rows]
+            yield (
+                start,
+                KeyColumns(
+                    db=base.db.take(take),
+                    key=base.key.take(take),
+                    kinds=base.kinds.take(take),
+                    kind_sets=base.kind_sets,
+                    type_names=base.type_names,
+                    sides=[tuple(c.take(take) for c in side) for side in base.sides],  # type: ignore[misc]
+                ),
+            )
 
     @overload
     def __getitem__(self, i: int) -> KeyDiff: ...

@@ -10,15 +10,18 @@ exact bytes in ``key_b64`` when they are not valid UTF-8; in tables and Markdown
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring_ascii as _js  # json's C escaper
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from tabulate import tabulate
 
 from parsers.printable import printable
 from parsers.rdb.constants import REDIS_TYPES
 from toolkit.check.keys import key_fields
+from toolkit.diff.keylist import KeyList
 from toolkit.diff.model import (
     ADDED,
     COUNTS,
@@ -39,6 +42,7 @@ from toolkit.diff.model import (
     KeyState,
     Source,
 )
+from toolkit.diff.table import NO_TTL
 from toolkit.text import (
     Stream,
     count,
@@ -161,10 +165,14 @@ def _counts_json(c: Counts) -> dict[str, int | None]:
 
 def _keys_json(report: DiffReport, stream: bool) -> list[dict[str, Any]] | Stream:
     if stream:
+        keys = report.keys
         return Stream(
-            report.keys,
+            keys,
             lambda k: _key_json(k, report),
             lambda k, nl, step: _key_json_text(k, report, nl, step),
+            (lambda nl, step: _key_json_texts(keys, report, nl, step))
+            if isinstance(keys, KeyList)
+            else None,
         )
     return [_key_json(k, report) for k in report.keys]
 
@@ -192,6 +200,83 @@ def _key_json_text(k: KeyDiff, report: DiffReport, nl: str, step: str) -> str:
     fields.append('"a": ' + _state_json_text(k.a, report.a, inner, step))
     fields.append('"b": ' + _state_json_text(k.b, report.b, inner, step))
     return "{" + inner + sep.join(fields) + nl + "}"
+
+
+# Listed keys made into JSON text at a time by _key_json_texts.
+TEXT_ROWS = 16384
+# A key name that is its own JSON text between quotes: printable ASCII but " and \.
+_PLAIN_NAME = r"^[ !#-\[\]-~]*$"
+
+
+def _key_json_texts(keys: KeyList, report: DiffReport, nl: str, step: str) -> Iterator[str]:
+    """:func:`_key_json_text` of every listed key, in order, made with Arrow compute a chunk
+    at a time; a name JSON must escape (or not UTF-8) is written by _key_json_text."""
+    inner, deeper = nl + step, nl + step + step
+    sep = "," + inner
+    for start, cols in keys.chunks(TEXT_ROWS):
+        kinds = [
+            "[" + deeper + ("," + deeper).join(map(_js, k)) + inner + "]" if k else "[]"
+            for k in cols.kind_sets
+        ]
+        plain = pc.match_substring_regex(cols.key, _PLAIN_NAME)
+        names = pc.cast(pc.if_else(plain, cols.key, b""), pa.large_string())
+        states = [
+            _state_json_texts(side, source, cols.type_names, deeper, inner)
+            for side, source in zip(cols.sides, (report.a, report.b), strict=True)
+        ]
+        texts = _join(
+            "{" + inner + '"db": ',
+            pc.cast(cols.db, pa.large_string()),
+            sep + '"key": "',
+            names,
+            '"' + sep + '"kinds": ',
+            pa.array(kinds, pa.large_string()).take(cols.kinds),
+            sep + '"a": ',
+            states[0],
+            sep + '"b": ',
+            states[1],
+            nl + "}",
+        )
+        for i, (text, ok) in enumerate(zip(texts.to_pylist(), plain.to_pylist(), strict=True)):
+            yield text if ok else _key_json_text(keys[start + i], report, nl, step)
+
+
+def _join(*parts: str | pa.Array) -> pa.Array:
+    """The parts (text, or large_string arrays of one length) joined row by row."""
+    texts = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*texts, pa.scalar("", pa.large_string()))
+
+
+def _state_json_texts(
+    side: tuple[pa.Array, pa.Array, pa.Array],
+    source: Source,
+    type_names: list[str],
+    nl: str,
+    close: str,
+) -> pa.Array:
+    """:func:`_state_json_text` of one side of a chunk of keys (its columns)."""
+    type_code, exp, size = side
+    has_exp = pc.not_equal(exp, NO_TTL)
+    exp_text = pc.if_else(has_exp, pc.cast(exp, pa.large_string()), "null")
+    if source.time_ms is None:
+        ttl_text = pa.repeat(pa.scalar("null", pa.large_string()), len(exp))
+    else:
+        ttl = pc.cast(pc.subtract(exp, source.time_ms), pa.large_string())
+        ttl_text = pc.if_else(has_exp, ttl, "null")
+    size_text = pc.if_else(pc.less(size, 0), "null", pc.cast(size, pa.large_string()))
+    types = pa.array([_js(t) for t in type_names], pa.large_string()).take(type_code)
+    text = _join(
+        "{" + nl + '"type": ',
+        types,
+        "," + nl + '"expire_ms": ',
+        exp_text,
+        "," + nl + '"ttl_ms": ',
+        ttl_text,
+        "," + nl + '"size": ',
+        size_text,
+        close + "}",
+    )
+    return pc.if_else(pc.equal(type_code, 0), "null", text)
 
 
 def _state_json_text(state: KeyState | None, side: Source, nl: str, step: str) -> str:
