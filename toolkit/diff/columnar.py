@@ -35,12 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.errors import FormatError
+from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value
 from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
-from toolkit.columns import FULL_SCHEMA, record_batches
+from toolkit.columns import FULL_SCHEMA
 from toolkit.diff.table import TypeCodes
 from toolkit.diff.values import digest, string_digest
 from toolkit.errors import DiffError
@@ -94,19 +95,26 @@ class SideRows:
 
     def count(self, batch: pa.RecordBatch) -> None:
         """Add a batch's keys to :attr:`counts` (unless ``counting`` is off)."""
-        if not batch.num_rows or not self.counting:
+        n = batch.num_rows
+        if not n or not self.counting:
             return
-        i64 = pa.int64()
-        code = pc.cast(batch["type_code"], i64)
-        expiring = pc.cast(batch["expire_ms"].is_valid(), i64)
-        db = pc.cast(batch["db"], i64)
-        cells = pc.add(pc.multiply(db, 512), pc.add(pc.multiply(code, 2), expiring))
-        found = pc.value_counts(cells)
-        for c, n in zip(
-            found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True
-        ):
-            key = (c >> 9, (c & 511) >> 1, bool(c & 1))
-            self.counts[key] = self.counts.get(key, 0) + n
+        code, expire = batch["type_code"], batch["expire_ms"]
+        low, high = (v.as_py() for v in pc.min_max(batch["db"]).values())
+        if low == high and expire.null_count in (0, n):  # one db, all or none expiring
+            cells = pc.value_counts(code)
+            found = ((low, c, expire.null_count == 0) for c in cells.field("values").to_pylist())
+        else:
+            i64 = pa.int64()
+            expiring = pc.cast(expire.is_valid(), i64)
+            db = pc.cast(batch["db"], i64)
+            cells = pc.value_counts(
+                pc.add(pc.multiply(db, 512), pc.add(pc.multiply(pc.cast(code, i64), 2), expiring))
+            )
+            found = (
+                (c >> 9, (c & 511) >> 1, bool(c & 1)) for c in cells.field("values").to_pylist()
+            )
+        for key, k in zip(found, cells.field("counts").to_pylist(), strict=True):
+            self.counts[key] = self.counts.get(key, 0) + k
 
 
 def side_batches(
@@ -131,38 +139,46 @@ def side_batches(
     try:
         walker = RdbWalker(mm, on_progress=hook)
         rows.magic = walker.magic
-        for batch in record_batches(walker, with_internal=True):
+        codes = type_codes(types)
+        for kc in key_columns(walker):
+            batch = join_batch(kc, codes, types)
             masks = []
             if wanted is not None:
                 masks.append(pc.is_in(batch["db"], value_set=wanted))
             if matcher is not None:
-                masks.append(pa.array([matcher(k) for k in batch["key"].to_pylist()]))
-            batch = with_type_codes(batch, types).select(COLUMNS)
+                names = pa.Array.from_buffers(
+                    pa.large_binary(),
+                    kc.rows,
+                    [None, pa.py_buffer(kc.columns[7]), pa.py_buffer(kc.names)],
+                )
+                masks.append(pa.array([matcher(k) for k in names.to_pylist()]))
             if masks:
                 keep = masks[0]
                 for m in masks[1:]:
                     keep = pc.and_(keep, m)
                 batch = batch.filter(keep)
-            empty = pc.and_(
-                pc.equal(batch["elements"], 0),
-                pc.is_in(batch["rdb_type"], value_set=_COLLECTIONS),
-            )
-            n_empty = int(pc.sum(empty).as_py() or 0)
-            if n_empty:
-                batch = batch.filter(pc.invert(empty))
-            rows.empty += n_empty
+            if batch.num_rows and pc.min(batch["elements"]).as_py() == 0:
+                empty = pc.and_(
+                    pc.equal(batch["elements"], 0),
+                    pc.is_in(batch["rdb_type"], value_set=_COLLECTIONS),
+                )
+                n_empty = int(pc.sum(empty).as_py() or 0)
+                if n_empty:
+                    batch = batch.filter(pc.invert(empty))
+                rows.empty += n_empty
             if expired_by is not None:
                 gone = pc.fill_null(pc.less_equal(batch["expire_ms"], expired_by), False)
                 n_gone = int(pc.sum(gone).as_py() or 0)
                 if n_gone:
                     batch = batch.filter(pc.invert(gone))
                     rows.expired += n_gone
-            rows.modules += int(
-                pc.sum(
-                    pc.is_in(batch["rdb_type"], value_set=pa.array(_MODULES, pa.uint8()))
-                ).as_py()
-                or 0
-            )
+            if kc.modules:
+                rows.modules += int(
+                    pc.sum(
+                        pc.is_in(batch["rdb_type"], value_set=pa.array(_MODULES, pa.uint8()))
+                    ).as_py()
+                    or 0
+                )
             rows.keys_read += batch.num_rows
             rows.count(batch)
             yield batch
@@ -174,26 +190,57 @@ def side_batches(
         rows.seconds = time.monotonic() - started
 
 
-def with_type_codes(batch: pa.RecordBatch, types: TypeCodes) -> pa.RecordBatch:
-    """The batch with a ``type_code`` column: its type names as codes of ``types`` (so the
-    join compares a byte, not a string, per key)."""
-    rdb_type = batch["rdb_type"]
-    lut = [0] * 256
-    modules = False
-    for t in pc.unique(rdb_type).to_pylist():
-        if t in _MODULES:
-            modules = True
-        else:
-            lut[t] = types.code(_TYPE_NAMES[t])
-    codes = pa.array(lut, pa.uint8()).take(rdb_type)
-    if modules:  # a module value's type is its module's name: row by row
-        row_codes = codes.to_pylist()
-        is_module = pc.is_in(rdb_type, value_set=pa.array(_MODULES, pa.uint8()))
-        names = batch["type"]
-        for i in pc.indices_nonzero(is_module).to_pylist():
-            row_codes[i] = types.code(names[i].as_py())
-        codes = pa.array(row_codes, pa.uint8())
-    return batch.append_column(_TYPE_CODE, codes)
+def type_codes(types: TypeCodes) -> pa.Array:
+    """RDB type byte -> the code in ``types`` of its type name (uint8; a module value's
+    name is its module's, set row by row in :func:`join_batch`)."""
+    return pa.array(
+        [0 if t in _MODULES else types.code(_TYPE_NAMES[t]) for t in range(256)], pa.uint8()
+    )
+
+
+def join_batch(batch: KeyColumns, codes: pa.Array, types: TypeCodes) -> pa.RecordBatch:
+    """A batch of the C walk's columns as the join reads them (:data:`SCHEMA`): its buffers
+    as they are, but for the type codes (``codes`` of :func:`type_codes`, the module values'
+    from ``types``) and the expiry's validity."""
+    n = batch.rows
+    (
+        db, rdb_type, value_offset, value_bytes, elements, expire, value_hash, _names,
+        key_hash, key_hash2, key_offset,
+    ) = (pa.py_buffer(c) for c in batch.columns)  # fmt: skip
+
+    def column(kind: pa.DataType, data: pa.Buffer) -> pa.Array:
+        return pa.Array.from_buffers(kind, n, [None, data])
+
+    type_ids = column(pa.uint8(), rdb_type)
+    type_code = codes.take(type_ids)
+    if batch.modules:  # a module value's type is its module's name: row by row
+        row_codes = type_code.to_pylist()
+        for row, module in batch.modules.items():
+            row_codes[row] = types.code(module)
+        type_code = pa.array(row_codes, pa.uint8())
+    raw_expire = column(pa.int64(), expire)
+    has_expiry = pc.not_equal(raw_expire, NO_EXPIRY)
+    expire_ms = pa.Array.from_buffers(
+        pa.int64(), n, [has_expiry.buffers()[1], expire], null_count=n - _count(has_expiry)
+    )
+    arrays = [
+        column(pa.int32(), db),
+        column(pa.uint64(), key_hash),
+        column(pa.uint64(), key_hash2),
+        column(pa.int64(), key_offset),
+        type_code,
+        type_ids,
+        column(pa.int64(), elements),
+        column(pa.int64(), value_bytes),
+        expire_ms,
+        column(pa.uint64(), value_hash),
+        column(pa.int64(), value_offset),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+def _count(mask: pa.Array) -> int:
+    return int(pc.sum(mask).as_py() or 0)
 
 
 def join_query(values: bool) -> str:
