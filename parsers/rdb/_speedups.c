@@ -60,6 +60,13 @@
  * -1). None when a string does not read (the caller reads that batch in Python, which
  * words the error).
  *
+ * sorted_members(value) -> (lengths, data) | None
+ * The members of a set value in its plain encoding (RDB type 2: a count, then that many
+ * strings), as Redis loads them (integers spelled out, LZF inflated), sorted bytewise as
+ * Python sorts bytes: `lengths` their lengths (little-endian uint64), `data` their bytes back to
+ * back, in that order. None when the value does not read as exactly that (bytes left over,
+ * a duplicate member, damage): the Python decoder words the problem.
+ *
  * xxh64(buffer, seed=0) -> int
  * The XXH64 hash of the bytes, as the records hold it.
  *
@@ -1134,6 +1141,74 @@ static PyObject *strings_at(PyObject *self, PyObject *args)
     return Py_BuildValue("(NN)", data, ends);
 }
 
+typedef struct {
+    const uint8_t *s;
+    size_t n;
+} Member;
+
+static int member_order(const void *x, const void *y)
+{
+    const Member *a = x, *b = y;
+    int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+    if (c)
+        return c;
+    return a->n < b->n ? -1 : a->n > b->n;
+}
+
+static PyObject *sorted_members(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Buf B = {(const uint8_t *)view.buf, view.len};
+    Sanitizer *S = sanitizer_for(&B);
+    Py_ssize_t p = 0;
+    uint64_t count;
+    Member *members = NULL;
+    PyObject *lengths = NULL, *data = NULL, *out = NULL;
+    /* Each member takes at least one byte: a count past the input cannot be right. */
+    if (read_len(&B, &p, &count) || count > (uint64_t)(B.end - p))
+        goto done;
+    members = malloc(sizeof(Member) * (count ? count : 1));
+    if (members == NULL)
+        goto done;
+    size_t total = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        if (!sanitize_key(S, &p, &members[i].s, &members[i].n))
+            goto done;
+        total += members[i].n;
+    }
+    if (p != B.end)
+        goto done;
+    qsort(members, (size_t)count, sizeof(Member), member_order);
+    for (uint64_t i = 1; i < count; i++)
+        if (member_order(&members[i - 1], &members[i]) == 0)
+            goto done;
+    lengths = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * count));
+    data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (lengths == NULL || data == NULL)
+        goto done;
+    uint8_t *len_out = (uint8_t *)PyBytes_AS_STRING(lengths);
+    uint8_t *data_out = (uint8_t *)PyBytes_AS_STRING(data);
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t n = members[i].n;
+        for (int b = 0; b < 8; b++)
+            len_out[8 * i + b] = (uint8_t)(n >> (8 * b));
+        memcpy(data_out, members[i].s, members[i].n);
+        data_out += members[i].n;
+    }
+    out = PyTuple_Pack(2, lengths, data);
+done:
+    sanitize_release(S);
+    free(members);
+    Py_XDECREF(lengths);
+    Py_XDECREF(data);
+    PyBuffer_Release(&view);
+    if (out == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count a run of common key records; see the file header."},
     {"scan_full", scan_full, METH_VARARGS,
@@ -1144,6 +1219,8 @@ static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},
     {"strings_at", strings_at, METH_VARARGS,
      "Strings, or their lengths, read at file offsets; see the file header."},
+    {"sorted_members", sorted_members, METH_O,
+     "A plain-encoded set's members, sorted; see the file header."},
     {"xxh64", xxh64_py, METH_VARARGS, "XXH64 of a buffer, with a seed (default 0)."},
     {"xor64", xor64_py, METH_O, "The XOR of a buffer's uint64 values; see the comment above it."},
     {NULL, NULL, 0, NULL},

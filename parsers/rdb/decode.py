@@ -368,6 +368,23 @@ def _set(buf: Buffer, mv: memoryview, pos: int) -> tuple[Value, int]:
     return SetValue(_unique_set(members, pos)), end
 
 
+def sorted_set_members(raw: Buffer) -> tuple[int, bytes, bytes] | None:
+    """A plain-encoded set value's members (RDB type 2, ``raw`` its serialized bytes) sorted
+    bytewise, by the C accelerator: (count, their lengths as little-endian uint64, their
+    bytes back to back). None without it, or when the value does not read as such a set
+    (:func:`read_value` finds and words the problem)."""
+    from parsers.rdb import walker
+
+    fast = walker._speedups if walker.USE_SPEEDUPS else None
+    if fast is None:
+        return None
+    got = fast.sorted_members(raw)
+    if got is None:
+        return None
+    lengths, data = got
+    return len(lengths) // 8, lengths, data
+
+
 def _set_intset(buf: Buffer, mv: memoryview, pos: int) -> tuple[Value, int]:
     values, end = _entries(intset, "intset", buf, mv, pos)
     return SetValue(frozenset(map(_text, values))), end

@@ -37,13 +37,13 @@ import pyarrow.compute as pc
 from parsers.errors import FormatError
 from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
-from parsers.rdb.decode import read_value
+from parsers.rdb.decode import read_value, sorted_set_members
 from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
 from toolkit.columns import FULL_SCHEMA
 from toolkit.diff.table import TypeCodes
-from toolkit.diff.values import digest, string_digest
+from toolkit.diff.values import digest, set_digest, string_digest
 from toolkit.errors import DiffError
 from toolkit.mapped import releasing_hook
 from toolkit.server.glob import glob_matcher
@@ -56,6 +56,7 @@ STRING_HEADER = 32
 # Differing keys fetched from DuckDB at a time.
 FETCH_ROWS = 65536
 _STRING = int(ValueType.STRING)
+_PLAIN_SET = int(ValueType.SET)
 _MODULES = (int(ValueType.MODULE_PRE_GA), int(ValueType.MODULE_2))
 _TYPE_NAMES = [TYPE_NAMES.get(t, "?") for t in range(256)]  # as toolkit/columns.py names them
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
@@ -316,6 +317,10 @@ def row_values(
     if rdb_type == _STRING:
         size = string_length(raw, 0)
         return size, string_digest(read_string(raw, 0)[0]) if values else None
+    if rdb_type == _PLAIN_SET:
+        members = sorted_set_members(raw)
+        if members is not None:
+            return elements, set_digest(*members)
     value = read_value(raw, rdb_type, 0, magic=rows.magic)[0]
     return (None if module else elements), digest(value, raw if module else None)
 

@@ -78,6 +78,18 @@ def digest(value: Value, raw: bytes | memoryview | None = None) -> bytes:
     return h.digest()
 
 
+def set_digest(count: int, lengths: bytes, data: bytes) -> bytes:
+    """The digest of a set whose members, sorted, have these little-endian uint64 lengths
+    and these bytes back to back (parsers.rdb.decode.sorted_set_members): what
+    :func:`digest` gives the set, without a Python object per member."""
+    h = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    h.update(b"set")
+    h.update(_LEN(count))
+    h.update(lengths)
+    h.update(data)
+    return h.digest()
+
+
 def string_digest(data: bytes | memoryview) -> bytes:
     """The digest of a string value with these bytes (a fast path for the commonest type)."""
     return hashlib.blake2b(b"string" + _LEN(len(data)) + data, digest_size=DIGEST_SIZE).digest()
