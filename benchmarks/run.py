@@ -5,7 +5,7 @@ and the highest peak RSS over those runs (ru_maxrss from os.wait4, taken by a sm
 A command that fails or times out shows that in its row and the run carries on.
 This is a benchmark, not a test: nothing here asserts a timing.
 
-    python benchmarks/run.py                     # bench.rdb (best of 3), bench-aof, diff (1 run)
+    python benchmarks/run.py                     # bench.rdb, bench-aof, diff (each best of 3)
     python benchmarks/run.py --no-aof --no-diff  # the RDB table only
     python benchmarks/run.py --aof-only          # the AOF table only
     python benchmarks/run.py --with-rdbtools     # also rdbtools' `rdb --command json`
@@ -624,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("A", "B"),
         help="the two RDB files to diff (default data/bench.rdb data/bench-diff.rdb)",
     )
-    diff.add_argument("--diff-runs", type=int, default=1, help="runs per diff command")
+    diff.add_argument(
+        "--diff-runs", type=int, default=3, help="runs per diff command (the best is shown)"
+    )
     diff.add_argument(
         "--diff-timeout", type=float, default=1200, help="cap per diff run, seconds (0: none)"
     )

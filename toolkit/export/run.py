@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from toolkit.errors import ExportError
 from toolkit.export.source import Filters, Walked, rdb_path, read_batches
-from toolkit.export.writers import write_csv, write_jsonl, write_parquet, write_resp
+from toolkit.export.writers import write_csv, write_jsonl, write_parquet
 from toolkit.mapped import mapped
 from toolkit.steps import ProgressFactory, no_progress, progress_of
 
@@ -59,6 +59,8 @@ def export_backup(
             elif fmt == "jsonl":
                 write_jsonl(batches, sink)
             else:
+                from toolkit.export.resp import write_resp  # the redis client: only here
+
                 write_resp(batches, sink, mm, walked, replace=replace)
     except OSError as e:
         where = e.filename or out or path
