@@ -5,7 +5,7 @@ and the highest peak RSS over those runs (ru_maxrss from os.wait4, taken by a sm
 A command that fails or times out shows that in its row and the run carries on.
 This is a benchmark, not a test: nothing here asserts a timing.
 
-    python benchmarks/run.py                     # bench.rdb (best of 3), bench-aof (1 run), diff (best of 3)
+    python benchmarks/run.py                     # bench.rdb, bench-aof (1 run), diff: best of 3
     python benchmarks/run.py --no-aof --no-diff  # the RDB table only
     python benchmarks/run.py --aof-only          # the AOF table only
     python benchmarks/run.py --with-rdbtools     # also rdbtools' `rdb --command json`
