@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns
+from parsers.rdb.columns import COLUMNS, NO_EXPIRY, KeyColumns, key_columns
 from parsers.rdb.constants import ENCODING_NAMES, TYPE_NAMES
 from parsers.rdb.walker import RdbWalker
 
@@ -54,49 +54,62 @@ INTERNAL = [
     ("key_offset", pa.int64()),
 ]
 FULL_SCHEMA = pa.schema([*SCHEMA, *INTERNAL])
+# The Arrow type of each fixed-width column of parsers/rdb/columns.py.
+_ARROW_TYPES = {"i": pa.int32(), "B": pa.uint8(), "q": pa.int64(), "Q": pa.uint64()}
+_ARROW_TYPES = {name: _ARROW_TYPES[fmt] for name, fmt, _ in COLUMNS}
+_NAME_OFFSETS = [name for name, _, _ in COLUMNS].index("name_offsets")
+
+
+def column_arrays(batch: KeyColumns) -> dict[str, pa.Array]:
+    """The batch's fixed-width columns as Arrow arrays over its own buffers (no copy), by
+    their names in parsers/rdb/columns.py; ``expire_ms`` null where there is no expiry, and
+    ``key`` the names."""
+    n = batch.rows
+    arrays = {
+        name: pa.Array.from_buffers(_ARROW_TYPES[name], n, [None, pa.py_buffer(column)])
+        for (name, _, _), column in zip(COLUMNS, batch.columns, strict=True)
+        if name != "name_offsets"
+    }
+    expire = arrays["expire_ms"].buffers()[1]
+    has_expiry = pc.not_equal(arrays["expire_ms"], NO_EXPIRY)
+    arrays["expire_ms"] = pa.Array.from_buffers(
+        pa.int64(), n, [has_expiry.buffers()[1], expire], null_count=n - _count(has_expiry)
+    )
+    offsets = pa.py_buffer(batch.columns[_NAME_OFFSETS])
+    arrays["key"] = pa.Array.from_buffers(
+        pa.large_binary(), n, [None, offsets, pa.py_buffer(batch.names)]
+    )
+    return arrays
+
+
+def fixed_bytes(arr: pa.Array, width: int) -> memoryview:
+    """The bytes of a fixed-width Arrow array without nulls (``width`` bytes a value)."""
+    return memoryview(arr.buffers()[1])[width * arr.offset : width * (arr.offset + len(arr))]
 
 
 def to_arrow(batch: KeyColumns, *, with_internal: bool = False) -> pa.RecordBatch:
     """One batch of key records as an Arrow record batch (see the module docstring)."""
-    n = batch.rows
-    (
-        db, type_id, value_offset, value_bytes, elements, expire, value_hash, offsets,
-        key_hash, key_hash2, key_offset,
-    ) = (pa.py_buffer(c) for c in batch.columns)  # fmt: skip
-
-    def column(kind: pa.DataType, data: pa.Buffer) -> pa.Array:
-        return pa.Array.from_buffers(kind, n, [None, data])
-
-    type_ids = column(pa.uint8(), type_id)
+    c = column_arrays(batch)
+    type_ids = c["type_id"]
     types = _TYPES.take(type_ids)
     if batch.modules:
         names = types.to_pylist()
         for row, module in batch.modules.items():
             names[row] = module
         types = pa.array(names, pa.string())
-    raw_expire = column(pa.int64(), expire)
-    has_expiry = pc.not_equal(raw_expire, NO_EXPIRY)
-    expire_ms = pa.Array.from_buffers(
-        pa.int64(), n, [has_expiry.buffers()[1], expire], null_count=n - _count(has_expiry)
-    )
     arrays = [
-        column(pa.int32(), db),
-        pa.Array.from_buffers(pa.large_binary(), n, [None, offsets, pa.py_buffer(batch.names)]),
+        c["db"],
+        c["key"],
         types,
         _ENCODINGS.take(type_ids),
         type_ids,
-        column(pa.int64(), elements),
-        column(pa.int64(), value_bytes),
-        expire_ms,
-        column(pa.uint64(), value_hash),
+        c["elements"],
+        c["value_bytes"],
+        c["expire_ms"],
+        c["value_hash"],
     ]
     if with_internal:
-        arrays += [
-            column(pa.int64(), value_offset),
-            column(pa.uint64(), key_hash),
-            column(pa.uint64(), key_hash2),
-            column(pa.int64(), key_offset),
-        ]
+        arrays += [c["value_offset"], c["key_hash"], c["key_hash2"], c["key_offset"]]
     return pa.RecordBatch.from_arrays(arrays, schema=FULL_SCHEMA if with_internal else SCHEMA)
 
 

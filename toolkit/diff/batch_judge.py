@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from parsers.rdb.columns import string_lengths_at, strings_at
 from parsers.rdb.constants import ValueType
+from toolkit.columns import fixed_bytes
 from toolkit.diff.model import (
     ADDED,
     EXPIRED,
@@ -58,18 +59,13 @@ def kinds_of(code: int) -> tuple[str, ...]:
     return tuple(kind for bit, kind in _BITS if code & bit)
 
 
-def _buffer(arr: pa.Array) -> memoryview:
-    """An int64 array's values as bytes (its nulls must be filled first)."""
-    return memoryview(arr.buffers()[1])[8 * arr.offset : 8 * (arr.offset + len(arr))]
-
-
 def _int64s(data: bytearray) -> pa.Array:
     return pa.Array.from_buffers(_I64, len(data) // 8, [None, pa.py_buffer(data)])
 
 
 def _names(rows: SideRows, offsets: pa.Array) -> pa.Array | None:
     """The names at these offsets of a side's file (null: none), or None: not read here."""
-    got = strings_at(rows.fd, _buffer(pc.fill_null(offsets, -1)))
+    got = strings_at(rows.fd, fixed_bytes(pc.fill_null(offsets, -1), 8))
     if got is None:
         return None
     data, ends = got
@@ -83,7 +79,9 @@ def _sizes(rows: SideRows, rdb_type: pa.Array, offset: pa.Array, elements: pa.Ar
     """Each key's size on a side: STRLEN of a string (read from its header), null for a
     module value (or no key), the elements of a collection; None: not read here."""
     strings = pc.fill_null(pc.equal(rdb_type, _STRING), False)
-    lengths = string_lengths_at(rows.fd, _buffer(pc.if_else(strings, offset, -1).fill_null(-1)))
+    lengths = string_lengths_at(
+        rows.fd, fixed_bytes(pc.if_else(strings, offset, -1).fill_null(-1), 8)
+    )
     if lengths is None:
         return None
     modules = pc.fill_null(pc.is_in(rdb_type, value_set=_MODULES), False)

@@ -35,13 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.errors import FormatError
-from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns
+from parsers.rdb.columns import KeyColumns, key_columns
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value, sorted_set_members
 from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
 from toolkit import lifeline
-from toolkit.columns import FULL_SCHEMA
+from toolkit.columns import FULL_SCHEMA, column_arrays
 from toolkit.diff.table import TypeCodes
 from toolkit.diff.values import digest, set_digest, string_digest
 from toolkit.errors import DiffError
@@ -203,45 +203,27 @@ def join_batch(batch: KeyColumns, codes: pa.Array, types: TypeCodes) -> pa.Recor
     """A batch of the C walk's columns as the join reads them (:data:`SCHEMA`): its buffers
     as they are, but for the type codes (``codes`` of :func:`type_codes`, the module values'
     from ``types``) and the expiry's validity."""
-    n = batch.rows
-    (
-        db, rdb_type, value_offset, value_bytes, elements, expire, value_hash, _names,
-        key_hash, key_hash2, key_offset,
-    ) = (pa.py_buffer(c) for c in batch.columns)  # fmt: skip
-
-    def column(kind: pa.DataType, data: pa.Buffer) -> pa.Array:
-        return pa.Array.from_buffers(kind, n, [None, data])
-
-    type_ids = column(pa.uint8(), rdb_type)
-    type_code = codes.take(type_ids)
+    c = column_arrays(batch)
+    type_code = codes.take(c["type_id"])
     if batch.modules:  # a module value's type is its module's name: row by row
         row_codes = type_code.to_pylist()
         for row, module in batch.modules.items():
             row_codes[row] = types.code(module)
         type_code = pa.array(row_codes, pa.uint8())
-    raw_expire = column(pa.int64(), expire)
-    has_expiry = pc.not_equal(raw_expire, NO_EXPIRY)
-    expire_ms = pa.Array.from_buffers(
-        pa.int64(), n, [has_expiry.buffers()[1], expire], null_count=n - _count(has_expiry)
-    )
     arrays = [
-        column(pa.int32(), db),
-        column(pa.uint64(), key_hash),
-        column(pa.uint64(), key_hash2),
-        column(pa.int64(), key_offset),
+        c["db"],
+        c["key_hash"],
+        c["key_hash2"],
+        c["key_offset"],
         type_code,
-        type_ids,
-        column(pa.int64(), elements),
-        column(pa.int64(), value_bytes),
-        expire_ms,
-        column(pa.uint64(), value_hash),
-        column(pa.int64(), value_offset),
+        c["type_id"],
+        c["elements"],
+        c["value_bytes"],
+        c["expire_ms"],
+        c["value_hash"],
+        c["value_offset"],
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
-
-
-def _count(mask: pa.Array) -> int:
-    return int(pc.sum(mask).as_py() or 0)
 
 
 def join_query(values: bool) -> str:

@@ -22,6 +22,7 @@ from typing import Any, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from toolkit.columns import fixed_bytes
 from toolkit.diff.model import KeyDiff, KeyState
 
 _NO_EXPIRY = -(1 << 63)  # expire_ms None (no TTL)
@@ -122,7 +123,7 @@ class KeyList:
                 code = self._kind_codes[kind_table[k]] = len(self._kind_sets)
                 self._kind_sets.append(kind_table[k])
             kind_lut[k] = code
-        self._kinds.frombytes(_values(pa.array(kind_lut, pa.uint16()).take(kinds), 2))
+        self._kinds.frombytes(fixed_bytes(pa.array(kind_lut, pa.uint16()).take(kinds), 2))
         type_lut = [_ABSENT]
         for name in type_names:
             t = self._type_codes.get(name)
@@ -132,10 +133,10 @@ class KeyList:
             type_lut.append(t)
         types = pa.array(type_lut, pa.uint16())
         for side, (type_code, exp, size) in enumerate(sides):
-            self._type[side].frombytes(_values(types.take(pc.add(type_code, 1)), 2))
-            self._exp[side].frombytes(_values(pc.cast(exp, pa.int64()), 8))
-            self._size[side].frombytes(_values(pc.cast(size, pa.int64()), 8))
-        self._db.frombytes(_values(pc.cast(dbs, pa.int64()), 8))
+            self._type[side].frombytes(fixed_bytes(types.take(pc.add(type_code, 1)), 2))
+            self._exp[side].frombytes(fixed_bytes(pc.cast(exp, pa.int64()), 8))
+            self._size[side].frombytes(fixed_bytes(pc.cast(size, pa.int64()), 8))
+        self._db.frombytes(fixed_bytes(pc.cast(dbs, pa.int64()), 8))
         names = names.cast(pa.large_binary())
         offsets = pa.Array.from_buffers(
             pa.int64(), n + 1, [None, names.buffers()[1]], offset=names.offset
@@ -144,7 +145,7 @@ class KeyList:
         base = len(self._names)
         if names.buffers()[2] is not None:
             self._names += memoryview(names.buffers()[2])[first:last]
-        self._ends.frombytes(_values(pc.add(offsets[1:], base - first), 8))
+        self._ends.frombytes(fixed_bytes(pc.add(offsets[1:], base - first), 8))
         if self.limit is not None and len(self._db) >= max(2 * self.limit, 4096):
             self._keep(self._sorted_rows()[: self.limit])
 
@@ -312,8 +313,3 @@ class KeyList:
             raise TypeError("KeyList.sort needs a key: KeyDiff objects do not order")
         rows.sort(key=lambda r: key(self._row(r)), reverse=reverse)
         self._order = array("q", rows)
-
-
-def _values(arr: pa.Array, width: int) -> memoryview:
-    """The bytes of a fixed-width Arrow array without nulls (``width`` bytes a value)."""
-    return memoryview(arr.buffers()[1])[width * arr.offset : width * (arr.offset + len(arr))]
