@@ -14,13 +14,17 @@ import pytest
 import xxhash
 from conftest import RDB_FILES
 
+from parsers.errors import FormatError
 from parsers.rdb import walker as walker_module
 from parsers.rdb.columns import (
     NO_EXPIRY,
+    NO_KEY,
+    fingerprints,
     key_columns,
     py_xor64,
     string_lengths_at,
     strings_at,
+    values_at,
     xor64,
 )
 from parsers.rdb.constants import ENCODING_NAMES, TYPE_NAMES
@@ -184,3 +188,59 @@ def test_strings_at_declines_what_does_not_read(tmp_path: Path) -> None:
         assert strings_at(fd, array("q", [10**9])) is None
         assert string_lengths_at(fd, array("q", [10**9])) is None
         assert list(array("q", bytes(string_lengths_at(fd, array("q", [0, 5002]))))) == [5000, 40]
+
+
+@pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)
+def test_values_read_at_name_offsets_are_the_walkers(path: Path, speedups: bool) -> None:
+    """values_at (the diff reads again what it judges of the keys its join hands back) gives
+    each key's type byte, value offset, value bytes and elements as the walker reads them,
+    from the offset of its name alone; an offset below 1 names no key."""
+    data = path.read_bytes()
+    entries = list(RdbWalker(data).walk())
+    offsets = array("q", [e.key_offset for e in entries] + [-1])
+    with open(path, "rb") as f:
+        types, *numbers = values_at(RdbWalker(data), f.fileno(), offsets, lambda i: 0)
+    got = list(zip(types, *(array("q", bytes(b)) for b in numbers), strict=True))
+    assert got == [
+        *((e.type_id, e.value_offset, e.end - e.value_offset, e.elements) for e in entries),
+        (NO_KEY, -1, -1, -1),
+    ]
+
+
+def test_values_at_a_cut_record_raise_the_walkers_error(tmp_path: Path, speedups: bool) -> None:
+    """A record cut short is declined by the C reader and read by the walker, which raises a
+    FormatError naming the offset the input ends at (no C guess at the length)."""
+    data = (RDB_FILES[0].parent / "redis-7.0-all-types.rdb").read_bytes()
+    big = max(RdbWalker(data).walk(), key=lambda e: e.end - e.value_offset)
+    cut = data[: big.value_offset + (big.end - big.value_offset) // 2]
+    path = tmp_path / "cut.rdb"
+    path.write_bytes(cut)
+    with open(path, "rb") as f, pytest.raises(FormatError) as raised:
+        values_at(RdbWalker(cut), f.fileno(), array("q", [big.key_offset]), lambda i: 0)
+    assert raised.value.offset is not None and raised.value.offset <= len(cut)
+
+
+@pytest.mark.parametrize("values", [False, True], ids=["meta", "values"])
+@pytest.mark.parametrize("path", RDB_FILES, ids=lambda p: p.name)
+def test_fingerprints_are_xxh64_of_the_fields(path: Path, values: bool, speedups: bool) -> None:
+    """fingerprints (what the diff's join compares) is XXH64 (the xxhash package) of the
+    packed fields the docstring names: a collection by type code, elements and expiry
+    without ``values``; anything else by RDB type, value bytes, expiry and value hash."""
+    import struct
+
+    codes = bytes((t * 7 + 3) % 256 for t in range(256))
+    data = path.read_bytes()
+    for batch in key_columns(RdbWalker(data), 50):
+        got = array("Q", bytes(fingerprints(batch, codes, values)))
+        want = []
+        for r in range(len(batch)):
+            t = batch.column("type_id")[r]
+            exp = batch.column("expire_ms")[r]
+            if not values and t not in (0, 6, 7):
+                n = batch.column("elements")[r]
+                packed = struct.pack("<BB6xqqQ", 1, codes[t], n, exp, 0)
+            else:
+                size, h = batch.column("value_bytes")[r], batch.column("value_hash")[r]
+                packed = struct.pack("<BB6xqqQ", 0, t, size, exp, h)
+            want.append(xxhash.xxh64_intdigest(packed))
+        assert list(got) == want

@@ -1,7 +1,8 @@
 """The diff of two RDB files out of core (toolkit/diff/columnar.py): it is the path file-vs-file
-diffs take, it finds exactly the changes made on a real server even when DuckDB must spill
-(a memory limit far below what the join needs), and it gives the same report as the in-memory
-join of compute.py on fixtures written by three Redis versions."""
+diffs take, it finds exactly the changes made on a real server when the sides are joined in
+many groups of partitions (and DuckDB, under a memory limit far below what a group needs,
+spills too), and it gives the same report as the in-memory join of compute.py on fixtures
+written by three Redis versions."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import pytest
 from conftest import DEBUG_CONFIG, RDB_FILES, binary
 from diff_support import expected_kinds, found_kinds, read_key, save_copy
 
-from toolkit.diff import batch_judge, columnar, compute
+from toolkit.diff import batch_judge, columnar, compute, partitions
 from toolkit.diff.compute import compute_diff
 from toolkit.diff.render import diff_json
 from toolkit.server.process import running_server
 
-# 400,000 keys joined under a DuckDB memory limit well below what their hash table takes.
+# 400,000 keys joined in groups of partitions of at most 60,000 keys a side, under a DuckDB
+# memory limit below what a group's hash table takes.
 KEYS = 400_000
+GROUP_ROWS = 60_000
 MEMORY_LIMIT = "32MB"
 ALL_TYPES = [p for p in RDB_FILES if p.name.endswith("-all-types.rdb")]
 
@@ -27,29 +30,31 @@ def test_file_pairs_take_the_columnar_join(monkeypatch: pytest.MonkeyPatch) -> N
     used = []
     real = columnar.Joined.join
 
-    def spy(self: columnar.Joined, values: bool) -> Any:
-        used.append(values)
-        return real(self, values)
+    def spy(self: columnar.Joined, a: Any, b: Any, then: Any) -> Any:
+        used.append((a.path.name, b.path.name))
+        return real(self, a, b, then)
 
     monkeypatch.setattr(columnar.Joined, "join", spy)
     a, b = ALL_TYPES[0], ALL_TYPES[1]
     compute_diff(str(a), str(b))
     compute_diff(str(a), str(b), values=True)
-    assert used == [False, True]
+    assert used == [("a.arrow", "b.arrow")] * 2
 
 
-def test_spilled_join_finds_exactly_the_changes(
+def test_partitioned_join_finds_exactly_the_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(partitions, "GROUP_ROWS", GROUP_ROWS)
     monkeypatch.setattr(columnar, "MEMORY_LIMIT", MEMORY_LIMIT)
-    spilled = []
+    seen = []
     close = columnar.Joined.close
 
-    def noting_spills(self: columnar.Joined) -> None:
-        spilled.append(any(p.is_file() for p in self.directory.rglob("*")))
+    def noting_groups(self: columnar.Joined) -> None:
+        spilled = {p.name for p in self.directory.rglob("*") if p.is_file()}
+        seen.append((self.groups, spilled))
         close(self)
 
-    monkeypatch.setattr(columnar.Joined, "close", noting_spills)
+    monkeypatch.setattr(columnar.Joined, "close", noting_groups)
     deleted = [f"key:{i}" for i in range(0, KEYS, 997)]
     rewritten = [f"key:{i}" for i in range(5, KEYS, 1013)]
     touched = [*deleted, *rewritten, "key:11", "key:12", "new:1", "list:7", "list:14"]
@@ -74,7 +79,9 @@ def test_spilled_join_finds_exactly_the_changes(
         report = compute_diff(str(a), str(b), values=values, limit=10_000)
         assert found_kinds(report) == expected_kinds(before, after, values=values)
         assert (report.databases[0].keys.a, report.databases[0].keys.b) == (n_before, n_after)
-    assert spilled == [True, True]  # DuckDB wrote to its scratch directory: the join spilled
+    for groups, spilled in seen:  # both sides were spilled, and joined in many groups
+        assert groups >= KEYS // GROUP_ROWS
+        assert {"a.arrow", "b.arrow"} <= spilled
 
 
 def _without_timings(report: Any) -> dict[str, Any]:

@@ -60,6 +60,22 @@
  * -1). None when a string does not read (the caller reads that batch in Python, which
  * words the error).
  *
+ * fingerprints(columns, rows, codes, values) -> bytearray
+ * For each of the first `rows` rows of records' `columns`, a 64-bit fingerprint (native
+ * uint64): XXH64 of (0, RDB type, value bytes, expiry, value hash) -- the same value, not
+ * decoded -- or, for a collection that is not a module value when `values` is false, of
+ * (1, its type name's code in `codes` (256 bytes, by RDB type), elements, expiry). Two keys
+ * the diff may count as the same without reading them again have the same fingerprint.
+ *
+ * values_at(fd, offsets) -> (types, value_offsets, value_bytes, elements)
+ * For each key whose name's string starts at a file offset (a buffer of native int64): the
+ * RDB type byte before it (`types`, a bytearray; 255: not read here, 254: an offset below 1,
+ * no key) and the value's offset,
+ * serialized bytes and elements (bytearrays of native int64; -1 where not read), read with
+ * pread as `records` reads them, without the GIL. A key whose type `records` leaves to
+ * Python, or whose record does not read, or one over VALUE_MAX bytes, is declined (255): the
+ * caller reads it through the walker, which words any error.
+ *
  * sorted_members(value) -> (lengths, data) | None
  * The members of a set value in its plain encoding (RDB type 2: a count, then that many
  * strings), as Redis loads them (integers spelled out, LZF inflated), sorted bytewise as
@@ -1141,6 +1157,134 @@ static PyObject *strings_at(PyObject *self, PyObject *args)
     return Py_BuildValue("(NN)", data, ends);
 }
 
+/* fingerprints(columns, rows, codes, values) -> bytearray: see the file header. */
+static PyObject *fingerprints(PyObject *self, PyObject *args)
+{
+    PyObject *columns;
+    Py_ssize_t rows;
+    Py_buffer codes;
+    int values;
+    if (!PyArg_ParseTuple(args, "O!ny*p", &PyTuple_Type, &columns, &rows, &codes, &values))
+        return NULL;
+    const uint8_t *col[NCOLUMNS];
+    int ok = PyTuple_GET_SIZE(columns) == NCOLUMNS && codes.len == 256 && rows >= 0;
+    static const int width[NCOLUMNS] = {4, 1, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+    for (int i = 0; ok && i < NCOLUMNS; i++) {
+        PyObject *c = PyTuple_GET_ITEM(columns, i);
+        ok = PyByteArray_CheckExact(c) && PyByteArray_GET_SIZE(c) >= width[i] * rows;
+        col[i] = ok ? (const uint8_t *)PyByteArray_AS_STRING(c) : NULL;
+    }
+    if (!ok) {
+        PyBuffer_Release(&codes);
+        PyErr_SetString(PyExc_TypeError, "columns: the 11 bytearrays of a batch of `rows`; "
+                                         "codes: 256 bytes");
+        return NULL;
+    }
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, 8 * rows);
+    if (out == NULL) {
+        PyBuffer_Release(&codes);
+        return NULL;
+    }
+    uint8_t *o = (uint8_t *)PyByteArray_AS_STRING(out);
+    const uint8_t *code = codes.buf;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        uint8_t t = col[1][i];
+        uint8_t packed[32] = {0};
+        /* (1, type code, elements, expiry) for a collection without `values`; else
+         * (0, RDB type, value bytes, value hash, expiry). */
+        int by_meta = !values && t != 0 && t != 6 && t != 7;
+        packed[0] = by_meta ? 1 : 0;
+        packed[1] = by_meta ? code[t] : t;
+        memcpy(packed + 8, col[by_meta ? 4 : 3] + 8 * i, 8);
+        memcpy(packed + 16, col[5] + 8 * i, 8);
+        if (!by_meta)
+            memcpy(packed + 24, col[6] + 8 * i, 8);
+        uint64_t h = xxh64(packed, sizeof packed, 0);
+        memcpy(o + 8 * i, &h, 8);
+    }
+    PyBuffer_Release(&codes);
+    return out;
+}
+
+/* The value types `value` reads (a record of another type is declined at once). */
+static int value_readable(int t)
+{
+    return t <= 5 || (t >= 10 && t <= 14) || t == 16 || t == 17 || t == 18 || t == 20;
+}
+
+#define VALUE_FIRST_READ 4096
+/* The most bytes read for one record here (a bigger one: declined, read through the map). */
+#define VALUE_MAX ((Py_ssize_t)1 << 26)
+
+static PyObject *values_at(PyObject *self, PyObject *args)
+{
+    int fd;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "iy*", &fd, &view))
+        return NULL;
+    Py_ssize_t rows = view.len / 8;
+    const uint8_t *offsets = view.buf;
+    PyObject *types = PyByteArray_FromStringAndSize(NULL, rows);
+    PyObject *nums[3];
+    for (int k = 0; k < 3; k++)
+        nums[k] = PyByteArray_FromStringAndSize(NULL, 8 * rows);
+    Py_ssize_t cap = VALUE_FIRST_READ;
+    uint8_t *chunk = malloc((size_t)cap);
+    if (types == NULL || nums[0] == NULL || nums[1] == NULL || nums[2] == NULL ||
+        chunk == NULL) {
+        Py_XDECREF(types);
+        for (int k = 0; k < 3; k++)
+            Py_XDECREF(nums[k]);
+        free(chunk);
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    uint8_t *type_out = (uint8_t *)PyByteArray_AS_STRING(types);
+    int64_t *value_offset = (int64_t *)PyByteArray_AS_STRING(nums[0]);
+    int64_t *value_bytes = (int64_t *)PyByteArray_AS_STRING(nums[1]);
+    int64_t *elements = (int64_t *)PyByteArray_AS_STRING(nums[2]);
+    Py_BEGIN_ALLOW_THREADS /* only this function's own memory is touched below */
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        int64_t at;
+        memcpy(&at, offsets + 8 * i, 8);
+        type_out[i] = at < 1 ? 254 : 255; /* no key; declined until read */
+        value_offset[i] = value_bytes[i] = elements[i] = -1;
+        if (at < 1)
+            continue;
+        for (Py_ssize_t want = VALUE_FIRST_READ; want <= VALUE_MAX; want *= 4) {
+            if (want > cap) {
+                uint8_t *grown = realloc(chunk, (size_t)want);
+                if (grown == NULL)
+                    break;
+                chunk = grown;
+                cap = want;
+            }
+            ssize_t got = pread(fd, chunk, (size_t)want, (off_t)(at - 1));
+            Buf B = {chunk, got > 0 ? got : 0};
+            if (B.end < 2 || !value_readable(chunk[0]))
+                break;
+            Py_ssize_t q = 1;
+            uint64_t n;
+            if (skip_str(&B, &q) == 0) {
+                Py_ssize_t value_at = q;
+                if (value(&B, chunk[0], &q, &n)) {
+                    type_out[i] = chunk[0];
+                    value_offset[i] = at - 1 + value_at;
+                    value_bytes[i] = q - value_at;
+                    elements[i] = (int64_t)n;
+                    break;
+                }
+            }
+            if (got < want) /* the whole rest of the file did not read: declined */
+                break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(chunk);
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(NNNN)", types, nums[0], nums[1], nums[2]);
+}
+
 typedef struct {
     const uint8_t *s;
     size_t n;
@@ -1219,6 +1363,10 @@ static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},
     {"strings_at", strings_at, METH_VARARGS,
      "Strings, or their lengths, read at file offsets; see the file header."},
+    {"fingerprints", fingerprints, METH_VARARGS,
+     "Each row's 64-bit fingerprint for the diff's join; see the file header."},
+    {"values_at", values_at, METH_VARARGS,
+     "The values of the keys whose names start at file offsets; see the file header."},
     {"sorted_members", sorted_members, METH_O,
      "A plain-encoded set's members, sorted; see the file header."},
     {"xxh64", xxh64_py, METH_VARARGS, "XXH64 of a buffer, with a seed (default 0)."},

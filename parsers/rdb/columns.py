@@ -26,7 +26,7 @@ module's type name. Errors are the walker's (a :class:`FormatError` naming the o
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from parsers.errors import FormatError
 from parsers.rdb import walker as _walker
@@ -35,6 +35,7 @@ from parsers.rdb.walker import WINDOW, RdbWalker, _past_end
 from parsers.rdb.xxh64 import xxh64
 
 NO_EXPIRY = -(1 << 63)
+NO_KEY = 254  # values_at's type byte for an offset that names no key
 BATCH_ROWS = 65536
 _MODULE_2 = int(ValueType.MODULE_2)
 _I32 = struct.Struct("<i").pack_into
@@ -217,3 +218,75 @@ def string_lengths_at(fd: int, offsets: bytes | memoryview) -> bytearray | None:
     if fast is None:
         return None
     return fast.strings_at(fd, offsets, True)  # type: ignore[no-any-return]
+
+
+_FINGERPRINT = struct.Struct("<BB6xqqQ")
+_COLLECTIONS_BY_META = frozenset(range(256)) - {0, int(ValueType.MODULE_PRE_GA), _MODULE_2}
+
+
+def fingerprints(batch: KeyColumns, codes: bytes, values: bool) -> bytearray:
+    """Each row's 64-bit fingerprint (native uint64) for the diff's join: XXH64 of (0, RDB
+    type, value bytes, expiry, value hash), or for a collection (not a module value) when
+    ``values`` is false, of (1, its type name's code in ``codes`` -- 256 bytes, by RDB type --,
+    elements, expiry). Keys with equal fingerprints are the same value, or without ``values``
+    the same type, size and expiry, up to a 2**-64 chance."""
+    fast = _walker._speedups if _walker.USE_SPEEDUPS else None
+    if fast is not None:
+        return fast.fingerprints(batch.columns, batch.rows, codes, values)  # type: ignore[no-any-return]
+    types = batch.column("type_id")
+    nbytes, elements = batch.column("value_bytes"), batch.column("elements")
+    expire, hashes = batch.column("expire_ms"), batch.column("value_hash")
+    out = bytearray(8 * batch.rows)
+    for i in range(batch.rows):
+        t = types[i]
+        if not values and t in _COLLECTIONS_BY_META:
+            packed = _FINGERPRINT.pack(1, codes[t], elements[i], expire[i], 0)
+        else:
+            packed = _FINGERPRINT.pack(0, t, nbytes[i], expire[i], hashes[i])
+        _Q(out, 8 * i, xxh64(packed))
+    return out
+
+
+def values_at(
+    walker: RdbWalker, fd: int, offsets: bytes | memoryview, dbs: Callable[[int], int]
+) -> tuple[bytearray, bytearray, bytearray, bytearray]:
+    """For each key whose name's string starts at one of ``offsets`` (native int64; one below
+    1: no key) of the walker's file (open as ``fd`` too): its RDB type byte, and its value's
+    offset, serialized bytes and elements as :func:`key_columns` reads them (native int64;
+    type NO_KEY and -1 for no key). The C accelerator reads them with pread; a record it
+    declines is read here, through the walker (its errors are the walker's, in the db
+    ``dbs`` gives the row)."""
+    fast = _walker._speedups if _walker.USE_SPEEDUPS else None
+    n = memoryview(offsets).nbytes // 8
+    if fast is not None:
+        types, *numbers = fast.values_at(fd, offsets)
+    else:
+        types, numbers = bytearray(b"\xff" * n), [bytearray(8 * n) for _ in range(3)]
+    value_offset, value_bytes, elements = (memoryview(b).cast("q") for b in numbers)
+    at = memoryview(offsets).cast("B").cast("q")
+    buf, mv, skip = walker.buf, walker.mv, walker._skip_string
+    skippers = walker._skipper_table()
+    i = types.find(255)
+    while i >= 0:
+        key_at = at[i]
+        if key_at < 1:
+            types[i] = NO_KEY
+            value_offset[i] = value_bytes[i] = elements[i] = -1
+            i = types.find(255, i + 1)
+            continue
+        op = buf[key_at - 1]
+        skipper = skippers[op] if op < len(skippers) else None
+        try:
+            if skipper is None:
+                raise walker._unknown_type(op, key_at - 1)
+            b = buf[key_at]
+            vpos = key_at + 1 + b if b < 0x40 else skip(buf, key_at)
+            end, count = skipper(buf, mv, vpos, False)
+            if end > len(buf):
+                raise _past_end(end, len(buf), vpos)
+        except (FormatError, IndexError) as e:
+            raise walker._located(e, key_at, key_at - 1, dbs(i)) from None
+        types[i] = op
+        value_offset[i], value_bytes[i], elements[i] = vpos, end - vpos, count
+        i = types.find(255, i + 1)
+    return types, numbers[0], numbers[1], numbers[2]

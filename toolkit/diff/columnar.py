@@ -1,33 +1,40 @@
-"""The diff of two RDB files out of core: both sides as Arrow record batches from the C walk,
-joined by DuckDB (embedded, under a memory limit, spilling to a temporary directory).
+"""The diff of two RDB files out of core: both sides' keys from the C walk, spilled to disk
+partitioned by key, then joined by DuckDB (embedded) a group of partitions at a time.
 
-Each side's keys (:mod:`toolkit.columns`: db, two 64-bit hashes of the name, type, RDB type,
-elements, expiry, value size and XXH64 of the value's bytes) stream into one FULL OUTER JOIN on
-(db, name hashes) -- two names are the same key when both their XXH64 hashes (seeds 0 and 1)
-agree, as the in-memory join's two hashes decide it; no name goes through the join -- which
-sorts each key into a class: the same value bytes (the same RDB type, size and hash: the same
-value, not decoded) and expiry; without ``values``, the same type, elements and expiry for a
-collection; or anything else -- in one side only, a string, different in some way. The first
-two never leave DuckDB: they are counted (per db, type code, with or without expiry) as the
-keys A read less the others, which it hands back and which are read again from the files
-(their names too): a string's length from its header, and with ``values`` the logical digest
-(:mod:`toolkit.diff.values`, half of them in a forked worker: :class:`Digests`), so the same
-content written by two Redis versions still diffs as equal. They are then judged by the same
-rules as the in-memory join (compute.py's ``_Tally``).
+Each side's keys become narrow rows (:mod:`toolkit.diff.partitions`: db, two 64-bit hashes of
+the name, a fingerprint, where the name starts in the file, the expiry); B's are written by a
+forked process while this one writes A's (two cores). Each group of partitions goes through
+one FULL OUTER JOIN on (db, name hashes) -- two names are the same key when both their XXH64
+hashes (seeds 0 and 1) agree, as the in-memory join's two hashes decide it; no name goes
+through the join. Keys with the same fingerprint on both sides (``_speedups.fingerprints``:
+the same RDB type, value bytes and expiry -- the same value, not decoded -- or without
+``values`` the same type, elements and expiry for a collection) never leave DuckDB: they are
+counted (per db, type code, with or without expiry) as the keys A read less the others. The
+others -- in one side only, or different in some way -- are handed back, and what the judges
+need of them is read again from the files at their names' offsets (:func:`widen`): type,
+elements, a string's length from its header, their names, and with ``values`` the logical
+digest (:mod:`toolkit.diff.values`, half of them in a forked worker: :class:`Digests`), so the
+same content written by two Redis versions still diffs as equal. They are then judged by the
+same rules as the in-memory join (compute.py's ``_Tally``).
 
-Memory: DuckDB's own (``MEMORY_LIMIT``: its hash table of one side spills past it), one Arrow
-batch per side at a time as the join reads them, and one fetch (``FETCH_ROWS``) of its output.
+Memory: a walk batch and the partitions' held rows per side while spilling; then one group of
+partitions of each side in DuckDB (``MEMORY_LIMIT``: past it, it spills too) and one fetch
+(``FETCH_ROWS``) of its output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -35,13 +42,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.errors import FormatError
-from parsers.rdb.columns import KeyColumns, key_columns
+from parsers.rdb.columns import KeyColumns, fingerprints, key_columns, values_at
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value, sorted_set_members
 from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
-from toolkit import lifeline
-from toolkit.columns import FULL_SCHEMA, column_arrays
+from toolkit.columns import FULL_SCHEMA, column_arrays, fixed_bytes
+from toolkit.diff import partitions
 from toolkit.diff.table import TypeCodes
 from toolkit.diff.values import digest, set_digest, string_digest
 from toolkit.errors import DiffError
@@ -57,7 +64,8 @@ STRING_HEADER = 32
 FETCH_ROWS = 65536
 _STRING = int(ValueType.STRING)
 _PLAIN_SET = int(ValueType.SET)
-_MODULES = (int(ValueType.MODULE_PRE_GA), int(ValueType.MODULE_2))
+_MODULE_2 = int(ValueType.MODULE_2)
+_MODULES = (int(ValueType.MODULE_PRE_GA), _MODULE_2)
 _TYPE_NAMES = [TYPE_NAMES.get(t, "?") for t in range(256)]  # as toolkit/columns.py names them
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
 COLUMNS = [
@@ -72,16 +80,28 @@ COLUMNS = [
     "expire_ms",
     "value_hash",
     "value_offset",
+    "fp",
 ]
 _TYPE_CODE = pa.field("type_code", pa.uint8())  # the type name's code (TypeCodes)
-SCHEMA = pa.schema([_TYPE_CODE if c == "type_code" else FULL_SCHEMA.field(c) for c in COLUMNS])
+_FP = pa.field("fp", pa.uint64())  # fingerprints(): keys the join only counts share it
+SCHEMA = pa.schema(
+    [
+        _TYPE_CODE if c == "type_code" else _FP if c == "fp" else FULL_SCHEMA.field(c)
+        for c in COLUMNS
+    ]
+)
 
 
 class SideRows:
     """What the columnar path read of one RDB side."""
 
-    def __init__(self, fd: int, magic: str, name_at: Callable[[int], bytes]) -> None:
+    def __init__(
+        self, fd: int, magic: str, name_at: Callable[[int], bytes], mm: mmap.mmap | None = None
+    ) -> None:
         self.fd = fd  # the file, for reading a value again
+        self.mm = mm  # the file mapped (None: empty), for a value the C reader declines
+        self.label = ""  # the side's name in errors
+        self._walker: RdbWalker | None = None
         self.magic = magic
         self.name_at = name_at  # the key name whose string starts at an offset
         self.keys_read = 0
@@ -93,6 +113,13 @@ class SideRows:
         # these less the ones it hands back (see compute.py's _diff_files).
         self.counts: dict[tuple[int, int, bool], int] = {}
         self.counting = True
+
+    def walker(self) -> RdbWalker:
+        """A walker over the side's map, to read records at offsets."""
+        if self._walker is None:
+            assert self.mm is not None
+            self._walker = RdbWalker(self.mm)
+        return self._walker
 
     def count(self, batch: pa.RecordBatch) -> None:
         """Add a batch's keys to :attr:`counts` (unless ``counting`` is off)."""
@@ -127,11 +154,12 @@ def side_batches(
     progress: ProgressFactory | None,
     types: TypeCodes,
     expired_by: int | None = None,
+    values: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """The side's keys (those of ``dbs`` matching ``match``, no empty collections, none
     expiring at or before ``expired_by`` ms), batch by batch, each type name as its code in
-    ``types``; ``rows`` counted as they go. The file was checked before: the walk is the
-    quick one."""
+    ``types``, each key's fingerprint for ``values`` or not; ``rows`` counted as they go.
+    The file was checked before: the walk is the quick one."""
     started = time.monotonic()
     bar = (progress or no_progress)(f"reading {label}")
     hook = releasing_hook(mm, bar)
@@ -142,7 +170,7 @@ def side_batches(
         rows.magic = walker.magic
         codes = type_codes(types)
         for kc in key_columns(walker):
-            batch = join_batch(kc, codes, types)
+            batch = join_batch(kc, codes, types, values)
             masks = []
             if wanted is not None:
                 masks.append(pc.is_in(batch["db"], value_set=wanted))
@@ -199,11 +227,14 @@ def type_codes(types: TypeCodes) -> pa.Array:
     )
 
 
-def join_batch(batch: KeyColumns, codes: pa.Array, types: TypeCodes) -> pa.RecordBatch:
+def join_batch(
+    batch: KeyColumns, codes: pa.Array, types: TypeCodes, values: bool = False
+) -> pa.RecordBatch:
     """A batch of the C walk's columns as the join reads them (:data:`SCHEMA`): its buffers
     as they are, but for the type codes (``codes`` of :func:`type_codes`, the module values'
-    from ``types``) and the expiry's validity."""
+    from ``types``), the expiry's validity and each key's fingerprint (for ``values``)."""
     c = column_arrays(batch)
+    fp = fingerprints(batch, codes.buffers()[1].to_pybytes()[:256], values)
     type_code = codes.take(c["type_id"])
     if batch.modules:  # a module value's type is its module's name: row by row
         row_codes = type_code.to_pylist()
@@ -222,64 +253,164 @@ def join_batch(batch: KeyColumns, codes: pa.Array, types: TypeCodes) -> pa.Recor
         c["expire_ms"],
         c["value_hash"],
         c["value_offset"],
+        pa.Array.from_buffers(pa.uint64(), batch.rows, [None, pa.py_buffer(fp)]),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
 
 
-def join_query(values: bool) -> str:
-    """The one pass over both sides: the keys of class OTHER, with each side's columns (null
-    for a side the key is not in). The others are only counted, by what each side read less
-    these (compute.py's ``_diff_files``): they never leave DuckDB."""
-    same_bytes = (
-        "a.rdb_type = b.rdb_type AND a.type_code = b.type_code "
-        "AND a.value_bytes = b.value_bytes AND a.value_hash = b.value_hash "
-        "AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
-    )
-    same_meta = (
-        "a.type_code = b.type_code AND a.rdb_type <> 0 AND b.rdb_type <> 0 "
-        "AND a.elements = b.elements AND a.expire_ms IS NOT DISTINCT FROM b.expire_ms"
-    )
-    counted = f"({same_bytes})" if values else f"({same_bytes}) OR ({same_meta})"
-    fields = [c for c in COLUMNS if c not in ("db", "key_hash", "key_hash2")]
-    sides = ", ".join(f"{s}.{c} AS {s}_{c}" for s in "ab" for c in fields)
-    return (
-        "SELECT coalesce(a.db, b.db) AS db, "
-        f"a.key_hash IS NOT NULL AS in_a, b.key_hash IS NOT NULL AS in_b, {sides} "
-        "FROM a FULL OUTER JOIN b "
-        "ON a.db = b.db AND a.key_hash = b.key_hash AND a.key_hash2 = b.key_hash2 "
-        f"WHERE a.key_hash IS NULL OR b.key_hash IS NULL OR NOT ({counted})"
-    )
+# The keys the join hands back: in one side only, or in both with other fingerprints.
+JOIN_QUERY = (
+    "SELECT coalesce(a.db, b.db) AS db, "
+    "a.key_hash IS NOT NULL AS in_a, b.key_hash IS NOT NULL AS in_b, "
+    "a.key_offset AS a_key_offset, a.expire_ms AS a_expire_ms, "
+    "b.key_offset AS b_key_offset, b.expire_ms AS b_expire_ms "
+    "FROM a FULL OUTER JOIN b "
+    "ON a.db = b.db AND a.key_hash = b.key_hash AND a.key_hash2 = b.key_hash2 "
+    "WHERE a.key_hash IS NULL OR b.key_hash IS NULL OR a.fp <> b.fp"
+)
 
 
 class Joined:
-    """DuckDB over the two sides' batches (registered as tables a and b, read once), in a
-    scratch directory it spills to; closed with :meth:`close`."""
+    """DuckDB over two spilled sides (:mod:`toolkit.diff.partitions`), joined a group of
+    partitions at a time; its scratch directory is ``directory``. :meth:`close` ends it."""
 
-    def __init__(self) -> None:
-        self.directory = lifeline.scratch_dir("rbkit-diff-join-")
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.con = duckdb.connect()
         self.con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        self.con.execute(f"SET temp_directory = '{self.directory}'")
+        self.con.execute(f"SET temp_directory = '{directory / 'duckdb'}'")
         self.con.execute("SET preserve_insertion_order = false")
+        self.groups = 0
 
-    def register(self, table: str, batches: Iterator[pa.RecordBatch]) -> None:
-        """Table ``table`` (a or b): the batches of :func:`side_batches`, read by the join."""
-        self.con.register(table, pa.RecordBatchReader.from_batches(SCHEMA, batches))
+    def join(
+        self,
+        a: partitions.Spilled,
+        b: partitions.Spilled,
+        then: Callable[[pa.RecordBatch], pa.RecordBatch] = lambda batch: batch,
+    ) -> Iterator[pa.RecordBatch]:
+        """The keys of :data:`JOIN_QUERY` (db, in_a, in_b, each side's name offset and
+        expiry), FETCH_ROWS at most at a time, in no set order, each batch passed through
+        ``then``. The joins and ``then`` run in a thread of their own (DuckDB and the C
+        readers let go of the GIL): the caller judges one batch while the next is made."""
+        made: queue.Queue[Any] = queue.Queue(maxsize=2)
+        stop = threading.Event()
 
-    def join(self, values: bool) -> Iterator[pa.RecordBatch]:
-        """The joined keys (:func:`join_query`), FETCH_ROWS at a time, in no set order."""
+        def make() -> None:
+            try:
+                for batch in self._join(a, b):
+                    if stop.is_set():
+                        return
+                    made.put(then(batch))
+                made.put(None)
+            except BaseException as e:  # handed to the caller, raised there
+                made.put(e)
+
+        thread = threading.Thread(target=make, name="rbkit-diff-join", daemon=True)
+        thread.start()
         try:
-            relation = self.con.sql(join_query(values))
-            # DuckDB 1.x names it record_batch, 2.x to_arrow_reader.
-            fetch = getattr(relation, "to_arrow_reader", None) or relation.record_batch
-            yield from fetch(FETCH_ROWS)
+            while (got := made.get()) is not None:
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            stop.set()
+            self.con.interrupt()
+            while thread.is_alive():  # let it see the stop: take what it still puts
+                with contextlib.suppress(queue.Empty):
+                    made.get(timeout=0.05)
+            thread.join()
+
+    def _join(self, a: partitions.Spilled, b: partitions.Spilled) -> Iterator[pa.RecordBatch]:
+        readers = [partitions.Reader(a), partitions.Reader(b)]
+        try:
+            for parts in partitions.groups(a, b):
+                self.groups += 1
+                self.con.register("a", readers[0].table(parts))
+                self.con.register("b", readers[1].table(parts))
+                relation = self.con.sql(JOIN_QUERY)
+                # DuckDB 1.x names it record_batch, 2.x to_arrow_reader.
+                fetch = getattr(relation, "to_arrow_reader", None) or relation.record_batch
+                yield from fetch(FETCH_ROWS)
         except duckdb.Error as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise DiffError(f"joining the two sides failed (DuckDB): {first}") from None
+        finally:
+            for reader in readers:
+                reader.close()
 
     def close(self) -> None:
         self.con.close()
-        lifeline.remove_dir(self.directory)
+
+
+def widen(
+    batch: pa.RecordBatch, sides: list[SideRows], codes: pa.Array, types: TypeCodes
+) -> pa.RecordBatch:
+    """A batch of the join's keys with what the judges read of each side (``{a,b}_`` +
+    key_offset, type_code, rdb_type, elements, value_bytes, expire_ms, value_offset; null for
+    a side the key is not in), read again from the files at the names' offsets."""
+    n = len(batch)
+    names = ["db", "in_a", "in_b"]
+    arrays = [batch["db"], batch["in_a"], batch["in_b"]]
+    for s, rows in zip("ab", sides, strict=True):
+        offsets = batch[f"{s}_key_offset"]
+        columns: dict[str, pa.Array] = {"key_offset": offsets}
+        if offsets.null_count == n:  # no key of this batch is on this side
+            nulls = pa.nulls(n, pa.int64())
+            columns |= {
+                "type_code": pa.nulls(n, pa.uint8()),
+                "rdb_type": pa.nulls(n, pa.uint8()),
+                "elements": nulls,
+                "value_bytes": nulls,
+                "expire_ms": batch[f"{s}_expire_ms"],
+                "value_offset": nulls,
+            }
+        else:
+            columns |= _side_values(batch, s, rows, codes, types)
+        for name, array in columns.items():
+            names.append(f"{s}_{name}")
+            arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _side_values(
+    batch: pa.RecordBatch, s: str, rows: SideRows, codes: pa.Array, types: TypeCodes
+) -> dict[str, pa.Array]:
+    """:func:`widen`'s columns of side ``s`` but its name offsets, read from its file."""
+    n = len(batch)
+    offsets = batch[f"{s}_key_offset"]
+    present = offsets.is_valid()
+    walker = rows.walker()
+    try:
+        got, *numbers = values_at(
+            walker,
+            rows.fd,
+            fixed_bytes(pc.fill_null(offsets, -1), 8),
+            lambda i: batch["db"][i].as_py(),
+        )
+    except FormatError as e:
+        raise DiffError(f"{rows.label}: {e}") from None
+    value_offset, value_bytes, elements = (
+        pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(b)]) for b in numbers
+    )
+    rdb_type = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(got)])
+    type_code = codes.take(rdb_type)
+    i = got.find(_MODULE_2)
+    if i >= 0:  # a module value's type is its module's name: row by row
+        row_codes = type_code.to_pylist()
+        starts = memoryview(numbers[0]).cast("q")
+        while i >= 0:
+            row_codes[i] = types.code(walker.module_name_at(starts[i]))
+            i = got.find(_MODULE_2, i + 1)
+        type_code = pa.array(row_codes, pa.uint8())
+    absent = pa.scalar(None, pa.int64())
+    return {
+        "type_code": pc.if_else(present, type_code, pa.scalar(None, pa.uint8())),
+        "rdb_type": pc.if_else(present, rdb_type, pa.scalar(None, pa.uint8())),
+        "elements": pc.if_else(present, elements, absent),
+        "value_bytes": pc.if_else(present, value_bytes, absent),
+        "expire_ms": batch[f"{s}_expire_ms"],
+        "value_offset": pc.if_else(present, value_offset, absent),
+    }
 
 
 def row_values(

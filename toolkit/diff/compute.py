@@ -52,6 +52,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -479,7 +480,9 @@ def _diff_files(
     progress: Progress,
 ) -> None:
     """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`)."""
-    from toolkit.diff import batch_judge, columnar
+    from toolkit import lifeline
+    from toolkit.diff import batch_judge, columnar, partitions
+    from toolkit.diff.forked import Forked
 
     types = TypeCodes()
     tally = _Tally(
@@ -493,34 +496,55 @@ def _diff_files(
         limit=limit,
     )
     sides, maps = [], []
-    for side, table in ((side_a, "a"), (side_b, "b")):
-        maps.append(side.mapped())
-        rows = columnar.SideRows(side.fd, "REDIS", side.name_reader())
-        rows.counting = table == "a"  # B's counts are not needed
-        sides.append(rows)
-    digests = columnar.Digests(sides) if values else None  # forked before DuckDB starts
-    try:
-        joined = columnar.Joined()
-    except BaseException:
-        if digests is not None:
-            digests.close()
-        raise
-    try:
-        for side, table, mm, rows in zip((side_a, side_b), "ab", maps, sides, strict=True):
-            expired_by = side.expired_by if side.expired_by != NEVER else None
-            batches = (
-                columnar.side_batches(
-                    mm, side.path.name, rows, dbs, match, progress, types, expired_by
-                )
-                if mm is not None
-                else iter(())
+    for side in (side_a, side_b):
+        mm = side.mapped()
+        maps.append(mm)
+        magic = "VALKEY" if mm is not None and mm[:6] == b"VALKEY" else "REDIS"
+        sides.append(columnar.SideRows(side.fd, magic, side.name_reader(), mm))
+        sides[-1].label = side.path.name
+    sides[1].counting = False  # B's counts are not needed
+    codes = columnar.type_codes(types)  # before B's process is forked: the same on both sides
+
+    def spill(i: int, progress: Progress) -> partitions.Spilled:
+        side, rows, mm = (side_a, side_b)[i], sides[i], maps[i]
+        expired_by = side.expired_by if side.expired_by != NEVER else None
+        batches = (
+            columnar.side_batches(
+                mm, side.path.name, rows, dbs, match, progress, types, expired_by, values
             )
-            joined.register(table, batches)
+            if mm is not None
+            else iter(())
+        )
+        return partitions.spill(batches, scratch / f"{'ab'[i]}.arrow")
+
+    def spill_b() -> tuple[partitions.Spilled, tuple[Any, ...]] | str:
+        """B's side, in the forked process: what it spilled and read, or the error."""
+        try:
+            spilled = spill(1, None)
+        except DiffError as e:
+            return str(e)
+        r = sides[1]
+        return spilled, (r.magic, r.keys_read, r.empty, r.modules, r.expired, r.seconds)
+
+    scratch = lifeline.scratch_dir("rbkit-diff-join-")
+    digests = columnar.Digests(sides) if values else None  # forked while single-threaded
+    forked = joined = None
+    try:
+        forked = Forked.start(spill_b) if maps[1] is not None else None
+        spilled_a = spill(0, progress)
+        got = forked.result() if forked is not None else spill_b()
+        if isinstance(got, str):
+            raise DiffError(got)
+        spilled_b, read = got
+        r = sides[1]
+        r.magic, r.keys_read, r.empty, r.modules, r.expired, r.seconds = read
+        joined = columnar.Joined(scratch)
         # (db, type code, has an expiry) -> keys of A the join handed back: A's keys less
         # these are the ones it only counted (the same in both sides).
         handed: dict[tuple[int, int, bool], int] = {}
         current: int | None = None
-        for batch in joined.join(values):
+        widen = partial(columnar.widen, sides=sides, codes=codes, types=types)
+        for batch in joined.join(spilled_a, spilled_b, widen):
             if batch_judge.judge_batch(tally, sides, batch, digests, types.names, handed):
                 continue
             current = _judge_batch(
@@ -540,9 +564,13 @@ def _diff_files(
             tally.end_db()
         tally.finish()
     finally:
-        joined.close()
+        if joined is not None:
+            joined.close()
+        if forked is not None:
+            forked.close()
         if digests is not None:
             digests.close()
+        lifeline.remove_dir(scratch)
     for side, rows in zip((side_a, side_b), sides, strict=True):
         side.source.keys_read, side.source.seconds = rows.keys_read, rows.seconds
         side.empty_skipped = rows.empty

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from toolkit.check.problems import ERROR
 from toolkit.check.result import CheckResult
 from toolkit.diff.cluster_live import ClusterLive, is_cluster_node
 from toolkit.diff.cluster_snapshot import ShardSnapshot, snapshot_set
+from toolkit.diff.forked import Forked
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import Source
 from toolkit.diff.saved_report import SavedReport, read_report
@@ -208,18 +207,14 @@ class BackgroundCheck:
     checked so (no scratch server, nothing to clean up); :meth:`result` waits for it, and
     raises what the check raised. :meth:`close` ends the process if it is still running."""
 
-    def __init__(self, path: Path, modules: tuple[str, ...]) -> None:
-        context = multiprocessing.get_context("fork")
+    def __init__(self, path: Path, job: Forked) -> None:
         self.path = path
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-        self._future = self._pool.submit(check_backup, path, modules=modules)
+        self._job = job
 
     @classmethod
     def start(cls, spec: str, modules: tuple[str, ...]) -> BackgroundCheck | None:
         """A background check of ``spec`` when it is a plain local RDB file and this system
         can fork; else None (it is checked as before, in this process)."""
-        if os.cpu_count() in (None, 1) or "fork" not in multiprocessing.get_all_start_methods():
-            return None
         if looks_like_server(spec) and not Path(spec).exists():
             return None
         path = Path(spec)
@@ -230,19 +225,15 @@ class BackgroundCheck:
             return None  # not a plain file (a directory, a URL...): checked in this process
         if not head.startswith((b"REDIS", b"VALKEY")) or not path.is_file():
             return None
-        return cls(path, modules)
+        job = Forked.start(lambda: check_backup(path, modules=modules))
+        return cls(path, job) if job is not None else None
 
     def result(self) -> CheckResult:
-        try:
-            return self._future.result()
-        finally:
-            self.close()
+        result: CheckResult = self._job.result()
+        return result
 
     def close(self) -> None:
-        if not self._future.done():
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._job.close()
 
 
 def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side:
