@@ -49,6 +49,7 @@
  * here) holds the key names back to back, `used` of its bytes taken. It stops at `limit`, at
  * a full batch, or before a record it does not read as the Python walker does (an opcode, a
  * type left to Python, a name that does not inflate). `deep`: each value checked as scan_full does.
+ * It runs without the GIL, but to grow `names`.
  *
  * strings_at(fd, offsets, lengths_only) -> (data, ends) | lengths | None
  * The strings whose encodings start at the file offsets (a buffer of native int64), read
@@ -919,6 +920,10 @@ static PyObject *records(PyObject *self, PyObject *args)
     if (pos < 0)
         pos = B.end;
 
+    /* The walk runs without the GIL (another thread may encode the last batch meanwhile),
+     * taking it back only to grow `names`. The sanitizer is one static context: no two
+     * walks may run in threads at once. */
+    PyThreadState *unlocked = PyEval_SaveThread();
     while (pos < limit && pos < B.end && row < cap) {
         Py_ssize_t q = pos;
         int has_expire = 0;
@@ -941,10 +946,12 @@ static PyObject *records(PyObject *self, PyObject *args)
         Py_ssize_t size = PyByteArray_GET_SIZE(names);
         if ((size_t)(size - used) < key_len) {
             Py_ssize_t want = used + (Py_ssize_t)key_len;
+            PyEval_RestoreThread(unlocked);
             if (PyByteArray_Resize(names, want > 2 * size ? want : 2 * size) < 0) {
                 PyBuffer_Release(&view);
                 return NULL;
             }
+            unlocked = PyEval_SaveThread();
         }
         memcpy(PyByteArray_AS_STRING(names) + used, key, key_len);
         Py_ssize_t value_at = q;
@@ -973,6 +980,7 @@ static PyObject *records(PyObject *self, PyObject *args)
         row++;
         pos = q;
     }
+    PyEval_RestoreThread(unlocked);
     PyBuffer_Release(&view);
     return Py_BuildValue("(nnn)", pos, row, used);
 bad_columns:

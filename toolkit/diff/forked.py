@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from toolkit import lifeline
 from toolkit.errors import DiffError
 
 # The job a forked worker runs (set before it is forked: it inherits it).
@@ -33,6 +34,9 @@ class Forked:
         context = multiprocessing.get_context("fork")
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
         self._future = self._pool.submit(_run_job)  # forked now, with the job in its memory
+        self._pids = [p.pid for p in getattr(self._pool, "_processes", {}).values() if p.pid]
+        for pid in self._pids:
+            lifeline.watch_process(pid)  # ended with rbkit if rbkit is killed
 
     @classmethod
     def start(cls, job: Callable[[], Any]) -> Forked | None:
@@ -56,3 +60,6 @@ class Forked:
             for process in list(getattr(self._pool, "_processes", {}).values()):
                 process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for pid in self._pids:
+            lifeline.forget_process(pid)
+        self._pids = []
