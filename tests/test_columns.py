@@ -244,3 +244,35 @@ def test_fingerprints_are_xxh64_of_the_fields(path: Path, values: bool, speedups
                 packed = struct.pack("<BB6xqqQ", 0, t, size, exp, h)
             want.append(xxhash.xxh64_intdigest(packed))
         assert list(got) == want
+
+
+def test_walks_in_threads_at_once_match_the_walker() -> None:
+    """records() walks without the GIL, so deep walks (which check each value with the C
+    sanitizer) may run in several threads at once, beside strings_at in this one: each thread
+    has its own checking context, and every walk gives the walker's rows."""
+    import threading
+
+    paths = [p for p in RDB_FILES if p.stat().st_size > 2000]
+    want = {p: walker_rows(p.read_bytes()) for p in paths}
+    got: dict[tuple[int, Path], list[Row]] = {}
+
+    def walk(t: int) -> None:
+        for _ in range(3):
+            for p in paths:
+                got[t, p] = column_rows(p.read_bytes(), deep=True, rows=7)
+
+    threads = [threading.Thread(target=walk, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    names_read = 0
+    while any(thread.is_alive() for thread in threads):
+        for p in paths:
+            entries = list(RdbWalker(p.read_bytes()).walk())
+            with open(p, "rb") as f:
+                read = strings_at(f.fileno(), array("q", [e.key_offset for e in entries]))
+            assert read is not None
+            names_read += len(entries)
+    for thread in threads:
+        thread.join()
+    assert names_read
+    assert all(got[t, p] == want[p] for t in range(4) for p in paths)

@@ -87,7 +87,8 @@ typedef struct {
     int hashed;
 } Dups;
 
-static uint64_t hash_seed;
+/* Per thread, as the context below: records() walks without the GIL. */
+static _Thread_local uint64_t hash_seed;
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
@@ -219,7 +220,8 @@ struct Sanitizer {
     size_t owned_cap;
 };
 
-static Sanitizer the_sanitizer;
+/* One context per thread (records() walks without the GIL, beside other readers). */
+static _Thread_local Sanitizer the_sanitizer;
 
 Sanitizer *sanitizer_for(const Buf *B)
 {

@@ -921,8 +921,7 @@ static PyObject *records(PyObject *self, PyObject *args)
         pos = B.end;
 
     /* The walk runs without the GIL (another thread may encode the last batch meanwhile),
-     * taking it back only to grow `names`. The sanitizer is one static context: no two
-     * walks may run in threads at once. */
+     * taking it back only to grow `names`; the sanitizer's context is this thread's own. */
     PyThreadState *unlocked = PyEval_SaveThread();
     while (pos < limit && pos < B.end && row < cap) {
         Py_ssize_t q = pos;
