@@ -83,10 +83,9 @@ COLUMNS = [
     "fp",
 ]
 _TYPE_CODE = pa.field("type_code", pa.uint8())  # the type name's code (TypeCodes)
-_FP = pa.field("fp", pa.uint64())  # fingerprints(): keys the join only counts share it
 SCHEMA = pa.schema(
     [
-        _TYPE_CODE if c == "type_code" else _FP if c == "fp" else FULL_SCHEMA.field(c)
+        _TYPE_CODE if c == "type_code" else partitions.FP if c == "fp" else FULL_SCHEMA.field(c)
         for c in COLUMNS
     ]
 )

@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from toolkit.columns import FULL_SCHEMA
 from toolkit.errors import DiffError
 
 PARTITION_BITS = 8
@@ -29,14 +30,13 @@ PARTITIONS = 1 << PARTITION_BITS
 FLUSH_ROWS = 4096
 # The most rows of one side joined at once (consecutive partitions up to it make a group).
 GROUP_ROWS = 1_000_000
+# fingerprints(): the keys the join only counts have the same one on both sides.
+FP = pa.field("fp", pa.uint64())
+# The join's columns, typed as the C walk's (toolkit/columns.py).
 NARROW = pa.schema(
     [
-        ("db", pa.int32()),
-        ("key_hash", pa.uint64()),
-        ("key_hash2", pa.uint64()),
-        ("fp", pa.uint64()),
-        ("key_offset", pa.int64()),
-        ("expire_ms", pa.int64()),
+        FP if name == "fp" else FULL_SCHEMA.field(name)
+        for name in ("db", "key_hash", "key_hash2", "fp", "key_offset", "expire_ms")
     ]
 )
 _SHIFT = pa.scalar(64 - PARTITION_BITS, pa.uint64())
