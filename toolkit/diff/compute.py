@@ -524,12 +524,12 @@ def _diff_files(
         except DiffError as e:
             return str(e)
         r = sides[1]
-        return spilled, (r.magic, r.keys_read, r.empty, r.modules, r.expired, r.seconds)
+        return spilled, (r.keys_read, r.empty, r.modules, r.expired, r.seconds)
 
     scratch = lifeline.scratch_dir("rbkit-diff-join-")
-    digests = columnar.Digests(sides) if values else None  # forked while single-threaded
-    forked = joined = None
+    digests = forked = joined = None
     try:
+        digests = columnar.Digests(sides) if values else None  # forked while single-threaded
         forked = Forked.start(spill_b) if maps[1] is not None else None
         spilled_a = spill(0, progress)
         got = forked.result() if forked is not None else spill_b()
@@ -537,7 +537,7 @@ def _diff_files(
             raise DiffError(got)
         spilled_b, read = got
         r = sides[1]
-        r.magic, r.keys_read, r.empty, r.modules, r.expired, r.seconds = read
+        r.keys_read, r.empty, r.modules, r.expired, r.seconds = read
         joined = columnar.Joined(scratch)
         # (db, type code, has an expiry) -> keys of A the join handed back: A's keys less
         # these are the ones it only counted (the same in both sides).
