@@ -90,14 +90,37 @@ def test_two_sets(sets: tuple[list[RedisServer], Path, Path, Views, Views]) -> N
 def test_a_set_against_the_live_cluster(
     sets: tuple[list[RedisServer], Path, Path, Views, Views],
 ) -> None:
+    """Auto mode reads the primaries' snapshots (all at once, each after the server's own
+    repl-diskless-sync-delay: 5 s here); ``--via scan`` reads the keys one by one. Both find
+    what the servers showed."""
     nodes, a, b, before, after = sets
     url = f"redis://127.0.0.1:{nodes[1].port}"
-    code, report = _diff(a, url)
-    assert code == 1 and report["b"]["kind"] == "live"
-    assert report["b"]["keys_read"] == len(after)
+    for via in ("auto", "scan"):
+        code, report = _diff(a, url, "--via", via)
+        assert code == 1 and report["b"]["kind"] == "live"
+        assert report["b"]["via"] == ("snapshot" if via == "auto" else "scan")
+        assert report["b"]["keys_read"] == len(after)
+        assert _found(report) == _expected(before, after)
+        code, report = _diff(b, url, "--via", via)
+        assert code == 0 and report["keys_differing"] == 0, report["keys"]
+
+
+def test_auto_mode_reads_by_scan_when_a_primary_gives_no_snapshot(
+    sets: tuple[list[RedisServer], Path, Path, Views, Views],
+) -> None:
+    """A primary with repl-diskless-sync no would write its own dump file to serve SYNC: auto
+    mode then reads the whole cluster by SCAN, and the report names that primary."""
+    nodes, a, _b, before, after = sets
+    url = f"redis://127.0.0.1:{nodes[0].port}"
+    nodes[2].client().config_set("repl-diskless-sync", "no")
+    try:
+        code, report = _diff(a, url)
+    finally:
+        nodes[2].client().config_set("repl-diskless-sync", "yes")
+    assert code == 1 and report["b"]["via"] == "scan"
+    notes = " ".join(report["b"]["notes"])
+    assert f"127.0.0.1:{nodes[2].port}" in notes and "repl-diskless-sync no" in notes
     assert _found(report) == _expected(before, after)
-    code, report = _diff(b, url)
-    assert code == 0 and report["keys_differing"] == 0, report["keys"]
 
 
 def test_an_invalid_set_is_refused(

@@ -126,7 +126,8 @@ def diff(
             "--via",
             help="How a server is read: snapshot (its replication RDB, by SYNC: consistent "
             "and fast), scan (SCAN and per-key reads), or auto: the snapshot where the server "
-            "streams it without writing its dump file (repl-diskless-sync yes), else SCAN.",
+            "(every primary of a cluster) streams it without writing its dump file "
+            "(repl-diskless-sync yes), else SCAN.",
         ),
     ] = Via.auto,
     tmpdir: options.tmpdir() = None,

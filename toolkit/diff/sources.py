@@ -240,32 +240,61 @@ def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side
     """A server's side: its snapshot checked as an RDB, or its keys read by SCAN."""
     live = LiveServer(server)  # connects: a refused password or no answer ends here
     if is_cluster_node(live):
-        nodes = ClusterLive(live)
-        if via == SNAPSHOT:  # asked for: a cluster is read by SCAN unless
-            return _cluster_snapshot_side(nodes, progress)
-        cluster = ClusterLiveSide(nodes)
-        cluster.source.via = SCAN
-        return cluster
+        return _open_cluster(ClusterLive(live), progress, via)
     reason = None
     if via != SCAN:
-        try:
-            side = _snapshot_side(server, label, progress)
-        except (SnapshotRefused, SnapshotFailed) as e:
-            if via == SNAPSHOT:
-                live.close()
-                raise DiffError(str(e)) from None
-            reason = str(e).removeprefix(f"{server.display}: ").removeprefix("not read by SYNC: ")
-        except (ServerError, ConnectError) as e:
-            live.close()
-            raise DiffError(str(e)) from None
-        else:
-            live.close()
+        side, reason = _try_snapshot(
+            lambda: _snapshot_side(server, label, progress), via, live.close
+        )
+        if side is not None:
             return side
-    side = LiveSide(live)
-    side.source.via = SCAN
+        reason = reason.removeprefix(f"{server.display}: ").removeprefix("not read by SYNC: ")
+    scanned = LiveSide(live)
+    scanned.source.via = SCAN
     if reason is not None:
-        side.source.notes.append(f"read by SCAN, not as a replication snapshot: {reason}")
-    return side
+        scanned.source.notes.append(f"read by SCAN, not as a replication snapshot: {reason}")
+    return scanned
+
+
+def _open_cluster(cluster: ClusterLive, progress: Progress, via: str) -> Side:
+    """A live cluster's side: its primaries' snapshots as a backup set, or its keys by SCAN
+    (asked for, or in auto mode when a primary will not give a snapshot: the report says why)."""
+    reason = None
+    if via != SCAN:
+        side, reason = _try_snapshot(
+            lambda: _cluster_snapshot_side(cluster, progress), via, cluster.close
+        )
+        if side is not None:
+            return side
+        reason = reason.replace(": not read by SYNC: ", ": ", 1)
+    scanned = ClusterLiveSide(cluster)
+    scanned.source.via = SCAN
+    if reason is not None:
+        scanned.source.notes.append(f"read by SCAN, not as its primaries' snapshots: {reason}")
+    return scanned
+
+
+def _try_snapshot(
+    take: Callable[[], Side], via: str, close: Callable[[], None]
+) -> tuple[Side | None, str]:
+    """The side ``take`` reads from a snapshot (``close`` then drops the SCAN connection), or
+    None and why not where auto mode reads by SCAN instead. A refusal under ``--via
+    snapshot``, and any other server error, is a DiffError."""
+    try:
+        side = take()
+    except (SnapshotRefused, SnapshotFailed) as e:
+        if via != SNAPSHOT:
+            return None, str(e)
+        close()
+        raise DiffError(str(e)) from None
+    except (ServerError, ConnectError) as e:
+        close()
+        raise DiffError(str(e)) from None
+    except BaseException:
+        close()
+        raise
+    close()
+    return side, ""
 
 
 def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSide:
@@ -283,22 +312,42 @@ def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSi
         raise
 
 
+def _open_cluster(cluster: ClusterLive, progress: Progress, via: str) -> Side:
+    """A live cluster's side: its primaries' snapshots as a backup set, or its keys by SCAN
+    (asked for, or in auto mode when a primary will not give a snapshot: the report says why)."""
+    reason = None
+    if via != SCAN:
+        try:
+            side = _cluster_snapshot_side(cluster, progress)
+        except (SnapshotRefused, SnapshotFailed) as e:
+            if via == SNAPSHOT:
+                cluster.close()
+                raise DiffError(str(e)) from None
+            reason = str(e).replace(": not read by SYNC: ", ": ", 1)
+        except BaseException:
+            cluster.close()
+            raise
+        else:
+            cluster.close()
+            return side
+    scanned = ClusterLiveSide(cluster)
+    scanned.source.via = SCAN
+    if reason is not None:
+        scanned.source.notes.append(f"read by SCAN, not as its primaries' snapshots: {reason}")
+    return scanned
+
+
 def _cluster_snapshot_side(cluster: ClusterLive, progress: Progress) -> ClusterSnapshotSide:
     """Every primary of ``cluster`` read as its replication snapshot, into a scratch backup set
-    checked as ``check --cluster`` checks one; any refusal is a DiffError (no SCAN instead)."""
+    checked as ``check --cluster`` checks one."""
     directory = lifeline.scratch_dir("rbkit-snapshot-")
     try:
-        try:
-            shots = snapshot_set(cluster, directory, progress)
-        except (SnapshotRefused, SnapshotFailed, ServerError, ConnectError) as e:
-            raise DiffError(str(e)) from None
+        shots = snapshot_set(cluster, directory, progress)
         check = _checked_set(directory)
         return ClusterSnapshotSide(check, cluster.name, shots, directory)
     except BaseException:
         lifeline.remove_dir(directory)
         raise
-    finally:
-        cluster.close()
 
 
 def _refuse_invalid(result: CheckResult) -> None:
