@@ -125,6 +125,19 @@ def rbkit(
     return run
 
 
+def scratch_servers() -> list[int]:
+    """redis-server processes working in a scratch directory of rbkit's."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(entry / "cwd") if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if cwd.startswith("/tmp/rbkit-stage-"):
+            found.append(int(entry.name))
+    return found
+
+
 # -- target servers --------------------------------------------------------------------------
 
 

@@ -110,3 +110,12 @@ def test_cli_says_how_the_server_was_read(tmp_path: Path) -> None:
         assert "read by its replication snapshot (SYNC)" in run.stdout
         run = invoke_cli("diff", a, url_of(server), "--via", "scan", "--json")
         assert json.loads(run.stdout)["b"]["via"] == "scan"
+        # The server's own wait for other replicas is named, as it set it.
+        assert not [n for n in doc["b"]["notes"] if "repl-diskless-sync-delay" in n]
+        server.client().config_set("repl-diskless-sync-delay", "1")
+        run = invoke_cli("diff", a, url_of(server), "--json")
+        notes = json.loads(run.stdout)["b"]["notes"]
+        assert [n for n in notes if "waited 1 s before it forked" in n], notes
+        assert server.client().config_get("repl-diskless-sync-delay") == {
+            "repl-diskless-sync-delay": "1"
+        }

@@ -5,6 +5,7 @@ flock-held and stale locks. No server: the target is "not running" (a closed por
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -265,3 +266,30 @@ def test_lock_held_by_a_live_process(tmp_path: Path) -> None:
         holder.wait()
     with locked(tmp_path) as notes:  # its holder is gone
         assert notes == []
+
+
+@pytest.mark.parametrize("size", [0, 1, files.CHUNK + 12345])
+def test_the_private_copy_is_the_backup_byte_for_byte(tmp_path: Path, size: int) -> None:
+    """The kernel's copy (copy_file_range), fsynced; its SHA-256 is the source's, as hashlib
+    takes it from the source file."""
+    src = tmp_path / "backup.rdb"
+    src.write_bytes(os.urandom(size))
+    dest = tmp_path / "copy.rdb"
+    digest = files._copy_hashed(src, dest)
+    assert dest.read_bytes() == src.read_bytes()
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest()
+
+
+def test_what_the_kernel_does_not_copy_is_read_and_written(tmp_path: Path) -> None:
+    """A source with no size to copy_file_range (a pipe) is copied by read and write."""
+    data = os.urandom(50_000)
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    dest = tmp_path / "copy"
+    try:
+        with open(dest, "xb", buffering=0) as out:
+            files._copy_in_kernel(r, out.fileno())
+    finally:
+        os.close(r)
+    assert dest.read_bytes() == data

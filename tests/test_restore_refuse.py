@@ -23,6 +23,7 @@ from restore_support import (
     copy_backup,
     make_target,
     rbkit,
+    scratch_servers,
 )
 
 __all__ = ["make_target"]  # the fixture
@@ -87,12 +88,16 @@ def test_damaged_backup_is_refused_and_nothing_changes(
     t = make_target("7.0", fill=True, appendonly=appendonly)
     t.save_now()  # data files on disk to compare
     before = Snapshot(t)
+    stages_before = set(Path("/tmp").glob("rbkit-stage-*"))
     backup = damage(src, tmp_path / "backup") if damage else src
     report = refused(t, backup)
     assert report["valid"] is False
     assert report["reason"].startswith("the backup is invalid: ") and says in report["reason"]
     assert [s["name"] for s in report["steps"]] == ["preflight", "copy", "gate"]
     before.assert_unchanged()
+    # An RDB's scratch server, started beside the gate, went with the refusal.
+    assert not set(Path("/tmp").glob("rbkit-stage-*")) - stages_before
+    assert not scratch_servers()
 
 
 # -- across versions -------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from restore_support import (
     keys_of,
     make_target,
     rbkit,
+    scratch_servers,
 )
 
 __all__ = ["make_target"]  # the fixture
@@ -224,31 +224,18 @@ def test_private_copy_changed_before_the_install_is_rolled_back(make_target) -> 
 # -- nothing left behind -------------------------------------------------------------------
 
 
-def scratch_servers() -> list[int]:
-    """redis-server processes working in a scratch directory of rbkit's."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cwd = os.readlink(entry / "cwd") if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if cwd.startswith("/tmp/rbkit-stage-"):
-            found.append(int(entry.name))
-    return found
-
-
-def test_killed_during_the_stage_leaves_no_scratch_server(make_target) -> None:
+@pytest.mark.parametrize(
+    "at",
+    ["toolkit.stage.drill.read_counts", "toolkit.restore.procedure._gate"],
+    ids=["in-the-stage", "in-the-gate-while-the-scratch-server-loads"],
+)
+def test_killed_during_the_stage_leaves_no_scratch_server(make_target, at: str) -> None:
+    """Killed once the scratch server has loaded, or while it loads an RDB beside the gate:
+    the lifeline watcher kills it and removes its folder and the private copy."""
     t = old_target(make_target)
     before = t.digest()
     stages_before = set(Path("/tmp").glob("rbkit-stage-*"))
-    killed = rbkit(
-        "restore",
-        BACKUP,
-        "--config",
-        t.conf,
-        "--yes",
-        kill_after="call:toolkit.stage.drill.read_counts",
-    )
+    killed = rbkit("restore", BACKUP, "--config", t.conf, "--yes", kill_after=f"call:{at}")
     assert killed.code == -9, killed.text
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the lifeline watcher cleans up behind the kill
@@ -260,6 +247,23 @@ def test_killed_during_the_stage_leaves_no_scratch_server(make_target) -> None:
     assert not list(t.data.glob(".rbkit-*"))
     assert not scratch_servers()
     assert t.digest() == before and not t.rollback_dirs()
+
+
+def test_the_scratch_server_loads_an_rdb_while_the_gate_checks_it(make_target) -> None:
+    """An RDB's scratch server is started on the private copy before the gate has its
+    verdict (the stage's copy says so); an AOF's only after it. Neither is left running."""
+    t = old_target(make_target)
+    run = rbkit("restore", BACKUP, "--config", t.conf, "--yes", "--json")
+    assert run.code == 0, run.text
+    copy = {s["name"]: s for s in run.json()["stage"]["steps"]}["copy"]
+    assert "while the gate checked it" in copy["detail"]
+    assert t.keys(0, "*") == keys_of(BACKUP)  # db 0 as a plain server loads the file
+    aof = AOF / "redis-6.2-plain.aof"
+    run = rbkit("restore", aof, "--config", t.conf, "--yes", "--json")
+    assert run.code == 0, run.text
+    copy = {s["name"]: s for s in run.json()["stage"]["steps"]}["copy"]
+    assert "while the gate checked it" not in copy["detail"]
+    assert not scratch_servers()
 
 
 def test_refused_restores_leave_no_rollback_folder(make_target) -> None:

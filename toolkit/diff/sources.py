@@ -305,6 +305,7 @@ def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSi
             snap = take_snapshot(server, dest, progress=bar)
         with progress_of(progress or no_progress, f"checking {label}'s snapshot") as bar:
             result = check_backup(dest, progress=bar)
+        snap.settled()
         _refuse_invalid(result)
         return SnapshotSide(result, server.display, snap, directory)
     except BaseException:
@@ -344,6 +345,8 @@ def _cluster_snapshot_side(cluster: ClusterLive, progress: Progress) -> ClusterS
     try:
         shots = snapshot_set(cluster, directory, progress)
         check = _checked_set(directory)
+        for shot in shots:
+            shot.snapshot.settled()
         return ClusterSnapshotSide(check, cluster.name, shots, directory)
     except BaseException:
         lifeline.remove_dir(directory)
@@ -934,6 +937,11 @@ class SnapshotSide(_InScratchDir, RdbSide):
             f"read as its replication snapshot (SYNC): {snap.bytes:,} bytes in "
             f"{snap.seconds:.2f} s, consistent at one moment"
         )
+        if snap.delay and snap.framing == "eof-mark":
+            source.notes.append(
+                f"of those seconds, the server waited {snap.delay} s before it forked (its "
+                "repl-diskless-sync-delay, for other replicas to join; rbkit leaves it as set)"
+            )
         self._directory = directory
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,13 +32,14 @@ import redis
 from parsers.errors import FormatError
 from toolkit.ahead import Ahead
 from toolkit.check.backup import check_backup, note_source
-from toolkit.check.locate import Located, locate
+from toolkit.check.locate import RDB, Located, locate
 from toolkit.check.problems import gate
 from toolkit.check.result import CheckResult
 from toolkit.errors import (
     BackupIOError,
     ConfigError,
     JournalError,
+    RbkitError,
     RestoreError,
     ServerError,
     TargetError,
@@ -64,6 +66,7 @@ from toolkit.server.read import LiveKeyspace
 from toolkit.stage.compare import Comparison
 from toolkit.stage.compat import needed_databases, refusals
 from toolkit.stage.drill import StageReport, stage
+from toolkit.stage.scratch import EarlyLoad
 from toolkit.steps import (
     CANCELLED,
     FAILED,
@@ -395,6 +398,7 @@ def restore(
     everything else is in the report (``outcome``)."""
     report = RestoreReport(os.fspath(opts.backup))
     private: files.PrivateCopy | None = None
+    early: EarlyLoad | None = None
     try:
         try:
             target = _preflight(report, opts, say)
@@ -403,6 +407,7 @@ def restore(
                 result = _gate(report, opts, target, found.path)
             else:
                 private = _copy(report, target, opts, found)
+                early = _early_load(found, target, private)
                 result = _gate(report, opts, target, private.backup)
             result.notes[:0] = [n for n in found.notes if n not in result.notes]
             _fit(report, opts, target, result)
@@ -419,7 +424,7 @@ def restore(
             # The value check's sample is read from the backup while the scratch server loads
             # it (an AOF's: from the RDB the stage saves, after it).
             ahead = _sample_ahead(result, None, opts) if converted is None else None
-            _stage(report, result, target, opts, converted, say)
+            _stage(report, result, target, opts, converted, say, early)
             if converted is not None:
                 private.add(converted)
                 report.digests = dict(private.digests)
@@ -445,9 +450,25 @@ def restore(
         except JournalError as e:
             raise RestoreError(str(e)) from None
     finally:
+        if early is not None:
+            early.close()  # (unless the stage took it)
         if private is not None:
             private.remove()
     return report
+
+
+def _early_load(found: Located, target: Target, private: files.PrivateCopy) -> EarlyLoad | None:
+    """A scratch server loading the private copy of an RDB while the gate checks it (the two
+    take the machine's two cores); the stage takes it over once the gate has passed. None
+    (the stage starts its own after the gate) for an AOF, or where it cannot start."""
+    if found.kind != RDB or target.executable is None:
+        return None
+    try:
+        binary = _binary(target)
+        databases = int(target.setting("databases"))
+        return EarlyLoad(private.backup, binary, databases, target.module_paths)
+    except (RbkitError, OSError, ValueError, subprocess.SubprocessError):
+        return None  # the stage, after the gate, says what is wrong
 
 
 def _undo_earlier(
@@ -499,6 +520,7 @@ def _stage(
     opts: Options,
     converted: Path | None,
     say: Say,
+    early: EarlyLoad | None = None,
 ) -> None:
     say("staging: loading the backup into a scratch server")
     with journaled(report.steps, "stage") as step:
@@ -513,6 +535,7 @@ def _stage(
             load_timeout=opts.timeout,
             progress=opts.progress,
             counts_only=True,  # the target is read key by key once restored
+            early=early,
         )
         report.stage = staged
         if not staged.verified:

@@ -226,6 +226,20 @@ class RedisServer:
     def start(self, timeout: float = 60.0, progress: Progress | None = None) -> None:
         """Start the server and wait until it has loaded its data (``progress`` told the bytes
         loaded of the total, as INFO persistence says them)."""
+        self.spawn()
+        self.wait_loaded(timeout, progress)
+
+    def wait_loaded(self, timeout: float = 60.0, progress: Progress | None = None) -> None:
+        """:meth:`wait_ready` for a server :meth:`spawn` started: one that never becomes
+        ready is killed."""
+        try:
+            self.wait_ready(timeout, progress)
+        except BaseException:  # a server that never became ready is not left running
+            self.kill()
+            raise
+
+    def spawn(self) -> None:
+        """Start the server process; it loads its data in the background."""
         args = [os.fspath(self.binary.path), "--port", str(self.port), "--bind", "127.0.0.1"]
         settings = {
             "dir": os.fspath(self.directory),
@@ -250,13 +264,6 @@ class RedisServer:
             preexec_fn=lifeline.die_with_parent(),  # a prctl, nothing that could deadlock
         )
         lifeline.watch_process(self.process.pid)
-        try:
-            self.wait_ready(timeout, progress)
-        except BaseException:  # a server that never became ready is not left running
-            self.process.kill()
-            self.process.wait()
-            self._forget()
-            raise
 
     def wait_ready(self, timeout: float = 60.0, progress: Progress | None = None) -> None:
         """Wait until the server answers PING and has finished loading its data."""
@@ -309,6 +316,14 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._forget()
+
+    def kill(self) -> None:
+        """Kill the process (no shutdown, nothing saved) and wait for it."""
+        if self.process is None:
+            return
+        self.process.kill()
+        self.process.wait()
         self._forget()
 
     def _forget(self) -> None:

@@ -15,9 +15,10 @@ by the mark (socket) or ``$<length>`` and that many bytes (disk).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,15 @@ class Snapshot:
     seconds: float
     framing: str  # "eof-mark" (streamed from the fork) or "length" (a disk-based BGSAVE)
     time_ms: int | None  # the server's TIME once it was sent (None: TIME not allowed)
+    delay: int = 0  # its repl-diskless-sync-delay: seconds it waited before it forked
+    reaping: threading.Thread | None = field(default=None, repr=False, compare=False)
+
+    def settled(self) -> None:
+        """Wait (up to :data:`CHILD_WAIT`) until the server has reaped the child that wrote
+        the snapshot, so that a BGSAVE run right after is not refused as "already in
+        progress". The wait runs beside the caller's reading of the file."""
+        if self.reaping is not None:
+            self.reaping.join()
 
 
 Progress = Callable[[int, int | None], None] | None
@@ -56,23 +66,33 @@ Progress = Callable[[int, int | None], None] | None
 def snapshot_refusal(server: Server) -> str | None:
     """Why ``server`` should not be read by SYNC (None: it can be). Asks CONFIG GET; a server
     that refuses CONFIG is not read by SYNC either (its sync mode is unknown)."""
+    return _sync_config(server)[0]
+
+
+def _sync_config(server: Server) -> tuple[str | None, int]:
+    """Why ``server`` should not be read by SYNC (None: it can be), and how many seconds it
+    waits before it forks for a replica (``repl-diskless-sync-delay``)."""
     import redis
 
     client = server.client(timeout=server.connect_timeout)
     try:
-        config: dict[str, Any] = client.config_get("repl-diskless-sync")
+        config: dict[str, Any] = client.config_get("repl-diskless-sync*")
     except redis.ResponseError as e:
-        return f"CONFIG GET is not allowed ({_first_line(e)}), so its sync mode is unknown"
+        return f"CONFIG GET is not allowed ({_first_line(e)}), so its sync mode is unknown", 0
     except (redis.RedisError, OSError) as e:
         raise server.error(e) from None
     finally:
         client.close()
+    try:
+        delay = int(config.get("repl-diskless-sync-delay", 0))
+    except (TypeError, ValueError):
+        delay = 0
     if str(config.get("repl-diskless-sync", "no")).lower() != "yes":
         return (
             "it has repl-diskless-sync no: to serve SYNC it would write its own dump file, "
             "replacing the one in its data directory"
-        )
-    return None
+        ), delay
+    return None, delay
 
 
 def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snapshot:
@@ -84,7 +104,7 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
     cannot be reached."""
     import redis
 
-    refusal = snapshot_refusal(server)
+    refusal, delay = _sync_config(server)
     if refusal is not None:
         raise SnapshotRefused(f"{server.display}: not read by SYNC: {refusal}")
     started = time.monotonic()
@@ -134,14 +154,28 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
     finally:
         conn.disconnect()  # a replica connection: never back into a pool
         pool.disconnect()
-    time_ms = _after(server)
-    return Snapshot(dest, size, time.monotonic() - started, framing, time_ms)
+    seconds = time.monotonic() - started
+    reaping = threading.Thread(target=_wait_reaped, args=(server,), daemon=True)
+    reaping.start()
+    return Snapshot(dest, size, seconds, framing, _server_time(server), delay, reaping)
 
 
-def _after(server: Server, timeout: float = CHILD_WAIT) -> int | None:
-    """The server's TIME (ms) once the snapshot is in; first wait until the server has reaped
-    the child that wrote it, so that a BGSAVE someone runs right after rbkit is not refused
-    as "already in progress"."""
+def _server_time(server: Server) -> int | None:
+    """The server's TIME (ms), or None where it is not allowed."""
+    import redis
+
+    client = server.client(timeout=server.connect_timeout)
+    try:
+        seconds, micros = client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+
+
+def _wait_reaped(server: Server, timeout: float = CHILD_WAIT) -> None:
+    """Wait until the server has reaped the child that wrote the snapshot."""
     import redis
 
     client = server.client(timeout=server.connect_timeout)
@@ -150,14 +184,9 @@ def _after(server: Server, timeout: float = CHILD_WAIT) -> int | None:
         while time.monotonic() < deadline:
             if not int(client.info("persistence").get("rdb_bgsave_in_progress", 0)):
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
     except (redis.RedisError, OSError):
         pass  # the snapshot is whole; the wait was a courtesy
-    try:
-        seconds, micros = client.time()
-        return seconds * 1000 + micros // 1000
-    except (redis.RedisError, OSError):
-        return None
     finally:
         client.close()
 

@@ -38,6 +38,7 @@ from toolkit.stage.compare import BackupKeys, Comparison, backup_keys, compare
 from toolkit.stage.compat import choose_binary, needed_modules, refusals
 from toolkit.stage.live_snapshot import NoSnapshot, read_snapshot
 from toolkit.stage.scratch import (
+    EarlyLoad,
     ScratchServer,
     copy_size,
     expired_from_log,
@@ -127,6 +128,7 @@ def stage(
     server_text: str | None = None,
     progress: ProgressFactory = no_progress,
     counts_only: bool = False,
+    early: EarlyLoad | None = None,
 ) -> StageReport:
     """Run the restore drill on ``backup`` and report. Raises BackupIOError when there is
     nothing to read and ServerError when no redis-server can be found.
@@ -137,11 +139,17 @@ def stage(
     verified (how an AOF backup becomes an RDB for a target with ``appendonly no``);
     ``server_text`` how refusals name the server (default "this redis-server is X");
     ``counts_only`` reads the scratch server by INFO alone (keys and TTLs per db), for a
-    restore that compares its target key by key afterwards anyway.
+    restore that compares its target key by key afterwards anyway; ``early`` a scratch
+    server already loading the backup (the restore's, started while its gate ran), used
+    where it fits the check's result and closed otherwise (the caller closes it too, for
+    when the stage ends before it gets to it).
     """
     report = StageReport(str(backup))
     try:
         result = _gate(report, backup, config_path, now_ms, force, checked, modules)
+        if early is not None and not early.fits(result):
+            early.close()  # not what this stage loads: it starts its own
+            early = None
         binary = _preflight(report, result, binary, modules, workdir, server_text)
         _load_and_compare(
             report,
@@ -153,6 +161,7 @@ def stage(
             save_rdb_to,
             progress,
             counts_only,
+            early,
         )
     except _Stop:
         pass
@@ -257,30 +266,42 @@ def _load_and_compare(
     save_rdb_to: Path | None = None,
     progress: ProgressFactory = no_progress,
     counts_only: bool = False,
+    early: EarlyLoad | None = None,
 ) -> None:
-    settings = scratch_settings(result, binary, report.notes)
-    if modules:  # absolute: the server changes into its `dir` before it loads modules
-        settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
+    if early is not None:
+        settings = early.settings
+        directory = early.directory
+        server = early.take()
+    else:
+        settings = scratch_settings(result, binary, report.notes)
+        if modules:  # absolute: the server changes into its `dir` before it loads modules
+            settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
+        directory = lifeline.scratch_dir("rbkit-stage-", workdir)
+        server = ScratchServer(binary, directory, free_port(), settings)
     report.settings = {k: v for k, v in settings.items() if k != "loadmodule"}
-    directory = lifeline.scratch_dir("rbkit-stage-", workdir)
-    server = ScratchServer(binary, directory, free_port(), settings)
     report.port = server.port
     try:
         with timed(report.steps, "copy") as step:
-            try:
-                copied = install_backup(result, directory, settings)
-            except OSError as e:
-                raise _stop(report, step, FAILED, f"copying the backup: {e}") from None
-            step.detail = f"{copied} bytes into {directory}"
+            if early is not None:
+                step.detail = f"{early.copied} bytes into {directory}, while the gate checked it"
+            else:
+                try:
+                    copied = install_backup(result, directory, settings)
+                except OSError as e:
+                    raise _stop(report, step, FAILED, f"copying the backup: {e}") from None
+                step.detail = f"{copied} bytes into {directory}"
         # The backup's key names are read while the server loads it (on the other core).
         names = None if report.keys else Ahead(lambda: backup_keys(result))
         # Generous: Redis loads small keys at a few MB/s; a dead server is noticed at once.
         timeout = load_timeout or max(120.0, copy_size(result) / (2 << 20))
-        since_ms = int(time.time() * 1000)
+        since_ms = early.since_ms if early is not None else int(time.time() * 1000)
         with timed(report.steps, "load") as step:
             try:
                 with progress_of(progress, "loading into the scratch server") as bar:
-                    server.start(timeout, bar)
+                    if early is not None:
+                        server.wait_loaded(timeout, bar)
+                    else:
+                        server.start(timeout, bar)
             except ServerError as e:
                 report.log = load_log(server.log_path)
                 reason = report.log[-1] if report.log else str(e)

@@ -65,6 +65,7 @@ def read_snapshot(
             snap = take_snapshot(server, directory / "snapshot.rdb")
         alive_at = snap.time_ms if snap.time_ms is not None else _now_ms(client)
         summary = summarize([snap.path], alive_at=alive_at, watch=dict(watch or {}))
+        snap.settled()
         for db, s in summary.databases.items():
             if not (s.keys or s.watched):
                 continue

@@ -3,9 +3,15 @@ looks for it, and what its log says about the load (seconds, keys expired, why i
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
 import shutil
-from collections.abc import Callable
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,8 +20,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from parsers.rdb.constants import DEFAULT_DATABASES
+from toolkit import lifeline
 from toolkit.check.result import CheckResult
-from toolkit.server.process import RedisServer, ServerBinary
+from toolkit.server.process import RedisServer, ServerBinary, free_port
 from toolkit.server.read import LiveKeyspace
 from toolkit.stage.compat import needed_databases
 
@@ -171,3 +178,69 @@ def _search_log(
         return None
     matches = list(pattern.finditer(text))
     return value(matches[-1]) if matches else None
+
+
+class EarlyLoad:
+    """A scratch server started on an RDB file before its check is done, so that the check
+    (the restore's gate) and the server's load run side by side. Its settings come from the
+    target the restore is for (its ``databases`` and modules), not from the check; the stage
+    takes it over once the gate has passed (:meth:`fits` says whether it can), and a refused
+    or cut-off restore closes it unused. Nothing of the target is touched."""
+
+    def __init__(
+        self,
+        rdb: Path,
+        binary: ServerBinary,
+        databases: int,
+        modules: Sequence[Path] = (),
+        workdir: Path | None = None,
+    ) -> None:
+        self.settings: dict[str, str] = {
+            "repl-diskless-sync": "yes",
+            "repl-diskless-sync-delay": "0",
+            "dbfilename": "dump.rdb",
+            "appendonly": "no",
+            "databases": str(databases),
+        }
+        if modules:  # absolute: the server changes into its `dir` before it loads modules
+            self.settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
+        self.rdb = rdb
+        self.databases = databases
+        need, free = _size(rdb), shutil.disk_usage(workdir or tempfile.gettempdir()).free
+        if need > free:  # never fill the disk the target may share: the stage refuses it
+            raise OSError(errno.ENOSPC, f"the scratch copy needs {need} bytes, {free} are free")
+        self.directory = lifeline.scratch_dir("rbkit-stage-", workdir)
+        self.server = ScratchServer(binary, self.directory, free_port(), self.settings)
+        self.copied = 0
+        self.since_ms = 0
+        self._taken = False
+        try:
+            shutil.copyfile(rdb, self.directory / "dump.rdb")
+            self.copied = _size(rdb)
+            self.since_ms = int(time.time() * 1000)
+            self.server.spawn()
+        except BaseException:
+            self.close()
+            raise
+
+    def fits(self, result: CheckResult) -> bool:
+        """Whether this server loads what the stage of ``result`` would load."""
+        return (
+            result.format == "rdb"
+            and Path(result.path) == self.rdb
+            and needed_databases(result) <= self.databases
+        )
+
+    def take(self) -> ScratchServer:
+        """The server, now the stage's to stop (and its directory the stage's to remove)."""
+        self._taken = True
+        return self.server
+
+    def close(self) -> None:
+        """Stop the server and remove its directory, unless the stage took them."""
+        if self._taken:
+            return
+        self._taken = True
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self.server.kill()
+        lifeline.remove_dir(self.directory)
