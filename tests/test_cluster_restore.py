@@ -90,6 +90,27 @@ def test_a_set_goes_into_a_cluster_of_another_shape(
         _assert_same_keys(nodes, target)
 
 
+def test_the_primaries_are_read_back_as_their_snapshots(
+    source: tuple[list[RedisServer], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the snapshot threshold lowered to one key, the verify reads every primary as its
+    replication snapshot (side by side) and finds the union of the set's keys."""
+    monkeypatch.setattr("toolkit.restore.network.verify.SNAPSHOT_MIN_KEYS", 1)
+    nodes, path = source
+    with cluster(nodes=2) as target:
+        for node in target:
+            node.client().config_set("repl-diskless-sync-delay", "0")
+            node.client().config_resetstat()
+        code, report = _restore(path, target[0], "--cluster")
+        assert code == 0, report["reasons"]
+        verification = report["verification"]
+        assert verification["verified"] and verification["mode"] == "keyspace"
+        assert verification["read"]["read_by"] == "snapshot", verification
+        for node in target:
+            assert node.client().info("commandstats")["cmdstat_sync"]["calls"] == 1
+        _assert_same_keys(nodes, target)
+
+
 def test_an_incomplete_set_is_refused_unless_forced(
     source: tuple[list[RedisServer], Path], tmp_path: Path
 ) -> None:

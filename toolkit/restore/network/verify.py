@@ -6,7 +6,8 @@ Two ways, by what the target held before:
   comparison (toolkit/stage/drill.py read_expected/compare_expected over
   toolkit/server/read.py and toolkit/stage/compare.py): per db the keys, keys with a TTL,
   keys per type and the key-name digest must equal the backup's, allowing for keys whose
-  TTL ran out; on a cluster the primaries' keyspaces are added up first.
+  TTL ran out; on a cluster the primaries' keyspaces (read four at a time) are added up
+  first.
 - ``keys`` (other keys were there, some were left out, or a selection was restored): every
   restored key (every selected one, with the TTL ``--ttl`` gave it) is asked for
   with pipelined TYPE and PEXPIRETIME (PTTL before 7.0): it must exist with the backup's
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import redis
@@ -50,6 +53,9 @@ MAX_LISTED = 10
 # is about as fast, and the snapshot waits the server's repl-diskless-sync-delay (5 s by
 # default; rbkit leaves the setting of a server it did not start alone) before its fork.
 SNAPSHOT_MIN_KEYS = 200_000
+# Primaries of a cluster read back at once: their snapshots' delays and forks overlap (the
+# scratch files of as many snapshots are on disk together).
+NODES_AT_ONCE = 4
 
 
 @dataclass
@@ -103,18 +109,21 @@ def verify(
     return out
 
 
-def _clients(plan: Plan, url: Server) -> Iterator[tuple[redis.Redis, Server]]:
+@contextmanager
+def _clients(plan: Plan, url: Server) -> Iterator[list[tuple[redis.Redis, Server]]]:
     """A client of the target, or of each primary of a cluster, with its address."""
     if not plan.target.cluster_enabled:
         client = url.client()
         try:
-            yield client, url
+            yield [(client, url)]
         finally:
             client.close()
         return
     with url.cluster() as rc:
-        for node in rc.get_primaries():
-            yield rc.get_redis_connection(node), url.at(node.host, node.port)
+        yield [
+            (rc.get_redis_connection(node), url.at(node.host, node.port))
+            for node in rc.get_primaries()
+        ]
 
 
 def _keyspace(
@@ -122,11 +131,20 @@ def _keyspace(
 ) -> Verification:
     out = Verification(KEYSPACE)
     since = stats.started_ms
-    notes: list[str] = []
-    lives = [
-        read_expected(client, result, keys, since, server=_snapshot_of(node, client), notes=notes)
-        for client, node in _clients(plan, url)
-    ]
+
+    def read(node: tuple[redis.Redis, Server]) -> tuple[LiveKeyspace, list[str]]:
+        client, server = node
+        notes: list[str] = []
+        snapshot = _snapshot_of(server, client)
+        return read_expected(client, result, keys, since, server=snapshot, notes=notes), notes
+
+    with (
+        _clients(plan, url) as nodes,
+        ThreadPoolExecutor(max_workers=min(NODES_AT_ONCE, len(nodes))) as pool,
+    ):
+        done = list(pool.map(read, nodes))
+    lives = [live for live, _notes in done]
+    notes = [note for _live, node_notes in done for note in node_notes]
     live = lives[0] if len(lives) == 1 else merge(lives)
     wanted = set(plan.dbs)
     live.databases = {db: d for db, d in live.databases.items() if db in wanted}
@@ -295,14 +313,19 @@ def _libraries(out: Verification, plan: Plan, url: Server, stats: LoadStats) -> 
     wanted = set(stats.libraries)
     if not wanted:
         return
-    for client, _node in _clients(plan, url):
-        have = set(reply_names(client.execute_command("FUNCTION LIST"), "library_name"))
-        for name in sorted(wanted - have):
-            if name not in out.libraries_missing:
-                out.libraries_missing.append(name)
-                out.mismatch(
-                    f"function library {name} is not on the target", None, "functions", name, None
-                )
+    with _clients(plan, url) as nodes:
+        for client, _node in nodes:
+            have = set(reply_names(client.execute_command("FUNCTION LIST"), "library_name"))
+            for name in sorted(wanted - have):
+                if name not in out.libraries_missing:
+                    out.libraries_missing.append(name)
+                    out.mismatch(
+                        f"function library {name} is not on the target",
+                        None,
+                        "functions",
+                        name,
+                        None,
+                    )
 
 
 def _text(value: object) -> str:
