@@ -5,6 +5,12 @@ per-key commands, the server's own dump file never written, and the fallbacks sa
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +26,7 @@ from diff_support import (
 )
 
 from toolkit.diff.compute import DiffError, compute_diff
-from toolkit.server.process import running_server
+from toolkit.server.process import RedisServer, running_server
 
 # The default delay makes each snapshot wait 5 s for more replicas: the tests do not.
 FAST = {"repl-diskless-sync-delay": "0"}
@@ -119,3 +125,66 @@ def test_cli_says_how_the_server_was_read(tmp_path: Path) -> None:
         assert server.client().config_get("repl-diskless-sync-delay") == {
             "repl-diskless-sync-delay": "1"
         }
+
+
+# -- the snapshot taken beside the other side ------------------------------------------------
+
+
+def _scratch() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("rbkit-snapshot-*"))
+
+
+def _let_go(server: RedisServer, before: set[Path]) -> None:
+    """Within 10 s: rbkit's snapshot folder is gone and the server has no replica left."""
+    c = server.client()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        replicas = c.info("replication")["connected_slaves"]
+        if not (_scratch() - before) and replicas == 0:
+            break
+        time.sleep(0.05)
+    assert not _scratch() - before
+    assert c.info("replication")["connected_slaves"] == 0
+
+
+def test_a_damaged_other_side_ends_the_snapshot_under_way(tmp_path: Path) -> None:
+    """B's snapshot is taken in a second process while A is checked; A is damaged: the diff
+    ends (exit 2) and so does B's snapshot, its scratch folder removed, while the server
+    still waits its default 5 s to fork."""
+    with running_server(binary("7.0")) as server:
+        write_dataset(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        a.write_bytes(a.read_bytes()[:-20])  # cut: the check refuses it
+        before = _scratch()
+        with pytest.raises(DiffError, match="not a valid backup"):
+            compute_diff(str(a), url_of(server))
+        _let_go(server, before)
+
+
+def test_killed_while_the_server_sends_its_snapshot(tmp_path: Path) -> None:
+    """rbkit killed (SIGKILL) while B's snapshot is under way in its second process: the
+    lifeline watcher ends that process and removes the scratch folder."""
+    with running_server(binary("7.0")) as server:  # its default 5 s delay: time to kill
+        write_dataset(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        before = _scratch()
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        diff = subprocess.Popen(
+            [sys.executable, "-m", "toolkit", "diff", os.fspath(a), url_of(server), "--json"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            c = server.client()
+            while c.info("replication")["connected_slaves"] == 0:
+                assert time.monotonic() < deadline, "the snapshot never began"
+                assert diff.poll() is None, "rbkit ended before the snapshot began"
+                time.sleep(0.02)
+            assert _scratch() - before
+            os.kill(diff.pid, signal.SIGKILL)
+        finally:
+            diff.kill()
+            diff.wait()
+        _let_go(server, before)

@@ -95,6 +95,18 @@ def _send(line: str) -> None:
             pass
 
 
+def detach_child() -> None:
+    """In a forked child of rbkit: close its copy of the watcher's pipe. The pipe then closes
+    when rbkit dies, even while the child still runs, and the watcher ends the child (listed
+    by :func:`watch_process`) and removes rbkit's folders. (No lock: another thread may have
+    held it at the fork.)"""
+    global _watcher
+    watcher, _watcher = _watcher, None
+    if watcher is not None and watcher.stdin is not None:
+        with contextlib.suppress(OSError):
+            watcher.stdin.close()
+
+
 def _close() -> None:
     if _watcher is not None and _watcher.stdin is not None:
         with contextlib.suppress(OSError):

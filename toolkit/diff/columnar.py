@@ -47,6 +47,7 @@ from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES, ValueType
 from parsers.rdb.decode import read_value, sorted_set_members
 from parsers.rdb.strings import read_string, string_length
 from parsers.rdb.walker import RdbWalker
+from toolkit import lifeline
 from toolkit.columns import FULL_SCHEMA, column_arrays, fixed_bytes
 from toolkit.diff import partitions
 from toolkit.diff.table import TypeCodes
@@ -467,7 +468,9 @@ class Digests:
         forks = "fork" in multiprocessing.get_all_start_methods()
         if forks and (os.cpu_count() or 1) > 1:
             context = multiprocessing.get_context("fork")
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self.pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=lifeline.detach_child
+            )
             try:
                 self.pool.submit(int).result()  # forked now, while this process has one thread
             except (OSError, BrokenProcessPool):  # no process to be had: all done here

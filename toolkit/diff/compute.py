@@ -83,6 +83,7 @@ from toolkit.diff.sources import (
     AUTO,
     NEVER,
     BackgroundCheck,
+    BackgroundSnapshot,
     DbCounts,
     RdbSide,
     Side,
@@ -152,8 +153,9 @@ def compute_diff(
     with contextlib.ExitStack() as stack:
         if a == b == "-":
             raise DiffError("-: stdin can be one side only")
-        # B, a plain RDB file, is checked in a second process while A is opened (two cores).
-        later = BackgroundCheck.start(b, modules)
+        # B, a plain RDB file, is checked in a second process while A is opened (two cores);
+        # a server, read as its snapshot, has it taken and checked so.
+        later = BackgroundCheck.start(b, modules) or BackgroundSnapshot.start(b, connect, via)
         if later is not None:
             stack.callback(later.close)
         side_a = open_side(local_spec(stack, a, tmpdir), "A", progress, modules, connect, via)

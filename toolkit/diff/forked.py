@@ -19,6 +19,7 @@ _JOB: Callable[[], Any] | None = None
 
 def _run_job() -> Any:
     assert _JOB is not None
+    lifeline.detach_child()
     return _JOB()
 
 
@@ -46,6 +47,10 @@ class Forked:
             return cls(job)
         except (OSError, BrokenProcessPool):
             return None
+
+    def done(self) -> bool:
+        """Whether the job has ended (:meth:`result` then does not wait)."""
+        return self._future.done()
 
     def result(self) -> Any:
         try:

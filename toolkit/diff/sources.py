@@ -14,6 +14,7 @@ was current.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import mmap
 import os
 import time
@@ -161,7 +162,7 @@ def open_side(
     modules: tuple[str, ...] = (),
     connect: ConnectOptions | None = None,
     via: str = AUTO,
-    checked: BackgroundCheck | None = None,
+    checked: BackgroundCheck | BackgroundSnapshot | None = None,
 ) -> Side:
     """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
 
@@ -169,8 +170,10 @@ def open_side(
     exists wins), reached with ``connect`` and read ``via`` its replication snapshot, SCAN,
     or (:data:`AUTO`) the snapshot where the server gives one safely, else SCAN.
     ``modules`` are passed to the check of a backup (an AOF's module commands need them).
-    ``checked``: the check of this very file, already under way (:class:`BackgroundCheck`)."""
-    if checked is not None and checked.path == Path(spec):
+    ``checked``: the check of this very file, or the snapshot of this very server, already
+    under way (:class:`BackgroundCheck`, :class:`BackgroundSnapshot`)."""
+    ahead = checked if isinstance(checked, BackgroundSnapshot) and checked.spec == spec else None
+    if isinstance(checked, BackgroundCheck) and checked.path == Path(spec):
         try:
             result = checked.result()
         except BackupIOError as e:
@@ -182,7 +185,7 @@ def open_side(
             server = Server.parse(spec, connect)
         except UsageError as e:
             raise DiffError(str(e)) from None
-        return _open_live(server, label, progress, via)
+        return _open_live(server, label, progress, via, ahead)
     path = Path(spec)
     report = read_report(path)
     if report is not None:
@@ -236,16 +239,123 @@ class BackgroundCheck:
         self._job.close()
 
 
-def _open_live(server: Server, label: str, progress: Progress, via: str) -> Side:
-    """A server's side: its snapshot checked as an RDB, or its keys read by SCAN."""
-    live = LiveServer(server)  # connects: a refused password or no answer ends here
+class BackgroundSnapshot:
+    """A live server's replication snapshot taken, and checked, in a forked process while
+    this one opens the other side of the diff: the server's wait and fork and the other
+    side's check overlap. Only for one server (a cluster node is left to the usual path, as
+    is any error but a refusal: the side is then opened as before, which says what is
+    wrong); :meth:`side` waits for it."""
+
+    def __init__(self, spec: str, directory: Path, job: Forked) -> None:
+        self.spec = spec
+        self._directory = directory
+        self._job: Forked | None = job
+
+    @classmethod
+    def start(
+        cls, spec: str, connect: ConnectOptions | None, via: str
+    ) -> BackgroundSnapshot | None:
+        """A background snapshot of ``spec`` when it names a server to be read so (auto mode
+        or ``--via snapshot``) and this system can fork; else None."""
+        if via == SCAN or not looks_like_server(spec) or Path(spec).exists():
+            return None
+        try:
+            server = Server.parse(spec, connect)
+        except UsageError:
+            return None  # the side, opened as usual, says what is wrong
+        directory = lifeline.scratch_dir("rbkit-snapshot-")
+        job = Forked.start(lambda: _snapshot_job(server, directory / "snapshot.rdb"))
+        if job is None:
+            lifeline.remove_dir(directory)
+            return None
+        return cls(spec, directory, job)
+
+    def side(self, server: Server, label: str, progress: Progress) -> SnapshotSide:
+        """The side, as :func:`_snapshot_side` gives it (raising what it raises); where the
+        forked process did not get as far, it is taken here."""
+        assert self._job is not None and self._directory is not None
+        job, self._job = self._job, None
+        dest = self._directory / "snapshot.rdb"
+        with progress_of(progress or no_progress, f"snapshot of {label} ({server.address})") as bar:
+            while not job.done():  # the bytes the server has sent so far
+                with contextlib.suppress(OSError):
+                    bar(dest.stat().st_size, None)
+                time.sleep(0.1)
+        try:
+            outcome = job.result()
+        except DiffError:  # the process died: take it here
+            outcome = ("again",)
+        if outcome[0] == "ok":
+            _, snap, result = outcome
+            _refuse_invalid(result)
+            directory, self._directory = self._directory, None
+            return SnapshotSide(result, server.display, snap, directory)
+        self.close()
+        if outcome[0] == "refused":
+            raise SnapshotRefused(outcome[1])
+        if outcome[0] == "failed":
+            raise SnapshotFailed(outcome[1])
+        return _snapshot_side(server, label, progress)
+
+    def close(self) -> None:
+        if self._job is not None:
+            self._job.close()
+            self._job = None
+        if self._directory is not None:
+            lifeline.remove_dir(self._directory)
+            self._directory = None
+
+
+def _snapshot_job(server: Server, dest: Path) -> tuple[Any, ...]:
+    """In the forked process: ("ok", snapshot, check result), ("refused" or "failed",
+    message), or ("again",) for a cluster node or any other error (the side is then opened
+    in the main process, which says what is wrong)."""
+    try:
+        live = LiveServer(server)
+        try:
+            if is_cluster_node(live):
+                return ("again",)
+        finally:
+            live.close()
+        snap = take_snapshot(server, dest)
+        result = check_backup(dest)
+        snap.settled()
+        return ("ok", dataclasses.replace(snap, reaping=None), result)
+    except SnapshotRefused as e:
+        return ("refused", str(e))
+    except SnapshotFailed as e:
+        return ("failed", str(e))
+    except Exception:  # the main process tries again itself, and says what went wrong
+        return ("again",)
+
+
+def _open_live(
+    server: Server,
+    label: str,
+    progress: Progress,
+    via: str,
+    ahead: BackgroundSnapshot | None = None,
+) -> Side:
+    """A server's side: its snapshot checked as an RDB (``ahead``: already under way), or
+    its keys read by SCAN."""
+    try:
+        live = LiveServer(server)  # connects: a refused password or no answer ends here
+    except BaseException:
+        if ahead is not None:
+            ahead.close()
+        raise
     if is_cluster_node(live):
+        if ahead is not None:
+            ahead.close()
         return _open_cluster(ClusterLive(live), progress, via)
     reason = None
     if via != SCAN:
-        side, reason = _try_snapshot(
-            lambda: _snapshot_side(server, label, progress), via, live.close
+        take: Callable[[], Side] = (
+            (lambda: ahead.side(server, label, progress))
+            if ahead is not None
+            else (lambda: _snapshot_side(server, label, progress))
         )
+        side, reason = _try_snapshot(take, via, live.close)
         if side is not None:
             return side
         reason = reason.removeprefix(f"{server.display}: ").removeprefix("not read by SYNC: ")
