@@ -26,6 +26,10 @@ class Ahead(Generic[T]):
         except BaseException as e:  # handed to the caller of result()
             self._error = e
 
+    def wait(self) -> None:
+        """Wait until the work has ended, whatever its outcome (:meth:`result` tells it)."""
+        self._thread.join()
+
     def result(self) -> T:
         self._thread.join()
         if self._error is not None:

@@ -735,15 +735,21 @@ def _verify(
             f"{early} client writes reached the restored server before rbkit held writes off"
         )
     keys = report.stage.keys if report.stage else None  # read once, by the stage
-    live, comparison = verify_target(
-        target,
-        result,
-        since_ms,
-        target.appendonly,
-        keys,
-        progress=opts.progress,
-        notes=report.notes,
-    )
+    # The sample's values are read (DUMP) while the target's fork sends its snapshot.
+    checking = Ahead(lambda: _values(target, sample)) if sample is not None else None
+    try:
+        live, comparison = verify_target(
+            target,
+            result,
+            since_ms,
+            target.appendonly,
+            keys,
+            progress=opts.progress,
+            notes=report.notes,
+        )
+    finally:
+        if checking is not None:
+            checking.wait()  # nothing reads the target behind a failure or a rollback
     report.live, report.comparison = live, comparison
     if not comparison.verified:
         first = comparison.mismatches[0].sentence
@@ -752,7 +758,7 @@ def _verify(
         step.detail = first + (f" (and {more} more)" if more else "")
         raise _StepFailed(f"the restored server differs from the backup: {step.detail}")
     step.detail = "counts" + (" and key names" if comparison.digest_compared else "") + " match"
-    values = _values(target, sample)
+    values = checking.result() if checking is not None else None
     if values is not None:
         report.values = values
         if not values.ok:
