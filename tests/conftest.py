@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,6 +152,13 @@ def wait_past(client: redis.Redis, ms: int) -> None:
     """Return once the server's clock is past ``ms`` (a wait, never a timed assertion)."""
     while server_ms(client) <= ms:
         time.sleep(0.01)
+
+
+def interruptible() -> None:
+    """A ``preexec_fn`` for an rbkit a test stops with Ctrl-C (SIGINT): Python raises
+    KeyboardInterrupt only where SIGINT was not ignored when it started, and a background job
+    of a shell without job control (``make test &`` in a script) starts with it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def invoke_cli(*args: str | Path) -> CliRun:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import binary
+from conftest import binary, interruptible
 from restore_support import (
     JOURNAL,
     OLD_KEYS,
@@ -137,6 +137,7 @@ def test_ctrl_c_while_a_start_command_hangs(make_target) -> None:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=interruptible,
     )
     journal = t.data / JOURNAL
     deadline = time.monotonic() + 60

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RDB_FILES, invoke_cli
+from conftest import RDB_FILES, interruptible, invoke_cli
 from sources_support import COMPRESS, ROOT, compressed, content, run_rbkit
 
 from toolkit.text import size
@@ -170,6 +170,7 @@ def test_ctrl_c_removes_the_copy(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         cwd=ROOT,
         env=env,
+        preexec_fn=interruptible,
     )
     (tmp_path / "t").mkdir()
     assert proc.stdin is not None
