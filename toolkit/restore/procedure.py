@@ -747,9 +747,12 @@ def _verify(
             progress=opts.progress,
             notes=report.notes,
         )
-    finally:
+    except Exception:  # (a Ctrl-C does not wait)
         if checking is not None:
             checking.wait()  # nothing reads the target behind a failure or a rollback
+        raise
+    if checking is not None:
+        checking.wait()
     report.live, report.comparison = live, comparison
     if not comparison.verified:
         first = comparison.mismatches[0].sentence
