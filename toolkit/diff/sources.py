@@ -423,31 +423,6 @@ def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSi
         raise
 
 
-def _open_cluster(cluster: ClusterLive, progress: Progress, via: str) -> Side:
-    """A live cluster's side: its primaries' snapshots as a backup set, or its keys by SCAN
-    (asked for, or in auto mode when a primary will not give a snapshot: the report says why)."""
-    reason = None
-    if via != SCAN:
-        try:
-            side = _cluster_snapshot_side(cluster, progress)
-        except (SnapshotRefused, SnapshotFailed) as e:
-            if via == SNAPSHOT:
-                cluster.close()
-                raise DiffError(str(e)) from None
-            reason = str(e).replace(": not read by SYNC: ", ": ", 1)
-        except BaseException:
-            cluster.close()
-            raise
-        else:
-            cluster.close()
-            return side
-    scanned = ClusterLiveSide(cluster)
-    scanned.source.via = SCAN
-    if reason is not None:
-        scanned.source.notes.append(f"read by SCAN, not as its primaries' snapshots: {reason}")
-    return scanned
-
-
 def _cluster_snapshot_side(cluster: ClusterLive, progress: Progress) -> ClusterSnapshotSide:
     """Every primary of ``cluster`` read as its replication snapshot, into a scratch backup set
     checked as ``check --cluster`` checks one."""
