@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,27 @@ def test_the_live_cluster_read_as_its_primaries_snapshots(
         assert "Traceback" not in run.stderr
     finally:
         nodes[1].client().config_set("repl-diskless-sync", "yes")
+
+
+def test_a_primary_that_refuses_sync_midway_sends_auto_mode_to_scan(
+    sets: tuple[list[RedisServer], Path, Path, Views, Views],
+) -> None:
+    """A user who may not SYNC on one primary (its refusal comes in that primary's own thread,
+    while the others send theirs): auto mode reads the cluster by SCAN, naming it."""
+    nodes, a, _b, before, after = sets
+    for i, node in enumerate(nodes):
+        rules = ["on", ">pw", "~*", "&*", "+@all"] + (["-sync"] if i == 1 else [])
+        node.client().execute_command("ACL", "SETUSER", "reader", *rules)
+    try:
+        code, report = _diff(a, f"redis://reader:pw@127.0.0.1:{nodes[0].port}")
+    finally:
+        for node in nodes:
+            node.client().execute_command("ACL", "DELUSER", "reader")
+    assert code == 1 and report["b"]["via"] == "scan"
+    notes = " ".join(report["b"]["notes"])
+    assert f"127.0.0.1:{nodes[1].port}" in notes and "SYNC refused" in notes, notes
+    assert _found(report) == _expected(before, after)
+    deadline = time.monotonic() + 10  # no replica connection left behind on any primary
+    while any(n.client().info("replication")["connected_slaves"] for n in nodes):
+        assert time.monotonic() < deadline, "a primary still has rbkit as its replica"
+        time.sleep(0.05)

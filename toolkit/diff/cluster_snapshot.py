@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,10 @@ def snapshot_set(
                 for i, (server, folder) in enumerate(zip(servers, folders, strict=True))
             ]
             try:
+                wait(jobs, return_when=FIRST_EXCEPTION)
+                for job in jobs:  # a failure ends the set at once, not when the others end
+                    if job.done() and (error := job.exception()) is not None:
+                        raise error
                 shots = [job.result() for job in jobs]
             except BaseException:
                 total.cancel()  # the others stop at their next chunk (Ctrl-C does not wait)
