@@ -5,8 +5,10 @@
 
 Up to the stage nothing of the target changes (``--dry-run`` stops after the plan; the only
 thing written is the restore's private copy of the backup, a hidden folder in the data
-directory, which is what gets checked, staged and, digest checked again, installed). From
-``save`` on, every step is announced in the journal before it runs.
+directory, which is what gets checked, staged and, digest checked again, installed). An
+RDB's scratch server starts loading that copy while the gate checks it (the stage takes it
+over once the gate has passed). From ``save`` on, every step is announced in the journal
+before it runs.
 
 No acknowledged write is lost: the old server stops by ``SHUTDOWN SAVE`` (or refuses, runs on,
 and the restore is refused); with ``--stop-cmd`` writes are held off (``CLIENT PAUSE WRITE``)
