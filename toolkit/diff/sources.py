@@ -337,16 +337,9 @@ def _open_live(
     ahead: BackgroundSnapshot | None = None,
 ) -> Side:
     """A server's side: its snapshot checked as an RDB (``ahead``: already under way), or
-    its keys read by SCAN."""
-    try:
-        live = LiveServer(server)  # connects: a refused password or no answer ends here
-    except BaseException:
-        if ahead is not None:
-            ahead.close()
-        raise
+    its keys read by SCAN. (The diff closes an unused ``ahead``.)"""
+    live = LiveServer(server)  # connects: a refused password or no answer ends here
     if is_cluster_node(live):
-        if ahead is not None:
-            ahead.close()
         return _open_cluster(ClusterLive(live), progress, via)
     reason = None
     if via != SCAN:

@@ -46,6 +46,7 @@ from toolkit.stage.scratch import (
     load_log,
     logged_load_seconds,
     scratch_settings,
+    with_modules,
 )
 from toolkit.steps import (
     FAILED,
@@ -273,9 +274,7 @@ def _load_and_compare(
         directory = early.directory
         server = early.take()
     else:
-        settings = scratch_settings(result, binary, report.notes)
-        if modules:  # absolute: the server changes into its `dir` before it loads modules
-            settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
+        settings = with_modules(scratch_settings(result, binary, report.notes), modules)
         directory = lifeline.scratch_dir("rbkit-stage-", workdir)
         server = ScratchServer(binary, directory, free_port(), settings)
     report.settings = {k: v for k, v in settings.items() if k != "loadmodule"}

@@ -65,11 +65,23 @@ def _size(path: Path) -> int:
         return 0
 
 
+# Read back as its replication snapshot (toolkit.stage.live_snapshot), streamed at once.
+_STREAMED = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"}
+_RDB = {"dbfilename": "dump.rdb", "appendonly": "no"}
+
+
+def with_modules(settings: dict[str, str], modules: Sequence[Path]) -> dict[str, str]:
+    """``settings`` with ``modules`` to load (absolute: the server changes into its ``dir``
+    before it loads them)."""
+    if modules:
+        settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
+    return settings
+
+
 def scratch_settings(result: CheckResult, binary: ServerBinary, notes: list[str]) -> dict[str, str]:
     """The config of a scratch server that loads this backup; why, said in ``notes``.
     (The drill's, and diff's when it loads an AOF to read its values.)"""
-    # Read back as its replication snapshot (toolkit.stage.live_snapshot), streamed at once.
-    settings: dict[str, str] = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"}
+    settings: dict[str, str] = dict(_STREAMED)
     databases = needed_databases(result)
     if databases > DEFAULT_DATABASES:
         settings["databases"] = str(databases)
@@ -77,7 +89,7 @@ def scratch_settings(result: CheckResult, binary: ServerBinary, notes: list[str]
             f"databases {databases}: the backup uses db {databases - 1} (the default is 16)"
         )
     if result.format == "rdb":
-        settings.update(dbfilename="dump.rdb", appendonly="no")
+        settings.update(_RDB)
         return settings
     assert result.aof is not None
     settings.update(
@@ -195,15 +207,7 @@ class EarlyLoad:
         modules: Sequence[Path] = (),
         workdir: Path | None = None,
     ) -> None:
-        self.settings: dict[str, str] = {
-            "repl-diskless-sync": "yes",
-            "repl-diskless-sync-delay": "0",
-            "dbfilename": "dump.rdb",
-            "appendonly": "no",
-            "databases": str(databases),
-        }
-        if modules:  # absolute: the server changes into its `dir` before it loads modules
-            self.settings["loadmodule"] = "\n".join(os.fspath(Path(m).absolute()) for m in modules)
+        self.settings = with_modules({**_STREAMED, **_RDB, "databases": str(databases)}, modules)
         self.rdb = rdb
         self.databases = databases
         need, free = _size(rdb), shutil.disk_usage(workdir or tempfile.gettempdir()).free
