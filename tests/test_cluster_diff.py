@@ -165,8 +165,12 @@ def test_a_primary_that_refuses_sync_midway_sends_auto_mode_to_scan(
     sets: tuple[list[RedisServer], Path, Path, Views, Views],
 ) -> None:
     """A user who may not SYNC on one primary (its refusal comes in that primary's own thread,
-    while the others send theirs): auto mode reads the cluster by SCAN, naming it."""
+    while the others wait to send theirs): auto mode reads the cluster by SCAN, naming it; the
+    others hang up before their server forks."""
     nodes, a, _b, before, after = sets
+    for n in nodes:  # (an earlier test may have set 0)
+        n.client().config_set("repl-diskless-sync-delay", "5")
+    forks = [n.client().info("stats")["total_forks"] for n in nodes]
     for i, node in enumerate(nodes):
         rules = ["on", ">pw", "~*", "&*", "+@all"] + (["-sync"] if i == 1 else [])
         node.client().execute_command("ACL", "SETUSER", "reader", *rules)
@@ -179,6 +183,8 @@ def test_a_primary_that_refuses_sync_midway_sends_auto_mode_to_scan(
     notes = " ".join(report["b"]["notes"])
     assert f"127.0.0.1:{nodes[1].port}" in notes and "SYNC refused" in notes, notes
     assert _found(report) == _expected(before, after)
+    # The others gave up while their server waited its 5 s to fork: none of them forked.
+    assert [n.client().info("stats")["total_forks"] for n in nodes] == forks
     deadline = time.monotonic() + 10  # no replica connection left behind on any primary
     while any(n.client().info("replication")["connected_slaves"] for n in nodes):
         assert time.monotonic() < deadline, "a primary still has rbkit as its replica"

@@ -24,6 +24,7 @@ from diff_support import (
     url_of,
     write_dataset,
 )
+from fault_support import tmpfs
 
 from toolkit.diff.compute import DiffError, compute_diff
 from toolkit.server.process import RedisServer, running_server
@@ -188,3 +189,55 @@ def test_killed_while_the_server_sends_its_snapshot(tmp_path: Path) -> None:
             diff.kill()
             diff.wait()
         _let_go(server, before)
+
+
+# -- a scratch disk too small for the snapshot -------------------------------------------------
+
+
+def _big_values(server: RedisServer) -> None:
+    """About 2 MB the server cannot compress: a snapshot larger than the small tmpfs."""
+    c = server.client()
+    for i in range(20):
+        c.set(f"big:{i}", os.urandom(100_000))
+
+
+def test_a_full_scratch_disk_is_said_and_left_empty(tmp_path: Path) -> None:
+    """--tmpdir on a 512 KiB tmpfs: the snapshot does not fit. Auto mode reads the server by
+    SCAN instead (the note names the directory and the full disk); --via snapshot ends the
+    diff (exit 2) with that line. The partial snapshot is removed either way, and the server
+    side found is what the server holds."""
+    with running_server(binary("7.0"), config=FAST) as server:
+        write_dataset(server)
+        _big_values(server)
+        before = snapshot(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        apply_changes(server)
+        after = snapshot(server)
+        with tmpfs(tmp_path / "small", 512 * 1024) as small:
+            # B in the second process, A in this one: both paths hit the full disk.
+            for a_spec, b_spec, label, kinds in (
+                (str(a), url_of(server), "b", expected_kinds(before, after, values=False)),
+                (url_of(server), str(a), "a", expected_kinds(after, before, values=False)),
+            ):
+                report = compute_diff(a_spec, b_spec, tmpdir=small, limit=1000)
+                side = getattr(report, label)
+                assert side.via == "scan", side.notes
+                notes = [n for n in side.notes if "no room" in n]
+                assert notes and str(small) in notes[0] and "No space left" in notes[0], side.notes
+                assert found_kinds(report) == kinds
+                assert os.listdir(small) == []
+            run = invoke_cli("diff", a, url_of(server), "--via", "snapshot", "--tmpdir", small)
+            assert run.exit_code == 2, run.output
+            lines = run.stderr.strip().splitlines()
+            assert len(lines) == 1 and "no room" in lines[0] and str(small) in lines[0], lines
+            assert os.listdir(small) == []
+        # The server was left as it was: no replica, and it saves at once.
+        assert server.client().info("replication")["connected_slaves"] == 0
+
+
+def test_tmpdir_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    a = tmp_path / "a.rdb"
+    a.write_bytes(b"")
+    run = invoke_cli("diff", a, a, "--tmpdir", tmp_path / "nowhere")
+    assert run.exit_code == 2, run.output
+    assert "nowhere: the temporary directory does not exist" in run.stderr

@@ -21,6 +21,11 @@ from toolkit.server.connect import CONNECT_TIMEOUT
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+DIFF_TMPDIR_HELP = (
+    "Where rbkit's scratch files go: a compressed, piped (-) or remote backup made local, a "
+    "server's snapshot, two files' keys spilled for the join (directories rbkit-*, removed "
+    "when rbkit ends; default $TMPDIR or /tmp)."
+)
 
 
 EXAMPLES = """\b
@@ -130,7 +135,7 @@ def diff(
             "(repl-diskless-sync yes), else SCAN.",
         ),
     ] = Via.auto,
-    tmpdir: options.tmpdir() = None,
+    tmpdir: options.tmpdir(help=DIFF_TMPDIR_HELP) = None,
     password: connection.Password = None,
     user: connection.User = None,
     tls: connection.Tls = False,

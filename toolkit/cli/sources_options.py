@@ -16,10 +16,10 @@ TMPDIR_HELP = (
 )
 
 
-def tmpdir(panel: str | None = None) -> Any:
+def tmpdir(panel: str | None = None, help: str = TMPDIR_HELP) -> Any:
     return Annotated[
         Path | None,
-        typer.Option("--tmpdir", metavar="DIR", help=TMPDIR_HELP, rich_help_panel=panel),
+        typer.Option("--tmpdir", metavar="DIR", help=help, rich_help_panel=panel),
     ]
 
 

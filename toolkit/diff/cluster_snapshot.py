@@ -71,7 +71,9 @@ def snapshot_set(
                         raise error
                 shots = [job.result() for job in jobs]
             except BaseException:
-                total.cancel()  # the others stop at their next chunk (Ctrl-C does not wait)
+                # The others stop at their next chunk, or keepalive (a second) while their
+                # server waits to fork: it then never forks (nor does Ctrl-C wait for it).
+                total.cancel()
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     return [

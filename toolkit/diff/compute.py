@@ -139,7 +139,8 @@ def compute_diff(
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
     ``connect``: how to reach a side that is a server (redis-cli's connection options).
     ``via``: how a server is read (sources.SNAPSHOT, SCAN or AUTO).
-    ``tmpdir``: where a compressed, piped or remote backup is made local (toolkit/sources).
+    ``tmpdir``: where a compressed, piped or remote backup is made local (toolkit/sources),
+    a server's snapshot is written and two files' keys are spilled (default: ``$TMPDIR``).
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
@@ -150,18 +151,24 @@ def compute_diff(
     db_set = set(dbs) if dbs is not None else None
     if db_set is not None and any(d < 0 for d in db_set):
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
+    if tmpdir is not None and not tmpdir.is_dir():
+        raise DiffError(f"{tmpdir}: the temporary directory does not exist (--tmpdir)")
     with contextlib.ExitStack() as stack:
         if a == b == "-":
             raise DiffError("-: stdin can be one side only")
         # B, a plain RDB file, is checked in a second process while A is opened (two cores);
         # a server, read as its snapshot, has it taken and checked so.
-        later = BackgroundCheck.start(b, modules) or BackgroundSnapshot.start(b, connect, via)
+        later = BackgroundCheck.start(b, modules) or BackgroundSnapshot.start(
+            b, connect, via, tmpdir
+        )
         if later is not None:
             stack.callback(later.close)
-        side_a = open_side(local_spec(stack, a, tmpdir), "A", progress, modules, connect, via)
+        side_a = open_side(
+            local_spec(stack, a, tmpdir), "A", progress, modules, connect, via, tmpdir=tmpdir
+        )
         stack.callback(side_a.close)
         spec_b = local_spec(stack, b, tmpdir)
-        side_b = open_side(spec_b, "B", progress, modules, connect, via, later)
+        side_b = open_side(spec_b, "B", progress, modules, connect, via, later, tmpdir)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS
@@ -184,7 +191,9 @@ def compute_diff(
             if values:
                 report.notes.append("values not compared: a saved report holds counts only")
         else:
-            _diff_keys(report, side_a, side_b, db_set, match, values, prefix_sep, limit, progress)
+            _diff_keys(
+                report, side_a, side_b, db_set, match, values, prefix_sep, limit, progress, tmpdir
+            )
     return report
 
 
@@ -421,9 +430,10 @@ def _diff_keys(
     prefix_sep: str | None,
     limit: int | None,
     progress: Progress,
+    tmpdir: Path | None = None,
 ) -> None:
     if isinstance(side_a, RdbSide) and isinstance(side_b, RdbSide) and ENGINE != "table":
-        _diff_files(report, side_a, side_b, dbs, match, values, prefix_sep, limit, progress)
+        _diff_files(report, side_a, side_b, dbs, match, values, prefix_sep, limit, progress, tmpdir)
         _notes(report, side_a, side_b, values)
         return
     matcher = glob_matcher(match) if match is not None else None
@@ -480,8 +490,10 @@ def _diff_files(
     prefix_sep: str | None,
     limit: int,
     progress: Progress,
+    tmpdir: Path | None = None,
 ) -> None:
-    """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`)."""
+    """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`), their keys spilled
+    under ``tmpdir``."""
     from toolkit import lifeline
     from toolkit.diff import batch_judge, columnar, partitions
     from toolkit.diff.forked import Forked
@@ -528,7 +540,7 @@ def _diff_files(
         r = sides[1]
         return spilled, (r.keys_read, r.empty, r.modules, r.expired, r.seconds)
 
-    scratch = lifeline.scratch_dir("rbkit-diff-join-")
+    scratch = lifeline.scratch_dir("rbkit-diff-join-", tmpdir)
     digests = forked = joined = None
     try:
         digests = columnar.Digests(sides) if values else None  # forked while single-threaded

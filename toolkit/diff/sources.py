@@ -163,6 +163,7 @@ def open_side(
     connect: ConnectOptions | None = None,
     via: str = AUTO,
     checked: BackgroundCheck | BackgroundSnapshot | None = None,
+    tmpdir: Path | None = None,
 ) -> Side:
     """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
 
@@ -171,7 +172,8 @@ def open_side(
     or (:data:`AUTO`) the snapshot where the server gives one safely, else SCAN.
     ``modules`` are passed to the check of a backup (an AOF's module commands need them).
     ``checked``: the check of this very file, or the snapshot of this very server, already
-    under way (:class:`BackgroundCheck`, :class:`BackgroundSnapshot`)."""
+    under way (:class:`BackgroundCheck`, :class:`BackgroundSnapshot`). ``tmpdir``: where a
+    server's snapshot is written (default: the system's temporary directory)."""
     ahead = checked if isinstance(checked, BackgroundSnapshot) and checked.spec == spec else None
     if isinstance(checked, BackgroundCheck) and checked.path == Path(spec):
         try:
@@ -185,7 +187,7 @@ def open_side(
             server = Server.parse(spec, connect)
         except UsageError as e:
             raise DiffError(str(e)) from None
-        return _open_live(server, label, progress, via, ahead)
+        return _open_live(server, label, progress, via, ahead, tmpdir)
     path = Path(spec)
     report = read_report(path)
     if report is not None:
@@ -253,7 +255,7 @@ class BackgroundSnapshot:
 
     @classmethod
     def start(
-        cls, spec: str, connect: ConnectOptions | None, via: str
+        cls, spec: str, connect: ConnectOptions | None, via: str, tmpdir: Path | None = None
     ) -> BackgroundSnapshot | None:
         """A background snapshot of ``spec`` when it names a server to be read so (auto mode
         or ``--via snapshot``) and this system can fork; else None."""
@@ -263,7 +265,7 @@ class BackgroundSnapshot:
             server = Server.parse(spec, connect)
         except UsageError:
             return None  # the side, opened as usual, says what is wrong
-        directory = lifeline.scratch_dir("rbkit-snapshot-")
+        directory = lifeline.scratch_dir("rbkit-snapshot-", tmpdir)
         job = Forked.start(lambda: _snapshot_job(server, directory / "snapshot.rdb"))
         if job is None:
             lifeline.remove_dir(directory)
@@ -290,12 +292,13 @@ class BackgroundSnapshot:
             _refuse_invalid(result)
             directory, self._directory = self._directory, None
             return SnapshotSide(result, server.display, snap, directory)
+        tmpdir = self._directory.parent
         self.close()
         if outcome[0] == "refused":
             raise SnapshotRefused(outcome[1])
         if outcome[0] == "failed":
             raise SnapshotFailed(outcome[1])
-        return _snapshot_side(server, label, progress)
+        return _snapshot_side(server, label, progress, tmpdir)
 
     def close(self) -> None:
         if self._job is not None:
@@ -335,18 +338,19 @@ def _open_live(
     progress: Progress,
     via: str,
     ahead: BackgroundSnapshot | None = None,
+    tmpdir: Path | None = None,
 ) -> Side:
     """A server's side: its snapshot checked as an RDB (``ahead``: already under way), or
     its keys read by SCAN. (The diff closes an unused ``ahead``.)"""
     live = LiveServer(server)  # connects: a refused password or no answer ends here
     if is_cluster_node(live):
-        return _open_cluster(ClusterLive(live), progress, via)
+        return _open_cluster(ClusterLive(live), progress, via, tmpdir)
     reason = None
     if via != SCAN:
         take: Callable[[], Side] = (
             (lambda: ahead.side(server, label, progress))
             if ahead is not None
-            else (lambda: _snapshot_side(server, label, progress))
+            else (lambda: _snapshot_side(server, label, progress, tmpdir))
         )
         side, reason = _try_snapshot(take, via, live.close)
         if side is not None:
@@ -359,13 +363,15 @@ def _open_live(
     return scanned
 
 
-def _open_cluster(cluster: ClusterLive, progress: Progress, via: str) -> Side:
+def _open_cluster(
+    cluster: ClusterLive, progress: Progress, via: str, tmpdir: Path | None = None
+) -> Side:
     """A live cluster's side: its primaries' snapshots as a backup set, or its keys by SCAN
     (asked for, or in auto mode when a primary will not give a snapshot: the report says why)."""
     reason = None
     if via != SCAN:
         side, reason = _try_snapshot(
-            lambda: _cluster_snapshot_side(cluster, progress), via, cluster.close
+            lambda: _cluster_snapshot_side(cluster, progress, tmpdir), via, cluster.close
         )
         if side is not None:
             return side
@@ -400,8 +406,10 @@ def _try_snapshot(
     return side, ""
 
 
-def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSide:
-    directory = lifeline.scratch_dir("rbkit-snapshot-")
+def _snapshot_side(
+    server: Server, label: str, progress: Progress, tmpdir: Path | None = None
+) -> SnapshotSide:
+    directory = lifeline.scratch_dir("rbkit-snapshot-", tmpdir)
     try:
         dest = directory / "snapshot.rdb"
         with progress_of(progress or no_progress, f"snapshot of {label} ({server.address})") as bar:
@@ -416,10 +424,12 @@ def _snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSi
         raise
 
 
-def _cluster_snapshot_side(cluster: ClusterLive, progress: Progress) -> ClusterSnapshotSide:
+def _cluster_snapshot_side(
+    cluster: ClusterLive, progress: Progress, tmpdir: Path | None = None
+) -> ClusterSnapshotSide:
     """Every primary of ``cluster`` read as its replication snapshot, into a scratch backup set
-    checked as ``check --cluster`` checks one."""
-    directory = lifeline.scratch_dir("rbkit-snapshot-")
+    (under ``tmpdir``) checked as ``check --cluster`` checks one."""
+    directory = lifeline.scratch_dir("rbkit-snapshot-", tmpdir)
     try:
         shots = snapshot_set(cluster, directory, progress)
         check = _checked_set(directory)

@@ -39,7 +39,12 @@ class SnapshotRefused(ServerError):
 
 
 class SnapshotFailed(ServerError):
-    """The server began to send its snapshot and stopped (a failed fork, a child's error)."""
+    """The server began to send its snapshot and stopped (a failed fork, a child's error), or
+    the scratch file could not hold it (:class:`NoRoom`)."""
+
+
+class NoRoom(SnapshotFailed):
+    """The scratch file's disk filled up (or refused a write) while the snapshot arrived."""
 
 
 @dataclass
@@ -123,14 +128,15 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
         if sock is None:
             raise SnapshotRefused(f"{server.display}: the connection closed before SYNC")
         reader = _Reader(sock.recv)
-        header = reader.header()
+        header = reader.header(progress)
         if header.startswith(b"-"):
             raise SnapshotRefused(
                 f"{server.display}: SYNC refused: {header[1:].decode('utf-8', 'replace')}"
             )
         if not header.startswith(b"$"):
             raise ServerError(f"{server.display}: SYNC answered {header[:40]!r}, not an RDB")
-        with open(dest, "wb") as out:
+        with open(dest, "wb", buffering=0) as file:  # unbuffered: no write is left to close
+            out = _Scratch(file)
             if header.startswith(b"$EOF:"):
                 mark = header[5:]
                 if len(mark) != EOF_MARK_LEN:
@@ -147,6 +153,11 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
                 size = reader.copy_length(length, out, progress)
                 framing = "length"
             # no fsync: a scratch file, read back at once and removed (a crash loses nothing)
+    except _WriteFailed as e:
+        raise NoRoom(
+            f"{dest.parent.parent}: no room for {server.display}'s snapshot "
+            f"({e.error.strerror or e.error} after {e.written} bytes)"
+        ) from None
     except redis.RedisError as e:
         raise server.error(e) from None
     except OSError as e:  # connected, then cut: the server gave up (its log says why)
@@ -220,6 +231,32 @@ def _first_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
+class _WriteFailed(Exception):
+    """A write to the scratch file failed (told apart from the socket's errors)."""
+
+    def __init__(self, error: OSError, written: int) -> None:
+        self.error, self.written = error, written
+
+
+class _Scratch:
+    """The scratch file the snapshot is written to; a failed write raises
+    :class:`_WriteFailed` with the bytes written before it."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = self._file.write(view)
+            except OSError as e:
+                raise _WriteFailed(e, self.written) from None
+            view = view[n:]
+            self.written += n
+
+
 class _Reader:
     """Bytes off the replication socket: the header line, then the RDB."""
 
@@ -233,13 +270,17 @@ class _Reader:
             raise OSError("the server closed the connection during SYNC")
         return data
 
-    def header(self) -> bytes:
-        """The first line that is not a keepalive newline, without its CRLF."""
+    def header(self, progress: Progress) -> bytes:
+        """The first line that is not a keepalive newline, without its CRLF. ``progress`` is
+        told 0 bytes at each keepalive (about one a second), so that a caller that gives up
+        (by raising from it) does so before the server forks."""
         while True:
             while b"\n" not in self._buf:
                 if len(self._buf) > HEADER_MAX:
                     raise OSError("SYNC's reply has no header line")
                 self._buf += self._more()
+                if progress is not None:
+                    progress(0, None)
             line, self._buf = self._buf.split(b"\n", 1)
             line = line.rstrip(b"\r")
             if line:
