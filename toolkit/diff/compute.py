@@ -58,6 +58,7 @@ from typing import Any
 
 from parsers.errors import FormatError
 from toolkit.check.keys import display_key
+from toolkit.diff.background import BackgroundCheck, BackgroundSnapshot
 from toolkit.diff.keylist import KeyList, SideState
 from toolkit.diff.live import LiveServer
 from toolkit.diff.model import (
@@ -79,17 +80,9 @@ from toolkit.diff.model import (
     DiffReport,
     PrefixDiff,
 )
-from toolkit.diff.sources import (
-    AUTO,
-    NEVER,
-    BackgroundCheck,
-    BackgroundSnapshot,
-    DbCounts,
-    RdbSide,
-    Side,
-    local_spec,
-    open_side,
-)
+from toolkit.diff.rdb_side import RdbSide
+from toolkit.diff.side import AUTO, NEVER, DbCounts, Side
+from toolkit.diff.sources import local_spec, open_side
 from toolkit.diff.table import (
     NBUCKETS,
     NO_TTL,
@@ -138,7 +131,7 @@ def compute_diff(
 
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
     ``connect``: how to reach a side that is a server (redis-cli's connection options).
-    ``via``: how a server is read (sources.SNAPSHOT, SCAN or AUTO).
+    ``via``: how a server is read (side.SNAPSHOT, SCAN or AUTO).
     ``tmpdir``: where a compressed, piped or remote backup is made local (toolkit/sources),
     a server's snapshot is written and two files' keys are spilled (default: ``$TMPDIR``).
     """
