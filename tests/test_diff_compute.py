@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 
 from toolkit.check.backup import check_backup
 from toolkit.check.report import check_report
-from toolkit.diff.compute import DiffError, compute_diff, join_tables
+from toolkit.diff.compute import DiffError, compute_diff
 from toolkit.diff.model import (
     ADDED,
     COUNTS,
@@ -50,6 +50,7 @@ from toolkit.diff.model import (
     Source,
 )
 from toolkit.diff.table import KeyTable, TypeCodes
+from toolkit.diff.table_join import join_tables
 from toolkit.server.process import RedisServer, running_server
 
 

@@ -1,12 +1,12 @@
 """The keys the columnar join hands back, judged a fetched batch at a time with Arrow compute
-(no Python object per key): the same verdicts as compute.py's per-key ``_judge_batch``,
+(no Python object per key): the same verdicts as file_join.py's per-key ``_judge_batch``,
 which stays the path for a batch this one declines.
 
 For each batch: the key names (from B's file for a key B has, else A's) and each string's
 STRLEN are read at their offsets by the C accelerator (:func:`parsers.rdb.columns.strings_at`,
 pread: scattered reads that leave no mapped pages in RSS); every key is sorted into a class
 by masks (only in A: expired by B's time or removed; only in B: added; in both: the kinds of
-difference, as ``_Tally.compare`` lists them, or unchanged); the classes are counted per
+difference, as ``Tally.compare`` lists them, or unchanged); the classes are counted per
 (db, type) with ``value_counts``; the differing keys go into the report's KeyList as
 columns. Only ``--values`` digests (decoding values) and ``--prefix-sep`` families are
 still done per key.
@@ -41,7 +41,7 @@ from toolkit.errors import DiffError
 if TYPE_CHECKING:
     from toolkit.diff.columnar import Digests, SideRows
 
-# A key's class: a bit per kind of difference of a key in both sides (as _Tally.compare
+# A key's class: a bit per kind of difference of a key in both sides (as Tally.compare
 # orders them), or one of the three classes of a key in one side only.
 _BITS = ((1, TYPE), (2, SIZE), (4, TTL_GAINED), (8, TTL_LOST), (16, TTL_CHANGED), (32, VALUE))
 _REMOVED, _ADDED, _EXPIRED = 64, 128, 256
@@ -97,7 +97,7 @@ def judge_batch(
     type_names: list[str],
     handed: dict[tuple[int, int, bool], int],
 ) -> bool:
-    """Judge a batch of the join's output into ``tally`` (compute.py's ``_Tally``), the keys
+    """Judge a batch of the join's output into ``tally`` (tally.py's ``Tally``), the keys
     of A among them counted in ``handed``; False when it must be judged key by key instead
     (a name or string header the C reader did not read, or no C accelerator), with nothing
     changed yet."""
@@ -246,7 +246,7 @@ def _value_differences(
         digest_a, digest_b = got_a[1], got_b[1]  # type: ignore[index]
         if not same_type[i] or digest_a is None or digest_b is None:
             continue
-        compared += 1  # as _Tally.unchanged and .changed count them
+        compared += 1  # as Tally.unchanged and .changed count them
         if digest_a != digest_b:
             bits[i] = 32
     return pa.array(bits, _I64), compared

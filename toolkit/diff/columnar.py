@@ -15,7 +15,7 @@ need of them is read again from the files at their names' offsets (:func:`widen`
 elements, a string's length from its header, their names, and with ``values`` the logical
 digest (:mod:`toolkit.diff.values`, half of them in a forked worker: :class:`Digests`), so the
 same content written by two Redis versions still diffs as equal. They are then judged by the
-same rules as the in-memory join (compute.py's ``_Tally``).
+same rules as the in-memory join (tally.py's ``Tally``).
 
 Memory: a walk batch and the partitions' held rows per side while spilling; then one group of
 partitions of each side in DuckDB (``MEMORY_LIMIT``: past it, it spills too) and one fetch
@@ -110,7 +110,7 @@ class SideRows:
         self.expired = 0  # keys past their TTL by the side's expired_by: left out
         self.seconds = 0.0
         # (db, type code, has an expiry) -> keys read: the keys the join only counts are
-        # these less the ones it hands back (see compute.py's _diff_files).
+        # these less the ones it hands back (see file_join.py's diff_files).
         self.counts: dict[tuple[int, int, bool], int] = {}
         self.counting = True
 
