@@ -6,6 +6,7 @@ and after the writes, read with plain commands."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from cluster_support import cluster, save_set, write_with_cli
 from conftest import invoke_cli
+from fault_support import tmpfs
 from plain_view import key_view
 
 from toolkit.server.process import RedisServer
@@ -186,6 +188,50 @@ def test_a_primary_that_refuses_sync_midway_sends_auto_mode_to_scan(
     # The others gave up while their server waited its 5 s to fork: none of them forked.
     assert [n.client().info("stats")["total_forks"] for n in nodes] == forks
     deadline = time.monotonic() + 10  # no replica connection left behind on any primary
+    while any(n.client().info("replication")["connected_slaves"] for n in nodes):
+        assert time.monotonic() < deadline, "a primary still has rbkit as its replica"
+        time.sleep(0.05)
+
+
+def test_a_full_scratch_disk_sends_auto_mode_to_scan(
+    sets: tuple[list[RedisServer], Path, Path, Views, Views], tmp_path: Path
+) -> None:
+    """--tmpdir on a 64 KiB tmpfs, a cluster holding 2.4 MB of random hex: a primary's
+    snapshot does not fit (on one page, not even the primaries' CLUSTER NODES). Auto mode
+    reads the cluster by SCAN, the note naming the full disk; --via snapshot ends the diff
+    (exit 2) in one line. Nothing is left in the tmpfs and no primary keeps rbkit as its
+    replica. (Last in the file: it adds keys, then deletes them.)"""
+    nodes, a, _b, _before, _after = sets
+    for n in nodes:
+        n.client().config_set("repl-diskless-sync-delay", "0")
+    big = [["SET", f"big{i}", os.urandom(100_000).hex()] for i in range(12)]
+    write_with_cli(nodes[0], big)
+    try:
+        with tmpfs(tmp_path / "small", 64 * 1024) as small:
+            code, report = _diff(a, f"redis://127.0.0.1:{nodes[0].port}", "--tmpdir", str(small))
+            assert code == 1 and report["b"]["via"] == "scan", report["b"]["notes"]
+            notes = " ".join(report["b"]["notes"])
+            assert "no room" in notes and "No space left" in notes and str(small) in notes, notes
+            assert {f"big{i}".encode() for i in range(12)} <= _found(report)["added"]
+            assert os.listdir(small) == []
+            run = invoke_cli(
+                "diff", a, f"redis://127.0.0.1:{nodes[0].port}", "--via", "snapshot",
+                "--tmpdir", small,
+            )  # fmt: skip
+            assert run.exit_code == 2, run.output
+            lines = run.stderr.strip().splitlines()
+            assert len(lines) == 1 and "no room" in lines[0], lines
+            assert os.listdir(small) == []
+        # One page: not even the second primary's CLUSTER NODES fits.
+        with tmpfs(tmp_path / "tiny", 4096) as tiny:
+            code, report = _diff(a, f"redis://127.0.0.1:{nodes[0].port}", "--tmpdir", str(tiny))
+            assert code == 1 and report["b"]["via"] == "scan", report["b"]["notes"]
+            notes = " ".join(report["b"]["notes"])
+            assert "no room" in notes and "CLUSTER NODES" in notes, notes
+            assert os.listdir(tiny) == []
+    finally:
+        write_with_cli(nodes[0], [["DEL", f"big{i}"] for i in range(12)])
+    deadline = time.monotonic() + 10
     while any(n.client().info("replication")["connected_slaves"] for n in nodes):
         assert time.monotonic() < deadline, "a primary still has rbkit as its replica"
         time.sleep(0.05)

@@ -20,7 +20,13 @@ import redis
 from toolkit.diff.cluster_live import ClusterLive
 from toolkit.errors import ServerError
 from toolkit.server.connect import Server
-from toolkit.server.snapshot import Snapshot, SnapshotRefused, snapshot_refusal, take_snapshot
+from toolkit.server.snapshot import (
+    NoRoom,
+    Snapshot,
+    SnapshotRefused,
+    snapshot_refusal,
+    take_snapshot,
+)
 from toolkit.steps import Progress, ProgressFactory, no_progress, progress_of
 
 # Primaries read at once: each waits out its own repl-diskless-sync-delay and forks once.
@@ -45,7 +51,7 @@ def snapshot_set(
     refusal comes before any server forks. Raises what
     :func:`~toolkit.server.snapshot.take_snapshot` raises for a primary that gives none
     (SnapshotRefused, SnapshotFailed, ConnectError), ServerError when a primary does not
-    answer CLUSTER NODES."""
+    answer CLUSTER NODES, NoRoom (a SnapshotFailed) when ``directory`` fills up."""
     servers = [live.server for live in cluster.nodes.values()]
     for server in servers:
         if (refusal := snapshot_refusal(server)) is not None:
@@ -92,7 +98,12 @@ def _save_nodes(server: Server, path: Path) -> None:
     finally:
         client.close()
     text = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
-    path.write_text(text if text.endswith("\n") else text + "\n")
+    try:
+        path.write_text(text if text.endswith("\n") else text + "\n")
+    except OSError as e:
+        raise NoRoom(
+            f"{path.parent.parent}: no room for {server.display}'s CLUSTER NODES ({e.strerror})"
+        ) from None
 
 
 class _Cancelled(Exception):
