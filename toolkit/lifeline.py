@@ -26,8 +26,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from toolkit.errors import UsageError
 
 _PR_SET_PDEATHSIG = 1
 _lock = threading.Lock()
@@ -120,6 +122,23 @@ def watch_dir(path: Path) -> None:
 
 def forget_dir(path: Path) -> None:
     _send(f"-dir {os.fspath(path.absolute())}")
+
+
+@contextlib.contextmanager
+def scratch_root(path: Path | None) -> Iterator[None]:
+    """Within the block, every scratch directory and temporary file of this process (and of
+    the processes it forks) goes under ``path``, as under ``TMPDIR=path`` (``--tmpdir``);
+    None changes nothing. Raises UsageError when ``path`` is not a directory."""
+    if path is None:
+        yield
+        return
+    if not path.is_dir():
+        raise UsageError(f"{path}: the temporary directory does not exist (--tmpdir)")
+    old, tempfile.tempdir = tempfile.tempdir, os.fspath(path.absolute())
+    try:
+        yield
+    finally:
+        tempfile.tempdir = old
 
 
 def scratch_dir(prefix: str, parent: Path | None = None) -> Path:

@@ -38,6 +38,7 @@ class Outcome:
 
 def check_one(spec: str, options: CheckOptions, shown: str | None = None) -> Outcome:
     """Check the backup ``spec`` (a path, ``-`` or a URL): the task each worker runs."""
+    from toolkit import lifeline
     from toolkit.check.backup import check_backup
     from toolkit.check.report import check_report
     from toolkit.sources.opened import open_backup
@@ -45,7 +46,7 @@ def check_one(spec: str, options: CheckOptions, shown: str | None = None) -> Out
     name = shown or spec
     try:
         tmpdir = Path(options.tmpdir) if options.tmpdir else None
-        with open_backup(spec, tmpdir) as src:
+        with lifeline.scratch_root(tmpdir), open_backup(spec, tmpdir) as src:
             result = check_backup(
                 src.path,
                 config_path=Path(options.config) if options.config else None,

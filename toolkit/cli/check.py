@@ -114,27 +114,30 @@ def check(
     tmpdir: options.tmpdir() = None,
 ) -> None:
     """Validate a backup as the server loading it would, and print its inventory."""
-    if cluster:
+    from toolkit import lifeline
+
+    with lifeline.scratch_root(tmpdir):  # every scratch file of the check
+        if cluster:
+            if len(backups) > 1 or executor != "local":
+                raise UsageError("--cluster takes one backup set: a folder of shards")
+            from toolkit.cli.cluster_check import check_cluster_set
+
+            given = {"quick": quick, "config": config, "timeline": timeline, "module": module}
+            check_cluster_set(Path(backups[0]), json_out=json_out, strict=strict, top=top, **given)
+            return
+        if quick and deep:
+            raise UsageError("--quick and --deep contradict each other")
         if len(backups) > 1 or executor != "local":
-            raise UsageError("--cluster takes one backup set: a folder of shards")
-        from toolkit.cli.cluster_check import check_cluster_set
+            if timeline:
+                raise UsageError("--timeline takes one backup, not several")
+            _check_several(
+                backups, json_out, strict, top, quick, config, module, jobs, executor, tmpdir
+            )
+            return
+        from toolkit.sources.opened import open_backup
 
-        given = {"quick": quick, "config": config, "timeline": timeline, "module": module}
-        check_cluster_set(Path(backups[0]), json_out=json_out, strict=strict, top=top, **given)
-        return
-    if quick and deep:
-        raise UsageError("--quick and --deep contradict each other")
-    if len(backups) > 1 or executor != "local":
-        if timeline:
-            raise UsageError("--timeline takes one backup, not several")
-        _check_several(
-            backups, json_out, strict, top, quick, config, module, jobs, executor, tmpdir
-        )
-        return
-    from toolkit.sources.opened import open_backup
-
-    with open_backup(backups[0], tmpdir) as src:
-        _check_one(src.path, json_out, strict, top, quick, config, timeline, module)
+        with open_backup(backups[0], tmpdir) as src:
+            _check_one(src.path, json_out, strict, top, quick, config, timeline, module)
 
 
 def _check_one(

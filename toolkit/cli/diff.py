@@ -21,11 +21,6 @@ from toolkit.server.connect import CONNECT_TIMEOUT
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-DIFF_TMPDIR_HELP = (
-    "Where rbkit's scratch files go: a compressed, piped (-) or remote backup made local, a "
-    "server's snapshot, two files' keys spilled for the join (directories rbkit-*, removed "
-    "when rbkit ends; default $TMPDIR or /tmp)."
-)
 
 
 EXAMPLES = """\b
@@ -135,7 +130,7 @@ def diff(
             "(repl-diskless-sync yes), else SCAN.",
         ),
     ] = Via.auto,
-    tmpdir: options.tmpdir(help=DIFF_TMPDIR_HELP) = None,
+    tmpdir: options.tmpdir() = None,
     password: connection.Password = None,
     user: connection.User = None,
     tls: connection.Tls = False,
@@ -160,24 +155,27 @@ def diff(
     connect, _given = connection.connect_options(
         password, user, tls, cacert, cert, key, insecure, connect_timeout
     )
-    try:
-        report = compute_diff(
-            a,
-            b,
-            dbs=sorted(set(db)) if db else None,
-            match=match,
-            values=values,
-            ttl_tolerance_ms=tolerance_ms,
-            limit=None if fmt is Format.json else limit,  # JSON: every key, for --keys-from
-            prefix_sep=prefix_sep or None,
-            progress=progress_for,
-            modules=tuple(module or ()),
-            connect=connect,
-            via=via.value,
-            tmpdir=tmpdir,
-        )
-    except DiffError as e:  # compute never names a password; redact makes sure
-        raise DiffError(render.redact(str(e))) from None
+    from toolkit import lifeline
+
+    with lifeline.scratch_root(tmpdir):  # every scratch file of the diff
+        try:
+            report = compute_diff(
+                a,
+                b,
+                dbs=sorted(set(db)) if db else None,
+                match=match,
+                values=values,
+                ttl_tolerance_ms=tolerance_ms,
+                limit=None if fmt is Format.json else limit,  # JSON: every key, for --keys-from
+                prefix_sep=prefix_sep or None,
+                progress=progress_for,
+                modules=tuple(module or ()),
+                connect=connect,
+                via=via.value,
+                tmpdir=tmpdir,
+            )
+        except DiffError as e:  # compute never names a password; redact makes sure
+            raise DiffError(render.redact(str(e))) from None
     if fmt is Format.json:
         emit_json(render.diff_json(report, top_prefixes=top, stream=True))
     elif fmt is Format.markdown:

@@ -515,17 +515,20 @@ def restore(
         before_offset, resume, restart, journal, tuple(match or ()), tuple(db or ()),
         tuple(type_ or ()), keys_from, only, on_conflict, ttl,
     )  # fmt: skip
-    backups = backup or []
-    if len(backups) > 1 or executor != "local":
-        _drills(_with_backup(args, Path(backups[0]) if backups else None), backups, jobs,
-                executor, tmpdir)  # fmt: skip
-    elif backups and rollback is None:
-        from toolkit.sources.opened import open_backup
+    from toolkit import lifeline
 
-        with open_backup(backups[0], tmpdir) as src:
-            _run(_with_backup(args, src.path))
-    else:
-        _run(_with_backup(args, Path(backups[0]) if backups else None))
+    with lifeline.scratch_root(tmpdir):  # every scratch file of the restore
+        backups = backup or []
+        if len(backups) > 1 or executor != "local":
+            _drills(_with_backup(args, Path(backups[0]) if backups else None), backups, jobs,
+                    executor, tmpdir)  # fmt: skip
+        elif backups and rollback is None:
+            from toolkit.sources.opened import open_backup
+
+            with open_backup(backups[0], tmpdir) as src:
+                _run(_with_backup(args, src.path))
+        else:
+            _run(_with_backup(args, Path(backups[0]) if backups else None))
 
 
 def _drills(

@@ -10,16 +10,16 @@ from typing import Annotated, Any
 import typer
 
 TMPDIR_HELP = (
-    "Where a compressed, piped (-) or remote (s3://, https://...) backup is decompressed or "
-    "copied to be read (a directory rbkit-src-*, removed when rbkit ends; default $TMPDIR "
-    "or /tmp)."
+    "Where rbkit's scratch files go: a compressed, piped (-) or remote (s3://, https://...) "
+    "backup made local, scratch servers' folders, servers' snapshots, spills (directories "
+    "rbkit-*, removed when rbkit ends; default $TMPDIR or /tmp)."
 )
 
 
-def tmpdir(panel: str | None = None, help: str = TMPDIR_HELP) -> Any:
+def tmpdir(panel: str | None = None) -> Any:
     return Annotated[
         Path | None,
-        typer.Option("--tmpdir", metavar="DIR", help=help, rich_help_panel=panel),
+        typer.Option("--tmpdir", metavar="DIR", help=TMPDIR_HELP, rich_help_panel=panel),
     ]
 
 

@@ -28,6 +28,7 @@ class DrillOptions:
 
 def drill_one(spec: str, options: DrillOptions, shown: str | None = None) -> Outcome:
     """The restore drill of ``spec`` (a path, or a URL): the task each worker runs."""
+    from toolkit import lifeline
     from toolkit.server.process import binary_at
     from toolkit.sources.opened import open_backup
     from toolkit.stage.drill import stage
@@ -39,7 +40,7 @@ def drill_one(spec: str, options: DrillOptions, shown: str | None = None) -> Out
             options.redis_server
         ) else None  # fmt: skip
         tmpdir = Path(options.tmpdir) if options.tmpdir else None
-        with open_backup(spec, tmpdir) as src:
+        with lifeline.scratch_root(tmpdir), open_backup(spec, tmpdir) as src:
             report = stage(
                 src.path,
                 binary=binary,
