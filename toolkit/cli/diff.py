@@ -155,27 +155,24 @@ def diff(
     connect, _given = connection.connect_options(
         password, user, tls, cacert, cert, key, insecure, connect_timeout
     )
-    from toolkit import lifeline
-
-    with lifeline.scratch_root(tmpdir):  # every scratch file of the diff
-        try:
-            report = compute_diff(
-                a,
-                b,
-                dbs=sorted(set(db)) if db else None,
-                match=match,
-                values=values,
-                ttl_tolerance_ms=tolerance_ms,
-                limit=None if fmt is Format.json else limit,  # JSON: every key, for --keys-from
-                prefix_sep=prefix_sep or None,
-                progress=progress_for,
-                modules=tuple(module or ()),
-                connect=connect,
-                via=via.value,
-                tmpdir=tmpdir,
-            )
-        except DiffError as e:  # compute never names a password; redact makes sure
-            raise DiffError(render.redact(str(e))) from None
+    try:
+        report = compute_diff(
+            a,
+            b,
+            dbs=sorted(set(db)) if db else None,
+            match=match,
+            values=values,
+            ttl_tolerance_ms=tolerance_ms,
+            limit=None if fmt is Format.json else limit,  # JSON: every key, for --keys-from
+            prefix_sep=prefix_sep or None,
+            progress=progress_for,
+            modules=tuple(module or ()),
+            connect=connect,
+            via=via.value,
+            tmpdir=tmpdir,
+        )
+    except DiffError as e:  # compute never names a password; redact makes sure
+        raise DiffError(render.redact(str(e))) from None
     if fmt is Format.json:
         emit_json(render.diff_json(report, top_prefixes=top, stream=True))
     elif fmt is Format.markdown:

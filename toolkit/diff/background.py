@@ -74,7 +74,7 @@ class BackgroundSnapshot:
 
     @classmethod
     def start(
-        cls, spec: str, connect: ConnectOptions | None, via: str, tmpdir: Path | None = None
+        cls, spec: str, connect: ConnectOptions | None, via: str
     ) -> BackgroundSnapshot | None:
         """A background snapshot of ``spec`` when it names a server to be read so (auto mode
         or ``--via snapshot``) and this system can fork; else None."""
@@ -84,7 +84,7 @@ class BackgroundSnapshot:
             server = Server.parse(spec, connect)
         except UsageError:
             return None  # the side, opened as usual, says what is wrong
-        directory = lifeline.scratch_dir("rbkit-snapshot-", tmpdir)
+        directory = lifeline.scratch_dir("rbkit-snapshot-")
         job = Forked.start(lambda: _snapshot_job(server, directory / "snapshot.rdb"))
         if job is None:
             lifeline.remove_dir(directory)
@@ -111,13 +111,12 @@ class BackgroundSnapshot:
             refuse_invalid(result)
             directory, self._directory = self._directory, None
             return SnapshotSide(result, server.display, snap, directory)
-        tmpdir = self._directory.parent
         self.close()
         if outcome[0] == "refused":
             raise SnapshotRefused(outcome[1])
         if outcome[0] == "failed":
             raise SnapshotFailed(outcome[1])
-        return snapshot_side(server, label, progress, tmpdir)
+        return snapshot_side(server, label, progress)
 
     def close(self) -> None:
         if self._job is not None:

@@ -55,6 +55,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from toolkit import lifeline
 from toolkit.diff.background import BackgroundCheck, BackgroundSnapshot
 from toolkit.diff.file_join import diff_files
 from toolkit.diff.model import (
@@ -66,22 +67,19 @@ from toolkit.diff.model import (
     DiffReport,
 )
 from toolkit.diff.rdb_side import RdbSide
-from toolkit.diff.side import AUTO, DbCounts, Side
+from toolkit.diff.side import AUTO, DbCounts, Progress, Side
 from toolkit.diff.sources import local_spec, open_side
 from toolkit.diff.table import KeyTable, TypeCodes
 from toolkit.diff.table_join import join_tables
 from toolkit.errors import DiffError
 from toolkit.server.connect import ConnectOptions
 from toolkit.server.glob import glob_matcher
-from toolkit.steps import ProgressFactory
 
 __all__ = ["DiffError", "compute_diff"]
 
 # Two RDB files are joined out of core (columnar.py) unless this is "table" (the in-memory
 # join of every side kind; benchmarks/run.py compares the two).
 ENGINE = os.environ.get("RBKIT_DIFF_ENGINE", "duckdb")
-
-Progress = ProgressFactory | None
 
 
 def compute_diff(
@@ -105,8 +103,8 @@ def compute_diff(
     ``modules``: the modules an AOF side's loading server has (as ``rbkit check --module``).
     ``connect``: how to reach a side that is a server (redis-cli's connection options).
     ``via``: how a server is read (side.SNAPSHOT, SCAN or AUTO).
-    ``tmpdir``: where a compressed, piped or remote backup is made local (toolkit/sources),
-    a server's snapshot is written and two files' keys are spilled (default: ``$TMPDIR``).
+    ``tmpdir``: where every scratch file of the diff goes (a compressed, piped or remote
+    backup made local, a server's snapshot, two files' keys spilled; default ``$TMPDIR``).
     """
     if ttl_tolerance_ms < 0:
         raise DiffError(f"TTL tolerance must be 0 or more ms, not {ttl_tolerance_ms}")
@@ -119,22 +117,18 @@ def compute_diff(
         raise DiffError(f"db numbers are 0 or more: {sorted(db_set)}")
     if tmpdir is not None and not tmpdir.is_dir():
         raise DiffError(f"{tmpdir}: the temporary directory does not exist (--tmpdir)")
-    with contextlib.ExitStack() as stack:
+    with lifeline.scratch_root(tmpdir), contextlib.ExitStack() as stack:
         if a == b == "-":
             raise DiffError("-: stdin can be one side only")
         # B, a plain RDB file, is checked in a second process while A is opened (two cores);
         # a server, read as its snapshot, has it taken and checked so.
-        later = BackgroundCheck.start(b, modules) or BackgroundSnapshot.start(
-            b, connect, via, tmpdir
-        )
+        later = BackgroundCheck.start(b, modules) or BackgroundSnapshot.start(b, connect, via)
         if later is not None:
             stack.callback(later.close)
-        side_a = open_side(
-            local_spec(stack, a, tmpdir), "A", progress, modules, connect, via, tmpdir=tmpdir
-        )
+        side_a = open_side(local_spec(stack, a, tmpdir), "A", progress, modules, connect, via)
         stack.callback(side_a.close)
         spec_b = local_spec(stack, b, tmpdir)
-        side_b = open_side(spec_b, "B", progress, modules, connect, via, later, tmpdir)
+        side_b = open_side(spec_b, "B", progress, modules, connect, via, later)
         stack.callback(side_b.close)
         counts_only = "report" in (side_a.kind, side_b.kind)
         level = COUNTS if counts_only else VALUES if values else KEYS
@@ -157,9 +151,7 @@ def compute_diff(
             if values:
                 report.notes.append("values not compared: a saved report holds counts only")
         else:
-            _diff_keys(
-                report, side_a, side_b, db_set, match, values, prefix_sep, limit, progress, tmpdir
-            )
+            _diff_keys(report, side_a, side_b, db_set, match, values, prefix_sep, limit, progress)
     return report
 
 
@@ -196,10 +188,9 @@ def _diff_keys(
     prefix_sep: str | None,
     limit: int | None,
     progress: Progress,
-    tmpdir: Path | None = None,
 ) -> None:
     if isinstance(side_a, RdbSide) and isinstance(side_b, RdbSide) and ENGINE != "table":
-        diff_files(report, side_a, side_b, dbs, match, values, prefix_sep, limit, progress, tmpdir)
+        diff_files(report, side_a, side_b, dbs, match, values, prefix_sep, limit, progress)
         _notes(report, side_a, side_b, values)
         return
     matcher = glob_matcher(match) if match is not None else None

@@ -5,19 +5,15 @@ DuckDB (:mod:`toolkit.diff.columnar`), and the keys it hands back judged a batch
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from parsers.errors import FormatError
 from toolkit.diff.model import DiffReport
 from toolkit.diff.rdb_side import RdbSide
-from toolkit.diff.side import NEVER
+from toolkit.diff.side import NEVER, Progress
 from toolkit.diff.table import NO_TTL, KeyTable, TypeCodes, clamp_expiry
 from toolkit.diff.tally import Row, Tally, judge
 from toolkit.errors import DiffError
-from toolkit.steps import ProgressFactory
-
-Progress = ProgressFactory | None
 
 
 def diff_files(
@@ -30,10 +26,8 @@ def diff_files(
     prefix_sep: str | None,
     limit: int,
     progress: Progress,
-    tmpdir: Path | None = None,
 ) -> None:
-    """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`), their keys spilled
-    under ``tmpdir``."""
+    """Two RDB files, joined out of core (:mod:`toolkit.diff.columnar`)."""
     from toolkit import lifeline
     from toolkit.diff import batch_judge, columnar, partitions
     from toolkit.diff.forked import Forked
@@ -80,7 +74,7 @@ def diff_files(
         r = sides[1]
         return spilled, (r.keys_read, r.empty, r.modules, r.expired, r.seconds)
 
-    scratch = lifeline.scratch_dir("rbkit-diff-join-", tmpdir)
+    scratch = lifeline.scratch_dir("rbkit-diff-join-")
     digests = forked = joined = None
     try:
         digests = columnar.Digests(sides) if values else None  # forked while single-threaded

@@ -4,8 +4,6 @@ a scratch folder, checked, and opened as a side.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from toolkit import lifeline
 from toolkit.check.backup import check_backup
 from toolkit.diff.cluster_live import ClusterLive
@@ -18,13 +16,11 @@ from toolkit.server.snapshot import take_snapshot
 from toolkit.steps import no_progress, progress_of
 
 
-def snapshot_side(
-    server: Server, label: str, progress: Progress, tmpdir: Path | None = None
-) -> SnapshotSide:
-    """``server``'s replication snapshot streamed into a scratch folder under ``tmpdir`` and
+def snapshot_side(server: Server, label: str, progress: Progress) -> SnapshotSide:
+    """``server``'s replication snapshot streamed into a scratch folder and
     checked; refused (DiffError) when the check finds an error. Raises what
     :func:`~toolkit.server.snapshot.take_snapshot` raises."""
-    directory = lifeline.scratch_dir("rbkit-snapshot-", tmpdir)
+    directory = lifeline.scratch_dir("rbkit-snapshot-")
     try:
         dest = directory / "snapshot.rdb"
         with progress_of(progress or no_progress, f"snapshot of {label} ({server.address})") as bar:
@@ -39,12 +35,10 @@ def snapshot_side(
         raise
 
 
-def cluster_snapshot_side(
-    cluster: ClusterLive, progress: Progress, tmpdir: Path | None = None
-) -> ClusterSnapshotSide:
+def cluster_snapshot_side(cluster: ClusterLive, progress: Progress) -> ClusterSnapshotSide:
     """Every primary of ``cluster`` read as its replication snapshot, into a scratch backup set
-    (under ``tmpdir``) checked as ``check --cluster`` checks one."""
-    directory = lifeline.scratch_dir("rbkit-snapshot-", tmpdir)
+    checked as ``check --cluster`` checks one."""
+    directory = lifeline.scratch_dir("rbkit-snapshot-")
     try:
         shots = snapshot_set(cluster, directory, progress)
         check = checked_set(directory)

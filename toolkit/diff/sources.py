@@ -61,7 +61,6 @@ def open_side(
     connect: ConnectOptions | None = None,
     via: str = AUTO,
     checked: BackgroundCheck | BackgroundSnapshot | None = None,
-    tmpdir: Path | None = None,
 ) -> Side:
     """Open side ``label`` ("A" or "B") from ``spec``. Raises DiffError for bad input.
 
@@ -70,8 +69,7 @@ def open_side(
     or (:data:`AUTO`) the snapshot where the server gives one safely, else SCAN.
     ``modules`` are passed to the check of a backup (an AOF's module commands need them).
     ``checked``: the check of this very file, or the snapshot of this very server, already
-    under way (:class:`BackgroundCheck`, :class:`BackgroundSnapshot`). ``tmpdir``: where a
-    server's snapshot is written (default: the system's temporary directory)."""
+    under way (:class:`BackgroundCheck`, :class:`BackgroundSnapshot`)."""
     ahead = checked if isinstance(checked, BackgroundSnapshot) and checked.spec == spec else None
     if isinstance(checked, BackgroundCheck) and checked.path == Path(spec):
         try:
@@ -85,7 +83,7 @@ def open_side(
             server = Server.parse(spec, connect)
         except UsageError as e:
             raise DiffError(str(e)) from None
-        return _open_live(server, label, progress, via, ahead, tmpdir)
+        return _open_live(server, label, progress, via, ahead)
     path = Path(spec)
     report = read_report(path)
     if report is not None:
@@ -110,19 +108,18 @@ def _open_live(
     progress: Progress,
     via: str,
     ahead: BackgroundSnapshot | None = None,
-    tmpdir: Path | None = None,
 ) -> Side:
     """A server's side: its snapshot checked as an RDB (``ahead``: already under way), or
     its keys read by SCAN. (The diff closes an unused ``ahead``.)"""
     live = LiveServer(server)  # connects: a refused password or no answer ends here
     if is_cluster_node(live):
-        return _open_cluster(ClusterLive(live), progress, via, tmpdir)
+        return _open_cluster(ClusterLive(live), progress, via)
     reason = None
     if via != SCAN:
         take: Callable[[], Side] = (
             (lambda: ahead.side(server, label, progress))
             if ahead is not None
-            else (lambda: snapshot_side(server, label, progress, tmpdir))
+            else (lambda: snapshot_side(server, label, progress))
         )
         side, reason = _try_snapshot(take, via, live.close)
         if side is not None:
@@ -135,15 +132,13 @@ def _open_live(
     return scanned
 
 
-def _open_cluster(
-    cluster: ClusterLive, progress: Progress, via: str, tmpdir: Path | None = None
-) -> Side:
+def _open_cluster(cluster: ClusterLive, progress: Progress, via: str) -> Side:
     """A live cluster's side: its primaries' snapshots as a backup set, or its keys by SCAN
     (asked for, or in auto mode when a primary will not give a snapshot: the report says why)."""
     reason = None
     if via != SCAN:
         side, reason = _try_snapshot(
-            lambda: cluster_snapshot_side(cluster, progress, tmpdir), via, cluster.close
+            lambda: cluster_snapshot_side(cluster, progress), via, cluster.close
         )
         if side is not None:
             return side
