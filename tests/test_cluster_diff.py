@@ -5,6 +5,7 @@ and after the writes, read with plain commands."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -54,6 +55,20 @@ def sets(
         after = _views(nodes)
         b = save_set(nodes, tmp_path_factory.mktemp("b"))
         yield nodes, a, b, before, after
+
+
+@contextlib.contextmanager
+def _config(nodes: list[RedisServer], name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` on ``nodes`` for the block, each node's own value put back
+    after (the cluster is shared by the module's tests)."""
+    old = [n.client().config_get(name)[name] for n in nodes]
+    for n in nodes:
+        n.client().config_set(name, value)
+    try:
+        yield
+    finally:
+        for n, v in zip(nodes, old, strict=True):
+            n.client().config_set(name, v)
 
 
 def _diff(a: Path | str, b: Path | str, *extra: str) -> tuple[int, dict]:
@@ -115,11 +130,8 @@ def test_auto_mode_reads_by_scan_when_a_primary_gives_no_snapshot(
     mode then reads the whole cluster by SCAN, and the report names that primary."""
     nodes, a, _b, before, after = sets
     url = f"redis://127.0.0.1:{nodes[0].port}"
-    nodes[2].client().config_set("repl-diskless-sync", "no")
-    try:
+    with _config(nodes[2:3], "repl-diskless-sync", "no"):
         code, report = _diff(a, url)
-    finally:
-        nodes[2].client().config_set("repl-diskless-sync", "yes")
     assert code == 1 and report["b"]["via"] == "scan"
     notes = " ".join(report["b"]["notes"])
     assert f"127.0.0.1:{nodes[2].port}" in notes and "repl-diskless-sync no" in notes
@@ -144,23 +156,19 @@ def test_the_live_cluster_read_as_its_primaries_snapshots(
     """``--via snapshot`` on a cluster node: every primary read by SYNC, as a backup set,
     finds what the servers showed; a primary that refuses SYNC ends the diff (exit 2)."""
     nodes, a, b, before, after = sets
-    for n in nodes:
-        n.client().config_set("repl-diskless-sync-delay", "0")
     url = f"redis://127.0.0.1:{nodes[2].port}"
-    code, report = _diff(a, url, "--via", "snapshot")
-    assert code == 1 and report["b"]["kind"] == "live" and report["b"]["via"] == "snapshot"
-    assert report["b"]["keys_read"] == len(after)
-    assert _found(report) == _expected(before, after)
-    code, report = _diff(b, url, "--via", "snapshot")
-    assert code == 0 and report["keys_differing"] == 0, report["keys"]
-    nodes[1].client().config_set("repl-diskless-sync", "no")
-    try:
-        run = invoke_cli("diff", a, url, "--via", "snapshot", "--json")
-        assert run.exit_code == 2
-        assert f"127.0.0.1:{nodes[1].port}" in run.stderr and "repl-diskless-sync no" in run.stderr
-        assert "Traceback" not in run.stderr
-    finally:
-        nodes[1].client().config_set("repl-diskless-sync", "yes")
+    with _config(nodes, "repl-diskless-sync-delay", "0"):
+        code, report = _diff(a, url, "--via", "snapshot")
+        assert code == 1 and report["b"]["kind"] == "live" and report["b"]["via"] == "snapshot"
+        assert report["b"]["keys_read"] == len(after)
+        assert _found(report) == _expected(before, after)
+        code, report = _diff(b, url, "--via", "snapshot")
+        assert code == 0 and report["keys_differing"] == 0, report["keys"]
+        with _config(nodes[1:2], "repl-diskless-sync", "no"):
+            run = invoke_cli("diff", a, url, "--via", "snapshot", "--json")
+    assert run.exit_code == 2
+    assert f"127.0.0.1:{nodes[1].port}" in run.stderr and "repl-diskless-sync no" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_a_primary_that_refuses_sync_midway_sends_auto_mode_to_scan(
@@ -170,23 +178,22 @@ def test_a_primary_that_refuses_sync_midway_sends_auto_mode_to_scan(
     while the others wait to send theirs): auto mode reads the cluster by SCAN, naming it; the
     others hang up before their server forks."""
     nodes, a, _b, before, after = sets
-    for n in nodes:  # (an earlier test may have set 0)
-        n.client().config_set("repl-diskless-sync-delay", "5")
-    forks = [n.client().info("stats")["total_forks"] for n in nodes]
-    for i, node in enumerate(nodes):
-        rules = ["on", ">pw", "~*", "&*", "+@all"] + (["-sync"] if i == 1 else [])
-        node.client().execute_command("ACL", "SETUSER", "reader", *rules)
-    try:
-        code, report = _diff(a, f"redis://reader:pw@127.0.0.1:{nodes[0].port}")
-    finally:
-        for node in nodes:
-            node.client().execute_command("ACL", "DELUSER", "reader")
-    assert code == 1 and report["b"]["via"] == "scan"
-    notes = " ".join(report["b"]["notes"])
-    assert f"127.0.0.1:{nodes[1].port}" in notes and "SYNC refused" in notes, notes
-    assert _found(report) == _expected(before, after)
-    # The others gave up while their server waited its 5 s to fork: none of them forked.
-    assert [n.client().info("stats")["total_forks"] for n in nodes] == forks
+    with _config(nodes, "repl-diskless-sync-delay", "5"):  # the server's default
+        forks = [n.client().info("stats")["total_forks"] for n in nodes]
+        for i, node in enumerate(nodes):
+            rules = ["on", ">pw", "~*", "&*", "+@all"] + (["-sync"] if i == 1 else [])
+            node.client().execute_command("ACL", "SETUSER", "reader", *rules)
+        try:
+            code, report = _diff(a, f"redis://reader:pw@127.0.0.1:{nodes[0].port}")
+        finally:
+            for node in nodes:
+                node.client().execute_command("ACL", "DELUSER", "reader")
+        assert code == 1 and report["b"]["via"] == "scan"
+        notes = " ".join(report["b"]["notes"])
+        assert f"127.0.0.1:{nodes[1].port}" in notes and "SYNC refused" in notes, notes
+        assert _found(report) == _expected(before, after)
+        # The others gave up while their server waited its 5 s to fork: none of them forked.
+        assert [n.client().info("stats")["total_forks"] for n in nodes] == forks
     deadline = time.monotonic() + 10  # no replica connection left behind on any primary
     while any(n.client().info("replication")["connected_slaves"] for n in nodes):
         assert time.monotonic() < deadline, "a primary still has rbkit as its replica"
@@ -202,35 +209,33 @@ def test_a_full_scratch_disk_sends_auto_mode_to_scan(
     (exit 2) in one line. Nothing is left in the tmpfs and no primary keeps rbkit as its
     replica. (Last in the file: it adds keys, then deletes them.)"""
     nodes, a, _b, _before, _after = sets
-    for n in nodes:
-        n.client().config_set("repl-diskless-sync-delay", "0")
-    big = [["SET", f"big{i}", os.urandom(100_000).hex()] for i in range(12)]
-    write_with_cli(nodes[0], big)
-    try:
-        with tmpfs(tmp_path / "small", 64 * 1024) as small:
-            code, report = _diff(a, f"redis://127.0.0.1:{nodes[0].port}", "--tmpdir", str(small))
-            assert code == 1 and report["b"]["via"] == "scan", report["b"]["notes"]
-            notes = " ".join(report["b"]["notes"])
-            assert "no room" in notes and "No space left" in notes and str(small) in notes, notes
-            assert {f"big{i}".encode() for i in range(12)} <= _found(report)["added"]
-            assert os.listdir(small) == []
-            run = invoke_cli(
-                "diff", a, f"redis://127.0.0.1:{nodes[0].port}", "--via", "snapshot",
-                "--tmpdir", small,
-            )  # fmt: skip
-            assert run.exit_code == 2, run.output
-            lines = run.stderr.strip().splitlines()
-            assert len(lines) == 1 and "no room" in lines[0], lines
-            assert os.listdir(small) == []
-        # One page: not even the second primary's CLUSTER NODES fits.
-        with tmpfs(tmp_path / "tiny", 4096) as tiny:
-            code, report = _diff(a, f"redis://127.0.0.1:{nodes[0].port}", "--tmpdir", str(tiny))
-            assert code == 1 and report["b"]["via"] == "scan", report["b"]["notes"]
-            notes = " ".join(report["b"]["notes"])
-            assert "no room" in notes and "CLUSTER NODES" in notes, notes
-            assert os.listdir(tiny) == []
-    finally:
-        write_with_cli(nodes[0], [["DEL", f"big{i}"] for i in range(12)])
+    url = f"redis://127.0.0.1:{nodes[0].port}"
+    with _config(nodes, "repl-diskless-sync-delay", "0"):
+        big = [["SET", f"big{i}", os.urandom(100_000).hex()] for i in range(12)]
+        write_with_cli(nodes[0], big)
+        try:
+            with tmpfs(tmp_path / "small", 64 * 1024) as small:
+                code, report = _diff(a, url, "--tmpdir", str(small))
+                assert code == 1 and report["b"]["via"] == "scan", report["b"]["notes"]
+                notes = " ".join(report["b"]["notes"])
+                assert "no room" in notes and "No space left" in notes, notes
+                assert str(small) in notes, notes
+                assert {f"big{i}".encode() for i in range(12)} <= _found(report)["added"]
+                assert os.listdir(small) == []
+                run = invoke_cli("diff", a, url, "--via", "snapshot", "--tmpdir", small)
+                assert run.exit_code == 2, run.output
+                lines = run.stderr.strip().splitlines()
+                assert len(lines) == 1 and "no room" in lines[0], lines
+                assert os.listdir(small) == []
+            # One page: not even the second primary's CLUSTER NODES fits.
+            with tmpfs(tmp_path / "tiny", 4096) as tiny:
+                code, report = _diff(a, url, "--tmpdir", str(tiny))
+                assert code == 1 and report["b"]["via"] == "scan", report["b"]["notes"]
+                notes = " ".join(report["b"]["notes"])
+                assert "no room" in notes and "CLUSTER NODES" in notes, notes
+                assert os.listdir(tiny) == []
+        finally:
+            write_with_cli(nodes[0], [["DEL", f"big{i}"] for i in range(12)])
     deadline = time.monotonic() + 10
     while any(n.client().info("replication")["connected_slaves"] for n in nodes):
         assert time.monotonic() < deadline, "a primary still has rbkit as its replica"
