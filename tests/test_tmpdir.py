@@ -5,13 +5,20 @@ the process's own temporary directory is as it was after the command."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from conftest import fixture_file, invoke_cli
 from fault_support import tmpfs
+
+from toolkit.server.process import find_binary
+from toolkit.stage.scratch import EarlyLoad
 
 NAME = "redis-7.0-all-types"
 
@@ -65,3 +72,44 @@ def test_a_tmpdir_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
         lines = run.stderr.strip().splitlines()
         assert len(lines) == 1 and "nowhere: the temporary directory does not exist" in lines[0]
     assert tempfile.gettempdir() == before
+
+
+def test_the_restores_early_load_links_its_private_copy_and_leaves_it_whole(
+    tmp_path: Path,
+) -> None:
+    """The scratch server that loads a restore's private copy while the gate checks it gets
+    the file as a hard link on the same file system (no second copy), a real copy on another
+    one, and a refusal where that copy does not fit; the server's load leaves the private
+    copy byte for byte as it was, and closing it leaves the copy in place."""
+    rdb = tmp_path / "private" / "dump.rdb"
+    rdb.parent.mkdir()
+    shutil.copyfile(fixture_file(NAME), rdb)
+    digest = hashlib.sha256(rdb.read_bytes()).hexdigest()
+    binary = find_binary("7.0")
+    early = EarlyLoad(rdb, binary, 16, workdir=tmp_path)
+    try:
+        assert (early.directory / "dump.rdb").stat().st_ino == rdb.stat().st_ino
+        server = early.take()
+        server.wait_ready()
+        info = server.client().info("keyspace")
+        assert sum(db["keys"] for db in info.values()) > 0, info
+        server.stop()
+    finally:
+        early.close()
+        shutil.rmtree(early.directory, ignore_errors=True)
+    assert hashlib.sha256(rdb.read_bytes()).hexdigest() == digest
+    with tmpfs(tmp_path / "other", 4 * 1024 * 1024) as other:  # another file system
+        early = EarlyLoad(rdb, binary, 16, workdir=other)
+        try:
+            copied = early.directory / "dump.rdb"
+            assert copied.stat().st_ino != rdb.stat().st_ino
+            assert copied.read_bytes() == rdb.read_bytes()
+        finally:
+            early.close()
+        assert os.listdir(other) == []
+    with tmpfs(tmp_path / "small", 64 * 1024) as small:  # the copy does not fit
+        with pytest.raises(OSError) as refused:
+            EarlyLoad(rdb, binary, 16, workdir=small)
+        assert refused.value.errno == errno.ENOSPC
+        assert os.listdir(small) == []
+    assert hashlib.sha256(rdb.read_bytes()).hexdigest() == digest

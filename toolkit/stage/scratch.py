@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -144,6 +143,21 @@ def install_backup(result: CheckResult, directory: Path, settings: dict[str, str
     return total
 
 
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """``src`` hard-linked as ``dest``; copied where the two folders are on different file
+    systems (or links are refused), if it fits: the stage never fills the disk the target may
+    share."""
+    try:
+        os.link(src, dest)
+        return
+    except OSError:
+        pass
+    need, free = _size(src), shutil.disk_usage(dest.parent).free
+    if need > free:
+        raise OSError(errno.ENOSPC, f"the scratch copy needs {need} bytes, {free} are free")
+    shutil.copyfile(src, dest)
+
+
 def load_log(path: Path, limit: int = 20) -> list[str]:
     """The server's log lines from "Server initialized" on (without the usual host warnings)."""
     try:
@@ -194,7 +208,9 @@ def _search_log(
 
 class EarlyLoad:
     """A scratch server started on an RDB file before its check is done, so that the check
-    (the restore's gate) and the server's load run side by side. Its settings come from the
+    (the restore's gate) and the server's load run side by side. The file is the restore's
+    private copy: hard-linked in where it can be (the server only reads it, and the install
+    hashes it again), else copied. Its settings come from the
     target the restore is for (its ``databases`` and modules), not from the check; the stage
     takes it over once the gate has passed (:meth:`fits` says whether it can), and a refused
     or cut-off restore closes it unused. Nothing of the target is touched."""
@@ -210,16 +226,13 @@ class EarlyLoad:
         self.settings = with_modules({**_STREAMED, **_RDB, "databases": str(databases)}, modules)
         self.rdb = rdb
         self.databases = databases
-        need, free = _size(rdb), shutil.disk_usage(workdir or tempfile.gettempdir()).free
-        if need > free:  # never fill the disk the target may share: the stage refuses it
-            raise OSError(errno.ENOSPC, f"the scratch copy needs {need} bytes, {free} are free")
         self.directory = lifeline.scratch_dir("rbkit-stage-", workdir)
         self.server = ScratchServer(binary, self.directory, free_port(), self.settings)
         self.copied = 0
         self.since_ms = 0
         self._taken = False
         try:
-            shutil.copyfile(rdb, self.directory / "dump.rdb")
+            _link_or_copy(rdb, self.directory / "dump.rdb")
             self.copied = _size(rdb)
             self.since_ms = int(time.time() * 1000)
             self.server.spawn()
