@@ -73,7 +73,7 @@ def column_arrays(batch: KeyColumns) -> dict[str, pa.Array]:
     expire = arrays["expire_ms"].buffers()[1]
     has_expiry = pc.not_equal(arrays["expire_ms"], NO_EXPIRY)
     arrays["expire_ms"] = pa.Array.from_buffers(
-        pa.int64(), n, [has_expiry.buffers()[1], expire], null_count=n - _count(has_expiry)
+        pa.int64(), n, [has_expiry.buffers()[1], expire], null_count=n - count_true(has_expiry)
     )
     offsets = pa.py_buffer(batch.columns[_NAME_OFFSETS])
     arrays["key"] = pa.Array.from_buffers(
@@ -113,7 +113,8 @@ def to_arrow(batch: KeyColumns, *, with_internal: bool = False) -> pa.RecordBatc
     return pa.RecordBatch.from_arrays(arrays, schema=FULL_SCHEMA if with_internal else SCHEMA)
 
 
-def _count(mask: pa.BooleanArray) -> int:
+def count_true(mask: pa.BooleanArray) -> int:
+    """How many rows of a boolean column are true."""
     return int(pc.sum(mask).as_py() or 0)
 
 

@@ -12,17 +12,21 @@ the allowance. Every allowance made is listed with where its number comes from.
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from parsers.printable import printable
 from toolkit.check.inventory import DbStats
 from toolkit.check.result import CheckResult
+from toolkit.columns import count_true
 from toolkit.server.read import LiveDb, LiveKeyspace, key_hash
 from toolkit.stage.keysummary import summarize
+from toolkit.stage.ttls import Gone, Ttls
 from toolkit.text import plural
 
 # -- the backup's key names ----------------------------------------------------------------
@@ -36,10 +40,7 @@ class DbKeys:
     digest: int = 0  # XOR of key_hash over those keys
     empty_by_type: Counter[str] = field(default_factory=Counter)  # skipped on load
     empty_expires: int = 0  # of those, how many had a TTL
-    types: list[str] = field(default_factory=list)  # type names indexed by expiring_type
-    expiring_ms: array = field(default_factory=lambda: array("q"))  # TTL of each key with one
-    expiring_hash: array = field(default_factory=lambda: array("Q"))
-    expiring_type: array = field(default_factory=lambda: array("H"))
+    ttls: Ttls = field(default_factory=Ttls)  # of every key with one
     # key hash -> (type in the backup or None, has a TTL): touched by unmodelled commands
     undecided: dict[int, tuple[str | None, bool]] = field(default_factory=dict)
 
@@ -48,21 +49,7 @@ class DbKeys:
         self.count += 1
         self.digest ^= h
         if expire_ms is not None:
-            self.add_expiring(h, type_name, expire_ms)
-
-    def add_expiring(self, h: int, type_name: str, expire_ms: int) -> None:
-        """Note the TTL of a key already counted (by its name's hash ``h``)."""
-        if type_name not in self.types:
-            self.types.append(type_name)
-        self.expiring_ms.append(min(expire_ms, (1 << 63) - 1))
-        self.expiring_hash.append(h)
-        self.expiring_type.append(self.types.index(type_name))
-
-    def expiring(self) -> Iterator[tuple[int, int, str]]:
-        """``(expire_ms, key hash, type)`` of every key with a TTL."""
-        types = self.types
-        for e, h, t in zip(self.expiring_ms, self.expiring_hash, self.expiring_type, strict=True):
-            yield e, h, types[t]
+            self.ttls.add(h, type_name, expire_ms)
 
 
 @dataclass
@@ -83,8 +70,7 @@ class BackupKeys:
         touched by a command the model does not apply."""
         out: dict[int, set[int]] = {}
         for n, d in self.databases.items():
-            hashes = set(d.undecided)
-            hashes.update(h for e, h, _t in d.expiring() if since_ms < e <= until_ms)
+            hashes = set(d.undecided) | d.ttls.between(since_ms, until_ms)
             if hashes:
                 out[n] = hashes
         return out
@@ -104,15 +90,13 @@ def rdb_keys(paths: list[Path]) -> BackupKeys:
     """The key names of RDB files, together (a cluster's shards). Raises FormatError or
     OSError where one is damaged or unreadable."""
     out = BackupKeys()
-
-    def expiring(db: int, type_name: str, expire_ms: int, h: int) -> None:
-        out.db(db).add_expiring(h, type_name, expire_ms)
-
-    summary = summarize(paths, on_expiring=expiring)
+    summary = summarize(paths, ttls=True)
     for n, s in summary.databases.items():
         d = out.db(n)
         d.count, d.digest = s.keys, s.digest
         d.empty_by_type, d.empty_expires = s.empty_by_type, s.empty_expires
+        if s.ttls is not None:
+            d.ttls = s.ttls
     return out
 
 
@@ -249,6 +233,7 @@ def _exact(
     server should have dropped as expired while loading (low, high)."""
     before_total = during_total = 0
     out.digest_compared = True
+    clock = until_ms if live.time_ms is None else live.time_ms
     for db, e in expect.items():
         d = bk.databases.get(db, DbKeys())
         lv = live.databases.get(db, LiveDb())
@@ -266,27 +251,19 @@ def _exact(
                 f"{plural(empty, 'empty collection')} in the backup, which Redis skips on load",
             )
         e.digest = d.digest
-        before = during = running = 0
-        for exp, h, t in d.expiring():
-            if h in d.undecided:
-                continue
-            if exp <= since_ms or (exp <= until_ms and h not in lv.watched):
-                e.keys -= 1
-                e.expires -= 1
-                e.expires_extra += 1  # SCAN skips it; kept in memory, INFO may still count it
-                e.by_type[t] -= 1
-                e.digest ^= h
-                if exp <= since_ms:
-                    before += 1
-                else:
-                    during += 1
-            elif exp <= until_ms:
-                e.expires_slack += 1  # there at SCAN; may expire before INFO is read
-            elif exp <= live.time_ms:
-                running += 1
-                e.keys_slack += 1
-                e.expires_slack += 1
-                e.type_slack[t] += 1
+        ttl = ttl_outcomes(d, lv.watched, since_ms, until_ms, clock)
+        gone = ttl.gone
+        e.keys -= gone.keys
+        e.expires -= gone.keys
+        e.expires_extra += gone.keys  # SCAN skips them; kept in memory, INFO may still count them
+        e.by_type.subtract(gone.by_type)
+        e.digest ^= gone.digest
+        before, during = ttl.gone_before_load, gone.keys - ttl.gone_before_load
+        e.expires_slack += ttl.watched_in_read  # there at SCAN; may expire before INFO is read
+        running = ttl.running_out.keys
+        e.keys_slack += running
+        e.expires_slack += running
+        e.type_slack.update(ttl.running_out.by_type)
         if running:
             e.digest = None
             _allow(
@@ -350,6 +327,52 @@ def _exact(
                 f"({commands}): taken as the server has them",
             )
     return before_total, before_total + during_total
+
+
+@dataclass
+class TtlOutcomes:
+    """What a backup's TTLs of one db say of a server that loaded it (see
+    :func:`ttl_outcomes`)."""
+
+    gone: Gone  # no longer on the server
+    gone_before_load: int  # of those, how many had run out before the load began
+    watched_in_read: int  # watched keys whose TTL ran out while the server was read
+    running_out: Gone  # ran out after the read, before the server's clock: there or not
+
+
+def ttl_outcomes(
+    d: DbKeys, watched: Collection[int], since_ms: int, until_ms: int, clock_ms: int
+) -> TtlOutcomes:
+    """Judge the keys of ``d`` that have a TTL (but those touched by unmodelled commands,
+    ``d.undecided``, which the caller takes as the server has them) against a server that
+    began its load at ``since_ms``, was read until ``until_ms`` (``watched``: the name hashes
+    it was asked about in that window) and whose clock said ``clock_ms`` then:
+
+    - gone: the TTL ran out by ``since_ms``, or by ``until_ms`` and the key was not watched;
+    - watched in the read: the TTL ran out in (since, until] and the key was watched;
+    - running out: the TTL ran out in (until, clock].
+    """
+    ms, hashes = d.ttls.columns()
+    if not len(ms):
+        return TtlOutcomes(Gone(), 0, 0, Gone())
+    decided = _not_in(hashes, d.undecided)
+    unwatched = _not_in(hashes, watched)
+    before = pc.and_(decided, pc.less_equal(ms, since_ms))
+    in_read = pc.and_(decided, pc.and_(pc.greater(ms, since_ms), pc.less_equal(ms, until_ms)))
+    after = pc.and_(decided, pc.and_(pc.greater(ms, until_ms), pc.less_equal(ms, clock_ms)))
+    return TtlOutcomes(
+        gone=d.ttls.pick(pc.or_(before, pc.and_(in_read, unwatched))),
+        gone_before_load=count_true(before),
+        watched_in_read=count_true(pc.and_(in_read, pc.invert(unwatched))),
+        running_out=d.ttls.pick(after),
+    )
+
+
+def _not_in(hashes: pa.Array, leave_out: Collection[int]) -> pa.Array:
+    """Whether each of ``hashes`` is not one of ``leave_out``."""
+    if not leave_out:
+        return pc.equal(hashes, hashes)  # all true (no nulls)
+    return pc.invert(pc.is_in(hashes, pa.array(list(leave_out), pa.uint64())))
 
 
 def _check_server_expired(out: Comparison, live: LiveKeyspace, predicted: tuple[int, int]) -> None:

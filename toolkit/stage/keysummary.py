@@ -3,15 +3,18 @@ and the restore's verification compare a backup with a server's snapshot by.
 
 Per db: how many keys, of which types, how many with a TTL, and the key-name digest (the XOR
 of the names' XXH64, :func:`toolkit.server.read.key_hash`); the empty collections apart
-(Redis skips them when it loads a file); each key with a TTL handed to a callback. No Python
-object is made per key: the C walk fills columns, and the sums are taken batch by batch, so
-memory stays flat whatever the number of keys.
+(Redis skips them when it loads a file); on request, the TTL of every key that has one
+(:class:`~toolkit.stage.ttls.Ttls`, 18 bytes a key). No Python object is made per key, TTL
+or not: the C walk fills columns, and the sums are taken batch by batch (only empty
+collections, module values and watched keys are looked at one by one) and the file's pages
+are released behind the walk, so memory stays flat whatever the number of keys, but for the
+TTLs asked for.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +24,12 @@ import pyarrow.compute as pc
 from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns, xor64
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES
 from parsers.rdb.walker import RdbWalker
-from toolkit.mapped import mapped
+from toolkit.columns import count_true, fixed_bytes
+from toolkit.mapped import mapped, releasing_hook
+from toolkit.stage.ttls import Ttls
 
 _COLLECTIONS = pa.array(sorted(COLLECTION_TYPES), pa.uint8())
 _TYPE_NAMES = [TYPE_NAMES.get(t, "?") for t in range(256)]
-
-# (db, type name, expire_ms, key hash) of a key with a TTL.
-OnExpiring = Callable[[int, str, int, int], None]
 
 
 @dataclass
@@ -42,17 +44,19 @@ class DbSummary:
     empty_expires: int = 0  # of those, how many had a TTL
     expired: int = 0  # past their TTL at ``alive_at``: left out of everything above
     watched: dict[int, str] = field(default_factory=dict)  # watched key hash -> type
+    ttls: Ttls | None = None  # the kept keys' TTLs, where asked for
 
 
 @dataclass
 class Summary:
     databases: dict[int, DbSummary] = field(default_factory=dict)
     functions: list[str] = field(default_factory=list)  # library names
+    with_ttls: bool = False  # each db keeps its keys' TTLs
 
     def db(self, n: int) -> DbSummary:
         d = self.databases.get(n)
         if d is None:
-            d = self.databases[n] = DbSummary()
+            d = self.databases[n] = DbSummary(ttls=Ttls() if self.with_ttls else None)
         return d
 
 
@@ -61,24 +65,24 @@ def summarize(
     *,
     alive_at: int | None = None,
     watch: dict[int, Set[int]] | None = None,
-    on_expiring: OnExpiring | None = None,
+    ttls: bool = False,
 ) -> Summary:
     """Sum up the keys of ``paths`` (RDB files read together, e.g. a cluster's shards).
 
     ``alive_at`` (ms) leaves out the keys whose TTL has run out by then (as a server reading
-    its own snapshot would); ``watch`` (db -> key hashes) asks which of those keys are there,
-    ``on_expiring`` is called for every non-empty key with a TTL that is kept.
+    its own snapshot would); ``watch`` (db -> key hashes) asks which of those keys are there;
+    ``ttls`` keeps the TTL of every non-empty key that has one and is kept.
     Raises FormatError where a file is damaged, OSError where one cannot be read.
     """
-    out = Summary()
+    out = Summary(with_ttls=ttls)
     for path in paths:
         with mapped(path) as mm:
             if mm is None:
                 continue
-            walker = RdbWalker(mm)
+            walker = RdbWalker(mm, on_progress=releasing_hook(mm, None))
             watched = pa.array([h for hs in (watch or {}).values() for h in hs], pa.uint64())
             for batch in key_columns(walker):
-                _add_batch(out, batch, alive_at, watch or {}, watched, on_expiring)
+                _add_batch(out, batch, alive_at, watch or {}, watched)
             out.functions.extend(f.library for f in walker.functions)
             for db in walker.dbs:
                 out.db(db)
@@ -91,10 +95,9 @@ def _add_batch(
     alive_at: int | None,
     watch: dict[int, Set[int]],
     watched: pa.Array,
-    on_expiring: OnExpiring | None,
 ) -> None:
-    """Add a batch: its ordinary keys (no TTL, not empty, not watched, not a module value)
-    in bulk, per db; the others row by row."""
+    """Add a batch: its keys in bulk, per db, but for the empty collections, module values
+    and watched keys, which are added row by row."""
     n = batch.rows
 
     def column(kind: pa.DataType, name: str) -> pa.Array:
@@ -103,36 +106,46 @@ def _add_batch(
     dbs = column(pa.int32(), "db")
     type_ids = column(pa.uint8(), "type_id")
     hashes = column(pa.uint64(), "key_hash")
-    empty = pc.and_(pc.equal(column(pa.int64(), "elements"), 0), pc.is_in(type_ids, _COLLECTIONS))
-    special = pc.or_(empty, pc.not_equal(column(pa.int64(), "expire_ms"), NO_EXPIRY))
+    expire = column(pa.int64(), "expire_ms")
+    special = pc.and_(pc.equal(column(pa.int64(), "elements"), 0), pc.is_in(type_ids, _COLLECTIONS))
     if len(watched):
         special = pc.or_(special, pc.is_in(hashes, watched))
     if batch.modules:
         rows = pa.array(sorted(batch.modules), pa.int64())
         special = pc.or_(special, pc.is_in(pa.array(range(n), pa.int64()), rows))
-    ordinary = pc.invert(special)
+    has_ttl = pc.not_equal(expire, NO_EXPIRY)
+    plain = pc.invert(special)
+    kept = plain
+    expired = None
+    if alive_at is not None:  # a TTL that ran out by then: left out, and counted
+        expired = pc.and_(plain, pc.and_(has_ttl, pc.less_equal(expire, alive_at)))
+        kept = pc.and_(plain, pc.invert(expired))
     lo, hi = (v.as_py() for v in pc.min_max(dbs).values())
     for db in [lo] if lo == hi else pc.unique(dbs).to_pylist():
-        keep = ordinary if lo == hi else pc.and_(ordinary, pc.equal(dbs, db))
+        here = None if lo == hi else pc.equal(dbs, db)
+        keep = kept if here is None else pc.and_(kept, here)
         d = out.db(db)
         picked = pc.filter(hashes, keep)
         d.keys += len(picked)
-        d.digest ^= xor64(_data(picked))
+        d.digest ^= xor64(fixed_bytes(picked, 8))
         counts = pc.value_counts(pc.filter(type_ids, keep))
         for type_id, count in zip(
             counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
         ):
             d.by_type[_TYPE_NAMES[type_id]] += count
+        with_ttl = pc.and_(keep, has_ttl)
+        d.expires += count_true(with_ttl)
+        if expired is not None:
+            d.expired += count_true(expired if here is None else pc.and_(expired, here))
+        if d.ttls is not None:
+            d.ttls.extend(
+                pc.filter(type_ids, with_ttl),
+                pc.filter(expire, with_ttl),
+                pc.filter(hashes, with_ttl),
+            )
     views = _Views(batch)
     for r in pc.indices_nonzero(special).to_pylist():
-        _add_row(out, views, r, alive_at, watch, on_expiring)
-
-
-def _data(array: pa.Array) -> memoryview:
-    """The values of a fixed-width array without nulls, as bytes."""
-    width = array.type.byte_width
-    buf = array.buffers()[1]
-    return memoryview(buf)[array.offset * width : (array.offset + len(array)) * width]
+        _add_row(out, views, r, alive_at, watch)
 
 
 class _Views:
@@ -153,7 +166,6 @@ def _add_row(
     r: int,
     alive_at: int | None,
     watch: dict[int, Set[int]],
-    on_expiring: OnExpiring | None,
 ) -> None:
     db = batch.db[r]
     d = out.db(db)
@@ -176,5 +188,5 @@ def _add_row(
         d.watched[h] = name
     if has_ttl:
         d.expires += 1
-        if on_expiring is not None:
-            on_expiring(db, name, expire, h)
+        if d.ttls is not None:
+            d.ttls.add(h, name, expire)

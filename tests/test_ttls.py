@@ -1,0 +1,88 @@
+"""The TTL columns of a backup's db (toolkit.stage.ttls) and how the drill's and the restore's
+comparison judges them in bulk (toolkit.stage.compare.ttl_outcomes), against the rules
+stated here key by key, on random keys: a key touched by an unmodelled command is left to
+the server; one whose TTL ran out by the load's start, or by the read's end unwatched, is
+gone; a watched one that ran out during the read may be there or not; one that ran out
+after the read but by the server's clock may be there or not."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.rdb.constants import TYPE_NAMES
+from toolkit.stage.compare import DbKeys, ttl_outcomes
+
+SINCE, UNTIL, CLOCK = 1_000, 2_000, 3_000
+RDB_TYPES = sorted(TYPE_NAMES)
+
+key = st.tuples(
+    st.integers(0, 2**64 - 1),  # the name's hash
+    st.sampled_from([*RDB_TYPES, -1]),  # -1: a module value, added one by one
+    st.sampled_from([b + d for b in (SINCE, UNTIL, CLOCK) for d in (-1, 0, 1)])
+    | st.integers(0, 4_000)
+    | st.integers(-(2**63) + 1, 2**63 - 1),  # expire ms: the edges, near them, anywhere
+    st.booleans(),  # watched
+    st.booleans(),  # undecided
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(key, max_size=60, unique_by=lambda k: k[0]), st.integers(1, 7))
+def test_bulk_judgement_agrees_with_the_rules_key_by_key(
+    keys: list[tuple[int, int, int, bool, bool]], split: int
+) -> None:
+    d = DbKeys()
+    plain = [k for k in keys if k[1] >= 0]
+    for part in (plain[::split], [k for i, k in enumerate(plain) if i % split]):
+        if part:  # in batches of Arrow columns, as the C walk's rows come
+            d.ttls.extend(
+                pa.array([k[1] for k in part], pa.uint8()),
+                pa.array([k[2] for k in part], pa.int64()),
+                pa.array([k[0] for k in part], pa.uint64()),
+            )
+    for h, _t, ms, _w, _u in (k for k in keys if k[1] < 0):
+        d.ttls.add(h, "graphdata", ms)
+    watched = {k[0] for k in keys if k[3]}
+    d.undecided = {k[0]: (None, True) for k in keys if k[4]}
+    assert len(d.ttls) == len(keys)
+
+    gone: Counter[str] = Counter()
+    running: Counter[str] = Counter()
+    digest = before = watched_in_read = 0
+    for h, t, ms, _w, _u in keys:
+        name = TYPE_NAMES[t] if t >= 0 else "graphdata"
+        if h in d.undecided:
+            continue
+        if ms <= SINCE or (ms <= UNTIL and h not in watched):
+            gone[name] += 1
+            digest ^= h
+            before += ms <= SINCE
+        elif ms <= UNTIL:
+            watched_in_read += 1
+        elif ms <= CLOCK:
+            running[name] += 1
+
+    out = ttl_outcomes(d, watched, SINCE, UNTIL, CLOCK)
+    assert out.gone.keys == sum(gone.values())
+    assert +out.gone.by_type == gone
+    assert out.gone.digest == digest
+    assert out.gone_before_load == before
+    assert out.watched_in_read == watched_in_read
+    assert out.running_out.keys == sum(running.values())
+    assert +out.running_out.by_type == running
+    assert d.ttls.between(SINCE, UNTIL) == {h for h, _t, ms, _w, _u in keys if SINCE < ms <= UNTIL}
+
+
+def test_the_watch_window_names_keys_by_their_hash() -> None:
+    d = DbKeys()
+    d.add(b"early", "string", 900)
+    d.add(b"in", "hash", 1_500)
+    d.add(b"late", "set", 2_500)
+    d.add(b"none", "string", None)
+    assert d.count == 4 and len(d.ttls) == 3
+    assert d.ttls.between(SINCE, UNTIL) == {xxhash.xxh64_intdigest(b"in")}
