@@ -5,7 +5,8 @@ Each artefact has its own builder function and an entry in ARTEFACTS, so later a
 unless --force is given (or the file it is made from is newer).
 
     python benchmarks/make_data.py            # bench.rdb (2.8 M keys), bench-aof/,
-                                              # bench-aof-preamble/, bench-diff.rdb
+                                              # bench-aof-preamble/, bench-diff.rdb,
+                                              # bench-ttl.rdb (a cache: 9 keys in 10 with a TTL)
     python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts), bench-x4-diff.rdb
     python benchmarks/make_data.py --x8       # also bench-x8.rdb (22.4 M keys), bench-x8-diff.rdb
 """
@@ -282,6 +283,48 @@ def make_diff_copy(target: Path, source: Path, scale: int) -> int:
     return keys
 
 
+# ARGV: SCAN cursor, count, first expiry (Unix ms), spread (ms). Every key but each tenth the
+# scan meets gets an absolute expiry in [first, first + spread); returns the next cursor.
+TTL_SCRIPT = """
+local reply = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
+local first, spread = tonumber(ARGV[3]), tonumber(ARGV[4])
+for i, key in ipairs(reply[2]) do
+  if i % 10 ~= 0 then
+    redis.call('PEXPIREAT', key, first + (i * 7919 + #key * 104729) % spread)
+  end
+end
+return reply[1]
+"""
+TTL_AHEAD_MS = 365 * 86_400_000  # far enough that no key expires while the file is in use
+TTL_SPREAD_MS = 30 * 86_400_000
+
+
+def make_ttl_copy(target: Path, source: Path) -> int:
+    """target: the RDB ``source`` with nine keys in ten given a TTL (a year ahead, spread
+    over 30 days), as a cache holds them: the same keys and values, so the two files' times
+    differ by what the TTLs cost. Returns the key count."""
+    if not source.exists():
+        raise FileNotFoundError(f"{source} not found: build it first")
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-ttl-") as tmp:
+        directory = Path(tmp)
+        shutil.copyfile(source, directory / "dump.rdb")
+        with running_server(find_binary("7.0"), directory=directory, config=DIFF_CONFIG) as s:
+            client = s.client(socket_timeout=None)
+            script = client.register_script(TTL_SCRIPT)
+            first = int(time.time() * 1000) + TTL_AHEAD_MS
+            cursor = 0
+            while True:
+                cursor = int(script(args=[cursor, CHUNK, first, TTL_SPREAD_MS]))
+                if cursor == 0:
+                    break
+            keys = int(client.dbsize())
+            info = client.info("keyspace")
+            expiring = sum(int(db["expires"]) for db in info.values())
+            save_rdb(s, target)
+    print(f"  {expiring:,} of {keys:,} keys with a TTL")
+    return keys
+
+
 def replace_dir(new: Path, target: Path) -> None:
     """Put the directory `new` at `target`, removing an older target only once `new` is in."""
     old = target.with_name(target.name + ".old")
@@ -349,6 +392,13 @@ ARTEFACTS: list[Artefact] = [
         True,
         lambda p: make_diff_copy(p, p.with_name("bench.rdb"), 1),
         "bench.rdb with 1% of keys deleted, 1% changed, 1% added: the diff pair",
+        source="bench.rdb",
+    ),
+    Artefact(
+        "bench-ttl.rdb",
+        True,
+        lambda p: make_ttl_copy(p, p.with_name("bench.rdb")),
+        "bench.rdb with nine keys in ten given a TTL: a cache",
         source="bench.rdb",
     ),
     *(artefact for scale in SCALES for artefact in scaled(scale)),
