@@ -1,9 +1,10 @@
 """The TTL columns of a backup's db (toolkit.stage.ttls) and how the drill's and the restore's
 comparison judges them in bulk (toolkit.stage.compare.ttl_outcomes), against the rules
 stated here key by key, on random keys: a key touched by an unmodelled command is left to
-the server; one whose TTL ran out by the load's start, or by the read's end unwatched, is
-gone; a watched one that ran out during the read may be there or not; one that ran out
-after the read but by the server's clock may be there or not."""
+the server; one whose TTL ran out by the load's start is gone; one that ran out during the
+read is there as the read says (watched and found by SCAN; for a snapshot, if its TTL runs
+out after the snapshot's time); one that ran out after the read but by the server's clock
+may be there or not."""
 
 from __future__ import annotations
 
@@ -26,16 +27,22 @@ key = st.tuples(
     st.sampled_from([b + d for b in (SINCE, UNTIL, CLOCK) for d in (-1, 0, 1)])
     | st.integers(0, 4_000)
     | st.integers(-(2**63) + 1, 2**63 - 1),  # expire ms: the edges, near them, anywhere
-    st.booleans(),  # watched
+    st.booleans(),  # watched and found (by SCAN)
     st.booleans(),  # undecided
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(key, max_size=60, unique_by=lambda k: k[0]), st.integers(1, 7))
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(key, max_size=60, unique_by=lambda k: k[0]),
+    st.integers(1, 7),
+    st.none() | st.sampled_from([SINCE - 1, SINCE, (SINCE + UNTIL) // 2, UNTIL, UNTIL + 1]),
+)
 def test_bulk_judgement_agrees_with_the_rules_key_by_key(
-    keys: list[tuple[int, int, int, bool, bool]], split: int
+    keys: list[tuple[int, int, int, bool, bool]], split: int, cut: int | None
 ) -> None:
+    """``cut``: a snapshot taken then (a key is there if its TTL runs out after it), or
+    None: a SCAN read (a key is there if it was watched and found)."""
     d = DbKeys()
     plain = [k for k in keys if k[1] >= 0]
     for part in (plain[::split], [k for i, k in enumerate(plain) if i % split]):
@@ -47,7 +54,7 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
             )
     for h, _t, ms, _w, _u in (k for k in keys if k[1] < 0):
         d.ttls.add(h, "graphdata", ms)
-    watched = {k[0] for k in keys if k[3]}
+    seen = {k[0] for k in keys if k[3]}
     d.undecided = {k[0]: (None, True) for k in keys if k[4]}
     assert len(d.ttls) == len(keys)
 
@@ -58,7 +65,8 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
         name = TYPE_NAMES[t] if t >= 0 else "graphdata"
         if h in d.undecided:
             continue
-        if ms <= SINCE or (ms <= UNTIL and h not in watched):
+        there = ms > cut if cut is not None else h in seen
+        if ms <= SINCE or (ms <= UNTIL and not there):
             gone[name] += 1
             digest ^= h
             before += ms <= SINCE
@@ -67,7 +75,7 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
         elif ms <= CLOCK:
             running[name] += 1
 
-    out = ttl_outcomes(d, watched, SINCE, UNTIL, CLOCK)
+    out = ttl_outcomes(d, seen, SINCE, UNTIL, CLOCK, cut_ms=cut)
     assert out.gone.keys == sum(gone.values())
     assert +out.gone.by_type == gone
     assert out.gone.digest == digest

@@ -71,6 +71,9 @@ class LiveKeyspace:
     # How the keys were read: "scan", "snapshot" (its replication RDB, toolkit.stage.live_snapshot)
     # or "info" (INFO keyspace counts alone: no types, no key names)
     via: str = "scan"
+    # A snapshot cut at this server time (ms): every key whose TTL runs out after it is there,
+    # none other with a TTL (its keys with a TTL were not watched by name); None otherwise.
+    cut_ms: int | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...]:

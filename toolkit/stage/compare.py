@@ -67,13 +67,18 @@ class BackupKeys:
 
     def watch(self, since_ms: int, until_ms: int) -> dict[int, set[int]]:
         """The keys whose presence only the server can tell: TTL in (since, until], or
-        touched by a command the model does not apply."""
+        touched by a command the model does not apply. (A snapshot read needs only the
+        latter: :meth:`undecided`.)"""
         out: dict[int, set[int]] = {}
         for n, d in self.databases.items():
             hashes = set(d.undecided) | d.ttls.between(since_ms, until_ms)
             if hashes:
                 out[n] = hashes
         return out
+
+    def undecided(self) -> dict[int, set[int]]:
+        """The keys touched by a command the model does not apply, per db."""
+        return {n: set(d.undecided) for n, d in self.databases.items() if d.undecided}
 
 
 def backup_keys(result: CheckResult) -> BackupKeys:
@@ -251,7 +256,7 @@ def _exact(
                 f"{plural(empty, 'empty collection')} in the backup, which Redis skips on load",
             )
         e.digest = d.digest
-        ttl = ttl_outcomes(d, lv.watched, since_ms, until_ms, clock)
+        ttl = ttl_outcomes(d, lv.watched, since_ms, until_ms, clock, cut_ms=live.cut_ms)
         gone = ttl.gone
         e.keys -= gone.keys
         e.expires -= gone.keys
@@ -341,29 +346,38 @@ class TtlOutcomes:
 
 
 def ttl_outcomes(
-    d: DbKeys, watched: Collection[int], since_ms: int, until_ms: int, clock_ms: int
+    d: DbKeys,
+    seen: Collection[int],
+    since_ms: int,
+    until_ms: int,
+    clock_ms: int,
+    *,
+    cut_ms: int | None = None,
 ) -> TtlOutcomes:
     """Judge the keys of ``d`` that have a TTL (but those touched by unmodelled commands,
     ``d.undecided``, which the caller takes as the server has them) against a server that
-    began its load at ``since_ms``, was read until ``until_ms`` (``watched``: the name hashes
-    it was asked about in that window) and whose clock said ``clock_ms`` then:
+    began its load at ``since_ms``, was read until ``until_ms`` and whose clock said
+    ``clock_ms`` then. Whether a key whose TTL ran out in (since, until] is still there is
+    what the read found: ``seen``, the name hashes of the watched keys it found; or, for a
+    snapshot the server took at ``cut_ms`` by its clock, whether the TTL runs out after
+    ``cut_ms`` (the snapshot's own keys are cut there too: nothing needs watching).
 
-    - gone: the TTL ran out by ``since_ms``, or by ``until_ms`` and the key was not watched;
-    - watched in the read: the TTL ran out in (since, until] and the key was watched;
+    - gone: the TTL ran out by ``since_ms``, or by ``until_ms`` and the key is not there;
+    - watched in the read: the TTL ran out in (since, until] and the key is there;
     - running out: the TTL ran out in (until, clock].
     """
     ms, hashes = d.ttls.columns()
     if not len(ms):
         return TtlOutcomes(Gone(), 0, 0, Gone())
     decided = _not_in(hashes, d.undecided)
-    unwatched = _not_in(hashes, watched)
+    there = pc.greater(ms, cut_ms) if cut_ms is not None else pc.invert(_not_in(hashes, seen))
     before = pc.and_(decided, pc.less_equal(ms, since_ms))
     in_read = pc.and_(decided, pc.and_(pc.greater(ms, since_ms), pc.less_equal(ms, until_ms)))
     after = pc.and_(decided, pc.and_(pc.greater(ms, until_ms), pc.less_equal(ms, clock_ms)))
     return TtlOutcomes(
-        gone=d.ttls.pick(pc.or_(before, pc.and_(in_read, unwatched))),
+        gone=d.ttls.pick(pc.or_(before, pc.and_(in_read, pc.invert(there)))),
         gone_before_load=count_true(before),
-        watched_in_read=count_true(pc.and_(in_read, pc.invert(unwatched))),
+        watched_in_read=count_true(pc.and_(in_read, there)),
         running_out=d.ttls.pick(after),
     )
 
