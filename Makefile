@@ -66,7 +66,7 @@ bench: $(BIN)/rbkit
 	$(BIN)/python benchmarks/make_data.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/restore.py
-	$(BIN)/python benchmarks/restore.py benchmarks/data/bench-ttl.rdb --appendonly no
+	$(BIN)/python benchmarks/restore.py --cache --appendonly no
 	$(BIN)/python benchmarks/live.py
 
 clean:

@@ -5,8 +5,7 @@ Each artefact has its own builder function and an entry in ARTEFACTS, so later a
 unless --force is given (or the file it is made from is newer).
 
     python benchmarks/make_data.py            # bench.rdb (2.8 M keys), bench-aof/,
-                                              # bench-aof-preamble/, bench-diff.rdb,
-                                              # bench-ttl.rdb (a cache: 9 keys in 10 with a TTL)
+                                              # bench-aof-preamble/, bench-diff.rdb
     python benchmarks/make_data.py --x4       # also bench-x4.rdb (4x the counts), bench-x4-diff.rdb
     python benchmarks/make_data.py --x8       # also bench-x8.rdb (22.4 M keys), bench-x8-diff.rdb
 """
@@ -285,6 +284,7 @@ def make_diff_copy(target: Path, source: Path, scale: int) -> int:
 
 # ARGV: SCAN cursor, count, first expiry (Unix ms), spread (ms). Every key but each tenth the
 # scan meets gets an absolute expiry in [first, first + spread); returns the next cursor.
+# (make_cache_copy)
 TTL_SCRIPT = """
 local reply = redis.call('SCAN', ARGV[1], 'COUNT', ARGV[2])
 local first, spread = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -295,26 +295,25 @@ for i, key in ipairs(reply[2]) do
 end
 return reply[1]
 """
-TTL_AHEAD_MS = 365 * 86_400_000  # far enough that no key expires while the file is in use
-TTL_SPREAD_MS = 30 * 86_400_000
 
 
-def make_ttl_copy(target: Path, source: Path) -> int:
-    """target: the RDB ``source`` with nine keys in ten given a TTL (a year ahead, spread
-    over 30 days), as a cache holds them: the same keys and values, so the two files' times
-    differ by what the TTLs cost. Returns the key count."""
+def make_cache_copy(target: Path, source: Path, ahead_ms: int, spread_ms: int) -> int:
+    """target: the RDB ``source`` with nine keys in ten given a TTL that runs out between
+    ``ahead_ms`` and ``ahead_ms + spread_ms`` from now, as a cache holds them: the same keys
+    and values, so the two files' times differ by what the TTLs cost. Built when used
+    (``restore.py --cache``): its keys expire. Returns the key count."""
     if not source.exists():
         raise FileNotFoundError(f"{source} not found: build it first")
-    with tempfile.TemporaryDirectory(prefix="rbkit-bench-ttl-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-cache-") as tmp:
         directory = Path(tmp)
         shutil.copyfile(source, directory / "dump.rdb")
         with running_server(find_binary("7.0"), directory=directory, config=DIFF_CONFIG) as s:
             client = s.client(socket_timeout=None)
             script = client.register_script(TTL_SCRIPT)
-            first = int(time.time() * 1000) + TTL_AHEAD_MS
+            first = int(time.time() * 1000) + ahead_ms
             cursor = 0
             while True:
-                cursor = int(script(args=[cursor, CHUNK, first, TTL_SPREAD_MS]))
+                cursor = int(script(args=[cursor, CHUNK, first, spread_ms]))
                 if cursor == 0:
                     break
             keys = int(client.dbsize())
@@ -392,13 +391,6 @@ ARTEFACTS: list[Artefact] = [
         True,
         lambda p: make_diff_copy(p, p.with_name("bench.rdb"), 1),
         "bench.rdb with 1% of keys deleted, 1% changed, 1% added: the diff pair",
-        source="bench.rdb",
-    ),
-    Artefact(
-        "bench-ttl.rdb",
-        True,
-        lambda p: make_ttl_copy(p, p.with_name("bench.rdb")),
-        "bench.rdb with nine keys in ten given a TTL: a cache",
         source="bench.rdb",
     ),
     *(artefact for scale in SCALES for artefact in scaled(scale)),
