@@ -11,6 +11,7 @@ import shutil
 import struct
 import subprocess
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from conftest import invoke_cli
 from json_schemas import assert_valid
 from rdb_bytes import rstr
 
-from parsers.cluster.slots import key_slot, py_key_slot
+from parsers.cluster import slots
+from parsers.cluster.slots import key_slot, name_slots, py_key_slot
 from parsers.rdb.crc64 import crc64
 from parsers.rdb.walker import RdbWalker
 from toolkit.server.process import RedisServer
@@ -80,9 +82,20 @@ def test_key_slot_is_the_servers(live: tuple[list[RedisServer], Path]) -> None:
         b"\xff\x00{\x01}\x80",
         bytes(range(256)),
     ]
+    expected = [c.execute_command("CLUSTER", "KEYSLOT", key) for key in keys]
+    for key, slot in zip(keys, expected, strict=True):
+        assert key_slot(key) == py_key_slot(key) == slot, key
+    # The names of a batch of key columns, back to back: by the C helper and without it.
+    offsets = array("q", [0])
     for key in keys:
-        expected = c.execute_command("CLUSTER", "KEYSLOT", key)
-        assert key_slot(key) == py_key_slot(key) == expected, key
+        offsets.append(offsets[-1] + len(key))
+    names = b"".join(keys)
+    by_c = name_slots(names, memoryview(offsets), len(keys))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(slots, "_speedups", None)
+        by_python = name_slots(names, memoryview(offsets), len(keys))
+    assert memoryview(by_c).cast("H").tolist() == expected
+    assert by_python == by_c
 
 
 def test_the_set_is_whole(live: tuple[list[RedisServer], Path]) -> None:

@@ -20,6 +20,7 @@ from toolkit.stage.compare import DbKeys, ttl_outcomes
 
 SINCE, UNTIL, CLOCK = 1_000, 2_000, 3_000
 RDB_TYPES = sorted(TYPE_NAMES)
+SLOTS = (0, 1, 2, 16383)
 
 key = st.tuples(
     st.integers(0, 2**64 - 1),  # the name's hash
@@ -29,20 +30,23 @@ key = st.tuples(
     | st.integers(-(2**63) + 1, 2**63 - 1),  # expire ms: the edges, near them, anywhere
     st.booleans(),  # watched and found (by SCAN)
     st.booleans(),  # undecided
+    st.sampled_from(SLOTS),  # its cluster hash slot
 )
+edge = st.sampled_from([SINCE - 1, SINCE, (SINCE + UNTIL) // 2, UNTIL, UNTIL + 1])
+# How the server was read: by SCAN (None), as one snapshot cut then (an int), or as a
+# cluster's primaries, each slot's cut (None: its primary was read by SCAN).
+reads = st.none() | edge | st.fixed_dictionaries({s: st.none() | edge for s in SLOTS})
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(key, max_size=60, unique_by=lambda k: k[0]),
-    st.integers(1, 7),
-    st.none() | st.sampled_from([SINCE - 1, SINCE, (SINCE + UNTIL) // 2, UNTIL, UNTIL + 1]),
-)
+@given(st.lists(key, max_size=60, unique_by=lambda k: k[0]), st.integers(1, 7), reads)
 def test_bulk_judgement_agrees_with_the_rules_key_by_key(
-    keys: list[tuple[int, int, int, bool, bool]], split: int, cut: int | None
+    keys: list[tuple[int, int, int, bool, bool, int]],
+    split: int,
+    read: int | dict[int, int | None] | None,
 ) -> None:
-    """``cut``: a snapshot taken then (a key is there if its TTL runs out after it), or
-    None: a SCAN read (a key is there if it was watched and found)."""
+    """A key whose TTL ran out during the read is there if it was watched and found (SCAN),
+    or if its TTL runs out after the cut of the snapshot that holds its slot."""
     d = DbKeys()
     plain = [k for k in keys if k[1] >= 0]
     for part in (plain[::split], [k for i, k in enumerate(plain) if i % split]):
@@ -51,9 +55,10 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
                 pa.array([k[1] for k in part], pa.uint8()),
                 pa.array([k[2] for k in part], pa.int64()),
                 pa.array([k[0] for k in part], pa.uint64()),
+                pa.array([k[5] for k in part], pa.uint16()),
             )
-    for h, _t, ms, _w, _u in (k for k in keys if k[1] < 0):
-        d.ttls.add(h, "graphdata", ms)
+    for h, _t, ms, _w, _u, slot in (k for k in keys if k[1] < 0):
+        d.ttls.add(h, "graphdata", ms, slot)
     seen = {k[0] for k in keys if k[3]}
     d.undecided = {k[0]: (None, True) for k in keys if k[4]}
     assert len(d.ttls) == len(keys)
@@ -61,10 +66,11 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
     gone: Counter[str] = Counter()
     running: Counter[str] = Counter()
     digest = before = watched_in_read = 0
-    for h, t, ms, _w, _u in keys:
+    for h, t, ms, _w, _u, slot in keys:
         name = TYPE_NAMES[t] if t >= 0 else "graphdata"
         if h in d.undecided:
             continue
+        cut = read.get(slot) if isinstance(read, dict) else read
         there = ms > cut if cut is not None else h in seen
         if ms <= SINCE or (ms <= UNTIL and not there):
             gone[name] += 1
@@ -75,7 +81,13 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
         elif ms <= CLOCK:
             running[name] += 1
 
-    out = ttl_outcomes(d, seen, SINCE, UNTIL, CLOCK, cut_ms=cut)
+    if isinstance(read, dict):
+        slot_cuts: list[int | None] = [None] * 16384
+        for slot, cut in read.items():
+            slot_cuts[slot] = cut
+        out = ttl_outcomes(d, seen, SINCE, UNTIL, CLOCK, slot_cuts=slot_cuts)
+    else:
+        out = ttl_outcomes(d, seen, SINCE, UNTIL, CLOCK, cut_ms=read)
     assert out.gone.keys == sum(gone.values())
     assert +out.gone.by_type == gone
     assert out.gone.digest == digest
@@ -83,7 +95,7 @@ def test_bulk_judgement_agrees_with_the_rules_key_by_key(
     assert out.watched_in_read == watched_in_read
     assert out.running_out.keys == sum(running.values())
     assert +out.running_out.by_type == running
-    assert d.ttls.between(SINCE, UNTIL) == {h for h, _t, ms, _w, _u in keys if SINCE < ms <= UNTIL}
+    assert d.ttls.between(SINCE, UNTIL) == {k[0] for k in keys if SINCE < k[2] <= UNTIL}
 
 
 def test_the_watch_window_names_keys_by_their_hash() -> None:

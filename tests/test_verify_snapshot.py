@@ -11,6 +11,7 @@ the key names' hashes, and a changed value in it is found.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,38 @@ def content(c: redis.Redis, key: bytes) -> tuple[object, ...]:
     return t, read(key), c.pttl(key) > 0
 
 
+def saved_backup(tmp_path: Path, fill: Callable[[redis.Redis], None]) -> tuple[Path, dict]:
+    """A Redis 7.0 server filled by ``fill`` and SAVEd: its dump.rdb copied into
+    ``tmp_path``, and each key's content as the server gave it right after the SAVE."""
+    with running_server(binary("7.0")) as source:
+        client = source.client()
+        fill(client)
+        client.save()
+        want = {k: content(client, k) for k in client.scan_iter(count=1000)}
+        client.close()
+        backup = tmp_path / "dump.rdb"
+        backup.write_bytes((source.directory / "dump.rdb").read_bytes())
+    return backup, want
+
+
+def cluster_restores(backup: Path) -> Iterator[tuple[bool, list, dict]]:
+    """``restore --to NODE --cluster`` of ``backup`` into a new 3-primary cluster, twice: with
+    every primary giving a snapshot, then with one refusing (repl-diskless-sync no): yields
+    whether one refused, the nodes (the cluster still up) and the report of a restore that
+    exited 0."""
+    config = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"}
+    for refusing in (False, True):
+        with cluster(config=config) as nodes:
+            if refusing:
+                nodes[1].client().config_set("repl-diskless-sync", "no")
+            code, report, err = restore(backup, nodes[0], "--yes", "--cluster")
+            assert code == 0, (report or {}).get("reasons") or err
+            assert report["verification"]["key_names_compared"] is True
+            read = report["verification"]["read"]
+            assert read["read_by"] == ("scan+snapshot" if refusing else "snapshot")
+            yield refusing, nodes, report
+
+
 def test_a_cluster_restore_is_read_back_by_each_primarys_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,8 +259,8 @@ def test_a_cluster_restore_is_read_back_by_each_primarys_snapshot(
     as its replication snapshot (one refusing, with repl-diskless-sync no, by SCAN: the JSON
     says scan+snapshot), and the cluster then holds exactly the source server's keys."""
     monkeypatch.setattr(network_verify, "SNAPSHOT_MIN_KEYS", 0)
-    with running_server(binary("7.0")) as source:
-        client = source.client()
+
+    def fill(client: redis.Redis) -> None:
         far = server_ms(client) + 3_600_000
         pipe = client.pipeline(transaction=False)
         for i in range(300):
@@ -239,25 +272,53 @@ def test_a_cluster_restore_is_read_back_by_each_primarys_snapshot(
             if i % 3 == 0:
                 pipe.pexpireat(f"s:{i}", far)
         pipe.execute()
-        client.save()
-        want = {k: content(client, k) for k in client.scan_iter(count=1000)}
-        client.close()
-        backup = tmp_path / "dump.rdb"
-        backup.write_bytes((source.directory / "dump.rdb").read_bytes())
-    config = {"repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0"}
-    for refusing in (False, True):
-        with cluster(config=config) as nodes:
-            if refusing:
-                nodes[1].client().config_set("repl-diskless-sync", "no")
-            code, report, err = restore(backup, nodes[0], "--yes", "--cluster")
-            assert code == 0, (report or {}).get("reasons") or err
-            assert report["verification"]["mode"] == "keyspace"
-            assert report["verification"]["key_names_compared"] is True
-            read = report["verification"]["read"]
-            assert read["read_by"] == ("scan+snapshot" if refusing else "snapshot")
-            held = {}
-            for n in nodes:
-                c = n.client()
-                held.update({k: content(c, k) for k in c.scan_iter(count=1000)})
-                c.close()
-            assert held == want
+
+    backup, want = saved_backup(tmp_path, fill)
+    for _refusing, nodes, report in cluster_restores(backup):
+        assert report["verification"]["mode"] == "keyspace"
+        held = {}
+        for n in nodes:
+            c = n.client()
+            held.update({k: content(c, k) for k in c.scan_iter(count=1000)})
+            c.close()
+        assert held == want
+
+
+def test_keys_expiring_while_a_cluster_is_read_back_are_judged_by_each_primarys_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache restored into a cluster: 3000 keys whose TTLs run out one every 4 ms from
+    1.5 s after the backup's SAVE, so that some have run out before the load, some while
+    the primaries are read back and the rest after. Each primary's snapshot is judged by its
+    own cut (the backup's keys by their slots), one read by SCAN by its watched keys: the
+    restore is verified with key names compared, allows for keys that ran out, and the
+    cluster holds the backup's keys but those whose TTL ran out."""
+    monkeypatch.setattr(network_verify, "SNAPSHOT_MIN_KEYS", 0)
+
+    def fill(client: redis.Redis) -> None:
+        start = server_ms(client) + 1_500
+        pipe = client.pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"c:{i}", "v", pxat=start + 4 * i)
+        for i in range(300):
+            pipe.set(f"s:{i}", f"v{i}")
+            pipe.hset(f"h:{i}", mapping={"f": "1"})
+        pipe.execute()
+
+    backup, want = saved_backup(tmp_path, fill)
+    assert len(want) == 3600
+    ran_out = Counter[str]()
+    for _refusing, nodes, report in cluster_restores(backup):
+        for a in report["verification"]["allowances"]:
+            ran_out[a["kind"]] += a["keys"]
+        held, plain = set(), {}  # (a "c:" key may run out between SCAN and TYPE)
+        for n in nodes:
+            c = n.client()
+            for k in c.scan_iter(count=1000):
+                held.add(k)
+                if not k.startswith(b"c:"):
+                    plain[k] = content(c, k)
+            c.close()
+        assert plain == {k: v for k, v in want.items() if not k.startswith(b"c:")}
+        assert held <= set(want)
+    assert ran_out["expired_during_drill"] > 0, ran_out  # the read-back's window was crossed

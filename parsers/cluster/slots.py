@@ -58,6 +58,20 @@ def key_slot(key: bytes) -> int:
     return py_key_slot(key)
 
 
+def name_slots(names: bytes | bytearray | memoryview, offsets: memoryview, rows: int) -> bytearray:
+    """The slots of ``rows`` key names stored back to back in ``names``, row i from
+    ``offsets[i]`` to ``offsets[i + 1]`` (a typed int64 memoryview, as a batch of
+    :class:`~parsers.rdb.columns.KeyColumns` holds them), as native uint16 values."""
+    out = bytearray(2 * rows)
+    if _speedups is not None:
+        _speedups.name_slots(names, offsets, rows, out)
+        return out
+    slots = memoryview(out).cast("H")
+    for i in range(rows):
+        slots[i] = py_key_slot(bytes(names[offsets[i] : offsets[i + 1]]))
+    return out
+
+
 class SlotCounts:
     """Keys counted per slot while a walk goes: ``buffer`` holds 2 * 16384 native uint64, the
     keys of each slot, then those of them with an expiry (the C scan adds to it in place)."""

@@ -37,6 +37,10 @@
  * key_slot(key) -> slot
  * The cluster hash slot of a key (bytes-like), as Redis's keyHashSlot computes it.
  *
+ * name_slots(names, offsets, rows, out) -> None
+ * The slot of each of `rows` names stored back to back (a KeyColumns batch's names and
+ * name_offsets), written to `out` as native uint16.
+ *
  * candidates(entries) -> [index, ...]
  * The indices, in order, of the 16-byte entries whose key hash occurs more than once.
  *
@@ -639,6 +643,53 @@ static PyObject *key_slot(PyObject *self, PyObject *arg)
     unsigned slot = key_hash_slot((const uint8_t *)view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     return PyLong_FromUnsignedLong(slot);
+}
+
+/* name_slots(names, offsets, rows, out): the slot of each of `rows` key names stored back to
+ * back in `names` (row i from offsets[i] to offsets[i + 1], native int64), written to `out` as
+ * native uint16. Offsets out of order or past `names` raise ValueError. */
+static PyObject *name_slots(PyObject *self, PyObject *args)
+{
+    PyObject *names_obj, *offsets_obj, *out_obj;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "OOnO", &names_obj, &offsets_obj, &rows, &out_obj))
+        return NULL;
+    Py_buffer names = {0}, offsets = {0}, out = {0};
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(names_obj, &names, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(offsets_obj, &offsets, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (PyObject_GetBuffer(out_obj, &out, PyBUF_WRITABLE) < 0)
+        goto done;
+    if (rows < 0 || offsets.len / 8 < rows + 1 || out.len / 2 < rows) {
+        PyErr_SetString(PyExc_ValueError, "name_slots: the buffers are too short for the rows");
+        goto done;
+    }
+    const uint8_t *b = (const uint8_t *)names.buf;
+    const uint8_t *o = (const uint8_t *)offsets.buf;
+    uint16_t *slots = (uint16_t *)out.buf;
+    int64_t start;
+    memcpy(&start, o, 8);
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        int64_t end;
+        memcpy(&end, o + 8 * (i + 1), 8);
+        if (start < 0 || end < start || end > names.len) {
+            PyErr_Format(PyExc_ValueError, "name_slots: row %zd's name is out of bounds", i);
+            goto done;
+        }
+        slots[i] = (uint16_t)key_hash_slot(b + start, (size_t)(end - start));
+        start = end;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (out.obj)
+        PyBuffer_Release(&out);
+    if (offsets.obj)
+        PyBuffer_Release(&offsets);
+    PyBuffer_Release(&names);
+    return result;
 }
 
 static PyObject *scan_full(PyObject *self, PyObject *args)
@@ -1365,6 +1416,8 @@ static PyMethodDef methods[] = {
     {"scan_full", scan_full, METH_VARARGS,
      "Check and count a run of key records; see the file header."},
     {"key_slot", key_slot, METH_O, "The cluster hash slot of a key; see the file header."},
+    {"name_slots", name_slots, METH_VARARGS,
+     "The cluster hash slots of names stored back to back; see the file header."},
     {"candidates", candidates, METH_O,
      "Indices of the key hash entries whose hash occurs more than once; see the file header."},
     {"records", records, METH_VARARGS, "Per-key rows into columnar buffers; see the file header."},

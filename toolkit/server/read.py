@@ -74,6 +74,9 @@ class LiveKeyspace:
     # A snapshot cut at this server time (ms): every key whose TTL runs out after it is there,
     # none other with a TTL (its keys with a TTL were not watched by name); None otherwise.
     cut_ms: int | None = None
+    # A cluster's primaries read as one: per slot (16384), the cut of the snapshot of the
+    # primary that holds it, or None where that one was read by SCAN (its keys watched).
+    slot_cuts: list[int | None] | None = None
 
     @property
     def version_tuple(self) -> tuple[int, ...]:

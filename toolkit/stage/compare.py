@@ -13,13 +13,14 @@ the allowance. Every allowance made is listed with where its number comes from.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers.cluster.slots import key_slot
 from parsers.printable import printable
 from toolkit.check.inventory import DbStats
 from toolkit.check.result import CheckResult
@@ -49,7 +50,7 @@ class DbKeys:
         self.count += 1
         self.digest ^= h
         if expire_ms is not None:
-            self.ttls.add(h, type_name, expire_ms)
+            self.ttls.add(h, type_name, expire_ms, key_slot(key))
 
 
 @dataclass
@@ -256,7 +257,9 @@ def _exact(
                 f"{plural(empty, 'empty collection')} in the backup, which Redis skips on load",
             )
         e.digest = d.digest
-        ttl = ttl_outcomes(d, lv.watched, since_ms, until_ms, clock, cut_ms=live.cut_ms)
+        ttl = ttl_outcomes(
+            d, lv.watched, since_ms, until_ms, clock, cut_ms=live.cut_ms, slot_cuts=live.slot_cuts
+        )
         gone = ttl.gone
         e.keys -= gone.keys
         e.expires -= gone.keys
@@ -353,24 +356,33 @@ def ttl_outcomes(
     clock_ms: int,
     *,
     cut_ms: int | None = None,
+    slot_cuts: Sequence[int | None] | None = None,
 ) -> TtlOutcomes:
     """Judge the keys of ``d`` that have a TTL (but those touched by unmodelled commands,
     ``d.undecided``, which the caller takes as the server has them) against a server that
     began its load at ``since_ms``, was read until ``until_ms`` and whose clock said
     ``clock_ms`` then. Whether a key whose TTL ran out in (since, until] is still there is
-    what the read found: ``seen``, the name hashes of the watched keys it found; or, for a
-    snapshot the server took at ``cut_ms`` by its clock, whether the TTL runs out after
-    ``cut_ms`` (the snapshot's own keys are cut there too: nothing needs watching).
+    what the read found: ``seen``, the name hashes of the watched keys it found (a SCAN read);
+    for a snapshot the server took at ``cut_ms`` by its clock, whether the TTL runs out after
+    ``cut_ms`` (the snapshot's own keys are cut there too: nothing needs watching); for a
+    cluster, ``slot_cuts``: per slot, the cut of the primary that holds it (None: that one was
+    read by SCAN, and ``seen`` says).
 
     - gone: the TTL ran out by ``since_ms``, or by ``until_ms`` and the key is not there;
     - watched in the read: the TTL ran out in (since, until] and the key is there;
     - running out: the TTL ran out in (until, clock].
     """
-    ms, hashes = d.ttls.columns()
+    ms, hashes, slots = d.ttls.columns()
     if not len(ms):
         return TtlOutcomes(Gone(), 0, 0, Gone())
     decided = _not_in(hashes, d.undecided)
-    there = pc.greater(ms, cut_ms) if cut_ms is not None else pc.invert(_not_in(hashes, seen))
+    if slot_cuts is not None:
+        cuts = pc.take(pa.array(slot_cuts, pa.int64()), slots)
+        there = pc.coalesce(pc.greater(ms, cuts), pc.invert(_not_in(hashes, seen)))
+    elif cut_ms is not None:
+        there = pc.greater(ms, cut_ms)
+    else:
+        there = pc.invert(_not_in(hashes, seen))
     before = pc.and_(decided, pc.less_equal(ms, since_ms))
     in_read = pc.and_(decided, pc.and_(pc.greater(ms, since_ms), pc.less_equal(ms, until_ms)))
     after = pc.and_(decided, pc.and_(pc.greater(ms, until_ms), pc.less_equal(ms, clock_ms)))

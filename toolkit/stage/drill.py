@@ -390,7 +390,6 @@ def read_expected(
     server: Server | None = None,
     notes: list[str] | None = None,
     quick_fork: bool = False,
-    cut: bool = True,
 ) -> LiveKeyspace:
     """Read a server that loaded ``result``'s backup at ``since_ms``: the types the backup
     holds, and the keys whose presence only the server can tell (watched by name): those
@@ -400,26 +399,22 @@ def read_expected(
     With ``server``, it is read as its replication snapshot where it gives one
     (:mod:`toolkit.stage.live_snapshot`; ``quick_fork`` as there), else by SCAN, the reason
     added to ``notes``. A snapshot is cut at the server's clock (``LiveKeyspace.cut_ms``):
-    it says by itself which TTLs ran out, and the keys with a TTL are not watched, unless
-    ``cut`` is False (several servers read as one: their cuts differ)."""
-
-    def window() -> dict[int, set[int]] | None:
-        return keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
-
+    it says by itself which TTLs ran out, and the keys with a TTL are not watched."""
     if server is not None:
-        watch = keys.undecided() if keys and cut else window()
         try:
-            live = read_snapshot(server, watch=watch, quick_fork=quick_fork)
+            live = read_snapshot(
+                server, watch=keys.undecided() if keys else None, quick_fork=quick_fork
+            )
         except NoSnapshot as e:
             if notes is not None:
                 notes.append(f"{server.display} read by SCAN, not as a replication snapshot: {e}")
         else:
-            if cut:
-                live.cut_ms = live.time_ms
+            live.cut_ms = live.time_ms
             return live
     inv = result.inventory.databases if result.inventory else {}
     types = {t for stats in inv.values() for t, n in stats.by_type.items() if n}
-    return read_live(client, watch=window(), types=types, progress=progress)
+    watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
+    return read_live(client, watch=watch, types=types, progress=progress)
 
 
 def compare_expected(

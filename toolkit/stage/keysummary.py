@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers.cluster.slots import key_slot, name_slots
 from parsers.rdb.columns import NO_EXPIRY, KeyColumns, key_columns, xor64
 from parsers.rdb.constants import COLLECTION_TYPES, TYPE_NAMES
 from parsers.rdb.walker import RdbWalker
@@ -120,6 +121,7 @@ def _add_batch(
     if alive_at is not None:  # a TTL that ran out by then: left out, and counted
         expired = pc.and_(plain, pc.and_(has_ttl, pc.less_equal(expire, alive_at)))
         kept = pc.and_(plain, pc.invert(expired))
+    slots = None  # (taken for the TTLs where asked for)
     lo, hi = (v.as_py() for v in pc.min_max(dbs).values())
     for db in [lo] if lo == hi else pc.unique(dbs).to_pylist():
         here = None if lo == hi else pc.equal(dbs, db)
@@ -138,10 +140,15 @@ def _add_batch(
         if expired is not None:
             d.expired += count_true(expired if here is None else pc.and_(expired, here))
         if d.ttls is not None:
+            if slots is None:
+                names = batch.column("name_offsets")
+                slots = pa.py_buffer(name_slots(batch.names, names, n))
+                slots = pa.Array.from_buffers(pa.uint16(), n, [None, slots])
             d.ttls.extend(
                 pc.filter(type_ids, with_ttl),
                 pc.filter(expire, with_ttl),
                 pc.filter(hashes, with_ttl),
+                pc.filter(slots, with_ttl),
             )
     views = _Views(batch)
     for r in pc.indices_nonzero(special).to_pylist():
@@ -152,6 +159,7 @@ class _Views:
     """A batch's columns as typed memoryviews, taken once."""
 
     def __init__(self, batch: KeyColumns) -> None:
+        self.key = batch.key
         self.modules = batch.modules
         self.db = batch.column("db")
         self.type_id = batch.column("type_id")
@@ -189,4 +197,4 @@ def _add_row(
     if has_ttl:
         d.expires += 1
         if d.ttls is not None:
-            d.ttls.add(h, name, expire)
+            d.ttls.add(h, name, expire, key_slot(batch.key(r)))

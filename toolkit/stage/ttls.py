@@ -1,8 +1,9 @@
-"""The keys of one db of a backup that have a TTL, as three compact columns: the expiry (ms),
-the name's hash (:func:`toolkit.server.read.key_hash`) and the type. A batch of the C walk's
-rows is appended at once, and the columns are judged against a time window in bulk (Apache
-Arrow compute): no Python object per key, 18 bytes a key. This is what the drill and the
-restore's verification use to tell which keys a server should have dropped as expired."""
+"""The keys of one db of a backup that have a TTL, as four compact columns: the expiry (ms),
+the name's hash (:func:`toolkit.server.read.key_hash`), the type and the cluster hash slot
+(which primary of a cluster holds the key). A batch of the C walk's rows is appended at once,
+and the columns are judged against a time window in bulk (Apache Arrow compute): no Python
+object per key, 20 bytes a key. This is what the drill and the restore's verification use to
+tell which keys a server should have dropped as expired."""
 
 from __future__ import annotations
 
@@ -31,26 +32,30 @@ class Gone:
 
 
 class Ttls:
-    """The expiry, name hash and type of every key of a db that has a TTL."""
+    """The expiry, name hash, type and slot of every key of a db that has a TTL."""
 
     def __init__(self) -> None:
         self.types: list[str] = []  # type names, indexed by the type column
         self._ms = array("q")
         self._hash = array("Q")
         self._type = array("H")
+        self._slot = array("H")
 
     def __len__(self) -> int:
         return len(self._ms)
 
-    def add(self, h: int, type_name: str, expire_ms: int) -> None:
-        """One key: its name's hash ``h``, its type's name and its expiry."""
+    def add(self, h: int, type_name: str, expire_ms: int, slot: int) -> None:
+        """One key: its name's hash ``h``, its type's name, its expiry and its slot."""
         self._ms.append(min(expire_ms, _LATEST))
         self._hash.append(h)
         self._type.append(self._index(type_name))
+        self._slot.append(slot)
 
-    def extend(self, type_ids: pa.Array, expire_ms: pa.Array, hashes: pa.Array) -> None:
+    def extend(
+        self, type_ids: pa.Array, expire_ms: pa.Array, hashes: pa.Array, slots: pa.Array
+    ) -> None:
         """Keys given as Arrow columns without nulls: RDB type bytes (uint8), expiries
-        (int64) and name hashes (uint64)."""
+        (int64), name hashes (uint64) and slots (uint16)."""
         if not len(type_ids):
             return
         lookup = array("H", bytes(512))
@@ -60,15 +65,18 @@ class Ttls:
         self._type.frombytes(fixed_bytes(types, 2))
         self._ms.frombytes(fixed_bytes(expire_ms, 8))
         self._hash.frombytes(fixed_bytes(hashes, 8))
+        self._slot.frombytes(fixed_bytes(slots, 2))
 
-    def columns(self) -> tuple[pa.Array, pa.Array]:
-        """The expiry (int64, ms) and name hash (uint64) columns, one row a key."""
+    def columns(self) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """The expiry (int64, ms), name hash (uint64) and slot (uint16) columns, one row a
+        key."""
         ms, hashes, _types = self._columns()
-        return ms, hashes
+        n = len(self)
+        return ms, hashes, pa.Array.from_buffers(pa.uint16(), n, [None, pa.py_buffer(self._slot)])
 
     def between(self, after_ms: int, until_ms: int) -> set[int]:
         """The name hashes of the keys whose TTL runs out in (after_ms, until_ms]."""
-        ms, hashes = self.columns()
+        ms, hashes, _slots = self.columns()
         picked = pc.and_(pc.greater(ms, after_ms), pc.less_equal(ms, until_ms))
         return set(pc.filter(hashes, picked).to_pylist())
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from parsers.cluster.slots import SLOTS
 from parsers.printable import printable
 from toolkit.check.result import CheckResult
 from toolkit.restore.network.load import LoadStats
@@ -109,20 +110,34 @@ def verify(
     return out
 
 
+@dataclass
+class _Node:
+    """The target, or one primary of a cluster: a client, its address, and the slots it
+    holds (None: not a cluster)."""
+
+    client: redis.Redis
+    server: Server
+    slots: list[int] | None = None
+
+
 @contextmanager
-def _clients(plan: Plan, url: Server) -> Iterator[list[tuple[redis.Redis, Server]]]:
-    """A client of the target, or of each primary of a cluster, with its address."""
+def _clients(plan: Plan, url: Server) -> Iterator[list[_Node]]:
+    """The target, or each primary of a cluster with the slots its client maps to it."""
     if not plan.target.cluster_enabled:
         client = url.client()
         try:
-            yield [(client, url)]
+            yield [_Node(client, url)]
         finally:
             client.close()
         return
     with url.cluster() as rc:
+        held: dict[str, list[int]] = {}
+        for slot, nodes in rc.nodes_manager.slots_cache.items():
+            if nodes:
+                held.setdefault(nodes[0].name, []).append(slot)
         yield [
-            (rc.get_redis_connection(node), url.at(node.host, node.port))
-            for node in rc.get_primaries()
+            _Node(rc.get_redis_connection(n), url.at(n.host, n.port), held.get(n.name, []))
+            for n in rc.get_primaries()
         ]
 
 
@@ -131,15 +146,11 @@ def _keyspace(
 ) -> Verification:
     out = Verification(KEYSPACE)
     since = stats.started_ms
-    cluster = plan.target.cluster_enabled  # the primaries' snapshots have different cuts
 
-    def read(node: tuple[redis.Redis, Server]) -> tuple[LiveKeyspace, list[str]]:
-        client, server = node
+    def read(node: _Node) -> tuple[LiveKeyspace, list[str]]:
         notes: list[str] = []
-        snapshot = _snapshot_of(server, client)
-        live = read_expected(
-            client, result, keys, since, server=snapshot, notes=notes, cut=not cluster
-        )
+        snapshot = _snapshot_of(node.server, node.client)
+        live = read_expected(node.client, result, keys, since, server=snapshot, notes=notes)
         return live, notes
 
     with (
@@ -149,7 +160,7 @@ def _keyspace(
         done = list(pool.map(read, nodes))
     lives = [live for live, _notes in done]
     notes = [note for _live, node_notes in done for note in node_notes]
-    live = lives[0] if len(lives) == 1 else merge(lives)
+    live = lives[0] if nodes[0].slots is None else merge(lives, [n.slots or [] for n in nodes])
     wanted = set(plan.dbs)
     live.databases = {db: d for db, d in live.databases.items() if db in wanted}
     comparison = compare_expected(result, live, keys, since, False)
@@ -170,9 +181,10 @@ def _snapshot_of(server: Server, client: redis.Redis) -> Server | None:
     return server if held >= SNAPSHOT_MIN_KEYS else None
 
 
-def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
-    """The keyspaces of a cluster's primaries as one: counts added, digests XORed, function
-    libraries those that every primary has."""
+def merge(lives: list[LiveKeyspace], slots: list[list[int]]) -> LiveKeyspace:
+    """The keyspaces of a cluster's primaries as one (``slots``: those each holds): counts
+    added, digests XORed, function libraries those that every primary has, and per slot the
+    cut of its primary's snapshot (None where it was read by SCAN)."""
     first = lives[0]
     functions = None
     if all(lv.functions is not None for lv in lives):
@@ -200,6 +212,10 @@ def merge(lives: list[LiveKeyspace]) -> LiveKeyspace:
     out.sources["cluster"] = f"{len(lives)} primaries added up"
     vias = {lv.via for lv in lives}
     out.via = vias.pop() if len(vias) == 1 else "+".join(sorted({lv.via for lv in lives}))
+    out.slot_cuts = [None] * SLOTS
+    for lv, held in zip(lives, slots, strict=True):
+        for slot in held:
+            out.slot_cuts[slot] = lv.cut_ms
     return out
 
 
@@ -318,8 +334,9 @@ def _libraries(out: Verification, plan: Plan, url: Server, stats: LoadStats) -> 
     if not wanted:
         return
     with _clients(plan, url) as nodes:
-        for client, _node in nodes:
-            have = set(reply_names(client.execute_command("FUNCTION LIST"), "library_name"))
+        for node in nodes:
+            listed = node.client.execute_command("FUNCTION LIST")
+            have = set(reply_names(listed, "library_name"))
             for name in sorted(wanted - have):
                 if name not in out.libraries_missing:
                     out.libraries_missing.append(name)
