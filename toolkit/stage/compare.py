@@ -239,7 +239,7 @@ def _exact(
     server should have dropped as expired while loading (low, high)."""
     before_total = during_total = 0
     out.digest_compared = True
-    clock = until_ms if live.time_ms is None else live.time_ms
+    clock = live.time_ms
     for db, e in expect.items():
         d = bk.databases.get(db, DbKeys())
         lv = live.databases.get(db, LiveDb())

@@ -69,10 +69,9 @@ class Ttls:
 
     def columns(self) -> tuple[pa.Array, pa.Array, pa.Array]:
         """The expiry (int64, ms), name hash (uint64) and slot (uint16) columns, one row a
-        key."""
-        ms, hashes, _types = self._columns()
-        n = len(self)
-        return ms, hashes, pa.Array.from_buffers(pa.uint16(), n, [None, pa.py_buffer(self._slot)])
+        key: views of the arrays here, so no key may be added while they are held."""
+        ms, hashes, _types, slots = self._arrays()
+        return ms, hashes, slots
 
     def between(self, after_ms: int, until_ms: int) -> set[int]:
         """The name hashes of the keys whose TTL runs out in (after_ms, until_ms]."""
@@ -83,7 +82,7 @@ class Ttls:
     def pick(self, test: pa.Array) -> Gone:
         """The keys where the boolean column ``test`` (one row a key, in the order of
         :meth:`columns`) is true."""
-        _ms, hashes, types = self._columns()
+        _ms, hashes, types, _slots = self._arrays()
         out = Gone()
         picked = pc.filter(hashes, test)
         out.keys = len(picked)
@@ -96,12 +95,17 @@ class Ttls:
                 out.by_type[self.types[t]] += n
         return out
 
-    def _columns(self) -> tuple[pa.Array, pa.Array, pa.Array]:
+    def _arrays(self) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
         n = len(self)
+
+        def view(kind: pa.DataType, values: array) -> pa.Array:
+            return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(values)])
+
         return (
-            pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(self._ms)]),
-            pa.Array.from_buffers(pa.uint64(), n, [None, pa.py_buffer(self._hash)]),
-            pa.Array.from_buffers(pa.uint16(), n, [None, pa.py_buffer(self._type)]),
+            view(pa.int64(), self._ms),
+            view(pa.uint64(), self._hash),
+            view(pa.uint16(), self._type),
+            view(pa.uint16(), self._slot),
         )
 
     def _index(self, type_name: str) -> int:
