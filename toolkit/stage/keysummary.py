@@ -4,7 +4,7 @@ and the restore's verification compare a backup with a server's snapshot by.
 Per db: how many keys, of which types, how many with a TTL, and the key-name digest (the XOR
 of the names' XXH64, :func:`toolkit.server.read.key_hash`); the empty collections apart
 (Redis skips them when it loads a file); on request, the TTL of every key that has one
-(:class:`~toolkit.stage.ttls.Ttls`, 18 bytes a key). No Python object is made per key, TTL
+(:class:`~toolkit.stage.ttls.Ttls`, 20 bytes a key). No Python object is made per key, TTL
 or not: the C walk fills columns, and the sums are taken batch by batch (only empty
 collections, module values and watched keys are looked at one by one) and the file's pages
 are released behind the walk, so memory stays flat whatever the number of keys, but for the
