@@ -18,7 +18,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,23 +259,31 @@ def apply_diff_changes(server: RedisServer, scale: int) -> dict[str, int]:
     return done
 
 
+@contextmanager
+def changed_copy(target: Path, source: Path) -> Iterator[RedisServer]:
+    """A throwaway Redis 7.0 that has loaded a copy of the RDB ``source``: the block changes
+    it, and it is saved as ``target`` after."""
+    if not source.exists():
+        raise FileNotFoundError(f"{source} not found: build it first")
+    with tempfile.TemporaryDirectory(prefix="rbkit-bench-copy-") as tmp:
+        directory = Path(tmp)
+        shutil.copyfile(source, directory / "dump.rdb")
+        with running_server(find_binary("7.0"), directory=directory, config=DIFF_CONFIG) as s:
+            yield s
+            save_rdb(s, target)
+
+
 def make_diff_copy(target: Path, source: Path, scale: int) -> int:
     """target: the RDB `source` (built by rdb_recipe(scale)) with 1% of its keys deleted,
     1% changed and 1% added, by a throwaway Redis 7.0 that loads it, changes it and SAVEs.
     Returns the key count of the new file."""
-    if not source.exists():
-        raise FileNotFoundError(f"{source} not found: build it first")
-    with tempfile.TemporaryDirectory(prefix="rbkit-bench-diff-") as tmp:
-        directory = Path(tmp)
-        shutil.copyfile(source, directory / "dump.rdb")
-        with running_server(find_binary("7.0"), directory=directory, config=DIFF_CONFIG) as s:
-            client = s.client(socket_timeout=None)
-            before = int(client.dbsize())
-            done = apply_diff_changes(s, scale)
-            keys = int(client.dbsize())
-            if keys != before - done["deleted"] + done["added"]:
-                raise RuntimeError(f"unexpected key count {keys} after {done} on {before} keys")
-            save_rdb(s, target)
+    with changed_copy(target, source) as s:
+        client = s.client(socket_timeout=None)
+        before = int(client.dbsize())
+        done = apply_diff_changes(s, scale)
+        keys = int(client.dbsize())
+        if keys != before - done["deleted"] + done["added"]:
+            raise RuntimeError(f"unexpected key count {keys} after {done} on {before} keys")
     print(
         f"  {done['deleted']:,} deleted, {done['changed']:,} changed, {done['added']:,} added "
         f"of {before:,} keys"
@@ -302,24 +311,18 @@ def make_cache_copy(target: Path, source: Path, ahead_ms: int, spread_ms: int) -
     ``ahead_ms`` and ``ahead_ms + spread_ms`` from now, as a cache holds them: the same keys
     and values, so the two files' times differ by what the TTLs cost. Built when used
     (``restore.py --cache``): its keys expire. Returns the key count."""
-    if not source.exists():
-        raise FileNotFoundError(f"{source} not found: build it first")
-    with tempfile.TemporaryDirectory(prefix="rbkit-bench-cache-") as tmp:
-        directory = Path(tmp)
-        shutil.copyfile(source, directory / "dump.rdb")
-        with running_server(find_binary("7.0"), directory=directory, config=DIFF_CONFIG) as s:
-            client = s.client(socket_timeout=None)
-            script = client.register_script(TTL_SCRIPT)
-            first = int(time.time() * 1000) + ahead_ms
-            cursor = 0
-            while True:
-                cursor = int(script(args=[cursor, CHUNK, first, spread_ms]))
-                if cursor == 0:
-                    break
-            keys = int(client.dbsize())
-            info = client.info("keyspace")
-            expiring = sum(int(db["expires"]) for db in info.values())
-            save_rdb(s, target)
+    with changed_copy(target, source) as s:
+        client = s.client(socket_timeout=None)
+        script = client.register_script(TTL_SCRIPT)
+        first = int(time.time() * 1000) + ahead_ms
+        cursor = 0
+        while True:
+            cursor = int(script(args=[cursor, CHUNK, first, spread_ms]))
+            if cursor == 0:
+                break
+        keys = int(client.dbsize())
+        info = client.info("keyspace")
+        expiring = sum(int(db["expires"]) for db in info.values())
     print(f"  {expiring:,} of {keys:,} keys with a TTL")
     return keys
 

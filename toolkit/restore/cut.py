@@ -6,8 +6,6 @@ the same drill and safe restore as any other."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from toolkit.check.locate import MULTIPART, Located
 from toolkit.check.result import CheckResult
 from toolkit.check.timeline import CutPoint
 from toolkit.errors import BackupIOError
+from toolkit.stage.scratch import link_or_copy
 
 CHUNK = 8 << 20
 
@@ -94,12 +93,9 @@ def _quoted(name: str) -> str:
 def _link_or_copy(src: Path, dest: Path) -> None:
     """A hard link where the filesystem allows it (nothing writes these files), else a copy."""
     try:
-        os.link(src, dest)
-    except OSError:
-        try:
-            shutil.copyfile(src, dest)
-        except OSError as e:
-            raise BackupIOError(f"{src}: {e.strerror or e}") from None
+        link_or_copy(src, dest)
+    except OSError as e:
+        raise BackupIOError(f"{src}: {e.strerror or e}") from None
 
 
 def _truncated_copy(src: Path, dest: Path, size: int) -> None:

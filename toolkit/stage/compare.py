@@ -344,7 +344,7 @@ class TtlOutcomes:
 
     gone: Gone  # no longer on the server
     gone_before_load: int  # of those, how many had run out before the load began
-    watched_in_read: int  # watched keys whose TTL ran out while the server was read
+    watched_in_read: int  # TTL ran out while the server was read, and the read found them
     running_out: Gone  # ran out after the read, before the server's clock: there or not
 
 

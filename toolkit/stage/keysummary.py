@@ -121,7 +121,7 @@ def _add_batch(
     if alive_at is not None:  # a TTL that ran out by then: left out, and counted
         expired = pc.and_(plain, pc.and_(has_ttl, pc.less_equal(expire, alive_at)))
         kept = pc.and_(plain, pc.invert(expired))
-    slots = None  # (taken for the TTLs where asked for)
+    slots: pa.Array | None = None
     lo, hi = (v.as_py() for v in pc.min_max(dbs).values())
     for db in [lo] if lo == hi else pc.unique(dbs).to_pylist():
         here = None if lo == hi else pc.equal(dbs, db)
@@ -136,14 +136,14 @@ def _add_batch(
         ):
             d.by_type[_TYPE_NAMES[type_id]] += count
         with_ttl = pc.and_(keep, has_ttl)
-        d.expires += count_true(with_ttl)
+        expiring = count_true(with_ttl)
+        d.expires += expiring
         if expired is not None:
             d.expired += count_true(expired if here is None else pc.and_(expired, here))
-        if d.ttls is not None:
-            if slots is None:
-                names = batch.column("name_offsets")
-                slots = pa.py_buffer(name_slots(batch.names, names, n))
-                slots = pa.Array.from_buffers(pa.uint16(), n, [None, slots])
+        if d.ttls is not None and expiring:
+            if slots is None:  # the batch's names' slots, once
+                buf = name_slots(batch.names, batch.column("name_offsets"), n)
+                slots = pa.Array.from_buffers(pa.uint16(), n, [None, pa.py_buffer(buf)])
             d.ttls.extend(
                 pc.filter(type_ids, with_ttl),
                 pc.filter(expire, with_ttl),

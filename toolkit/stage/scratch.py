@@ -143,10 +143,10 @@ def install_backup(result: CheckResult, directory: Path, settings: dict[str, str
     return total
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """``src`` hard-linked as ``dest``; copied where the two folders are on different file
-    systems (or links are refused), if it fits: the stage never fills the disk the target may
-    share."""
+def link_or_copy(src: Path, dest: Path) -> None:
+    """``src`` hard-linked as ``dest`` (for files nothing writes in place); copied where the
+    two folders are on different file systems (or links are refused), if it fits: a copy
+    never fills the disk. Raises OSError."""
     try:
         os.link(src, dest)
         return
@@ -154,7 +154,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         pass
     need, free = _size(src), shutil.disk_usage(dest.parent).free
     if need > free:
-        raise OSError(errno.ENOSPC, f"the scratch copy needs {need} bytes, {free} are free")
+        raise OSError(errno.ENOSPC, f"a copy of {src.name} needs {need} bytes, {free} are free")
     shutil.copyfile(src, dest)
 
 
@@ -232,7 +232,7 @@ class EarlyLoad:
         self.since_ms = 0
         self._taken = False
         try:
-            _link_or_copy(rdb, self.directory / "dump.rdb")
+            link_or_copy(rdb, self.directory / "dump.rdb")
             self.copied = _size(rdb)
             self.since_ms = int(time.time() * 1000)
             self.server.spawn()
