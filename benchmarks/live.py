@@ -1,9 +1,9 @@
 """Time `rbkit diff` reading a live server (the benchmark RDB loaded into a throwaway Redis
 7.0) against that server's own `SAVE` of the same data, in one run: by its replication
-snapshot (`--via snapshot`, with the server's default repl-diskless-sync-delay of 5 s and with
-0) and by SCAN (`--via scan`); and the same diff with the server's own dump file in its
-place, so that the last column, the diff's extra time over that one, is what reading the live
-server cost. Ratios, not absolute times: the machines are shared.
+snapshot (`--via snapshot`, with the server's default repl-diskless-sync-delay of 5 s, the
+same with `--sync-now`, and with 0) and by SCAN (`--via scan`); and the same diff with the
+server's own dump file in its place, so that the last column, the diff's extra time over that
+one, is what reading the live server cost. Ratios, not absolute times: the machines are shared.
 
     .venv/bin/python benchmarks/live.py                  # benchmarks/data/bench.rdb
     .venv/bin/python benchmarks/live.py path/to/dump.rdb --no-scan
@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         files_s = run.wall_s
         rss = max(run.peak_rss_kb - floor, 0) / 1024
         rows.append(["diff FILE (its SAVE, from disk)", files_s, rss, files_s / save_s, None])
-        cases = [("diff --via snapshot (delay 5 s)", "snapshot", "5")]
-        cases.append(("diff --via snapshot (delay 0)", "snapshot", "0"))
+        cases = [("diff --via snapshot (delay 5 s)", ["--via", "snapshot"], "5")]
+        cases.append(("diff --sync-now (delay 5 s)", ["--via", "snapshot", "--sync-now"], "5"))
+        cases.append(("diff --via snapshot (delay 0)", ["--via", "snapshot"], "0"))
         if not args.no_scan:
-            cases.append(("diff --via scan", "scan", "0"))
-        for label, via, delay in cases:
+            cases.append(("diff --via scan", ["--via", "scan"], "0"))
+        for label, how, delay in cases:
             client.config_set("repl-diskless-sync-delay", delay)
-            argv = [args.rbkit, "diff", str(args.file), url, "--via", via, "--json"]
+            argv = [args.rbkit, "diff", str(args.file), url, *how, "--json"]
             run = run_once(Command(label, argv, ok_codes=(0, 1), timeout=3600))
             if run.error:
                 rows.append([label, None, None, run.error, None])

@@ -123,6 +123,28 @@ def test_a_set_against_the_live_cluster(
         assert code == 0 and report["keys_differing"] == 0, report["keys"]
 
 
+def _syncs(node: RedisServer) -> tuple[int, int]:
+    """SYNCs the node forked for, and those it held back first (its own log's lines)."""
+    log = node.log_path.read_text(errors="replace")
+    return log.count("Starting BGSAVE for SYNC"), log.count("Delay next BGSAVE for diskless SYNC")
+
+
+def test_sync_now_has_every_primary_fork_at_once(
+    sets: tuple[list[RedisServer], Path, Path, Views, Views],
+) -> None:
+    """--sync-now on a cluster: every primary forks for its snapshot without its 5 s
+    repl-diskless-sync-delay (its log holds no SYNC back), and keeps its setting."""
+    nodes, _a, b, _before, _after = sets
+    before = [_syncs(n) for n in nodes]
+    code, report = _diff(b, f"redis://127.0.0.1:{nodes[0].port}", "--sync-now")
+    assert code == 0 and report["b"]["via"] == "snapshot", report["b"]
+    assert [_syncs(n) for n in nodes] == [(started + 1, held) for started, held in before]
+    assert [n for n in report["b"]["notes"] if "--sync-now: the server forked at once" in n]
+    assert [n.client().config_get("repl-diskless-sync-delay") for n in nodes] == [
+        {"repl-diskless-sync-delay": "5"}
+    ] * len(nodes)
+
+
 def test_auto_mode_reads_by_scan_when_a_primary_gives_no_snapshot(
     sets: tuple[list[RedisServer], Path, Path, Views, Views],
 ) -> None:

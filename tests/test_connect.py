@@ -319,6 +319,8 @@ def test_connection_options_are_refused_in_a_drill() -> None:
         "error: --tls cannot be used with --stage-only: a restore drill touches no server but "
         "its own scratch one"
     )
+    run = invoke_cli("restore", RDB / "redis-7.0-strings-only.rdb", "--stage-only", "--sync-now")
+    assert error_line(run).startswith("error: --sync-now cannot be used with --stage-only")
 
 
 # -- TLS -------------------------------------------------------------------------------------

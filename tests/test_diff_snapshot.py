@@ -27,7 +27,9 @@ from diff_support import (
 from fault_support import tmpfs
 
 from toolkit.diff.compute import DiffError, compute_diff
+from toolkit.server.connect import ConnectOptions, Server
 from toolkit.server.process import RedisServer, running_server
+from toolkit.stage.live_snapshot import read_snapshot
 
 # The default delay makes each snapshot wait 5 s for more replicas: the tests do not.
 FAST = {"repl-diskless-sync-delay": "0"}
@@ -123,6 +125,71 @@ def test_cli_says_how_the_server_was_read(tmp_path: Path) -> None:
         run = invoke_cli("diff", a, url_of(server), "--json")
         notes = json.loads(run.stdout)["b"]["notes"]
         assert [n for n in notes if "waited 1 s before it forked" in n], notes
+        assert server.client().config_get("repl-diskless-sync-delay") == {
+            "repl-diskless-sync-delay": "1"
+        }
+
+
+# The server's own log line when it holds a SYNC back for its repl-diskless-sync-delay.
+DELAYED = "Delay next BGSAVE for diskless SYNC"
+
+
+def _syncs(server: RedisServer) -> tuple[int, int]:
+    """How many SYNCs the server forked for, and how many of them it held back first."""
+    log = server.log_path.read_text(errors="replace")
+    return log.count("Starting BGSAVE for SYNC"), log.count(DELAYED)
+
+
+@pytest.mark.parametrize("version", ["7.0", "9.1"])
+def test_sync_now_forks_at_once_and_puts_the_delay_back(version: str, tmp_path: Path) -> None:
+    """--sync-now: the server forks for rbkit's SYNC without its repl-diskless-sync-delay
+    (its log has no held-back SYNC), and the setting is back as it was after."""
+    with running_server(binary(version), config={"repl-diskless-sync-delay": "1"}) as server:
+        write_dataset(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        c = server.client()
+        c.set("new key", "x")
+        run = invoke_cli("diff", a, url_of(server), "--json")  # the control: it waits
+        assert json.loads(run.stdout)["b"]["via"] == "snapshot"
+        assert _syncs(server) == (1, 1)
+        run = invoke_cli("diff", a, url_of(server), "--sync-now", "--json")
+        assert run.exit_code == 1, run.output
+        doc = json.loads(run.stdout)
+        assert doc["b"]["via"] == "snapshot"
+        assert [k["key"] for k in doc["keys"]] == ["new key"]
+        assert _syncs(server) == (2, 1)
+        assert [n for n in doc["b"]["notes"] if "--sync-now: the server forked at once" in n]
+        assert not [n for n in doc["b"]["notes"] if "waited" in n]
+        assert c.config_get("repl-diskless-sync-delay") == {"repl-diskless-sync-delay": "1"}
+
+
+def test_sync_now_without_config_set_waits_and_says_why(tmp_path: Path) -> None:
+    """A user who may not CONFIG SET still gets the snapshot: the server waits its delay,
+    as without --sync-now, and the report says why."""
+    with running_server(binary("7.0"), config={"repl-diskless-sync-delay": "1"}) as server:
+        write_dataset(server)
+        a = save_copy(server, tmp_path / "a.rdb")
+        c = server.client()
+        c.execute_command("ACL", "SETUSER", "ops", "on", ">pw", "~*", "+@all", "-config|set")
+        url = f"redis://ops:pw@127.0.0.1:{server.port}"
+        report = compute_diff(str(a), url, connect=ConnectOptions(sync_now=True))
+        assert report.same and report.b.via == "snapshot"
+        assert _syncs(server) == (1, 1)
+        assert [n for n in report.b.notes if "--sync-now: CONFIG SET refused" in n], report.b
+        assert [n for n in report.b.notes if "waited 1 s before it forked" in n]
+        assert c.config_get("repl-diskless-sync-delay") == {"repl-diskless-sync-delay": "1"}
+
+
+def test_sync_now_reads_a_restore_target_back_at_once() -> None:
+    """The restore's read-back of its target (a snapshot from SNAPSHOT_MIN_KEYS keys on)
+    takes the same flag through the target's Server."""
+    with running_server(binary("7.0"), config={"repl-diskless-sync-delay": "1"}) as server:
+        write_dataset(server)
+        url = url_of(server)
+        live = read_snapshot(Server.parse(url, ConnectOptions(sync_now=True)))
+        held = server.client().info("keyspace")
+        assert live.via == "snapshot" and live.keys == sum(d["keys"] for d in held.values())
+        assert _syncs(server) == (1, 0)
         assert server.client().config_get("repl-diskless-sync-delay") == {
             "repl-diskless-sync-delay": "1"
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,6 +69,21 @@ ConnectTimeout = Annotated[
 ]
 
 
+def sync_now(panel: str | None = None) -> Any:
+    """``--sync-now``: rbkit's own, beside redis-cli's options."""
+    return Annotated[
+        bool,
+        typer.Option(
+            "--sync-now",
+            help="Have a server read as its snapshot fork at once: rbkit sets its "
+            "repl-diskless-sync-delay to 0 (CONFIG SET) until the fork starts, then puts it "
+            "back. Without it the server first waits that many seconds (5 by default) for "
+            "other replicas to join.",
+            rich_help_panel=panel,
+        ),
+    ]
+
+
 def connect_options(
     password: str | None,
     user: str | None,
@@ -79,6 +94,8 @@ def connect_options(
     insecure: bool,
     timeout: float,
     announce: Callable[[str], None] | None = None,
+    *,
+    sync_now: bool = False,
 ) -> tuple[ConnectOptions, list[str]]:
     """The options, and the flags among them that were given. ``announce`` shows the
     "connecting to ..." line (default: a line on stderr when it is a terminal)."""
@@ -91,6 +108,7 @@ def connect_options(
         "--key": key is not None,
         "--insecure": insecure,
         "--connect-timeout": timeout != CONNECT_TIMEOUT,
+        "--sync-now": sync_now,
     }
     options = ConnectOptions(
         password=password,
@@ -101,6 +119,7 @@ def connect_options(
         key=key,
         insecure=insecure,
         timeout=timeout,
+        sync_now=sync_now,
         announce=announce or terminal_line(),
     )
     return options, [flag for flag, on in given.items() if on]

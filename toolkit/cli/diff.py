@@ -130,6 +130,7 @@ def diff(
             "(repl-diskless-sync yes), else SCAN.",
         ),
     ] = Via.auto,
+    sync_now: connection.sync_now() = False,
     tmpdir: options.tmpdir() = None,
     password: connection.Password = None,
     user: connection.User = None,
@@ -153,7 +154,7 @@ def diff(
     from toolkit.diff.compute import compute_diff
 
     connect, _given = connection.connect_options(
-        password, user, tls, cacert, cert, key, insecure, connect_timeout
+        password, user, tls, cacert, cert, key, insecure, connect_timeout, sync_now=sync_now
     )
     try:
         report = compute_diff(

@@ -118,6 +118,7 @@ _CONNECTION = {
     "--key",
     "--insecure",
     "--connect-timeout",
+    "--sync-now",
 }
 _CUTS = {"--until", "--before", "--before-offset"}
 _JOURNAL = {"--resume", "--restart", "--journal"}
@@ -457,6 +458,7 @@ def restore(
     key: connection.Key = None,
     insecure: connection.Insecure = False,
     connect_timeout: connection.ConnectTimeout = CONNECT_TIMEOUT,
+    sync_now: connection.sync_now(NETWORK) = False,
     module: Annotated[
         list[Path] | None,
         typer.Option(
@@ -506,7 +508,7 @@ def restore(
 ) -> None:
     """Restore a backup: staged, proven in a scratch server, verified, rolled back by itself."""
     connect, connect_flags = connection.connect_options(
-        password, user, tls, cacert, cert, key, insecure, connect_timeout
+        password, user, tls, cacert, cert, key, insecure, connect_timeout, sync_now=sync_now
     )
     args = RestoreArgs(
         None, stage_only, to, rollback, config, url, stop_cmd, start_cmd, redis_server,

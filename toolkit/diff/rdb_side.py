@@ -265,9 +265,5 @@ class SnapshotSide(InScratchDir, RdbSide):
             f"read as its replication snapshot (SYNC): {snap.bytes:,} bytes in "
             f"{snap.seconds:.2f} s, consistent at one moment"
         )
-        if snap.delay and snap.framing == "eof-mark":
-            source.notes.append(
-                f"of those seconds, the server waited {snap.delay} s before it forked (its "
-                "repl-diskless-sync-delay, for other replicas to join; rbkit leaves it as set)"
-            )
+        source.notes.extend(snap.delay_notes())
         self._directory = directory

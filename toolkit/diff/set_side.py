@@ -136,4 +136,6 @@ class ClusterSnapshotSide(InScratchDir, SetSide):
             "snapshots (SYNC), one after another, each consistent at its own fork: "
             + ", ".join(f"{s.address} {s.snapshot.bytes:,} bytes" for s in shots)
         ]
+        waits = {note for s in shots for note in s.snapshot.delay_notes()}
+        source.notes.extend(f"a primary's snapshot: {note}" for note in sorted(waits))
         self._directory = directory

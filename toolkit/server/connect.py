@@ -51,6 +51,9 @@ class ConnectOptions:
     key: Path | None = None
     insecure: bool = False  # --insecure: no certificate check
     timeout: float = CONNECT_TIMEOUT  # --connect-timeout
+    # rbkit's own, not redis-cli's: may set the server's repl-diskless-sync-delay to 0 for
+    # the fork of its snapshot (--sync-now; see toolkit.server.snapshot)
+    sync_now: bool = False
     announce: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
 
@@ -125,6 +128,7 @@ class Server:
     read_timeout: float
     _connection_class: type[redis.connection.AbstractConnection] = field(repr=False)
     _kwargs: dict[str, Any] = field(repr=False)
+    sync_now: bool = False  # ConnectOptions.sync_now
     _announce: Callable[[str], None] | None = field(default=None, repr=False)
     _announced: bool = field(default=False, repr=False)
 
@@ -186,6 +190,7 @@ class Server:
             read_timeout=read_timeout,
             _connection_class=connection_class,
             _kwargs=kwargs,
+            sync_now=options.sync_now,
             _announce=options.announce,
         )
 

@@ -9,7 +9,10 @@ server write its own dump file, replacing whatever file of that name the user ke
 
 The server answers ``SYNC`` with keepalive newlines while it waits to fork (its
 ``repl-diskless-sync-delay``, 5 s by default), then ``$EOF:<40-byte mark>`` and the RDB ended
-by the mark (socket) or ``$<length>`` and that many bytes (disk).
+by the mark (socket) or ``$<length>`` and that many bytes (disk). With ``--sync-now``
+(:attr:`Server.sync_now <toolkit.server.connect.Server.sync_now>`) rbkit sets that delay to 0
+just before its SYNC and puts the old value back once the fork has begun (the header line):
+only a replica arriving in those few milliseconds syncs without waiting for others.
 """
 
 from __future__ import annotations
@@ -55,7 +58,27 @@ class Snapshot:
     framing: str  # "eof-mark" (streamed from the fork) or "length" (a disk-based BGSAVE)
     time_ms: int | None  # the server's TIME once it was sent (None: TIME not allowed)
     delay: int = 0  # its repl-diskless-sync-delay: seconds it waited before it forked
+    delay_skipped: int = 0  # the delay --sync-now set to 0 for this fork (and put back)
+    # --sync-now could not set the delay, or not put it back: why (the report says it)
+    sync_now_note: str | None = None
     reaping: threading.Thread | None = field(default=None, repr=False, compare=False)
+
+    def delay_notes(self) -> list[str]:
+        """What the report says of the wait before the fork (none when there was none)."""
+        notes = []
+        if self.delay and self.framing == "eof-mark":
+            notes.append(
+                f"the server waited {self.delay} s before it forked (its "
+                "repl-diskless-sync-delay, for other replicas to join; --sync-now skips it)"
+            )
+        if self.delay_skipped:
+            notes.append(
+                f"--sync-now: the server forked at once (its repl-diskless-sync-delay of "
+                f"{self.delay_skipped} s set to 0 for the fork, then put back)"
+            )
+        if self.sync_now_note:
+            notes.append(self.sync_now_note)
+        return notes
 
     def settled(self) -> None:
         """Wait (up to :data:`CHILD_WAIT`) until the server has reaped the child that wrote
@@ -114,6 +137,7 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
         raise SnapshotRefused(f"{server.display}: not read by SYNC: {refusal}")
     started = time.monotonic()
     version = _own_version(server)
+    zeroed = _ZeroDelay(server, delay) if server.sync_now and delay else None
     pool = server.pool(0, timeout=READ_TIMEOUT)
     conn = pool.get_connection()
     try:
@@ -123,12 +147,16 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
             # Valkey 9 sends a replica that names no version RDB 11 (Redis 7.2's), which
             # cannot hold its newer types (a hash with field TTLs): name its own.
             _replconf(conn, "version", version)
+        if zeroed is not None:
+            zeroed.set()
         conn.send_command("SYNC")
         sock = conn._sock  # the RDB is not a RESP reply: read the socket itself
         if sock is None:
             raise SnapshotRefused(f"{server.display}: the connection closed before SYNC")
         reader = _Reader(sock.recv)
         header = reader.header(progress)
+        if zeroed is not None:
+            zeroed.put_back()  # the fork has begun
         if header.startswith(b"-"):
             raise SnapshotRefused(
                 f"{server.display}: SYNC refused: {header[1:].decode('utf-8', 'replace')}"
@@ -163,12 +191,72 @@ def take_snapshot(server: Server, dest: Path, progress: Progress = None) -> Snap
     except OSError as e:  # connected, then cut: the server gave up (its log says why)
         raise SnapshotFailed(f"{server.display}: SYNC failed: {e}") from None
     finally:
+        if zeroed is not None:
+            zeroed.put_back()
         conn.disconnect()  # a replica connection: never back into a pool
         pool.disconnect()
     seconds = time.monotonic() - started
     reaping = threading.Thread(target=_wait_reaped, args=(server,), daemon=True)
     reaping.start()
-    return Snapshot(dest, size, seconds, framing, _server_time(server), delay, reaping)
+    skipped = zeroed.skipped if zeroed is not None else 0
+    return Snapshot(
+        dest,
+        size,
+        seconds,
+        framing,
+        _server_time(server),
+        delay - skipped,
+        skipped,
+        zeroed.note if zeroed is not None else None,
+        reaping,
+    )
+
+
+class _ZeroDelay:
+    """``--sync-now``: the server's repl-diskless-sync-delay set to 0 for one SYNC, and put
+    back (unless someone changed it meanwhile). A refusal (an ACL without CONFIG SET) is not
+    an error: the server waits as it would have, and :attr:`note` says why."""
+
+    def __init__(self, server: Server, delay: int) -> None:
+        self._server, self._delay = server, delay
+        self._set = False
+        self.skipped = 0  # the seconds the fork did not wait
+        self.note: str | None = None
+
+    def set(self) -> None:
+        import redis
+
+        client = self._server.client(timeout=self._server.connect_timeout)
+        try:
+            client.config_set("repl-diskless-sync-delay", 0)
+        except redis.ResponseError as e:
+            self.note = f"--sync-now: CONFIG SET refused ({_first_line(e)})"
+            return
+        except (redis.RedisError, OSError) as e:
+            raise self._server.error(e) from None
+        finally:
+            client.close()
+        self._set, self.skipped = True, self._delay
+
+    def put_back(self) -> None:
+        """The old delay back, once; a failure is told in :attr:`note`, not raised."""
+        import redis
+
+        if not self._set:
+            return
+        self._set = False
+        client = self._server.client(timeout=self._server.connect_timeout)
+        try:
+            now = client.config_get("repl-diskless-sync-delay").get("repl-diskless-sync-delay")
+            if str(now) == "0":
+                client.config_set("repl-diskless-sync-delay", self._delay)
+        except (redis.RedisError, OSError) as e:
+            self.note = (
+                f"--sync-now: repl-diskless-sync-delay was left at 0, not put back to "
+                f"{self._delay} ({_first_line(e)})"
+            )
+        finally:
+            client.close()
 
 
 def _server_time(server: Server) -> int | None:
