@@ -24,7 +24,7 @@ $(BIN)/rbkit: pyproject.toml
 
 # The C accelerators (built in place by the editable install): rebuilt when their sources
 # change, so that the tests never run an old build.
-EXT_SOURCES := setup.py $(wildcard parsers/*/_*.c parsers/*/_*.h toolkit/*/*/_*.c)
+EXT_SOURCES := setup.py $(wildcard parsers/*/_*.c parsers/*/_*.h toolkit/*/_*.c toolkit/*/*/_*.c)
 $(VENV)/.speedups: $(EXT_SOURCES) $(BIN)/rbkit
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@

@@ -29,5 +29,11 @@ setup(
             optional=True,
             extra_compile_args=["-O2", "-Wall"],
         ),
+        Extension(
+            "toolkit.server._hashset",
+            ["toolkit/server/_hashset.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall"],
+        ),
     ]
 )

@@ -5,21 +5,26 @@ FUNCTION LIST, and SCAN (COUNT 1000), never KEYS. Types are counted with one SCA
 per type on Redis 6.0+ (the server filters; no command per key), the types side by side on a
 connection each (the server's work and ours overlap: about twice as fast on two cores), and
 with the TYPE of each batch pipelined for whatever that leaves (older servers, unexpected
-types). SCAN may return a key twice; keys are counted once (by a 64-bit hash of the name).
+types). SCAN may return a key twice; keys are counted once (by a 64-bit hash of the name,
+kept in a compact set: :mod:`toolkit.server.hashset`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import compress
 
 import redis
 
+from parsers.rdb.columns import xor64
 from parsers.rdb.constants import REDIS_TYPES
 from parsers.rdb.xxh64 import xxh64
+from toolkit.server.hashset import hash_set
 from toolkit.steps import Progress
 
 SCAN_COUNT = 1000
@@ -120,24 +125,39 @@ def _db_client(client: redis.Redis, db: int) -> redis.Redis:
 
 
 class _Tally:
-    """Keys of one db as SCAN meets them: each counted once, by the hash of its name."""
+    """Keys of one db as SCAN meets them: each counted once, by the hash of its name (the
+    hashes met kept in a compact :func:`~toolkit.server.hashset.hash_set`, 11 to 21 bytes a
+    key, not a Python set of the whole keyspace)."""
 
     def __init__(self, watch: Set[int]) -> None:
-        self.watch = watch
-        self.seen: set[int] = set()
+        self.watch = watch if isinstance(watch, set | frozenset) else frozenset(watch)
+        self.seen = hash_set()
         self.db = LiveDb()
         self.by_type: dict[str, int] = {}
 
-    def add(self, h: int, type_name: str) -> None:
-        self.by_type[type_name] = self.by_type.get(type_name, 0) + 1
-        self.db.digest ^= h
-        self.db.scanned += 1
-        if h in self.watch:
-            self.db.watched[h] = type_name
+    def fresh(self, hashes: array) -> bytes:
+        """Which of ``hashes`` are met for the first time (a byte each, 1 where so); they
+        count as met from now on."""
+        return self.seen.add(hashes)
+
+    def add(self, hashes: array, type_name: str) -> None:
+        """Keys met for the first time, all of type ``type_name``."""
+        if not hashes:
+            return
+        self.by_type[type_name] = self.by_type.get(type_name, 0) + len(hashes)
+        self.db.digest ^= xor64(hashes)
+        self.db.scanned += len(hashes)
+        if self.watch:
+            for h in self.watch.intersection(hashes):
+                self.db.watched[h] = type_name
 
     def result(self) -> LiveDb:
         self.db.by_type = dict(sorted(self.by_type.items()))
         return self.db
+
+
+def _hashes(keys: Iterable[bytes | str]) -> array:
+    return array("Q", [_hash(key) for key in keys])
 
 
 def _hash(key: bytes | str) -> int:
@@ -169,20 +189,19 @@ def scan_db(
     a plain SCAN finds the remaining keys and a pipelined TYPE per batch names their types.
     """
     tally = _Tally(watch)
-    seen = tally.seen
     stop = threading.Event()  # set when the caller is interrupted: the threads end at once
 
-    def scan_type(type_name: str) -> set[int]:
-        hashes: set[int] = set()
+    def scan_type(type_name: str) -> array:
+        hashes = array("Q")  # a key SCAN returns twice is here twice: the merge counts it once
         try:
             for keys in _scan(client, batch, type_name):
                 if stop.is_set():
                     break
-                hashes.update(_hash(key) for key in keys)
+                hashes.extend(_hashes(keys))
                 if tick is not None:
                     tick(len(keys))
         except redis.ResponseError:
-            return set()  # a type name this server's SCAN does not take: the plain SCAN finds them
+            return array("Q")  # a type this server's SCAN does not take: the plain SCAN finds it
         return hashes
 
     if types:
@@ -192,11 +211,8 @@ def scan_db(
             try:
                 for type_name in types:
                     hashes = futures.pop(0).result()
-                    for h in hashes:
-                        if h not in seen:
-                            seen.add(h)
-                            tally.add(h, type_name)
-                    del hashes  # merged: only `seen` keeps them
+                    tally.add(array("Q", compress(hashes, tally.fresh(hashes))), type_name)
+                    del hashes  # merged: only the tally's set keeps them
             except BaseException:  # Ctrl-C: the pool's exit waits for one batch, not a db
                 stop.set()
                 raise
@@ -208,21 +224,21 @@ def scan_db(
     for keys in _scan(client, batch):
         if tick is not None and not types:
             tick(len(keys))
-        fresh = []
-        for key in keys:
-            h = _hash(key)
-            if h not in seen:
-                seen.add(h)
-                fresh.append((key, h))
+        hashes = _hashes(keys)
+        new = tally.fresh(hashes)
+        fresh = [(key, h) for key, h, n in zip(keys, hashes, new, strict=True) if n]
         if not fresh:
             continue
         pipe = client.pipeline(transaction=False)
         for key, _h in fresh:
             pipe.type(key)
+        by_type: dict[str, array] = {}
         for (_key, h), t in zip(fresh, pipe.execute(), strict=True):
             name = _text(t)
             if name != "none":  # "none": deleted (or expired) since SCAN returned it
-                tally.add(h, name)
+                by_type.setdefault(name, array("Q")).append(h)
+        for name, found in by_type.items():
+            tally.add(found, name)
     return tally.result()
 
 
