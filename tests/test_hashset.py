@@ -1,5 +1,6 @@
 """The SCAN reader's set of 64-bit hashes (C, and the Python fallback) against a Python set:
-the same "new" answers batch by batch, the same membership and size, through its growth."""
+the same "new" answers batch by batch, the same membership (one by one and a buffer at once)
+and size, through its growth."""
 
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ def test_answers_as_a_python_set(kind: type, batches: list[list[int]], probes: l
             held.add(h)
         assert list(s.add(array("Q", batch))) == [int(x) for x in expected]
         assert len(s) == len(held)
-    for h in [*probes, *held]:
+    asked = [*probes, *held]
+    for h in asked:
         assert (h in s) == (h in held)
+    assert list(s.contains(array("Q", asked))) == [int(h in held) for h in asked]
 
 
 @pytest.mark.parametrize("kind", _kinds(), ids=["c", "python"])
@@ -55,6 +58,8 @@ def test_growth_keeps_every_hash(kind: type) -> None:
 def test_a_buffer_of_partial_hashes_is_refused(kind: type) -> None:
     with pytest.raises(ValueError, match="8 bytes each"):
         kind().add(b"\x00" * 12)
+    with pytest.raises(ValueError, match="8 bytes each"):
+        kind().contains(b"\x00" * 7)
 
 
 def test_switched_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

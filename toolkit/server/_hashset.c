@@ -6,6 +6,7 @@
  *     HashSet()             an empty set
  *     s.add(buffer)         the uint64 hashes of a bytes-like buffer (native order) put in;
  *                           returns one byte per hash: 1 where it was new, else 0
+ *     s.contains(buffer)    one byte per hash of the buffer: 1 where it is held
  *     h in s, len(s)
  *
  * The hashes are XXH64 values (well mixed), so a slot is found by the hash's low bits. 0 marks
@@ -86,37 +87,43 @@ static int holds(const HashSet *s, uint64_t h)
     return 0;
 }
 
-static PyObject *HashSet_add(HashSet *self, PyObject *arg)
+/* For each uint64 hash of the buffer arg, one byte of the returned bytes: what insert()
+ * (add) or holds() (contains) said of it. */
+static PyObject *each_hash(HashSet *self, PyObject *arg, int adding)
 {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     if (view.len % 8) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "add() takes whole uint64 hashes (8 bytes each)");
+        PyErr_SetString(PyExc_ValueError, "takes whole uint64 hashes (8 bytes each)");
         return NULL;
     }
     Py_ssize_t n = view.len / 8;
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
-    if (out == NULL) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    char *mask = PyBytes_AS_STRING(out);
-    const char *p = view.buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t h;
-        memcpy(&h, p + 8 * i, 8);
-        int r = insert(self, h);
-        if (r < 0) {
-            PyBuffer_Release(&view);
-            Py_DECREF(out);
-            return NULL;
+    if (out != NULL) {
+        char *mask = PyBytes_AS_STRING(out);
+        const char *p = view.buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t h;
+            memcpy(&h, p + 8 * i, 8);
+            int r = adding ? insert(self, h) : holds(self, h);
+            if (r < 0) {
+                Py_CLEAR(out);
+                break;
+            }
+            mask[i] = (char)r;
         }
-        mask[i] = (char)r;
     }
     PyBuffer_Release(&view);
     return out;
+}
+
+static PyObject *HashSet_add(HashSet *self, PyObject *arg) { return each_hash(self, arg, 1); }
+
+static PyObject *HashSet_contains_many(HashSet *self, PyObject *arg)
+{
+    return each_hash(self, arg, 0);
 }
 
 static int HashSet_contains(HashSet *self, PyObject *key)
@@ -155,6 +162,8 @@ static PyObject *HashSet_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static PyMethodDef HashSet_methods[] = {
     {"add", (PyCFunction)HashSet_add, METH_O,
      "add(buffer) -> bytes: put the buffer's uint64 hashes in; 1 byte each, 1 where new."},
+    {"contains", (PyCFunction)HashSet_contains_many, METH_O,
+     "contains(buffer) -> bytes: 1 byte for each of the buffer's uint64 hashes, 1 where held."},
     {NULL, NULL, 0, NULL},
 };
 

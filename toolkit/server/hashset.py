@@ -26,6 +26,10 @@ class HashSet(Protocol):
         the hash was new."""
         ...
 
+    def contains(self, hashes: bytes | bytearray | memoryview | array) -> bytes:
+        """One byte for each uint64 hash of a buffer: 1 where it is held."""
+        ...
+
     def __contains__(self, h: object) -> bool: ...
 
     def __len__(self) -> int: ...
@@ -38,22 +42,31 @@ class PyHashSet:
         self._held: set[int] = set()
 
     def add(self, hashes: bytes | bytearray | memoryview | array) -> bytes:
-        data = memoryview(hashes).cast("B")
-        if len(data) % 8:
-            raise ValueError("add() takes whole uint64 hashes (8 bytes each)")
         held = self._held
-        out = bytearray(len(data) // 8)
-        for i, h in enumerate(data.cast("Q")):
+        words = _words(hashes)
+        out = bytearray(len(words))
+        for i, h in enumerate(words):
             if h not in held:
                 held.add(h)
                 out[i] = 1
         return bytes(out)
+
+    def contains(self, hashes: bytes | bytearray | memoryview | array) -> bytes:
+        held = self._held
+        return bytes(h in held for h in _words(hashes))
 
     def __contains__(self, h: object) -> bool:
         return h in self._held
 
     def __len__(self) -> int:
         return len(self._held)
+
+
+def _words(hashes: bytes | bytearray | memoryview | array) -> memoryview:
+    data = memoryview(hashes).cast("B")
+    if len(data) % 8:
+        raise ValueError("takes whole uint64 hashes (8 bytes each)")
+    return data.cast("Q")
 
 
 def hash_set() -> HashSet:

@@ -24,7 +24,7 @@ import redis
 from parsers.rdb.columns import xor64
 from parsers.rdb.constants import REDIS_TYPES
 from parsers.rdb.xxh64 import xxh64
-from toolkit.server.hashset import hash_set
+from toolkit.server.hashset import HashSet, hash_set
 from toolkit.steps import Progress
 
 SCAN_COUNT = 1000
@@ -56,6 +56,34 @@ class LiveDb:
     by_type: dict[str, int] = field(default_factory=dict)  # TYPE of each scanned key
     digest: int = 0  # XOR of key_hash over the scanned keys
     watched: dict[int, str] = field(default_factory=dict)  # watched key hash -> TYPE, if seen
+    met: MetKeys | None = None  # read by SCAN: every key it counted, by name hash
+
+
+@dataclass
+class MetKeys:
+    """The keys a SCAN read counted, by the hashes of their names: one compact set per server
+    read (a cluster's primaries read by SCAN add theirs), less those that were gone by the time
+    their TYPE was asked. Whether a key whose TTL ran out during the read was still there is
+    asked of it, for all such keys at once (:meth:`contains`)."""
+
+    sets: list[HashSet] = field(default_factory=list)
+    vanished: set[int] = field(default_factory=set)  # met by SCAN, TYPE then said "none"
+
+    def contains(self, hashes: bytes | bytearray | memoryview | array) -> bytes:
+        """One byte for each uint64 hash of a buffer: 1 where that key was counted."""
+        n = len(memoryview(hashes).cast("B")) // 8
+        mask = 0
+        for held in self.sets:
+            mask |= int.from_bytes(held.contains(hashes), "little")
+        if self.vanished:
+            gone = hash_set()
+            gone.add(array("Q", self.vanished))
+            mask &= ~int.from_bytes(gone.contains(hashes), "little")
+        return mask.to_bytes(n, "little")
+
+    def update(self, other: MetKeys) -> None:
+        self.sets.extend(other.sets)
+        self.vanished |= other.vanished
 
 
 @dataclass
@@ -132,6 +160,7 @@ class _Tally:
     def __init__(self, watch: Set[int]) -> None:
         self.watch = watch if isinstance(watch, set | frozenset) else frozenset(watch)
         self.seen = hash_set()
+        self.vanished: set[int] = set()  # in seen, but TYPE said "none"
         self.db = LiveDb()
         self.by_type: dict[str, int] = {}
 
@@ -153,6 +182,7 @@ class _Tally:
 
     def result(self) -> LiveDb:
         self.db.by_type = dict(sorted(self.by_type.items()))
+        self.db.met = MetKeys([self.seen], self.vanished)
         return self.db
 
 
@@ -235,8 +265,10 @@ def scan_db(
         by_type: dict[str, array] = {}
         for (_key, h), t in zip(fresh, pipe.execute(), strict=True):
             name = _text(t)
-            if name != "none":  # "none": deleted (or expired) since SCAN returned it
+            if name != "none":
                 by_type.setdefault(name, array("Q")).append(h)
+            else:  # deleted (or expired) since SCAN returned it
+                tally.vanished.add(h)
         for name, found in by_type.items():
             tally.add(found, name)
     return tally.result()

@@ -24,8 +24,8 @@ from parsers.cluster.slots import key_slot
 from parsers.printable import printable
 from toolkit.check.inventory import DbStats
 from toolkit.check.result import CheckResult
-from toolkit.columns import count_true
-from toolkit.server.read import LiveDb, LiveKeyspace, key_hash
+from toolkit.columns import count_true, fixed_bytes
+from toolkit.server.read import LiveDb, LiveKeyspace, MetKeys, key_hash
 from toolkit.stage.keysummary import summarize
 from toolkit.stage.ttls import Gone, Ttls
 from toolkit.text import plural
@@ -66,19 +66,10 @@ class BackupKeys:
             d = self.databases[n] = DbKeys()
         return d
 
-    def watch(self, since_ms: int, until_ms: int) -> dict[int, set[int]]:
-        """The keys whose presence only the server can tell: TTL in (since, until], or
-        touched by a command the model does not apply. (A snapshot read needs only the
-        latter: :meth:`undecided`.)"""
-        out: dict[int, set[int]] = {}
-        for n, d in self.databases.items():
-            hashes = set(d.undecided) | d.ttls.between(since_ms, until_ms)
-            if hashes:
-                out[n] = hashes
-        return out
-
     def undecided(self) -> dict[int, set[int]]:
-        """The keys touched by a command the model does not apply, per db."""
+        """The keys touched by a command the model does not apply, per db: what a read of
+        the server watches by name. (Whether a key whose TTL ran out meanwhile is there, a
+        snapshot tells by its cut, a SCAN read by the keys it met: :class:`MetKeys`.)"""
         return {n: set(d.undecided) for n, d in self.databases.items() if d.undecided}
 
 
@@ -257,8 +248,9 @@ def _exact(
                 f"{plural(empty, 'empty collection')} in the backup, which Redis skips on load",
             )
         e.digest = d.digest
+        seen = lv.met if lv.met is not None else lv.watched
         ttl = ttl_outcomes(
-            d, lv.watched, since_ms, until_ms, clock, cut_ms=live.cut_ms, slot_cuts=live.slot_cuts
+            d, seen, since_ms, until_ms, clock, cut_ms=live.cut_ms, slot_cuts=live.slot_cuts
         )
         gone = ttl.gone
         e.keys -= gone.keys
@@ -350,7 +342,7 @@ class TtlOutcomes:
 
 def ttl_outcomes(
     d: DbKeys,
-    seen: Collection[int],
+    seen: Collection[int] | MetKeys,
     since_ms: int,
     until_ms: int,
     clock_ms: int,
@@ -362,7 +354,8 @@ def ttl_outcomes(
     ``d.undecided``, which the caller takes as the server has them) against a server that
     began its load at ``since_ms``, was read until ``until_ms`` and whose clock said
     ``clock_ms`` then. Whether a key whose TTL ran out in (since, until] is still there is
-    what the read found: ``seen``, the name hashes of the watched keys it found (a SCAN read);
+    what the read found: ``seen``, the keys a SCAN read counted (:class:`MetKeys`, or any
+    collection of name hashes);
     for a snapshot the server took at ``cut_ms`` by its clock, whether the TTL runs out after
     ``cut_ms`` (the snapshot's own keys are cut there too: nothing needs watching); for a
     cluster, ``slot_cuts``: per slot, the cut of the primary that holds it (None: that one was
@@ -378,11 +371,11 @@ def ttl_outcomes(
     decided = _not_in(hashes, d.undecided)
     if slot_cuts is not None:
         cuts = pc.take(pa.array(slot_cuts, pa.int64()), slots)
-        there = pc.coalesce(pc.greater(ms, cuts), pc.invert(_not_in(hashes, seen)))
+        there = pc.coalesce(pc.greater(ms, cuts), _found(hashes, seen))
     elif cut_ms is not None:
         there = pc.greater(ms, cut_ms)
     else:
-        there = pc.invert(_not_in(hashes, seen))
+        there = _found(hashes, seen)
     before = pc.and_(decided, pc.less_equal(ms, since_ms))
     in_read = pc.and_(decided, pc.and_(pc.greater(ms, since_ms), pc.less_equal(ms, until_ms)))
     after = pc.and_(decided, pc.and_(pc.greater(ms, until_ms), pc.less_equal(ms, clock_ms)))
@@ -392,6 +385,15 @@ def ttl_outcomes(
         watched_in_read=count_true(pc.and_(in_read, there)),
         running_out=d.ttls.pick(after),
     )
+
+
+def _found(hashes: pa.Array, seen: Collection[int] | MetKeys) -> pa.Array:
+    """Whether each of ``hashes`` is one the read found."""
+    if isinstance(seen, MetKeys):
+        mask = seen.contains(fixed_bytes(hashes, 8))
+        found = pa.Array.from_buffers(pa.uint8(), len(hashes), [None, pa.py_buffer(mask)])
+        return pc.not_equal(found, 0)
+    return pc.invert(_not_in(hashes, seen))
 
 
 def _not_in(hashes: pa.Array, leave_out: Collection[int]) -> pa.Array:

@@ -65,7 +65,8 @@ from toolkit.steps import (
 Version = tuple[int, ...]
 T = TypeVar("T")
 
-# Keys whose TTL runs out within this long after the load began are watched on the server.
+# Keys whose TTL runs out within this long after the load began are judged by what the read
+# found (later: running out, allowed either way).
 WATCH_MS = 3600 * 1000
 _VIA = {
     "snapshot": "read as its replication snapshot",
@@ -392,9 +393,9 @@ def read_expected(
     quick_fork: bool = False,
 ) -> LiveKeyspace:
     """Read a server that loaded ``result``'s backup at ``since_ms``: the types the backup
-    holds, and the keys whose presence only the server can tell (watched by name): those
-    touched by commands the AOF model does not apply, and those whose TTL runs out within
-    :data:`WATCH_MS` of the load.
+    holds, and the keys touched by commands the AOF model does not apply (watched by name:
+    only the server can tell). Whether a key whose TTL ran out within :data:`WATCH_MS` of the
+    load is there, a SCAN read says by the keys it counted (``LiveDb.met``).
 
     With ``server``, it is read as its replication snapshot where it gives one
     (:mod:`toolkit.stage.live_snapshot`; ``quick_fork`` as there), else by SCAN, the reason
@@ -413,7 +414,7 @@ def read_expected(
             return live
     inv = result.inventory.databases if result.inventory else {}
     types = {t for stats in inv.values() for t, n in stats.by_type.items() if n}
-    watch = keys.watch(since_ms, since_ms + WATCH_MS) if keys else None
+    watch = keys.undecided() if keys else None
     return read_live(client, watch=watch, types=types, progress=progress)
 
 

@@ -73,12 +73,6 @@ class Ttls:
         ms, hashes, _types, slots = self._arrays()
         return ms, hashes, slots
 
-    def between(self, after_ms: int, until_ms: int) -> set[int]:
-        """The name hashes of the keys whose TTL runs out in (after_ms, until_ms]."""
-        ms, hashes, _slots = self.columns()
-        picked = pc.and_(pc.greater(ms, after_ms), pc.less_equal(ms, until_ms))
-        return set(pc.filter(hashes, picked).to_pylist())
-
     def pick(self, test: pa.Array) -> Gone:
         """The keys where the boolean column ``test`` (one row a key, in the order of
         :meth:`columns`) is true."""

@@ -39,7 +39,7 @@ from toolkit.restore.network.plan import (
 from toolkit.restore.network.source import Item, RdbSource
 from toolkit.restore.network.target import reply_names
 from toolkit.server.connect import Server
-from toolkit.server.read import LiveDb, LiveKeyspace, info_keyspace, parse_version
+from toolkit.server.read import LiveDb, LiveKeyspace, MetKeys, info_keyspace, parse_version
 from toolkit.stage.compare import Allowance, BackupKeys, Comparison, Mismatch
 from toolkit.stage.drill import compare_expected, read_expected
 from toolkit.text import utc_iso
@@ -205,6 +205,10 @@ def merge(lives: list[LiveKeyspace], slots: list[list[int]]) -> LiveKeyspace:
             m.scanned += d.scanned
             m.digest ^= d.digest
             m.watched.update(d.watched)
+            if d.met is not None:  # a primary read by SCAN: the keys it counted
+                if m.met is None:
+                    m.met = MetKeys()
+                m.met.update(d.met)
             for t, n in d.by_type.items():
                 m.by_type[t] = m.by_type.get(t, 0) + n
         out.time_ms = max(out.time_ms, lv.time_ms)
