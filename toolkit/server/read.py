@@ -105,10 +105,10 @@ class LiveKeyspace:
     # or "info" (INFO keyspace counts alone: no types, no key names)
     via: str = "scan"
     # A snapshot cut at this server time (ms): every key whose TTL runs out after it is there,
-    # none other with a TTL (its keys with a TTL were not watched by name); None otherwise.
+    # none other with a TTL (no key with a TTL is watched by name); None otherwise.
     cut_ms: int | None = None
     # A cluster's primaries read as one: per slot (16384), the cut of the snapshot of the
-    # primary that holds it, or None where that one was read by SCAN (its keys watched).
+    # primary that holds it, or None where that one was read by SCAN (the keys it met say).
     slot_cuts: list[int | None] | None = None
 
     @property
