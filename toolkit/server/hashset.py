@@ -1,5 +1,5 @@
 """A set of 64-bit key-name hashes, added to a batch at a time: what the SCAN reader keeps of
-the keys it has met (SCAN may return a key twice), and of those of each type.
+the keys it has met (SCAN may return a key twice), asked later whether it met a key.
 
 The C one (``_hashset.c``, built where a compiler is at hand) holds 8 bytes a slot, 11 to 21
 bytes a hash; a Python set of ints holds about 70. :func:`hash_set` gives the C one, or the
